@@ -1,0 +1,24 @@
+# rig_ros: two commands on a fresh machine, `make demo` and `make test`.
+SHELL := /bin/bash
+ENV := . scripts/env.sh &&
+RUN_DIR ?= runs/demo
+
+.PHONY: setup demo test test-unit bench clean
+
+setup:
+	@bash scripts/setup.sh
+
+demo: setup
+	@$(ENV) python -m rig_ros.cli demo --run-dir $(RUN_DIR)
+
+test: setup
+	@$(ENV) python -m pytest rig_ros/test -q
+
+test-unit: setup
+	@$(ENV) python -m pytest rig_ros/test/unit -q
+
+bench: setup
+	@$(ENV) python bench/sim_throughput.py && python bench/learning.py
+
+clean:
+	rm -rf build install log .setup-stamps runs

@@ -1,0 +1,1 @@
+"""Pure PyTorch/NumPy RIG engine: no rclpy here."""

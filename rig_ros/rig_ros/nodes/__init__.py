@@ -1,0 +1,1 @@
+"""Thin rclpy nodes, one per file."""

@@ -1,0 +1,1 @@
+"""Real Sawyer kinematics, safety and intera backends: no rclpy here."""

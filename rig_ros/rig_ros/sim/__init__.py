@@ -1,0 +1,1 @@
+"""Simulated Sawyer on plain MuJoCo with metaworld's assets: no rclpy here."""
