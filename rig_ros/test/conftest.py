@@ -1,0 +1,16 @@
+"""Shared test settings: offscreen rendering, ROS logs in the build tree, small thread pools."""
+
+import os
+import pathlib
+
+_ROOT = pathlib.Path(__file__).resolve().parents[2]
+os.environ.setdefault('MUJOCO_GL', 'egl')
+os.environ.setdefault('PYOPENGL_PLATFORM', 'egl')
+os.environ.setdefault('ROS_LOG_DIR', str(_ROOT / 'build' / 'ros_log'))
+
+try:
+    import torch
+    # Two cores are shared by the tests and the processes they start.
+    torch.set_num_threads(1)
+except ImportError:  # pragma: no cover - torch is a pinned requirement
+    pass
