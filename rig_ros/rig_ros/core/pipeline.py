@@ -1,0 +1,502 @@
+"""The RIG pipeline, in process: collect -> pretrain VAE -> practise with imagined goals -> evaluate.
+
+Every stage writes its result into a run directory and is skipped when that result is already
+there, so an interrupted run resumes where it stopped (RL resumes from its last checkpoint).
+The environment is anything with the `GoalEnv` shape below (the simulated Sawyer here).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import pathlib
+import time
+from typing import Any, Callable, Protocol
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from rig_ros.core import checkpoints
+from rig_ros.core.preprocessing import CropBox, preprocess, PreprocessConfig
+from rig_ros.core.replay import GoalReplayBuffer, RelabelConfig
+from rig_ros.core.rewards import euclidean_latent_reward
+from rig_ros.core.td3 import GoalConditionedTD3, TD3Config
+from rig_ros.core.vae import ConvVAE, encode_images, VAEConfig, VAETrainer
+
+FORMAT_VERSION = 1
+
+
+class GoalEnv(Protocol):
+    """What the pipeline needs from a simulated (or real) robot."""
+
+    action_dim: int
+
+    def reset(self, seed: int | None = None) -> None: ...  # noqa: D102
+    def step(self, action: np.ndarray) -> None: ...  # noqa: D102
+    def render(self, height: int | None = None, width: int | None = None) -> np.ndarray: ...  # noqa: D102, E501
+    def state_vector(self) -> np.ndarray: ...  # noqa: D102
+    def sample_goal_state(self, rng: np.random.Generator) -> np.ndarray: ...  # noqa: D102
+    def render_goal(self, goal_state: np.ndarray, height: int | None = None,  # noqa: D102
+                    width: int | None = None) -> np.ndarray: ...
+    def distances(self, goal_state: np.ndarray) -> dict[str, float]: ...  # noqa: D102
+
+
+@dataclasses.dataclass
+class PipelineConfig:
+    """One RIG run: every stage's budget and settings."""
+
+    task: str = 'reacher'
+    seed: int = 0
+    # Camera frames as the robot delivers them, and the crop the camera pipeline applies.
+    raw_height: int = 84
+    raw_width: int = 84
+    crop: tuple[int, int, int, int] | None = None  # top, left, height, width in raw pixels
+    image_size: int = 48
+    # Stage 1: random exploration images (the scene is re-set every `collect_episode_length`).
+    collect_images: int = 5000
+    collect_episode_length: int = 50
+    # Stage 2: VAE pretraining.
+    vae: VAEConfig = dataclasses.field(default_factory=VAEConfig)
+    vae_steps: int = 5000
+    # Stage 3: RL with imagined goals.
+    td3: TD3Config = dataclasses.field(default_factory=TD3Config)
+    relabel: RelabelConfig = dataclasses.field(default_factory=RelabelConfig)
+    rl_steps: int = 10_000
+    episode_length: int = 50
+    replay_capacity: int = 100_000
+    reward: str = 'euclidean'  # or 'mahalanobis'
+    fine_tune_vae_every: int = 0  # env steps between VAE fine-tuning rounds; 0 keeps it frozen
+    fine_tune_vae_steps: int = 200
+    checkpoint_every: int = 2500
+    # Stage 4: evaluation on goal images.
+    eval_every: int = 2500
+    eval_goals: int = 20
+    success_threshold_m: float = 0.05
+
+    def __post_init__(self) -> None:
+        """Check the budgets; a bad value names itself."""
+        for name in ('raw_height', 'raw_width', 'collect_images', 'collect_episode_length',
+                     'episode_length', 'replay_capacity', 'eval_goals', 'checkpoint_every',
+                     'eval_every'):
+            if int(getattr(self, name)) <= 0:
+                raise ValueError(f'{name} must be positive, got {getattr(self, name)!r}')
+        for name in ('vae_steps', 'rl_steps', 'fine_tune_vae_every', 'fine_tune_vae_steps'):
+            if int(getattr(self, name)) < 0:
+                raise ValueError(f'{name} must be >= 0, got {getattr(self, name)!r}')
+        if self.image_size not in (48, 84):
+            raise ValueError(f'image_size must be 48 or 84, got {self.image_size!r}')
+        if self.reward not in ('euclidean', 'mahalanobis'):
+            raise ValueError(f"reward must be 'euclidean' or 'mahalanobis', got {self.reward!r}")
+        if self.vae.image_size != self.image_size:
+            self.vae = dataclasses.replace(self.vae, image_size=self.image_size)
+
+    @property
+    def preprocess_config(self) -> PreprocessConfig:
+        """The camera pipeline's preprocessing for this run."""
+        crop = CropBox(*self.crop) if self.crop is not None else None
+        return PreprocessConfig(crop=crop, size=self.image_size)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form (nested configs included)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> 'PipelineConfig':
+        """Inverse of `to_dict`."""
+        values = dict(values)
+        values['vae'] = VAEConfig(**values.get('vae', {}))
+        values['td3'] = TD3Config(**_tuples(values.get('td3', {})))
+        values['relabel'] = RelabelConfig(**values.get('relabel', {}))
+        if values.get('crop') is not None:
+            values['crop'] = tuple(values['crop'])
+        return cls(**values)
+
+
+def _tuples(values: dict[str, Any]) -> dict[str, Any]:
+    return {key: tuple(value) if isinstance(value, list) else value
+            for key, value in values.items()}
+
+
+class LatentObserver:
+    """Raw camera frame -> preprocessed image -> VAE mean: what the graph's nodes do per frame."""
+
+    def __init__(self, vae: ConvVAE, preprocess_config: PreprocessConfig) -> None:
+        self.vae = vae
+        self.preprocess_config = preprocess_config
+
+    def image(self, raw: np.ndarray) -> np.ndarray:
+        """Preprocess one raw RGB frame."""
+        return preprocess(raw, self.preprocess_config)
+
+    def encode(self, images: np.ndarray) -> np.ndarray:
+        """Encoder means for uint8 NHWC images."""
+        mean, _ = encode_images(self.vae, images)
+        return mean
+
+    def observe(self, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Preprocessed image and its latent mean."""
+        image = self.image(raw)
+        return image, self.encode(image[None])[0]
+
+
+def _write_json(path: pathlib.Path, values: Any) -> None:
+    tmp = path.with_suffix(path.suffix + '.tmp')
+    tmp.write_text(json.dumps(values, indent=2, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def _append_jsonl(path: pathlib.Path, values: dict[str, Any]) -> None:
+    with path.open('a') as stream:
+        stream.write(json.dumps(values) + '\n')
+
+
+def collect_images(env: GoalEnv, config: PipelineConfig, progress: bool = True) -> np.ndarray:
+    """Stage 1: random exploration images, re-setting the scene every episode.
+
+    Actions are uniform in [-1, 1] and held for a few steps, so the hand wanders across the
+    workspace instead of jittering around the reset point.
+    """
+    rng = np.random.default_rng(config.seed)
+    images = np.empty((config.collect_images, config.image_size, config.image_size, 3), np.uint8)
+    action = np.zeros(env.action_dim)
+    for index in tqdm(range(config.collect_images), desc='collect', disable=not progress,
+                      unit='img'):
+        step = index % config.collect_episode_length
+        if step == 0:
+            env.reset(seed=int(rng.integers(2**31)))
+        if step % 5 == 0:
+            action = rng.uniform(-1.0, 1.0, env.action_dim)
+        env.step(action)
+        images[index] = preprocess(env.render(config.raw_height, config.raw_width),
+                                   config.preprocess_config)
+    return images
+
+
+def make_vae(config: PipelineConfig) -> ConvVAE:
+    """A VAE for this run, seeded."""
+    torch.manual_seed(config.seed)
+    return ConvVAE(config.vae)
+
+
+def make_agent(config: PipelineConfig, obs_dim: int, goal_dim: int,
+               action_dim: int) -> GoalConditionedTD3:
+    """The goal-conditioned TD3 agent, seeded."""
+    td3 = dataclasses.replace(config.td3, seed=config.seed)
+    return GoalConditionedTD3(obs_dim, goal_dim, action_dim, td3)
+
+
+@dataclasses.dataclass
+class Evaluation:
+    """Final distances to each evaluation goal."""
+
+    hand_distance: list[float]
+    puck_distance: list[float]
+    success_threshold_m: float
+
+    @property
+    def success_rate(self) -> float:
+        """Fraction of goals finished within the threshold (hand+puck for pushing)."""
+        total = np.asarray(self.hand_distance) + np.asarray(self.puck_distance or 0.0)
+        return float(np.mean(total < self.success_threshold_m))
+
+    def summary(self, prefix: str) -> dict[str, float]:
+        """Median/mean/success figures with a key prefix."""
+        figures = {
+            f'{prefix}_success_rate': self.success_rate,
+            f'{prefix}_final_hand_distance_median': float(np.median(self.hand_distance)),
+            f'{prefix}_final_hand_distance_mean': float(np.mean(self.hand_distance)),
+        }
+        if self.puck_distance:
+            figures[f'{prefix}_final_puck_distance_median'] = float(
+                np.median(self.puck_distance))
+            figures[f'{prefix}_final_puck_distance_mean'] = float(np.mean(self.puck_distance))
+        return figures
+
+
+def evaluation_goals(env: GoalEnv, count: int, seed: int) -> np.ndarray:
+    """Goal states for evaluation, the same for every method of a seed."""
+    rng = np.random.default_rng(10_000 + seed)
+    return np.stack([env.sample_goal_state(rng) for _ in range(count)])
+
+
+def rollout_to_goal(env: GoalEnv, act: Callable[[], np.ndarray], steps: int,
+                    goal_state: np.ndarray, reset_seed: int,
+                    before_step: Callable[[], None] | None = None) -> dict[str, float]:
+    """Reset, run `act` for `steps` steps, and return the final distances to `goal_state`."""
+    env.reset(seed=reset_seed)
+    for _ in range(steps):
+        if before_step is not None:
+            before_step()
+        env.step(act())
+    return env.distances(goal_state)
+
+
+def _evaluation(results: list[dict[str, float]], threshold: float) -> Evaluation:
+    return Evaluation(
+        hand_distance=[r['hand_distance'] for r in results],
+        puck_distance=[r['puck_distance'] for r in results if 'puck_distance' in r],
+        success_threshold_m=threshold)
+
+
+def evaluate_rig(env: GoalEnv, agent: GoalConditionedTD3, observer: LatentObserver,
+                 config: PipelineConfig, goal_states: np.ndarray) -> Evaluation:
+    """Reach each goal given as an image (rendered at the goal state), policy without noise."""
+    results = []
+    for index, goal_state in enumerate(goal_states):
+        env.reset(seed=index)
+        goal_image = observer.image(
+            env.render_goal(goal_state, config.raw_height, config.raw_width))
+        goal = observer.encode(goal_image[None])[0]
+        latent = {}
+
+        def observe() -> None:
+            latent['z'] = observer.observe(env.render(config.raw_height, config.raw_width))[1]
+
+        results.append(rollout_to_goal(
+            env, lambda: agent.act(latent['z'], goal, explore=False), config.episode_length,
+            goal_state, reset_seed=index, before_step=observe))
+    return _evaluation(results, config.success_threshold_m)
+
+
+def evaluate_random(env: GoalEnv, config: PipelineConfig,
+                    goal_states: np.ndarray) -> Evaluation:
+    """A uniformly random policy on the same goals: the floor."""
+    rng = np.random.default_rng(config.seed)
+    results = [
+        rollout_to_goal(env, lambda: rng.uniform(-1.0, 1.0, env.action_dim),
+                        config.episode_length, goal_state, reset_seed=index)
+        for index, goal_state in enumerate(goal_states)]
+    return _evaluation(results, config.success_threshold_m)
+
+
+def practice_loop(env: GoalEnv, agent: GoalConditionedTD3, buffer: GoalReplayBuffer,
+                  observe: Callable[[], tuple[np.ndarray, np.ndarray | None]],
+                  episode_goal: Callable[[], np.ndarray], config: PipelineConfig,
+                  rng: np.random.Generator, start_step: int,
+                  after_step: Callable[[int], None], metrics_path: pathlib.Path | None = None,
+                  progress: bool = True) -> int:
+    """Goal-conditioned practice: an episode per goal, TD3 updates after every step.
+
+    `observe` returns the observation (a latent, or the true state for the oracle) and the image
+    kept for latent refreshes (or None); `episode_goal` draws the goal of an episode (an imagined
+    goal from the VAE prior for RIG). Before `learning_starts` the actions are uniform random.
+    """
+    step = start_step
+    bar = tqdm(total=config.rl_steps, initial=step, desc='practice', unit='step',
+               disable=not progress)
+    while step < config.rl_steps:
+        env.reset(seed=int(rng.integers(2**31)))
+        agent.reset_noise()
+        goal = episode_goal()
+        observation, _ = observe()
+        for t in range(config.episode_length):
+            if step < config.td3.learning_starts:
+                action = rng.uniform(-1.0, 1.0, env.action_dim)
+            else:
+                action = agent.act(observation, goal, explore=True)
+            env.step(action)
+            next_observation, next_image = observe()
+            buffer.add_step(observation, action, next_observation, goal, next_image=next_image,
+                            episode_end=t == config.episode_length - 1)
+            observation = next_observation
+            step += 1
+            bar.update(1)
+            if step >= config.td3.learning_starts:
+                for _ in range(config.td3.updates_per_step):
+                    metrics = agent.update(buffer.sample(config.td3.batch_size))
+                if metrics_path is not None and step % 500 == 0:
+                    _append_jsonl(metrics_path, {'stage': 'practice', 'rl_step': step,
+                                                 **metrics})
+            after_step(step)
+            if step >= config.rl_steps:
+                break
+    bar.close()
+    return step
+
+
+class RigPipeline:
+    """Runs (or resumes) the four stages in a run directory."""
+
+    def __init__(self, env: GoalEnv, config: PipelineConfig, run_dir: str | os.PathLike,
+                 progress: bool = True, log: Callable[[str], None] = print) -> None:
+        self.env = env
+        self.config = config
+        self.run_dir = pathlib.Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.progress = progress
+        self.log = log
+        self.stage_wall_s: dict[str, float] = {}
+        self._check_config()
+
+    # Paths of the stages' results.
+    @property
+    def images_path(self) -> pathlib.Path:
+        """Collected images."""
+        return self.run_dir / 'images.npz'
+
+    @property
+    def vae_path(self) -> pathlib.Path:
+        """Pretrained VAE checkpoint."""
+        return self.run_dir / 'vae.safetensors'
+
+    @property
+    def rl_path(self) -> pathlib.Path:
+        """Latest RL checkpoint (agent + counters)."""
+        return self.run_dir / 'rl.safetensors'
+
+    @property
+    def replay_path(self) -> pathlib.Path:
+        """Replay buffer saved with the RL checkpoint."""
+        return self.run_dir / 'replay.npz'
+
+    @property
+    def metrics_path(self) -> pathlib.Path:
+        """One JSON line per evaluation and per logging interval."""
+        return self.run_dir / 'metrics.jsonl'
+
+    def _check_config(self) -> None:
+        path = self.run_dir / 'config.json'
+        current = self.config.to_dict()
+        if path.exists():
+            saved = json.loads(path.read_text())
+            if saved != json.loads(json.dumps(current)):
+                raise ValueError(
+                    f'{self.run_dir} holds a run with a different configuration; '
+                    'use another --run-dir or delete it')
+        else:
+            _write_json(path, current)
+
+    def _timed(self, stage: str, work: Callable[[], Any]) -> Any:
+        start = time.perf_counter()
+        result = work()
+        self.stage_wall_s[stage] = self.stage_wall_s.get(stage, 0.0) + (
+            time.perf_counter() - start)
+        return result
+
+    # Stage 1.
+    def images(self) -> np.ndarray:
+        """Collected images (collecting them on first use)."""
+        if self.images_path.exists():
+            with np.load(self.images_path) as data:
+                return data['images']
+        self.log(f'collecting {self.config.collect_images} exploration images')
+        images = self._timed('collect', lambda: collect_images(
+            self.env, self.config, self.progress))
+        tmp = self.run_dir / 'images.tmp.npz'
+        np.savez_compressed(tmp, images=images)
+        os.replace(tmp, self.images_path)
+        return images
+
+    # Stage 2.
+    def vae(self) -> ConvVAE:
+        """The pretrained VAE (training it on first use)."""
+        vae = make_vae(self.config)
+        if self.vae_path.exists():
+            saved = checkpoints.load_checkpoint(self.vae_path)
+            vae.load_state_dict(saved.modules['vae'])
+            vae.eval()
+            return vae
+        images = self.images()
+        self.log(f'pretraining the VAE for {self.config.vae_steps} steps')
+        trainer = VAETrainer(vae, self.config.vae)
+        history = self._timed('pretrain', lambda: trainer.fit(
+            images, self.config.vae_steps, progress=self.progress))
+        if history:
+            _append_jsonl(self.metrics_path, {'stage': 'pretrain', **history[-1]})
+        vae.eval()
+        checkpoints.save_checkpoint(
+            self.vae_path, {'vae': vae.state_dict()}, {}, dataclasses.asdict(self.config.vae),
+            {'format_version': FORMAT_VERSION, 'steps': self.config.vae_steps})
+        return vae
+
+    # Stage 3 (+ periodic stage 4).
+    def practise(self) -> tuple[GoalConditionedTD3, LatentObserver, list[dict[str, Any]]]:
+        """RL with imagined goals, resuming from the last checkpoint."""
+        config, env = self.config, self.env
+        vae = self.vae()
+        observer = LatentObserver(vae, config.preprocess_config)
+        latent_dim = config.vae.latent_dim
+        agent = make_agent(config, latent_dim, latent_dim, env.action_dim)
+        rng = np.random.default_rng(config.seed + 1)
+
+        def prior(count: int) -> np.ndarray:
+            return rng.standard_normal((count, latent_dim)).astype(np.float32)
+
+        buffer = GoalReplayBuffer(
+            capacity=config.replay_capacity, obs_dim=latent_dim, goal_dim=latent_dim,
+            action_dim=env.action_dim, reward_fn=euclidean_latent_reward,
+            prior_goal_sampler=prior, relabel=config.relabel,
+            image_shape=(config.image_size, config.image_size, 3), seed=config.seed)
+        step = 0
+        curve: list[dict[str, Any]] = []
+        if self.rl_path.exists() and self.replay_path.exists():
+            saved = checkpoints.load_checkpoint(self.rl_path)
+            agent.load_state_dict(saved.modules, saved.optimizers)
+            with np.load(self.replay_path) as data:
+                buffer.restore({key: data[key] for key in data.files})
+            step = int(saved.metadata['step'])
+            curve = list(saved.metadata.get('curve', []))
+            self.log(f'resuming practice at step {step}')
+        goal_states = evaluation_goals(env, config.eval_goals, config.seed)
+
+        def evaluate(at_step: int) -> None:
+            result = evaluate_rig(env, agent, observer, config, goal_states)
+            point = {'stage': 'eval', 'rl_step': at_step,
+                     'env_steps_total': at_step + config.collect_images,
+                     **result.summary('rig'), 'rig_hand_distances': result.hand_distance,
+                     'rig_puck_distances': result.puck_distance}
+            curve.append(point)
+            _append_jsonl(self.metrics_path, point)
+            self.log(f"step {at_step}: success {point['rig_success_rate']:.2f}, median hand "
+                     f"distance {point['rig_final_hand_distance_median'] * 100:.1f} cm")
+
+        if step == 0 and not curve:
+            evaluate(0)
+
+        def after_step(at_step: int) -> None:
+            if config.fine_tune_vae_every and at_step % config.fine_tune_vae_every == 0:
+                self._fine_tune(vae, buffer)
+            if at_step % config.eval_every == 0 or at_step == config.rl_steps:
+                evaluate(at_step)
+            if at_step % config.checkpoint_every == 0 or at_step == config.rl_steps:
+                self._save_rl(agent, buffer, at_step, curve)
+
+        def observe() -> tuple[np.ndarray, np.ndarray]:
+            image, latent = observer.observe(env.render(config.raw_height, config.raw_width))
+            return latent, image
+
+        self._timed('practice', lambda: practice_loop(
+            env, agent, buffer, observe, lambda: prior(1)[0], config, rng, step, after_step,
+            self.metrics_path, self.progress))
+        return agent, observer, curve
+
+    def _fine_tune(self, vae: ConvVAE, buffer: GoalReplayBuffer) -> None:
+        images = buffer.images()
+        trainer = VAETrainer(vae, self.config.vae)
+        trainer.fit(images, self.config.fine_tune_vae_steps, progress=False)
+        vae.eval()
+        buffer.refresh_latents(lambda batch: encode_images(vae, batch)[0])
+
+    def _save_rl(self, agent: GoalConditionedTD3, buffer: GoalReplayBuffer, step: int,
+                 curve: list[dict[str, Any]]) -> None:
+        tmp = self.run_dir / 'replay.tmp.npz'
+        np.savez(tmp, **buffer.export())
+        os.replace(tmp, self.replay_path)
+        modules, optimizers = agent.checkpoint_state()
+        checkpoints.save_checkpoint(
+            self.rl_path, modules, optimizers, dataclasses.asdict(self.config.td3),
+            {'format_version': FORMAT_VERSION, 'step': step, 'curve': curve})
+
+    def run(self) -> dict[str, Any]:
+        """All stages; returns the final figures (also written to `result.json`)."""
+        start = time.perf_counter()
+        self.images()
+        self.vae()
+        agent, observer, curve = self.practise()
+        result = {'task': self.config.task, 'seed': self.config.seed, 'curve': curve,
+                  'stage_wall_s': self.stage_wall_s,
+                  'wall_s': time.perf_counter() - start, **curve[-1]}
+        _write_json(self.run_dir / 'result.json', result)
+        return result
