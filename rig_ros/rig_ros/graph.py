@@ -1,0 +1,333 @@
+"""The RIG node graph, described once in plain Python (no rclpy, no launch).
+
+`practice_graph` and `reach_graph` return `NodeSpec` lists. Two consumers turn them into
+processes: `rig_ros.runner` (here, `rig practice` / `rig reach`) and `launch/*.launch.py`
+(`ros2 launch` on a full ROS 2 install). Both read the same specs, so what runs here is what
+launches there.
+
+Layout (see docs/fleet.md):
+- Every robot chain lives in its own namespace `robot_<i>` (also when there is one robot), under
+  the optional fleet namespace: `/robot_0/camera_pipeline`, `/lab/robot_1/policy`, ... Topic and
+  service names below are relative, so one chain's names are the same for every robot.
+- One learner per fleet, in the fleet namespace. Per-robot nodes reach it through remappings:
+  `rig/transition` and `rig/weights` resolve to `/<fleet>/rig/transition` and
+  `/<fleet>/rig/weights` for every robot, whatever its namespace.
+- One goal scheduler per robot: episodes, resets and goals are per robot.
+- `sim=True` starts a `mujoco_sim` per robot. `sim=False` starts no robot node: the robot's
+  driver (for example intera through ros1_bridge) must serve `camera/image_raw`, `ee_velocity`
+  and `robot/reset` in the robot's namespace; `camera_topic` remaps the camera input to the
+  driver's topic.
+- Parameter files are layered: the task's `config/<task>.yaml`, then the user's
+  `params_file`; the spec's own `parameters` (task, seeds, modes) come last and win.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+import pathlib
+from typing import Any, Callable, Mapping, Optional, Sequence
+
+PACKAGE = 'rig_ros'
+TASKS = ('reacher', 'pusher', 'multi_pusher')
+ROBOT_NAMESPACE_PREFIX = 'robot_'
+
+# Topic and service names, relative to the robot's namespace (the learner's: the fleet's).
+CAMERA_IMAGE_TOPIC = 'camera/image_raw'  # sensor_msgs/Image, any size and encoding
+IMAGE_TOPIC = 'rig/image'  # sensor_msgs/Image, 84x84 rgb8
+LATENT_TOPIC = 'rig/latent'  # rig_msgs/LatentState
+GOAL_TOPIC = 'rig/goal'  # rig_msgs/LatentState, latched
+GOAL_IMAGE_TOPIC = 'rig/goal_image'  # sensor_msgs/Image from a user
+EE_VELOCITY_TOPIC = 'ee_velocity'  # geometry_msgs/TwistStamped
+TRANSITION_TOPIC = 'rig/transition'  # rig_msgs/Transition, fleet-wide
+WEIGHTS_TOPIC = 'rig/weights'  # rig_msgs/Weights, latched, fleet-wide
+ENCODE_SERVICE = 'rig/encode'  # rig_msgs/Encode
+RESET_SERVICE = 'robot/reset'  # std_srvs/Trigger
+ACTIVATE_SERVICE = 'policy/activate'  # std_srvs/SetBool
+
+# Executables (console scripts of rig_ros) and the node names they run under.
+MUJOCO_SIM = 'mujoco_sim'
+CAMERA_PIPELINE = 'camera_pipeline'
+VAE_ENCODER = 'vae_encoder'
+POLICY = 'policy'
+GOAL_SCHEDULER = 'goal_scheduler'
+LEARNER = 'learner'
+
+# Topics shared by the whole fleet (remapped to the fleet namespace in every robot chain).
+FLEET_TOPICS = (TRANSITION_TOPIC, WEIGHTS_TOPIC)
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """One node of the graph: what to run, under which name, with which settings.
+
+    name: node name (`-r __node:=`).
+    executable: console script of the `package` (also `rig_ros.nodes.<executable>:main`).
+    namespace: absolute namespace (`-r __ns:=`), '/' for the root.
+    parameters: overrides applied after every parameter file.
+    param_files: YAML files, applied in order (later files win).
+    remappings: (from, to) topic/service remappings.
+    package: the ROS package of the executable.
+    """
+
+    name: str
+    executable: str
+    namespace: str = '/'
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+    param_files: tuple[str, ...] = ()
+    remappings: tuple[tuple[str, str], ...] = ()
+    package: str = PACKAGE
+
+    def __post_init__(self) -> None:
+        if not _is_name(self.name):
+            raise ValueError(f'invalid node name {self.name!r}')
+        if not self.namespace.startswith('/') or (
+                self.namespace != '/' and not all(
+                    _is_name(part) for part in self.namespace[1:].split('/'))):
+            raise ValueError(f'invalid namespace {self.namespace!r} of node {self.name!r}')
+        object.__setattr__(self, 'parameters', dict(self.parameters))
+        object.__setattr__(self, 'param_files', tuple(str(p) for p in self.param_files))
+        object.__setattr__(self, 'remappings', tuple(
+            (str(src), str(dst)) for src, dst in self.remappings))
+
+    @property
+    def fully_qualified_name(self) -> str:
+        """`/namespace/name`, the node's name in the ROS graph."""
+        return join_names(self.namespace, self.name)
+
+
+def _is_name(token: str) -> bool:
+    return bool(token) and not token[0].isdigit() and all(
+        c.isalnum() or c == '_' for c in token) and token.isascii()
+
+
+def join_names(namespace: str, name: str) -> str:
+    """Join a namespace and a relative name into an absolute name."""
+    namespace = '/' + namespace.strip('/')
+    return namespace.rstrip('/') + '/' + name.strip('/')
+
+
+def fleet_namespace(namespace: str = '') -> str:
+    """Return the absolute fleet namespace: '/' or '/<namespace>'."""
+    return '/' + namespace.strip('/')
+
+
+def robot_namespace(index: int, namespace: str = '') -> str:
+    """Return the absolute namespace of robot chain `index` under the fleet `namespace`."""
+    return join_names(namespace, f'{ROBOT_NAMESPACE_PREFIX}{index}')
+
+
+def config_file(task: str) -> str:
+    """Return the task's parameter file: the installed share's, else the source tree's."""
+    name = f'{task}.yaml'
+    try:
+        from ament_index_python.packages import get_package_share_directory
+        installed = pathlib.Path(get_package_share_directory(PACKAGE)) / 'config' / name
+        if installed.is_file():
+            return str(installed)
+    except (ImportError, LookupError, KeyError, ValueError):
+        pass
+    source = pathlib.Path(__file__).resolve().parents[1] / 'config' / name
+    if source.is_file():
+        return str(source)
+    raise FileNotFoundError(f'no parameter file for task {task!r} (looked for {name} in the '
+                            f'{PACKAGE} share directory and {source.parent})')
+
+
+def _check_common(task: str, robots: int, params_file: Optional[str]) -> None:
+    if task not in TASKS:
+        raise ValueError(f'unknown task {task!r}; expected one of {", ".join(TASKS)}')
+    if isinstance(robots, bool) or not isinstance(robots, int) or robots < 1:
+        raise ValueError(f'robots must be a positive integer, got {robots!r}')
+    if params_file and not pathlib.Path(params_file).is_file():
+        raise ValueError(f'params_file {params_file!r} does not exist')
+
+
+def _robot_chain(index: int, *, namespace: str, param_files: tuple[str, ...], task: str,
+                 sim: bool, lockstep: bool, seed: int, camera_topic: Optional[str],
+                 practice: bool) -> list[NodeSpec]:
+    """Describe one robot's nodes: sim, pipeline, encoder, policy and goal scheduler."""
+    ns = robot_namespace(index, namespace)
+    robot_id = ns.strip('/')
+    robot_seed = seed + 1000 * (index + 1)
+    weights = ((WEIGHTS_TOPIC, join_names(namespace, WEIGHTS_TOPIC)),)
+    transitions = ((TRANSITION_TOPIC, join_names(namespace, TRANSITION_TOPIC)),)
+    nodes = []
+    if sim:
+        nodes.append(NodeSpec(MUJOCO_SIM, MUJOCO_SIM, ns, {
+            'task': task, 'lockstep': lockstep, 'seed': robot_seed}, param_files))
+    camera_remap = ((CAMERA_IMAGE_TOPIC, camera_topic),) if camera_topic else ()
+    nodes.append(NodeSpec(CAMERA_PIPELINE, CAMERA_PIPELINE, ns, {}, param_files, camera_remap))
+    nodes.append(NodeSpec(VAE_ENCODER, VAE_ENCODER, ns, {}, param_files, weights))
+    nodes.append(NodeSpec(POLICY, POLICY, ns, {
+        'robot_id': robot_id, 'explore': practice, 'publish_transitions': practice,
+        'seed': robot_seed + 1}, param_files, weights + transitions))
+    nodes.append(NodeSpec(GOAL_SCHEDULER, GOAL_SCHEDULER, ns, {
+        'goal_source': 'prior' if practice else 'image', 'seed': robot_seed + 2},
+        param_files, weights))
+    return nodes
+
+
+def _param_files(task: str, params_file: Optional[str]) -> tuple[str, ...]:
+    return (config_file(task),) + ((str(params_file),) if params_file else ())
+
+
+def practice_graph(task: str = 'reacher', sim: bool = True, robots: int = 1,
+                   params_file: Optional[str] = None, lockstep: bool = True,
+                   namespace: str = '', seed: int = 0, run_dir: Optional[str] = None,
+                   camera_topic: Optional[str] = None) -> list[NodeSpec]:
+    """Practice: robots act towards imagined goals; one learner trains and broadcasts weights.
+
+    task: reacher, pusher or multi_pusher (selects config/<task>.yaml and the sim scene).
+    sim: one MuJoCo sim per robot; False expects real robot drivers (see the module doc).
+    robots: number of robot chains, namespaced robot_0 .. robot_<robots-1>.
+    params_file: YAML applied after the task's file (later keys win).
+    lockstep: the sim advances one control period per command (fast); False: 10 Hz wall clock.
+        Only the sim reads it.
+    namespace: fleet namespace that holds the learner and the robot namespaces.
+    seed: base seed; every robot and node derives its own from it.
+    run_dir: where the learner writes checkpoints and logs (its parameter default if None).
+    camera_topic: remap each chain's camera/image_raw to this name (real camera drivers).
+    """
+    _check_common(task, robots, params_file)
+    files = _param_files(task, params_file)
+    nodes = []
+    for index in range(robots):
+        nodes += _robot_chain(index, namespace=namespace, param_files=files, task=task,
+                              sim=sim, lockstep=lockstep, seed=seed, camera_topic=camera_topic,
+                              practice=True)
+    learner_parameters: dict[str, Any] = {'task': task, 'train': True, 'seed': seed}
+    if run_dir:
+        learner_parameters['run_dir'] = str(run_dir)
+    nodes.append(NodeSpec(LEARNER, LEARNER, fleet_namespace(namespace), learner_parameters,
+                          files))
+    return nodes
+
+
+def reach_graph(task: str = 'reacher', sim: bool = True, robots: int = 1,
+                params_file: Optional[str] = None, lockstep: bool = True,
+                namespace: str = '', seed: int = 0, checkpoint: Optional[str] = None,
+                camera_topic: Optional[str] = None) -> list[NodeSpec]:
+    """Reach (test time): goal images arrive on rig/goal_image; no exploration, no learning.
+
+    The learner only serves the checkpoint's weights (`train: false`) on the latched weights
+    topic, so the chain's nodes load weights exactly as in practice. Arguments as in
+    `practice_graph`; checkpoint: the run directory or checkpoint file to serve.
+    """
+    _check_common(task, robots, params_file)
+    files = _param_files(task, params_file)
+    nodes = []
+    for index in range(robots):
+        nodes += _robot_chain(index, namespace=namespace, param_files=files, task=task,
+                              sim=sim, lockstep=lockstep, seed=seed, camera_topic=camera_topic,
+                              practice=False)
+    learner_parameters: dict[str, Any] = {'task': task, 'train': False, 'seed': seed}
+    if checkpoint:
+        learner_parameters['checkpoint'] = str(checkpoint)
+    nodes.append(NodeSpec(LEARNER, LEARNER, fleet_namespace(namespace), learner_parameters,
+                          files))
+    return nodes
+
+
+def check_graph(specs: Sequence[NodeSpec]) -> None:
+    """Raise ValueError unless every node has its own fully qualified name."""
+    seen: set[str] = set()
+    for spec in specs:
+        if spec.fully_qualified_name in seen:
+            raise ValueError(f'two nodes are named {spec.fully_qualified_name}')
+        seen.add(spec.fully_qualified_name)
+
+
+# The graphs' arguments, shared by the launch files (DeclareLaunchArgument) and the CLI.
+
+@dataclass(frozen=True)
+class GraphArgument:
+    """One argument of a graph function, as a launch argument and a command-line option."""
+
+    name: str
+    kind: str  # 'str', 'bool', 'int' or 'path' ('' means None)
+    default: Any
+    description: str
+    choices: Optional[tuple[str, ...]] = None
+
+    @property
+    def launch_default(self) -> str:
+        """The default as a launch-argument string."""
+        if self.kind == 'bool':
+            return 'true' if self.default else 'false'
+        return '' if self.default is None else str(self.default)
+
+
+_TASK = GraphArgument('task', 'str', 'reacher', 'the task: scene, image crop and model sizes',
+                      TASKS)
+_SIM = GraphArgument('sim', 'bool', True, 'simulate each robot in MuJoCo; false expects real '
+                     'robot drivers in the robot namespaces')
+_ROBOTS = GraphArgument('robots', 'int', 1, 'number of robot chains (namespaces robot_0, '
+                        'robot_1, ...) that feed the one learner')
+_NAMESPACE = GraphArgument('namespace', 'str', '', 'fleet namespace holding the learner and '
+                           'the robot namespaces (empty: the root)')
+_PARAMS_FILE = GraphArgument('params_file', 'path', None, 'YAML parameter file applied after '
+                             'the task file config/<task>.yaml')
+_LOCKSTEP = GraphArgument('lockstep', 'bool', True, 'the sim advances one control period per '
+                          'command (fast practice); false runs it at 10 Hz wall clock')
+_SEED = GraphArgument('seed', 'int', 0, 'base random seed of every node')
+_CAMERA_TOPIC = GraphArgument('camera_topic', 'str', '', "remap each chain's camera/image_raw "
+                              'to this topic (empty: no remapping)')
+_RUN_DIR = GraphArgument('run_dir', 'path', None, 'learner run directory (checkpoints, logs)')
+_CHECKPOINT = GraphArgument('checkpoint', 'path', None, 'run directory or checkpoint whose '
+                            'weights the learner serves')
+
+PRACTICE_ARGUMENTS = (_TASK, _SIM, _ROBOTS, _NAMESPACE, _PARAMS_FILE, _LOCKSTEP, _SEED,
+                      _CAMERA_TOPIC, _RUN_DIR)
+REACH_ARGUMENTS = (_TASK, _SIM, _ROBOTS, _NAMESPACE, _PARAMS_FILE, _LOCKSTEP, _SEED,
+                   _CAMERA_TOPIC, _CHECKPOINT)
+
+_TRUE = ('true', '1', 'yes', 'on')
+_FALSE = ('false', '0', 'no', 'off')
+
+
+def parse_argument(argument: GraphArgument, text: str) -> Any:
+    """Turn a launch-argument string into the graph function's value."""
+    text = text.strip()
+    if argument.kind == 'bool':
+        if text.lower() in _TRUE:
+            return True
+        if text.lower() in _FALSE:
+            return False
+        raise ValueError(f'argument {argument.name} must be true or false, got {text!r}')
+    if argument.kind == 'int':
+        try:
+            return int(text)
+        except ValueError:
+            raise ValueError(
+                f'argument {argument.name} must be an integer, got {text!r}') from None
+    if argument.choices and text not in argument.choices:
+        raise ValueError(f'argument {argument.name} must be one of '
+                         f'{", ".join(argument.choices)}, got {text!r}')
+    if argument.kind == 'path':
+        return text or None
+    return text
+
+
+def parse_arguments(arguments: Sequence[GraphArgument],
+                    values: Mapping[str, str]) -> dict[str, Any]:
+    """Keyword arguments of a graph function from launch-argument strings (defaults if absent)."""
+    unknown = set(values) - {argument.name for argument in arguments}
+    if unknown:
+        raise ValueError(f'unknown graph arguments: {", ".join(sorted(unknown))}')
+    return {argument.name: parse_argument(argument, values.get(argument.name,
+                                                               argument.launch_default))
+            for argument in arguments}
+
+
+GRAPHS: dict[str, tuple[Callable[..., list[NodeSpec]], tuple[GraphArgument, ...]]] = {
+    'practice': (practice_graph, PRACTICE_ARGUMENTS),
+    'reach': (reach_graph, REACH_ARGUMENTS),
+}
+
+
+def graph_from_arguments(graph: str, values: Mapping[str, str]) -> list[NodeSpec]:
+    """Build the `graph` ('practice' or 'reach') from launch-argument strings."""
+    function, arguments = GRAPHS[graph]
+    specs = function(**parse_arguments(arguments, values))
+    check_graph(specs)
+    return specs

@@ -1,0 +1,92 @@
+"""camera_pipeline: raw camera frames -> the VAE's 84x84 rgb8 images.
+
+Subscribes `camera/image_raw` (rgb8, bgr8, rgba8, bgra8, mono8, 16-bit variants; any size),
+crops and resizes with `rig_ros.core.preprocessing.preprocess`, and publishes `rig/image`
+(rgb8, same header) with sensor-data QoS: only the newest frame is kept, stale ones dropped.
+A malformed frame is logged (throttled) and skipped; the node keeps running.
+
+Parameters (`rig_ros.core.preprocessing.PreprocessConfig`, changeable at runtime):
+size (int, 84), crop.top / crop.left / crop.height / crop.width (unset: whole frame),
+crop.fractional (bool, false: pixels; true: fractions of the frame).
+"""
+
+from typing import Optional, Sequence
+
+from rclpy.node import Node
+from sensor_msgs.msg import Image
+
+from rig_ros.core.preprocessing import preprocess, PreprocessConfig
+from rig_ros.graph import CAMERA_IMAGE_TOPIC, CAMERA_PIPELINE, IMAGE_TOPIC
+from rig_ros.nodes.entry import run_node
+from rig_ros.nodes.image_msgs import array_to_image, image_to_array, SENSOR_QOS
+from rig_ros.nodes.params import ConfigParameters
+
+ERROR_THROTTLE_S = 2.0
+_CROP = ('first row of the crop', 'first column of the crop', 'rows in the crop',
+         'columns in the crop')
+DESCRIPTIONS = {
+    **{f'crop.{name}': f'{text}: pixels, or a fraction of the frame with crop.fractional; '
+       'leave crop.top/left/height/width unset to keep the whole frame'
+       for name, text in zip(('top', 'left', 'height', 'width'), _CROP)},
+    'crop.fractional': 'crop fields are fractions of the frame height/width, not pixels',
+    'size': 'side of the square rgb8 output image in pixels',
+}
+
+
+class CameraPipeline(Node):
+    """Crops and resizes camera frames into the VAE's input images."""
+
+    def __init__(self) -> None:
+        super().__init__(CAMERA_PIPELINE)
+        self._parameters = ConfigParameters(self, PreprocessConfig,
+                                            descriptions=DESCRIPTIONS,
+                                            on_change=self.config_callback)
+        self._config: PreprocessConfig = self._parameters.config
+        self._frames = 0
+        self._dropped = 0
+        self._publisher = self.create_publisher(Image, IMAGE_TOPIC, SENSOR_QOS)
+        self._subscription = self.create_subscription(
+            Image, CAMERA_IMAGE_TOPIC, self.image_callback, SENSOR_QOS)
+        self.get_logger().info(
+            f'{self._subscription.topic_name} -> {self._publisher.topic_name}: {self._config}')
+
+    @property
+    def config(self) -> PreprocessConfig:
+        """The preprocessing in use."""
+        return self._config
+
+    def config_callback(self, config: PreprocessConfig) -> None:
+        """Use new, already validated parameters from the next frame on."""
+        self._config = config
+        self.get_logger().info(f'preprocessing changed: {config}')
+
+    def image_callback(self, msg: Image) -> None:
+        """Preprocess one camera frame and publish it with the frame's header."""
+        output = self.process(msg)
+        if output is not None:
+            self._publisher.publish(output)
+
+    def process(self, msg: Image) -> Optional[Image]:
+        """Return the preprocessed image message, or None (logged) for a malformed frame."""
+        self._frames += 1
+        try:
+            frame = image_to_array(msg)
+            image = preprocess(frame, self._config, msg.encoding)
+        except (ValueError, TypeError) as error:
+            self._dropped += 1
+            self.get_logger().error(
+                f'dropped malformed camera frame ({msg.width}x{msg.height} {msg.encoding!r}, '
+                f'step {msg.step}, {len(msg.data)} bytes): {error} '
+                f'[{self._dropped} of {self._frames} frames dropped so far]',
+                throttle_duration_sec=ERROR_THROTTLE_S)
+            return None
+        return array_to_image(image, 'rgb8', msg.header)
+
+
+def main(args: Optional[Sequence[str]] = None) -> int:
+    """Run the camera_pipeline node until SIGINT/SIGTERM."""
+    return run_node(CameraPipeline, args)
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
