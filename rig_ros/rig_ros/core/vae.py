@@ -1,0 +1,319 @@
+"""RIG's convolutional beta-VAE: images to a small latent space where goals are imagined.
+
+Images enter as float tensors [B, 3, H, W] in [0, 1]; the numpy helpers at the bottom take the
+uint8 NHWC arrays the rest of the project passes around.
+"""
+
+import contextlib
+from dataclasses import dataclass, fields
+import math
+from numbers import Integral
+from typing import Iterator, Literal, Optional, Union
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional
+from tqdm import tqdm
+
+# Encoder convolutions (out_channels, kernel, stride) per square input size, as in RIG.
+ARCHITECTURES: dict[int, tuple[tuple[int, int, int], ...]] = {
+    84: ((16, 5, 3), (32, 5, 3), (32, 5, 3)),
+    48: ((16, 5, 3), (32, 3, 2), (64, 3, 2)),
+}
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, Integral) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class VAEConfig:
+    """Architecture and training settings of the VAE.
+
+    image_size: side of the square input, 84 or 48 (selects the RIG architecture).
+    latent_dim: latent size; RIG used 4 for reacher/pusher, Skew-Fit 16 for door/pickup.
+    beta: KL weight on a reconstruction term summed over pixels. 10/128 is the released RIG
+        pusher value; RIG's lab scripts used 5 with a warm-up.
+    beta_warmup_steps: beta grows linearly from 0 over this many train steps (0: constant).
+    likelihood: 'bernoulli' (BCE, as RIG) or 'gaussian' (squared error: fixed variance).
+    learning_rate: Adam step size.
+    batch_size: images per train step.
+    logvar_floor: lower bound of the encoder log-variance, log(1e-3) as RIG; keeps the
+        posterior from collapsing to a point, which would make latent distances meaningless.
+    """
+
+    image_size: int = 84
+    latent_dim: int = 4
+    beta: float = 10.0 / 128.0
+    beta_warmup_steps: int = 0
+    likelihood: Literal['bernoulli', 'gaussian'] = 'bernoulli'
+    learning_rate: float = 1e-3
+    batch_size: int = 128
+    logvar_floor: float = math.log(1e-3)
+
+    def __post_init__(self) -> None:
+        if self.image_size not in ARCHITECTURES or not _is_int(self.image_size):
+            raise ValueError(f'image_size must be one of {sorted(ARCHITECTURES)}, '
+                             f'got {self.image_size!r}')
+        for name in ('latent_dim', 'batch_size'):
+            if not _is_int(getattr(self, name)) or getattr(self, name) < 1:
+                raise ValueError(f'{name} must be a positive integer, got {getattr(self, name)!r}')
+        if not _is_int(self.beta_warmup_steps) or self.beta_warmup_steps < 0:
+            raise ValueError(f'beta_warmup_steps must be an integer >= 0, '
+                             f'got {self.beta_warmup_steps!r}')
+        if not math.isfinite(self.beta) or self.beta < 0:
+            raise ValueError(f'beta must be finite and >= 0, got {self.beta!r}')
+        if self.likelihood not in ('bernoulli', 'gaussian'):
+            raise ValueError(f"likelihood must be 'bernoulli' or 'gaussian', "
+                             f'got {self.likelihood!r}')
+        if not math.isfinite(self.learning_rate) or self.learning_rate <= 0:
+            raise ValueError(f'learning_rate must be finite and > 0, got {self.learning_rate!r}')
+        if not math.isfinite(self.logvar_floor):
+            raise ValueError(f'logvar_floor must be finite, got {self.logvar_floor!r}')
+
+    def beta_at(self, step: int) -> float:
+        """KL weight at a train step, after the linear warm-up."""
+        if self.beta_warmup_steps == 0:
+            return self.beta
+        return self.beta * min(1.0, max(step, 0) / self.beta_warmup_steps)
+
+
+class ConvVAE(nn.Module):
+    """Convolutional VAE with RIG's 84x84 or 48x48 architecture (chosen by the config)."""
+
+    def __init__(self, config: Optional[VAEConfig] = None) -> None:
+        super().__init__()
+        self.config = config = config or VAEConfig()
+        specs = ARCHITECTURES[config.image_size]
+        channels, sizes = [3], [config.image_size]
+        encoder: list[nn.Module] = []
+        for out_channels, kernel, stride in specs:
+            encoder += [nn.Conv2d(channels[-1], out_channels, kernel, stride),
+                        nn.BatchNorm2d(out_channels), nn.ReLU()]
+            channels.append(out_channels)
+            sizes.append((sizes[-1] - kernel) // stride + 1)
+        self.encoder = nn.Sequential(*encoder, nn.Flatten())
+        flat = channels[-1] * sizes[-1] ** 2
+        self.mean_head = nn.Linear(flat, config.latent_dim)
+        self.logvar_head = nn.Linear(flat, config.latent_dim)
+        if config.logvar_floor < 0:
+            # Start near unit posterior variance rather than at the floor.
+            nn.init.constant_(self.logvar_head.bias, math.log(math.expm1(-config.logvar_floor)))
+
+        # The decoder mirrors the encoder; output padding restores sizes lost to flooring.
+        decoder: list[nn.Module] = [
+            nn.Linear(config.latent_dim, flat), nn.ReLU(),
+            nn.Unflatten(1, (channels[-1], sizes[-1], sizes[-1])),
+        ]
+        for layer in reversed(range(len(specs))):
+            _, kernel, stride = specs[layer]
+            padding = sizes[layer] - ((sizes[layer + 1] - 1) * stride + kernel)
+            decoder.append(nn.ConvTranspose2d(channels[layer + 1], channels[layer], kernel,
+                                              stride, output_padding=padding))
+            if layer > 0:
+                decoder.append(nn.ReLU())
+        self.decoder = nn.Sequential(*decoder)
+
+    def _check_input(self, x: torch.Tensor) -> None:
+        size = self.config.image_size
+        if x.ndim != 4 or tuple(x.shape[1:]) != (3, size, size) or not x.is_floating_point():
+            raise ValueError(f'expected float images [B, 3, {size}, {size}], '
+                             f'got {x.dtype} {tuple(x.shape)}')
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Posterior (mean, log-variance) of float images [B, 3, H, W] in [0, 1]."""
+        self._check_input(x)
+        hidden = self.encoder(x)
+        logvar = self.config.logvar_floor + functional.softplus(self.logvar_head(hidden))
+        return self.mean_head(hidden), logvar
+
+    @staticmethod
+    def reparameterize(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+        """Sample z ~ N(mean, exp(logvar)) differentiably."""
+        return mean + torch.randn_like(mean) * torch.exp(0.5 * logvar)
+
+    def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
+        """Pre-sigmoid decoder output [B, 3, H, W]."""
+        return self.decoder(z)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Images [B, 3, H, W] in [0, 1] from latents [B, latent_dim]."""
+        return torch.sigmoid(self.decode_logits(z))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Return (reconstruction, mean, logvar); z is sampled in train mode, the mean in eval."""
+        mean, logvar = self.encode(x)
+        z = self.reparameterize(mean, logvar) if self.training else mean
+        return self.decode(z), mean, logvar
+
+    def sample_prior(self, n: int, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """Draw n latents from the prior N(0, I): RIG's imagined goals."""
+        device = self.mean_head.weight.device
+        return torch.randn(n, self.config.latent_dim, device=device, generator=generator)
+
+    def reconstruction_error(self, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Negative log-likelihood per image, summed over pixels: shape [B]."""
+        if self.config.likelihood == 'bernoulli':
+            error = functional.binary_cross_entropy_with_logits(logits, x, reduction='none')
+        else:
+            error = (torch.sigmoid(logits) - x).pow(2)
+        return error.flatten(1).sum(1)
+
+    def loss(self, x: torch.Tensor, step: int = 0) -> tuple[torch.Tensor, dict[str, float]]:
+        """Negative ELBO with beta-weighted KL, averaged over the batch, and its parts."""
+        mean, logvar = self.encode(x)
+        logits = self.decode_logits(self.reparameterize(mean, logvar))
+        recon = self.reconstruction_error(logits, x)
+        kl = 0.5 * (mean.pow(2) + logvar.exp() - 1.0 - logvar).sum(1)
+        beta = self.config.beta_at(step)
+        loss = (recon + beta * kl).mean()
+        metrics = {'loss': loss.item(), 'recon': recon.mean().item(),
+                   'kl': kl.mean().item(), 'beta': beta}
+        return loss, metrics
+
+
+@contextlib.contextmanager
+def evaluating(module: nn.Module) -> Iterator[nn.Module]:
+    """Put a module in eval mode (batch-norm running statistics) and restore its mode after."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield module
+    finally:
+        module.train(was_training)
+
+
+def _device(module: nn.Module) -> torch.device:
+    return next(module.parameters()).device
+
+
+def images_to_tensor(images: np.ndarray,
+                     device: Union[torch.device, str, None] = None) -> torch.Tensor:
+    """Convert uint8 NHWC RGB images to float NCHW in [0, 1]."""
+    if (not isinstance(images, np.ndarray) or images.dtype != np.uint8 or images.ndim != 4
+            or images.shape[3] != 3):
+        shape = getattr(images, 'shape', None)
+        raise ValueError(f'expected uint8 images [N, H, W, 3], got '
+                         f'{getattr(images, "dtype", type(images).__name__)} {shape}')
+    # Move the compact uint8 data first, convert on the target device.
+    tensor = torch.from_numpy(np.ascontiguousarray(images)).to(device)
+    return tensor.permute(0, 3, 1, 2).contiguous().float().div_(255.0)
+
+
+def encode_images(vae: ConvVAE, images: np.ndarray,
+                  batch_size: int = 512) -> tuple[np.ndarray, np.ndarray]:
+    """Encode uint8 NHWC images to float32 (mean, logvar) arrays [N, latent_dim]."""
+    means, logvars = [], []
+    with evaluating(vae), torch.inference_mode():
+        for start in range(0, len(images), batch_size):
+            mean, logvar = vae.encode(images_to_tensor(images[start:start + batch_size],
+                                                       _device(vae)))
+            means.append(mean.float().cpu().numpy())
+            logvars.append(logvar.float().cpu().numpy())
+    if not means:
+        images_to_tensor(images)  # still reject malformed empty input
+        empty = np.zeros((0, vae.config.latent_dim), np.float32)
+        return empty, empty.copy()
+    return np.concatenate(means), np.concatenate(logvars)
+
+
+def decode_latents(vae: ConvVAE, z: Union[np.ndarray, torch.Tensor],
+                   batch_size: int = 512) -> np.ndarray:
+    """Decode latents [N, latent_dim] to uint8 NHWC RGB images."""
+    z = torch.as_tensor(z, dtype=torch.float32)
+    if z.ndim != 2 or z.shape[1] != vae.config.latent_dim:
+        raise ValueError(f'expected latents [N, {vae.config.latent_dim}], got {tuple(z.shape)}')
+    chunks = []
+    with evaluating(vae), torch.inference_mode():
+        for start in range(0, len(z), batch_size):
+            images = vae.decode(z[start:start + batch_size].to(_device(vae)))
+            chunks.append(images.mul(255.0).round_().to(torch.uint8).permute(0, 2, 3, 1).cpu())
+    size = vae.config.image_size
+    if not chunks:
+        return np.zeros((0, size, size, 3), np.uint8)
+    return torch.cat(chunks).numpy()
+
+
+# Fields a trainer may set differently from the model's own config.
+_TRAINER_FIELDS = ('learning_rate', 'batch_size')
+
+
+class VAETrainer:
+    """Adam training of a ConvVAE on uint8 images, with a step counter for beta warm-up."""
+
+    def __init__(self, vae: ConvVAE, config: Optional[VAEConfig] = None) -> None:
+        config = config or vae.config
+        mismatched = [f.name for f in fields(config) if f.name not in _TRAINER_FIELDS
+                      and getattr(config, f.name) != getattr(vae.config, f.name)]
+        if mismatched:
+            raise ValueError(f'trainer config differs from the model config in {mismatched}; '
+                             f'only {list(_TRAINER_FIELDS)} may differ')
+        self.vae = vae
+        self.config = config
+        self.optimizer = torch.optim.Adam(vae.parameters(), lr=config.learning_rate)
+        self.step = 0
+
+    def train_step(self, images: np.ndarray) -> dict[str, float]:
+        """One gradient step on a uint8 NHWC batch; returns loss, recon, kl and beta."""
+        self.vae.train()
+        loss, metrics = self.vae.loss(images_to_tensor(images, _device(self.vae)), self.step)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.step += 1
+        return metrics
+
+    def reconstruction_error(self, images: np.ndarray, batch_size: int = 512) -> float:
+        """Mean per-image reconstruction error from the posterior mean (eval mode)."""
+        total = 0.0
+        with evaluating(self.vae), torch.inference_mode():
+            for start in range(0, len(images), batch_size):
+                x = images_to_tensor(images[start:start + batch_size], _device(self.vae))
+                mean, _ = self.vae.encode(x)
+                total += self.vae.reconstruction_error(self.vae.decode_logits(mean), x).sum()
+        return float(total) / max(len(images), 1)
+
+    def fit(self, images: np.ndarray, steps: int, progress: bool = True,
+            holdout_fraction: float = 0.1, eval_every: int = 500,
+            seed: int = 0) -> list[dict[str, float]]:
+        """Train for `steps` random minibatches; returns per-step metrics.
+
+        A `holdout_fraction` of the images is kept out of training; its reconstruction error
+        ('holdout_recon') is added to the metrics every `eval_every` steps and at the end.
+        """
+        images_to_tensor(images[:0])  # validate layout before splitting
+        if not 0.0 <= holdout_fraction < 1.0:
+            raise ValueError(f'holdout_fraction must be in [0, 1), got {holdout_fraction}')
+        if steps < 0 or eval_every < 1:
+            raise ValueError(f'need steps >= 0 and eval_every >= 1, got {steps}, {eval_every}')
+        rng = np.random.default_rng(seed)
+        order = rng.permutation(len(images))
+        n_holdout = int(round(len(images) * holdout_fraction))
+        holdout, train = images[order[:n_holdout]], images[order[n_holdout:]]
+        if len(train) == 0:
+            raise ValueError('no training images left after the hold-out split')
+        batch_size = min(self.config.batch_size, len(train))
+        history = []
+        with tqdm(total=steps, disable=not progress, desc='VAE', unit='step') as bar:
+            for i in range(steps):
+                batch = train[rng.choice(len(train), size=batch_size, replace=False)]
+                metrics = self.train_step(batch)
+                if n_holdout and ((i + 1) % eval_every == 0 or i + 1 == steps):
+                    metrics['holdout_recon'] = self.reconstruction_error(holdout)
+                history.append(metrics)
+                bar.set_postfix(loss=f'{metrics["loss"]:.1f}', kl=f'{metrics["kl"]:.2f}',
+                                refresh=False)
+                bar.update()
+        return history
+
+    def state_dict(self) -> dict:
+        """VAE weights, Adam state and step counter."""
+        return {'vae': self.vae.state_dict(), 'optimizer': self.optimizer.state_dict(),
+                'step': self.step}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore what `state_dict` returned."""
+        self.vae.load_state_dict(state['vae'])
+        self.optimizer.load_state_dict(state['optimizer'])
+        self.step = int(state['step'])
