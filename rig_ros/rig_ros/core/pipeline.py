@@ -65,7 +65,7 @@ class PipelineConfig:
     relabel: RelabelConfig = dataclasses.field(default_factory=RelabelConfig)
     rl_steps: int = 10_000
     episode_length: int = 50
-    replay_capacity: int = 100_000
+    replay_capacity: int = 20_000
     reward: str = 'euclidean'  # or 'mahalanobis'
     fine_tune_vae_every: int = 0  # env steps between VAE fine-tuning rounds; 0 keeps it frozen
     fine_tune_vae_steps: int = 200
@@ -290,7 +290,7 @@ def practice_loop(env: GoalEnv, agent: GoalConditionedTD3, buffer: GoalReplayBuf
         env.reset(seed=int(rng.integers(2**31)))
         agent.reset_noise()
         goal = episode_goal()
-        observation, _ = observe()
+        observation, image = observe()
         for t in range(config.episode_length):
             if step < config.td3.learning_starts:
                 action = rng.uniform(-1.0, 1.0, env.action_dim)
@@ -298,9 +298,9 @@ def practice_loop(env: GoalEnv, agent: GoalConditionedTD3, buffer: GoalReplayBuf
                 action = agent.act(observation, goal, explore=True)
             env.step(action)
             next_observation, next_image = observe()
-            buffer.add_step(observation, action, next_observation, goal, next_image=next_image,
-                            episode_end=t == config.episode_length - 1)
-            observation = next_observation
+            buffer.add_step(observation, action, next_observation, goal, image=image,
+                            next_image=next_image, episode_end=t == config.episode_length - 1)
+            observation, image = next_observation, next_image
             step += 1
             bar.update(1)
             if step >= config.td3.learning_starts:
@@ -433,9 +433,13 @@ class RigPipeline:
         curve: list[dict[str, Any]] = []
         if self.rl_path.exists() and self.replay_path.exists():
             saved = checkpoints.load_checkpoint(self.rl_path)
-            agent.load_state_dict(saved.modules, saved.optimizers)
+            agent.load_state_dict({**saved.modules, **saved.optimizers,
+                                   'updates': saved.metadata['updates']})
             with np.load(self.replay_path) as data:
-                buffer.restore({key: data[key] for key in data.files})
+                buffer = GoalReplayBuffer.restore(
+                    {key: data[key] for key in data.files}, euclidean_latent_reward, prior,
+                    config.relabel, rng=config.seed)
+            buffer.end_episode()  # an episode cut by the interruption ends there
             step = int(saved.metadata['step'])
             curve = list(saved.metadata.get('curve', []))
             self.log(f'resuming practice at step {step}')
@@ -484,10 +488,12 @@ class RigPipeline:
         tmp = self.run_dir / 'replay.tmp.npz'
         np.savez(tmp, **buffer.export())
         os.replace(tmp, self.replay_path)
-        modules, optimizers = agent.checkpoint_state()
+        state = agent.state_dict()
+        optimizers = {name: state.pop(name) for name in list(state) if name.endswith('optimizer')}
+        updates = state.pop('updates')
         checkpoints.save_checkpoint(
-            self.rl_path, modules, optimizers, dataclasses.asdict(self.config.td3),
-            {'format_version': FORMAT_VERSION, 'step': step, 'curve': curve})
+            self.rl_path, state, optimizers, dataclasses.asdict(self.config.td3),
+            {'format_version': FORMAT_VERSION, 'step': step, 'updates': updates, 'curve': curve})
 
     def run(self) -> dict[str, Any]:
         """All stages; returns the final figures (also written to `result.json`)."""
