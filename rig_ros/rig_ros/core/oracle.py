@@ -32,7 +32,7 @@ def train_oracle(env: GoalEnv, config: PipelineConfig,
     buffer = GoalReplayBuffer(
         capacity=config.replay_capacity, obs_dim=state_dim, goal_dim=state_dim,
         action_dim=env.action_dim, reward_fn=euclidean_latent_reward,
-        prior_goal_sampler=goal_space, relabel=config.relabel, seed=config.seed)
+        prior_goal_sampler=goal_space, relabel=config.relabel, rng=config.seed)
     start = time.perf_counter()
     practice_loop(env, agent, buffer, lambda: (env.state_vector(), None),
                   lambda: goal_space(1)[0], config, rng, 0, lambda step: None,

@@ -428,7 +428,7 @@ class RigPipeline:
             capacity=config.replay_capacity, obs_dim=latent_dim, goal_dim=latent_dim,
             action_dim=env.action_dim, reward_fn=euclidean_latent_reward,
             prior_goal_sampler=prior, relabel=config.relabel,
-            image_shape=(config.image_size, config.image_size, 3), seed=config.seed)
+            image_shape=(config.image_size, config.image_size, 3), rng=config.seed)
         step = 0
         curve: list[dict[str, Any]] = []
         if self.rl_path.exists() and self.replay_path.exists():

@@ -1,0 +1,92 @@
+"""The in-process pipeline: stages run, results land in the run directory, runs resume."""
+
+import json
+
+import numpy as np
+import pytest
+
+from rig_ros.core.pipeline import PipelineConfig, RigPipeline
+from rig_ros.core.td3 import TD3Config
+from rig_ros.sim.sawyer import SawyerSim, SawyerSimConfig
+
+
+def tiny_config(**overrides) -> PipelineConfig:
+    values = dict(collect_images=120, collect_episode_length=30, vae_steps=20, rl_steps=120,
+                  episode_length=20, td3=TD3Config(learning_starts=40, updates_per_step=1,
+                                                   batch_size=32, hidden_sizes=(32, 32)),
+                  eval_every=60, checkpoint_every=60, eval_goals=2, replay_capacity=500)
+    values.update(overrides)
+    return PipelineConfig(**values)
+
+
+class InterruptAfter:
+    """A sim whose step raises KeyboardInterrupt after `steps` calls (a crash mid-practice)."""
+
+    def __init__(self, sim: SawyerSim, steps: int) -> None:
+        self.sim, self.remaining = sim, steps
+
+    def __getattr__(self, name):
+        return getattr(self.sim, name)
+
+    def step(self, action: np.ndarray) -> None:
+        self.remaining -= 1
+        if self.remaining < 0:
+            raise KeyboardInterrupt
+        self.sim.step(action)
+
+
+@pytest.fixture
+def sim():
+    with SawyerSim(SawyerSimConfig(task='reacher')) as simulator:
+        yield simulator
+
+
+def test_pipeline_writes_every_stage_and_a_learning_curve(sim, tmp_path):
+    result = RigPipeline(sim, tiny_config(), tmp_path, progress=False).run()
+    for name in ('config.json', 'images.npz', 'vae.safetensors', 'rl.safetensors',
+                 'replay.npz', 'metrics.jsonl', 'result.json'):
+        assert (tmp_path / name).is_file(), name
+    assert [point['rl_step'] for point in result['curve']] == [0, 60, 120]
+    assert len(result['rig_hand_distances']) == 2
+    assert 0.0 <= result['rig_success_rate'] <= 1.0
+    assert set(result['stage_wall_s']) == {'collect', 'pretrain', 'practice'}
+    with np.load(tmp_path / 'images.npz') as data:
+        assert data['images'].shape == (120, 48, 48, 3)
+
+
+def test_interrupted_practice_resumes_from_its_checkpoint(sim, tmp_path):
+    config = tiny_config()
+    # Collection (120 steps), evaluations at 0 and 60 (2 goals x 20 steps each) and 90
+    # practice steps, then the crash: the checkpoint of step 60 stays.
+    with pytest.raises(KeyboardInterrupt):
+        RigPipeline(InterruptAfter(sim, 120 + 2 * 40 + 90), config, tmp_path,
+                    progress=False).run()
+    assert (tmp_path / 'rl.safetensors').is_file()
+    assert not (tmp_path / 'result.json').exists()
+    images_mtime = (tmp_path / 'images.npz').stat().st_mtime_ns
+
+    logs = []
+    result = RigPipeline(sim, config, tmp_path, progress=False, log=logs.append).run()
+    assert 'resuming practice at step 60' in logs
+    assert (tmp_path / 'images.npz').stat().st_mtime_ns == images_mtime  # not collected again
+    assert [point['rl_step'] for point in result['curve']] == [0, 60, 120]
+    assert 'collect' not in result['stage_wall_s']
+
+
+def test_a_run_directory_refuses_a_different_configuration(sim, tmp_path):
+    RigPipeline(sim, tiny_config(rl_steps=60), tmp_path, progress=False)
+    with pytest.raises(ValueError, match='different configuration'):
+        RigPipeline(sim, tiny_config(rl_steps=90), tmp_path, progress=False)
+
+
+def test_config_round_trips_through_json():
+    config = tiny_config(crop=(1, 2, 30, 40))
+    again = PipelineConfig.from_dict(json.loads(json.dumps(config.to_dict())))
+    assert again == config
+
+
+@pytest.mark.parametrize('field, value', [('rl_steps', -1), ('image_size', 64),
+                                          ('reward', 'manhattan'), ('eval_goals', 0)])
+def test_bad_config_names_the_field(field, value):
+    with pytest.raises(ValueError, match=field):
+        tiny_config(**{field: value})
