@@ -3,7 +3,7 @@
 The project's stand-in for `ros2 launch` where launch is not installed. Each `NodeSpec` becomes
 one process, started like launch_ros starts it:
 
-    <lib/rig_ros/executable> --ros-args -r __node:=NAME -r __ns:=NS
+    python -m rig_ros.nodes.<executable> --ros-args -r __node:=NAME -r __ns:=NS
         --params-file <task.yaml> [--params-file <params_file>] --params-file <overrides.yaml>
         -r from:=to ...
 
@@ -54,14 +54,20 @@ def installed_executable(package: str, executable: str) -> Optional[str]:
 
 
 def executable_command(spec: NodeSpec) -> list[str]:
-    """Return the program part of a command: the installed script, else `python -m`."""
+    """Return the program part of a command.
+
+    rig_ros nodes run as `python -m rig_ros.nodes.<executable>` with this interpreter: the
+    module whose `main` the console script of the same name calls (test_graph_description
+    checks that), without depending on the colcon install's package metadata. Nodes of other
+    packages run from their installed `lib/<package>/<executable>`.
+    """
+    if spec.package == graph.PACKAGE:
+        return [sys.executable, '-m', f'{graph.PACKAGE}.nodes.{spec.executable}']
     path = installed_executable(spec.package, spec.executable)
-    if path is not None:
-        return [path]
-    if spec.package != graph.PACKAGE:
+    if path is None:
         raise FileNotFoundError(f'executable {spec.executable!r} of package {spec.package!r} '
                                 'is not installed (is the workspace sourced?)')
-    return [sys.executable, '-m', f'{graph.PACKAGE}.nodes.{spec.executable}']
+    return [path]
 
 
 def overrides_file_name(spec: NodeSpec) -> str:

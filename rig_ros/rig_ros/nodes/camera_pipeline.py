@@ -10,7 +10,7 @@ size (int, 84), crop.top / crop.left / crop.height / crop.width (unset: whole fr
 crop.fractional (bool, false: pixels; true: fractions of the frame).
 """
 
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 from rclpy.node import Node
 from sensor_msgs.msg import Image
@@ -36,12 +36,11 @@ DESCRIPTIONS = {
 class CameraPipeline(Node):
     """Crops and resizes camera frames into the VAE's input images."""
 
-    def __init__(self) -> None:
-        super().__init__(CAMERA_PIPELINE)
-        self._parameters = ConfigParameters(self, PreprocessConfig,
-                                            descriptions=DESCRIPTIONS,
-                                            on_change=self.config_callback)
-        self._config: PreprocessConfig = self._parameters.config
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(CAMERA_PIPELINE, **kwargs)
+        self._preprocess_parameters = ConfigParameters(
+            self, PreprocessConfig, descriptions=DESCRIPTIONS, on_change=self.config_callback)
+        self._config: PreprocessConfig = self._preprocess_parameters.config
         self._frames = 0
         self._dropped = 0
         self._publisher = self.create_publisher(Image, IMAGE_TOPIC, SENSOR_QOS)
@@ -61,17 +60,10 @@ class CameraPipeline(Node):
         self.get_logger().info(f'preprocessing changed: {config}')
 
     def image_callback(self, msg: Image) -> None:
-        """Preprocess one camera frame and publish it with the frame's header."""
-        output = self.process(msg)
-        if output is not None:
-            self._publisher.publish(output)
-
-    def process(self, msg: Image) -> Optional[Image]:
-        """Return the preprocessed image message, or None (logged) for a malformed frame."""
+        """Preprocess one camera frame and publish it; log and drop a malformed one."""
         self._frames += 1
         try:
-            frame = image_to_array(msg)
-            image = preprocess(frame, self._config, msg.encoding)
+            output = self.convert(msg)
         except (ValueError, TypeError) as error:
             self._dropped += 1
             self.get_logger().error(
@@ -79,7 +71,15 @@ class CameraPipeline(Node):
                 f'step {msg.step}, {len(msg.data)} bytes): {error} '
                 f'[{self._dropped} of {self._frames} frames dropped so far]',
                 throttle_duration_sec=ERROR_THROTTLE_S)
-            return None
+            return
+        self._publisher.publish(output)
+
+    def convert(self, msg: Image) -> Image:
+        """Return the preprocessed rgb8 image with the frame's header.
+
+        Raises ValueError naming the problem for a malformed frame.
+        """
+        image = preprocess(image_to_array(msg), self._config, msg.encoding)
         return array_to_image(image, 'rgb8', msg.header)
 
 

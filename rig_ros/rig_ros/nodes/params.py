@@ -215,6 +215,12 @@ def _leaf_type(annotation: Any, name: str) -> tuple[type, Optional[type], Option
     raise TypeError(f'{name}: unsupported parameter type {annotation!r}')
 
 
+def _same(value: Any, default: Any) -> bool:
+    if isinstance(default, (list, tuple)) and hasattr(value, '__iter__'):
+        return list(value) == list(default)
+    return value == default
+
+
 def build_config(config_type: type[T], values: Mapping[str, Any], prefix: str = '',
                  leaves: Optional[Iterable[_Leaf]] = None) -> T:
     """Build `config_type` from flat parameter values; raise ParameterError naming the field."""
@@ -234,7 +240,9 @@ def _build(config_type: type, path: tuple[str, ...], leaves: list[_Leaf],
         if dataclasses.is_dataclass(annotation):
             inner = [leaf for leaf in leaves if leaf.path[:len(sub_path)] == sub_path]
             required = [leaf for leaf in inner if leaf.default is _MISSING]
-            given = [leaf for leaf in required if values.get(leaf.name) is not None]
+            # Set: a required field has a value, or a field differs from its default.
+            given = [leaf for leaf in inner if values.get(leaf.name) is not None and (
+                leaf.default is _MISSING or not _same(values[leaf.name], leaf.default))]
             if optional and not given:
                 kwargs[field.name] = _field_default(field)
                 continue

@@ -1,0 +1,229 @@
+"""Harness for node tests: an isolated ROS domain, an in-test node, node processes, waits.
+
+Fixtures:
+- `ros_domain_id`: a ROS_DOMAIN_ID (1..100) reserved for this test with a lock file, so
+  parallel tests and other test sessions on the machine never share one; set in os.environ
+  (for rclpy.init and for child processes), together with ROS_AUTOMATIC_DISCOVERY_RANGE=
+  LOCALHOST.
+- `ros`: a `RosHarness` (own rclpy context, a node, an executor spinning in a thread).
+- `start_node`: start a rig_ros node as a process, with the runner's command line; every
+  process still running at teardown is stopped (SIGINT, then SIGKILL).
+- `wait_for`: `wait_for(predicate, timeout=..., interval=...) -> bool`, always bounded.
+"""
+
+import fcntl
+import itertools
+import os
+import pathlib
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from typing import Any, Callable, Iterator, Optional, Sequence
+
+import pytest
+import rclpy
+from rclpy.context import Context
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import QoSProfile
+
+from rig_ros import runner
+from rig_ros.graph import NodeSpec
+
+DOMAIN_IDS = range(1, 101)
+DISCOVERY_TIMEOUT_S = 20.0  # wait_for_service took up to 3 s on a busy 2-core machine
+STOP_TIMEOUT_S = 10.0
+_LOCK_DIR = pathlib.Path(tempfile.gettempdir()) / 'rig_ros_test_domains'
+_counter = itertools.count()
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = DISCOVERY_TIMEOUT_S,
+             interval: float = 0.02) -> bool:
+    """Poll `predicate` until it is truthy (True) or `timeout` seconds pass (False)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if predicate():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
+
+
+def _reserve_domain_id() -> tuple[int, Any]:
+    """Lock a free domain id; the lock dies with the file handle (or the process)."""
+    _LOCK_DIR.mkdir(parents=True, exist_ok=True)
+    start = (os.getpid() * 31 + next(_counter)) % len(DOMAIN_IDS)
+    for offset in range(len(DOMAIN_IDS)):
+        domain = DOMAIN_IDS[(start + offset) % len(DOMAIN_IDS)]
+        handle = open(_LOCK_DIR / f'{domain}.lock', 'w')
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            continue
+        return domain, handle
+    raise RuntimeError(f'all ROS domain ids {DOMAIN_IDS.start}..{DOMAIN_IDS.stop - 1} are busy')
+
+
+@pytest.fixture
+def ros_domain_id(monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
+    """Reserve a ROS domain id for this test and export it."""
+    domain, handle = _reserve_domain_id()
+    monkeypatch.setenv('ROS_DOMAIN_ID', str(domain))
+    monkeypatch.setenv('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+    try:
+        yield domain
+    finally:
+        handle.close()
+
+
+class MessageCollector:
+    """Messages received on one subscription, thread-safe."""
+
+    def __init__(self) -> None:
+        self._messages: list = []
+        self._lock = threading.Lock()
+
+    def callback(self, msg: Any) -> None:
+        """Store a message (subscription callback)."""
+        with self._lock:
+            self._messages.append(msg)
+
+    @property
+    def messages(self) -> list:
+        """A copy of the messages so far."""
+        with self._lock:
+            return list(self._messages)
+
+    def matching(self, predicate: Callable[[Any], bool]) -> list:
+        """Return the messages for which `predicate` holds."""
+        return [msg for msg in self.messages if predicate(msg)]
+
+
+class RosHarness:
+    """An rclpy context and node of the test, spun by an executor in a thread."""
+
+    def __init__(self, domain_id: int) -> None:
+        self.domain_id = domain_id
+        self.context = Context()
+        rclpy.init(context=self.context, domain_id=domain_id)
+        self.node = Node(f'test_harness_{os.getpid()}', context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self._thread = threading.Thread(target=self._spin, name='test executor', daemon=True)
+        self._thread.start()
+
+    def _spin(self) -> None:
+        while self.context.ok():
+            try:
+                self.executor.spin_once(timeout_sec=0.05)
+            except Exception:  # noqa: BLE001 - shutdown races end the loop
+                if not self.context.ok():
+                    break
+                raise
+
+    def collect(self, msg_type: type, topic: str, qos: QoSProfile) -> MessageCollector:
+        """Subscribe to `topic` and collect what arrives."""
+        collector = MessageCollector()
+        self.node.create_subscription(msg_type, topic, collector.callback, qos)
+        return collector
+
+    def publisher(self, msg_type: type, topic: str, qos: QoSProfile) -> Any:
+        """Create a publisher on the test node."""
+        return self.node.create_publisher(msg_type, topic, qos)
+
+    def wait_for_subscribers(self, publisher: Any, count: int = 1,
+                             timeout: float = DISCOVERY_TIMEOUT_S) -> bool:
+        """Wait until `publisher` has matched `count` subscriptions."""
+        return wait_for(lambda: publisher.get_subscription_count() >= count, timeout)
+
+    def close(self) -> None:
+        """Stop spinning and shut the context down."""
+        self.context.try_shutdown()
+        self._thread.join(timeout=5.0)
+        self.executor.shutdown(timeout_sec=1.0)
+        self.node.destroy_node()
+
+
+@pytest.fixture
+def ros(ros_domain_id: int) -> Iterator[RosHarness]:
+    """Give the test an rclpy node on its own domain, spun in a background thread."""
+    harness = RosHarness(ros_domain_id)
+    try:
+        yield harness
+    finally:
+        harness.close()
+
+
+class NodeUnderTest:
+    """A node process started by `start_node`, with its output and a bounded stop."""
+
+    def __init__(self, spec: NodeSpec, params_dir: str) -> None:
+        self.spec = spec
+        self.command = runner.node_command(spec, params_dir)
+        self.process = runner.NodeProcess(spec.fully_qualified_name.lstrip('/'),
+                                          self.command, dict(os.environ), None,
+                                          threading.Lock(), keep_lines=True)
+
+    @property
+    def output(self) -> str:
+        """Everything the node printed so far (stdout and stderr)."""
+        return self.process.text()
+
+    @property
+    def returncode(self) -> Optional[int]:
+        """Exit code, None while running."""
+        return self.process.poll()
+
+    def wait_exit(self, timeout: float = STOP_TIMEOUT_S) -> Optional[int]:
+        """Wait up to `timeout` for the node to exit on its own; return its exit code."""
+        try:
+            code = self.process.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        self.process.join_output()
+        return code
+
+    def stop(self, sig: int = signal.SIGINT, timeout: float = STOP_TIMEOUT_S) -> Optional[int]:
+        """Send `sig`, wait up to `timeout`, then SIGKILL; return the exit code after `sig`.
+
+        None means the node did not exit in time (it was killed).
+        """
+        if self.process.poll() is None:
+            self.process.signal_group(sig)
+        code = self.wait_exit(timeout)
+        if code is None:
+            self.process.signal_group(signal.SIGKILL)
+            self.wait_exit(5.0)
+        return code
+
+
+@pytest.fixture
+def start_node(ros_domain_id: int) -> Iterator[Callable[..., NodeUnderTest]]:
+    """Return a factory that starts rig_ros nodes as processes, stopped at teardown."""
+    started: list[NodeUnderTest] = []
+    params_dir = tempfile.TemporaryDirectory(prefix='rig_node_test_')
+
+    def _start(executable: str, *, name: Optional[str] = None, namespace: str = '/',
+               parameters: Optional[dict] = None, param_files: Sequence[str] = (),
+               remappings: Sequence[tuple[str, str]] = ()) -> NodeUnderTest:
+        spec = NodeSpec(name or executable, executable, namespace, parameters or {},
+                        tuple(param_files), tuple(remappings))
+        node = NodeUnderTest(spec, params_dir.name)
+        started.append(node)
+        return node
+
+    try:
+        yield _start
+    finally:
+        for node in started:
+            node.stop(timeout=STOP_TIMEOUT_S)
+        params_dir.cleanup()
+
+
+@pytest.fixture(name='wait_for')
+def wait_for_fixture() -> Callable[..., bool]:
+    """Return `wait_for(predicate, timeout=..., interval=...) -> bool`."""
+    return wait_for
