@@ -43,14 +43,12 @@ fi
 #    CMake targets; point them at this venv's once.
 pyinc=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
 npinc=$("$VENV/bin/python" -c 'import numpy; print(numpy.get_include())')
-if grep -rlq '/opt/python/cp311-cp311' "$VENV/share" 2>/dev/null; then
+baked=$(grep -rl '/opt/python/cp311-cp311' "$VENV/share" --include='*.cmake' || true)
+if [ -n "$baked" ]; then
   say 'rewriting baked-in include paths of the ROS wheels'
-  grep -rl '/opt/python/cp311-cp311' "$VENV/share" --include='*.cmake' | while read -r f; do
-    sed -i \
-      -e "s#/opt/python/cp311-cp311/include/python3.11#${pyinc}#g" \
-      -e "s#/opt/python/cp311-cp311/lib/python3.11/site-packages/numpy/_core/include#${npinc}#g" \
-      "$f"
-  done
+  echo "$baked" | xargs sed -i \
+    -e "s#/opt/python/cp311-cp311/include/python3.11#${pyinc}#g" \
+    -e "s#/opt/python/cp311-cp311/lib/python3.11/site-packages/numpy/_core/include#${npinc}#g"
 fi
 
 # 4. colcon build of both packages into one merged prefix.
