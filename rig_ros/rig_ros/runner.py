@@ -223,13 +223,17 @@ class GraphRunner:
     env: environment of the children (default: this process's).
     output: where prefixed child output goes (None: discarded).
     sigint_timeout / sigterm_timeout: grace periods of the stop sequence, seconds.
+    keep_lines: also keep each child's output lines in memory (`NodeProcess.lines`).
+    command: (spec, params_dir) -> command line; `node_command` unless a test swaps it.
     """
 
     def __init__(self, specs: Sequence[NodeSpec], *, env: Optional[dict[str, str]] = None,
                  output: Optional[TextIO] = sys.stdout, sigint_timeout: float = 10.0,
-                 sigterm_timeout: float = 5.0, keep_lines: bool = False) -> None:
+                 sigterm_timeout: float = 5.0, keep_lines: bool = False,
+                 command: Callable[[NodeSpec, str], list[str]] = node_command) -> None:
         graph.check_graph(specs)
         self.specs = list(specs)
+        self._command = command
         self.env = dict(os.environ if env is None else env)
         self.env.setdefault('PYTHONUNBUFFERED', '1')
         self.output = output
@@ -245,7 +249,7 @@ class GraphRunner:
 
     def commands(self, params_dir: str) -> list[list[str]]:
         """Every node's command line (writes the overrides files into `params_dir`)."""
-        return [node_command(spec, params_dir) for spec in self.specs]
+        return [self._command(spec, params_dir) for spec in self.specs]
 
     def say(self, text: str) -> None:
         """Print a runner message between the children's lines."""

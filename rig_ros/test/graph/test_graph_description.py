@@ -1,0 +1,240 @@
+"""The graph is described once: graph.py, the launch files and the runner agree.
+
+No launch install is needed: the launch files keep their launch imports inside functions, so
+`generate_node_specs` is imported directly, and `generate_launch_description` runs against a
+small recording stand-in of the launch/launch_ros API.
+"""
+
+import argparse
+import importlib.util
+import os
+import pathlib
+import sys
+import tempfile
+import types
+from typing import Any
+
+import pytest
+import setuptools
+import yaml
+
+from rig_ros import graph, runner
+
+PACKAGE_DIR = pathlib.Path(__file__).resolve().parents[2]
+LAUNCH_DIR = PACKAGE_DIR / 'launch'
+GRAPHS = ('practice', 'reach')
+
+# Launch-argument strings, as `ros2 launch rig_ros <graph>.launch.py name:=value` passes them.
+CASES = {
+    'practice': [
+        {},
+        {'robots': '3', 'namespace': 'lab', 'task': 'pusher', 'seed': '7', 'run_dir': '/runs/a',
+         'lockstep': 'false'},
+        {'sim': 'false', 'robots': '2', 'camera_topic': '/io/internal_camera/head/image_raw'},
+        {'task': 'multi_pusher', 'params_file': str(PACKAGE_DIR / 'config' / 'pusher.yaml')},
+    ],
+    'reach': [
+        {},
+        {'checkpoint': '/runs/a', 'robots': '2', 'namespace': 'lab/cell_1', 'sim': 'false'},
+    ],
+}
+CASE_IDS = [(name, i) for name in GRAPHS for i in range(len(CASES[name]))]
+
+
+def load_launch_file(name: str) -> types.ModuleType:
+    path = LAUNCH_DIR / f'{name}.launch.py'
+    spec = importlib.util.spec_from_file_location(f'{name}_launch', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def console_scripts() -> dict[str, str]:
+    """Run setup.py with a stand-in `setup()` and return its console scripts."""
+    captured: dict[str, Any] = {}
+    code = compile((PACKAGE_DIR / 'setup.py').read_text(), 'setup.py', 'exec')
+    original = setuptools.setup
+    cwd = pathlib.Path.cwd()
+    try:
+        setuptools.setup = lambda **kwargs: captured.update(kwargs)
+        os.chdir(PACKAGE_DIR)
+        exec(code, {'__name__': '__main__', '__file__': str(PACKAGE_DIR / 'setup.py')})
+    finally:
+        setuptools.setup = original
+        os.chdir(cwd)
+    scripts = {}
+    for line in captured['entry_points']['console_scripts']:
+        name, target = (part.strip() for part in line.split('='))
+        scripts[name] = target
+    return scripts
+
+
+def cli_specs(name: str, values: dict[str, str]) -> list[graph.NodeSpec]:
+    """Return the runner's specs for the same arguments given as `rig <graph>` options."""
+    parser = argparse.ArgumentParser()
+    getattr(runner, f'add_{name}_arguments')(parser)
+    argv = []
+    for argument in graph.GRAPHS[name][1]:
+        if argument.name not in values:
+            continue
+        flag = '--' + argument.name.replace('_', '-')
+        if argument.kind == 'bool':
+            on = graph.parse_argument(argument, values[argument.name])
+            argv.append(flag if on else '--no-' + flag[2:])
+        else:
+            argv += [flag, values[argument.name]]
+    return runner.specs_from_args(name, parser.parse_args(argv))
+
+
+# (a) Well-formed graphs.
+
+@pytest.mark.parametrize('name, case', CASE_IDS)
+def test_graph_is_well_formed(name, case):
+    specs = graph.graph_from_arguments(name, CASES[name][case])
+    names = [spec.fully_qualified_name for spec in specs]
+    assert len(names) == len(set(names))
+    scripts = console_scripts()
+    for spec in specs:
+        assert spec.package == graph.PACKAGE
+        # The console script and the runner's `python -m` run the same module's main().
+        assert scripts.get(spec.executable) == f'rig_ros.nodes.{spec.executable}:main', spec
+        for path in spec.param_files:
+            assert pathlib.Path(path).is_file(), path
+            document = yaml.safe_load(pathlib.Path(path).read_text())
+            assert all('ros__parameters' in value for value in document.values()), path
+    learners = [spec for spec in specs if spec.executable == graph.LEARNER]
+    assert len(learners) == 1
+    robots = int(CASES[name][case].get('robots', '1'))
+    fleet = graph.fleet_namespace(CASES[name][case].get('namespace', ''))
+    assert learners[0].namespace == fleet
+    chains = {spec.namespace for spec in specs} - {fleet}
+    assert chains == {graph.robot_namespace(i, fleet) for i in range(robots)}
+    for spec in specs:
+        for source, target in spec.remappings:
+            if source in graph.FLEET_TOPICS:  # every chain reaches the one learner
+                assert target == graph.join_names(fleet, source)
+
+
+def test_graph_structure_per_mode():
+    practice = graph.practice_graph(robots=2)
+    reach = graph.reach_graph(checkpoint='/runs/a')
+    by_name = {spec.fully_qualified_name: spec for spec in practice}
+    assert by_name['/robot_1/policy'].parameters['explore'] is True
+    assert by_name['/robot_1/policy'].parameters['robot_id'] == 'robot_1'
+    assert by_name['/learner'].parameters['train'] is True
+    assert by_name['/robot_0/mujoco_sim'].parameters['lockstep'] is True
+    by_name = {spec.fully_qualified_name: spec for spec in reach}
+    assert by_name['/robot_0/policy'].parameters['explore'] is False
+    assert by_name['/robot_0/goal_scheduler'].parameters['goal_source'] == 'image'
+    assert by_name['/learner'].parameters == {'task': 'reacher', 'train': False, 'seed': 0,
+                                              'checkpoint': '/runs/a'}
+    real = graph.practice_graph(sim=False, camera_topic='/camera/color')
+    assert graph.MUJOCO_SIM not in {spec.executable for spec in real}
+    pipeline = next(spec for spec in real if spec.executable == graph.CAMERA_PIPELINE)
+    assert pipeline.remappings == ((graph.CAMERA_IMAGE_TOPIC, '/camera/color'),)
+
+
+@pytest.mark.parametrize('values, message', [
+    ({'task': 'juggler'}, 'task must be one of'),
+    ({'robots': '0'}, 'robots must be a positive integer'),
+    ({'robots': 'two'}, 'robots must be an integer'),
+    ({'sim': 'maybe'}, 'sim must be true or false'),
+    ({'params_file': '/no/such.yaml'}, 'does not exist'),
+    ({'namespace': '1lab'}, 'invalid namespace'),
+    ({'robot': '2'}, 'unknown graph arguments: robot'),
+])
+def test_bad_arguments_are_refused(values, message):
+    with pytest.raises(ValueError, match=message):
+        graph.graph_from_arguments('practice', values)
+
+
+def test_existing_node_modules_run_with_python_m():
+    for executable in console_scripts():
+        path = PACKAGE_DIR / 'rig_ros' / 'nodes' / f'{executable}.py'
+        if path.is_file():
+            source = path.read_text()
+            assert 'def main(' in source and "if __name__ == '__main__':" in source, path
+
+
+# (b) The launch files and the runner describe the same graph.
+
+@pytest.mark.parametrize('name, case', CASE_IDS)
+def test_launch_file_cli_and_runner_agree(name, case):
+    values = CASES[name][case]
+    specs = graph.graph_from_arguments(name, values)
+    assert load_launch_file(name).generate_node_specs(values) == specs
+    assert cli_specs(name, values) == specs
+    with tempfile.TemporaryDirectory() as params_dir:
+        for spec in specs:
+            command = runner.node_command(spec, params_dir)
+            assert command[:3] == [sys.executable, '-m', f'rig_ros.nodes.{spec.executable}']
+            parsed = runner.parse_ros_arguments(command)
+            assert (parsed['name'], parsed['namespace']) == (spec.name, spec.namespace)
+            assert parsed['remappings'] == list(spec.remappings)
+            files = parsed['param_files']
+            if spec.parameters:  # the overrides come last, keyed by the node's full name
+                overrides = yaml.safe_load(pathlib.Path(files.pop()).read_text())
+                assert overrides == {spec.fully_qualified_name: {
+                    'ros__parameters': dict(spec.parameters)}}
+            assert files == list(spec.param_files)
+
+
+def test_cli_options_mirror_launch_arguments():
+    for name in GRAPHS:
+        parser = argparse.ArgumentParser()
+        getattr(runner, f'add_{name}_arguments')(parser)
+        defaults = vars(parser.parse_args([]))
+        for argument in graph.GRAPHS[name][1]:
+            assert defaults[argument.name] == graph.parse_argument(
+                argument, argument.launch_default) or (
+                argument.kind == 'str' and defaults[argument.name] == '')
+
+
+class _Recorder:
+    """Stand-in for a launch class: records its constructor arguments."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.args, self.kwargs = args, kwargs
+
+
+class _LaunchConfiguration(_Recorder):
+    def perform(self, context: dict) -> str:
+        return context[self.args[0]]
+
+
+def fake_launch_modules() -> dict[str, types.ModuleType]:
+    modules = {name: types.ModuleType(name) for name in (
+        'launch', 'launch.actions', 'launch.substitutions', 'launch_ros', 'launch_ros.actions')}
+    modules['launch'].LaunchDescription = _Recorder
+    modules['launch.actions'].DeclareLaunchArgument = type('DeclareLaunchArgument',
+                                                           (_Recorder,), {})
+    modules['launch.actions'].OpaqueFunction = type('OpaqueFunction', (_Recorder,), {})
+    modules['launch.substitutions'].LaunchConfiguration = _LaunchConfiguration
+    modules['launch_ros.actions'].Node = type('Node', (_Recorder,), {})
+    return modules
+
+
+@pytest.mark.parametrize('name, case', CASE_IDS)
+def test_launch_description_turns_specs_into_nodes(name, case, monkeypatch):
+    for module_name, module in fake_launch_modules().items():
+        monkeypatch.setitem(sys.modules, module_name, module)
+    description = load_launch_file(name).generate_launch_description()
+    *declared, opaque = description.args[0]
+    arguments = graph.GRAPHS[name][1]
+    assert [d.args[0] for d in declared] == [a.name for a in arguments]
+    for declaration, argument in zip(declared, arguments):
+        assert declaration.kwargs['default_value'] == argument.launch_default
+        assert declaration.kwargs['description'] == argument.description
+        assert declaration.kwargs.get('choices') == (
+            list(argument.choices) if argument.choices else None)
+    values = {a.name: CASES[name][case].get(a.name, a.launch_default) for a in arguments}
+    nodes = opaque.kwargs['function'](values)
+    specs = graph.graph_from_arguments(name, CASES[name][case])
+    assert len(nodes) == len(specs)
+    for node, spec in zip(nodes, specs):
+        kwargs = node.kwargs
+        assert (kwargs['package'], kwargs['executable'], kwargs['name'], kwargs['namespace']) == (
+            spec.package, spec.executable, spec.name, spec.namespace)
+        expected = list(spec.param_files) + ([dict(spec.parameters)] if spec.parameters else [])
+        assert kwargs['parameters'] == expected
+        assert kwargs['remappings'] == list(spec.remappings)
