@@ -17,6 +17,8 @@ Layout (see docs/fleet.md):
   driver (for example intera through ros1_bridge) must serve `camera/image_raw`, `ee_velocity`
   and `robot/reset` in the robot's namespace; `camera_topic` remaps the camera input to the
   driver's topic.
+- `nodes` selects one machine's share of the graph (globs such as `robot_1/*` or `learner`),
+  so a fleet spans machines with one description.
 - Parameter files are layered: the task's `config/<task>.yaml`, then the user's
   `params_file`; the spec's own `parameters` (task, seeds, modes) come last and win.
 """
@@ -24,6 +26,7 @@ Layout (see docs/fleet.md):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+import fnmatch
 import pathlib
 from typing import Any, Callable, Mapping, Optional, Sequence
 
@@ -174,7 +177,8 @@ def _param_files(task: str, params_file: Optional[str]) -> tuple[str, ...]:
 def practice_graph(task: str = 'reacher', sim: bool = True, robots: int = 1,
                    params_file: Optional[str] = None, lockstep: bool = True,
                    namespace: str = '', seed: int = 0, run_dir: Optional[str] = None,
-                   camera_topic: Optional[str] = None) -> list[NodeSpec]:
+                   camera_topic: Optional[str] = None,
+                   nodes: Optional[str] = None) -> list[NodeSpec]:
     """Practice: robots act towards imagined goals; one learner trains and broadcasts weights.
 
     task: reacher, pusher or multi_pusher (selects config/<task>.yaml and the sim scene).
@@ -187,26 +191,30 @@ def practice_graph(task: str = 'reacher', sim: bool = True, robots: int = 1,
     seed: base seed; every robot and node derives its own from it.
     run_dir: where the learner writes checkpoints and logs (its parameter default if None).
     camera_topic: remap each chain's camera/image_raw to this name (real camera drivers).
+    nodes: start only the nodes whose names match one of these comma-separated globs, relative
+        to the fleet namespace unless absolute (one machine's share of a fleet, e.g.
+        'robot_1/*' or 'learner').
     """
     _check_common(task, robots, params_file)
     files = _param_files(task, params_file)
-    nodes = []
+    specs = []
     for index in range(robots):
-        nodes += _robot_chain(index, namespace=namespace, param_files=files, task=task,
+        specs += _robot_chain(index, namespace=namespace, param_files=files, task=task,
                               sim=sim, lockstep=lockstep, seed=seed, camera_topic=camera_topic,
                               practice=True)
     learner_parameters: dict[str, Any] = {'task': task, 'train': True, 'seed': seed}
     if run_dir:
         learner_parameters['run_dir'] = str(run_dir)
-    nodes.append(NodeSpec(LEARNER, LEARNER, fleet_namespace(namespace), learner_parameters,
+    specs.append(NodeSpec(LEARNER, LEARNER, fleet_namespace(namespace), learner_parameters,
                           files))
-    return nodes
+    return select_nodes(specs, nodes, namespace)
 
 
 def reach_graph(task: str = 'reacher', sim: bool = True, robots: int = 1,
                 params_file: Optional[str] = None, lockstep: bool = True,
                 namespace: str = '', seed: int = 0, checkpoint: Optional[str] = None,
-                camera_topic: Optional[str] = None) -> list[NodeSpec]:
+                camera_topic: Optional[str] = None,
+                nodes: Optional[str] = None) -> list[NodeSpec]:
     """Reach (test time): goal images arrive on rig/goal_image; no exploration, no learning.
 
     The learner only serves the checkpoint's weights (`train: false`) on the latched weights
@@ -215,17 +223,35 @@ def reach_graph(task: str = 'reacher', sim: bool = True, robots: int = 1,
     """
     _check_common(task, robots, params_file)
     files = _param_files(task, params_file)
-    nodes = []
+    specs = []
     for index in range(robots):
-        nodes += _robot_chain(index, namespace=namespace, param_files=files, task=task,
+        specs += _robot_chain(index, namespace=namespace, param_files=files, task=task,
                               sim=sim, lockstep=lockstep, seed=seed, camera_topic=camera_topic,
                               practice=False)
     learner_parameters: dict[str, Any] = {'task': task, 'train': False, 'seed': seed}
     if checkpoint:
         learner_parameters['checkpoint'] = str(checkpoint)
-    nodes.append(NodeSpec(LEARNER, LEARNER, fleet_namespace(namespace), learner_parameters,
+    specs.append(NodeSpec(LEARNER, LEARNER, fleet_namespace(namespace), learner_parameters,
                           files))
-    return nodes
+    return select_nodes(specs, nodes, namespace)
+
+
+def select_nodes(specs: list[NodeSpec], patterns: Optional[str],
+                 namespace: str = '') -> list[NodeSpec]:
+    """Keep the specs whose fully qualified names match a comma-separated glob pattern.
+
+    Patterns without a leading '/' are relative to the fleet `namespace`.
+    """
+    if not patterns:
+        return specs
+    globs = [pattern if pattern.startswith('/') else join_names(namespace, pattern)
+             for pattern in (p.strip() for p in patterns.split(',')) if pattern]
+    selected = [spec for spec in specs
+                if any(fnmatch.fnmatchcase(spec.fully_qualified_name, g) for g in globs)]
+    if not selected:
+        raise ValueError(f'nodes {patterns!r} matches none of '
+                         f'{", ".join(spec.fully_qualified_name for spec in specs)}')
+    return selected
 
 
 def check_graph(specs: Sequence[NodeSpec]) -> None:
@@ -273,13 +299,16 @@ _SEED = GraphArgument('seed', 'int', 0, 'base random seed of every node')
 _CAMERA_TOPIC = GraphArgument('camera_topic', 'str', '', "remap each chain's camera/image_raw "
                               'to this topic (empty: no remapping)')
 _RUN_DIR = GraphArgument('run_dir', 'path', None, 'learner run directory (checkpoints, logs)')
+_NODES = GraphArgument('nodes', 'str', '', 'start only the nodes matching these comma-separated '
+                       'name globs, relative to the fleet namespace unless absolute, e.g. '
+                       "robot_1/* or learner (empty: all); one machine's share of a fleet")
 _CHECKPOINT = GraphArgument('checkpoint', 'path', None, 'run directory or checkpoint whose '
                             'weights the learner serves')
 
 PRACTICE_ARGUMENTS = (_TASK, _SIM, _ROBOTS, _NAMESPACE, _PARAMS_FILE, _LOCKSTEP, _SEED,
-                      _CAMERA_TOPIC, _RUN_DIR)
+                      _CAMERA_TOPIC, _NODES, _RUN_DIR)
 REACH_ARGUMENTS = (_TASK, _SIM, _ROBOTS, _NAMESPACE, _PARAMS_FILE, _LOCKSTEP, _SEED,
-                   _CAMERA_TOPIC, _CHECKPOINT)
+                   _CAMERA_TOPIC, _NODES, _CHECKPOINT)
 
 _TRUE = ('true', '1', 'yes', 'on')
 _FALSE = ('false', '0', 'no', 'off')

@@ -36,6 +36,7 @@ CASES = {
     'reach': [
         {},
         {'checkpoint': '/runs/a', 'robots': '2', 'namespace': 'lab/cell_1', 'sim': 'false'},
+        {'robots': '3', 'nodes': 'robot_1/*, learner', 'namespace': 'lab'},
     ],
 }
 CASE_IDS = [(name, i) for name in GRAPHS for i in range(len(CASES[name]))]
@@ -102,6 +103,8 @@ def test_graph_is_well_formed(name, case):
             assert pathlib.Path(path).is_file(), path
             document = yaml.safe_load(pathlib.Path(path).read_text())
             assert all('ros__parameters' in value for value in document.values()), path
+    if 'nodes' in CASES[name][case]:
+        return  # one machine's share of the graph: test_nodes_select_a_machines_share
     learners = [spec for spec in specs if spec.executable == graph.LEARNER]
     assert len(learners) == 1
     robots = int(CASES[name][case].get('robots', '1'))
@@ -132,6 +135,15 @@ def test_graph_structure_per_mode():
     assert graph.MUJOCO_SIM not in {spec.executable for spec in real}
     pipeline = next(spec for spec in real if spec.executable == graph.CAMERA_PIPELINE)
     assert pipeline.remappings == ((graph.CAMERA_IMAGE_TOPIC, '/camera/color'),)
+
+
+def test_nodes_select_a_machines_share():
+    full = graph.practice_graph(robots=3, namespace='lab')
+    share = graph.practice_graph(robots=3, namespace='lab', nodes='robot_1/*, /lab/learner')
+    assert share == [spec for spec in full if spec.namespace == '/lab/robot_1'
+                     or spec.name == 'learner']
+    with pytest.raises(ValueError, match='matches none'):
+        graph.practice_graph(robots=3, namespace='lab', nodes='/robot_1/*')
 
 
 @pytest.mark.parametrize('values, message', [
