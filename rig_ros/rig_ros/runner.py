@@ -166,8 +166,11 @@ class NodeProcess:
                 self.lines.append(line)
             if self._output is not None:
                 with self._lock:
-                    self._output.write(f'[{self.label}] {line}\n')
-                    self._output.flush()
+                    try:
+                        self._output.write(f'[{self.label}] {line}\n')
+                        self._output.flush()
+                    except (OSError, ValueError):  # closed reader: keep draining the pipe
+                        self._output = None
         self.process.stdout.close()
 
     @property
