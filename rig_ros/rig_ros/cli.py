@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import pathlib
 import sys
@@ -95,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
         practice = commands.add_parser('practice', help='the RIG practice graph over DDS')
         runner.add_practice_arguments(practice)
         practice.set_defaults(handler=runner.run_practice)
+        reach = commands.add_parser('reach', help='reach goal images with a trained model')
+        runner.add_reach_arguments(reach)
+        reach.set_defaults(handler=runner.run_reach)
     return parser
 
 
