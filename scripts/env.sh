@@ -5,7 +5,7 @@ export VIRTUAL_ENV=$_rig_root/.venv
 export PATH=$_rig_root/install/bin:$VIRTUAL_ENV/bin:$PATH
 export AMENT_PREFIX_PATH=$_rig_root/install:$VIRTUAL_ENV${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}
 export CMAKE_PREFIX_PATH=$_rig_root/install:$VIRTUAL_ENV
-export PYTHONPATH=$_rig_root/install/lib/python3.11/site-packages:$_rig_root/build/rig_ros:$_rig_root/rig_ros${PYTHONPATH:+:$PYTHONPATH}
+export PYTHONPATH=$_rig_root/install/lib/python3.11/site-packages:$_rig_root/rig_ros:$_rig_root/build/rig_ros${PYTHONPATH:+:$PYTHONPATH}
 export LD_LIBRARY_PATH=$_rig_root/install/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 # Offscreen MuJoCo rendering on Mesa (no display on these machines).
 export MUJOCO_GL=${MUJOCO_GL:-egl}

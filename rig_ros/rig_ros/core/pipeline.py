@@ -8,6 +8,7 @@ The environment is anything with the `GoalEnv` shape below (the simulated Sawyer
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import pathlib
@@ -21,7 +22,7 @@ from tqdm import tqdm
 from rig_ros.core import checkpoints
 from rig_ros.core.preprocessing import CropBox, preprocess, PreprocessConfig
 from rig_ros.core.replay import GoalReplayBuffer, RelabelConfig
-from rig_ros.core.rewards import euclidean_latent_reward
+from rig_ros.core.rewards import euclidean_latent_reward, mahalanobis_latent_reward
 from rig_ros.core.td3 import GoalConditionedTD3, TD3Config
 from rig_ros.core.vae import ConvVAE, encode_images, VAEConfig, VAETrainer
 
@@ -415,7 +416,7 @@ class RigPipeline:
     def practise(self) -> tuple[GoalConditionedTD3, LatentObserver, list[dict[str, Any]]]:
         """RL with imagined goals, resuming from the last checkpoint."""
         config, env = self.config, self.env
-        vae = self.vae()
+        vae = self._vae = self.vae()
         observer = LatentObserver(vae, config.preprocess_config)
         latent_dim = config.vae.latent_dim
         agent = make_agent(config, latent_dim, latent_dim, env.action_dim)
@@ -424,20 +425,24 @@ class RigPipeline:
         def prior(count: int) -> np.ndarray:
             return rng.standard_normal((count, latent_dim)).astype(np.float32)
 
+        reward_fn = self._reward_fn(vae)
         buffer = GoalReplayBuffer(
             capacity=config.replay_capacity, obs_dim=latent_dim, goal_dim=latent_dim,
-            action_dim=env.action_dim, reward_fn=euclidean_latent_reward,
+            action_dim=env.action_dim, reward_fn=reward_fn,
             prior_goal_sampler=prior, relabel=config.relabel,
             image_shape=(config.image_size, config.image_size, 3), rng=config.seed)
         step = 0
         curve: list[dict[str, Any]] = []
         if self.rl_path.exists() and self.replay_path.exists():
             saved = checkpoints.load_checkpoint(self.rl_path)
+            if 'vae' in saved.modules:  # fine-tuned during practice: the replay's latents match it
+                vae.load_state_dict(saved.modules.pop('vae'))
+                vae.eval()
             agent.load_state_dict({**saved.modules, **saved.optimizers,
                                    'updates': saved.metadata['updates']})
             with np.load(self.replay_path) as data:
                 buffer = GoalReplayBuffer.restore(
-                    {key: data[key] for key in data.files}, euclidean_latent_reward, prior,
+                    {key: data[key] for key in data.files}, reward_fn, prior,
                     config.relabel, rng=config.seed)
             buffer.end_episode()  # an episode cut by the interruption ends there
             step = int(saved.metadata['step'])
@@ -476,8 +481,17 @@ class RigPipeline:
             self.metrics_path, self.progress))
         return agent, observer, curve
 
+    def _reward_fn(self, vae: ConvVAE) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+        if self.config.reward == 'euclidean':
+            return euclidean_latent_reward
+        # A fixed diagonal metric: the encoder's mean posterior variance over the collected
+        # images (per-sample variances would have to live in the replay buffer).
+        _, logvar = encode_images(vae, self.images())
+        return functools.partial(mahalanobis_latent_reward,
+                                 variance=np.exp(logvar).mean(axis=0))
+
     def _fine_tune(self, vae: ConvVAE, buffer: GoalReplayBuffer) -> None:
-        images = buffer.images()
+        images = buffer.images().copy()  # a writable copy for torch
         trainer = VAETrainer(vae, self.config.vae)
         trainer.fit(images, self.config.fine_tune_vae_steps, progress=False)
         vae.eval()
@@ -491,6 +505,8 @@ class RigPipeline:
         state = agent.state_dict()
         optimizers = {name: state.pop(name) for name in list(state) if name.endswith('optimizer')}
         updates = state.pop('updates')
+        if self.config.fine_tune_vae_every:
+            state['vae'] = self._vae.state_dict()
         checkpoints.save_checkpoint(
             self.rl_path, state, optimizers, dataclasses.asdict(self.config.td3),
             {'format_version': FORMAT_VERSION, 'step': step, 'updates': updates, 'curve': curve})

@@ -90,3 +90,23 @@ def test_config_round_trips_through_json():
 def test_bad_config_names_the_field(field, value):
     with pytest.raises(ValueError, match=field):
         tiny_config(**{field: value})
+
+
+def test_vae_fine_tuning_refreshes_latents_and_is_checkpointed(sim, tmp_path):
+    from rig_ros.core import checkpoints
+    config = tiny_config(fine_tune_vae_every=60, fine_tune_vae_steps=5, reward='mahalanobis')
+    RigPipeline(sim, config, tmp_path, progress=False).run()
+    pretrained = checkpoints.load_checkpoint(tmp_path / 'vae.safetensors').modules['vae']
+    tuned = checkpoints.load_checkpoint(tmp_path / 'rl.safetensors').modules['vae']
+    assert any(not (pretrained[key] == tuned[key]).all() for key in pretrained
+               if pretrained[key].is_floating_point())
+    with np.load(tmp_path / 'replay.npz') as replay:
+        from rig_ros.core.pipeline import LatentObserver
+        from rig_ros.core.vae import ConvVAE
+        vae = ConvVAE(config.vae)
+        vae.load_state_dict(tuned)
+        vae.eval()
+        live = int(replay['frames'])
+        # After the last refresh (step 120) every stored latent is the tuned VAE's encoding.
+        encoded = LatentObserver(vae, config.preprocess_config).encode(replay['images'][:live])
+        np.testing.assert_allclose(replay['obs'][:live], encoded, atol=1e-4)
