@@ -11,7 +11,7 @@ from rig_ros import report
 
 
 def demo_config(task: str, seed: int, quick: bool) -> 'PipelineConfig':  # noqa: F821
-    """The demo's short budget (minutes on two cores); `quick` is for smoke tests."""
+    """Return the demo's short budget (minutes on two cores); `quick` is for smoke tests."""
     from rig_ros.core.pipeline import PipelineConfig
     from rig_ros.core.td3 import TD3Config
     if quick:
@@ -65,7 +65,7 @@ def _pipeline(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The `rig` argument parser."""
+    """Build the `rig` argument parser."""
     parser = argparse.ArgumentParser(prog='rig', description=__doc__)
     commands = parser.add_subparsers(dest='command', required=True)
 

@@ -38,7 +38,7 @@ def plot_learning_curves(curves: dict[str, Sequence[dict[str, Any]]], path: path
 
 
 def write_summary(result: dict[str, Any], path: pathlib.Path) -> None:
-    """A short markdown report of one run's final figures."""
+    """Write a short markdown report of one run's final figures."""
     lines = [f"# RIG run: {result.get('task')} (seed {result.get('seed')})", '']
     for key, value in sorted(result.items()):
         if isinstance(value, float):

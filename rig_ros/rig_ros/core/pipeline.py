@@ -1,4 +1,4 @@
-"""The RIG pipeline, in process: collect -> pretrain VAE -> practise with imagined goals -> evaluate.
+"""The RIG pipeline in process: collect, pretrain the VAE, practise with imagined goals, evaluate.
 
 Every stage writes its result into a run directory and is skipped when that result is already
 there, so an interrupted run resumes where it stopped (RL resumes from its last checkpoint).
@@ -34,14 +34,20 @@ class GoalEnv(Protocol):
 
     action_dim: int
 
-    def reset(self, seed: int | None = None) -> None: ...  # noqa: D102
-    def step(self, action: np.ndarray) -> None: ...  # noqa: D102
-    def render(self, height: int | None = None, width: int | None = None) -> np.ndarray: ...  # noqa: D102, E501
-    def state_vector(self) -> np.ndarray: ...  # noqa: D102
-    def sample_goal_state(self, rng: np.random.Generator) -> np.ndarray: ...  # noqa: D102
-    def render_goal(self, goal_state: np.ndarray, height: int | None = None,  # noqa: D102
+    def reset(self, seed: int | None = None) -> None: ...
+
+    def step(self, action: np.ndarray) -> None: ...
+
+    def render(self, height: int | None = None, width: int | None = None) -> np.ndarray: ...
+
+    def state_vector(self) -> np.ndarray: ...
+
+    def sample_goal_state(self, rng: np.random.Generator) -> np.ndarray: ...
+
+    def render_goal(self, goal_state: np.ndarray, height: int | None = None,
                     width: int | None = None) -> np.ndarray: ...
-    def distances(self, goal_state: np.ndarray) -> dict[str, float]: ...  # noqa: D102
+
+    def distances(self, goal_state: np.ndarray) -> dict[str, float]: ...
 
 
 @dataclasses.dataclass
@@ -132,7 +138,7 @@ class LatentObserver:
         return preprocess(raw, self.preprocess_config)
 
     def encode(self, images: np.ndarray) -> np.ndarray:
-        """Encoder means for uint8 NHWC images."""
+        """Return the encoder means of uint8 NHWC images."""
         mean, _ = encode_images(self.vae, images)
         return mean
 
@@ -176,14 +182,14 @@ def collect_images(env: GoalEnv, config: PipelineConfig, progress: bool = True) 
 
 
 def make_vae(config: PipelineConfig) -> ConvVAE:
-    """A VAE for this run, seeded."""
+    """Make this run's VAE, seeded."""
     torch.manual_seed(config.seed)
     return ConvVAE(config.vae)
 
 
 def make_agent(config: PipelineConfig, obs_dim: int, goal_dim: int,
                action_dim: int) -> GoalConditionedTD3:
-    """The goal-conditioned TD3 agent, seeded."""
+    """Make the goal-conditioned TD3 agent, seeded."""
     td3 = dataclasses.replace(config.td3, seed=config.seed)
     return GoalConditionedTD3(obs_dim, goal_dim, action_dim, td3)
 
@@ -263,7 +269,7 @@ def evaluate_rig(env: GoalEnv, agent: GoalConditionedTD3, observer: LatentObserv
 
 def evaluate_random(env: GoalEnv, config: PipelineConfig,
                     goal_states: np.ndarray) -> Evaluation:
-    """A uniformly random policy on the same goals: the floor."""
+    """Evaluate a uniformly random policy on the same goals: the floor."""
     rng = np.random.default_rng(config.seed)
     results = [
         rollout_to_goal(env, lambda: rng.uniform(-1.0, 1.0, env.action_dim),
@@ -378,7 +384,7 @@ class RigPipeline:
 
     # Stage 1.
     def images(self) -> np.ndarray:
-        """Collected images (collecting them on first use)."""
+        """Return the collected images; the first call collects them."""
         if self.images_path.exists():
             with np.load(self.images_path) as data:
                 return data['images']
@@ -392,7 +398,7 @@ class RigPipeline:
 
     # Stage 2.
     def vae(self) -> ConvVAE:
-        """The pretrained VAE (training it on first use)."""
+        """Return the pretrained VAE (training it on first use)."""
         vae = make_vae(self.config)
         if self.vae_path.exists():
             saved = checkpoints.load_checkpoint(self.vae_path)

@@ -11,10 +11,11 @@ from rig_ros.sim.sawyer import SawyerSim, SawyerSimConfig
 
 
 def tiny_config(**overrides) -> PipelineConfig:
-    values = dict(collect_images=120, collect_episode_length=30, vae_steps=20, rl_steps=120,
-                  episode_length=20, td3=TD3Config(learning_starts=40, updates_per_step=1,
-                                                   batch_size=32, hidden_sizes=(32, 32)),
-                  eval_every=60, checkpoint_every=60, eval_goals=2, replay_capacity=500)
+    values = {'collect_images': 120, 'collect_episode_length': 30, 'vae_steps': 20,
+              'rl_steps': 120, 'episode_length': 20, 'eval_every': 60, 'checkpoint_every': 60,
+              'eval_goals': 2, 'replay_capacity': 500,
+              'td3': TD3Config(learning_starts=40, updates_per_step=1, batch_size=32,
+                               hidden_sizes=(32, 32))}
     values.update(overrides)
     return PipelineConfig(**values)
 
