@@ -38,7 +38,8 @@ ROBOT_NAMESPACE_PREFIX = 'robot_'
 CAMERA_IMAGE_TOPIC = 'camera/image_raw'  # sensor_msgs/Image, any size and encoding
 IMAGE_TOPIC = 'rig/image'  # sensor_msgs/Image, 84x84 rgb8
 LATENT_TOPIC = 'rig/latent'  # rig_msgs/LatentState
-GOAL_TOPIC = 'rig/goal'  # rig_msgs/LatentState, latched
+GOAL_TOPIC = 'rig/goal'  # rig_msgs/Goal, latched
+GOAL_IMAGE_DECODED_TOPIC = 'rig/goal_image_decoded'  # sensor_msgs/Image, latched (viewing)
 GOAL_IMAGE_TOPIC = 'rig/goal_image'  # sensor_msgs/Image from a user
 EE_VELOCITY_TOPIC = 'ee_velocity'  # geometry_msgs/TwistStamped
 TRANSITION_TOPIC = 'rig/transition'  # rig_msgs/Transition, fleet-wide
@@ -46,6 +47,10 @@ WEIGHTS_TOPIC = 'rig/weights'  # rig_msgs/Weights, latched, fleet-wide
 ENCODE_SERVICE = 'rig/encode'  # rig_msgs/Encode
 RESET_SERVICE = 'robot/reset'  # std_srvs/Trigger
 ACTIVATE_SERVICE = 'policy/activate'  # std_srvs/SetBool
+ROBOT_STATE_TOPIC = 'robot/state'  # geometry_msgs/PointStamped, the hand
+GROUND_TRUTH_TOPIC = 'sim/ground_truth'  # std_msgs/Float64MultiArray, SawyerSim.state_vector
+SIM_GOAL_STATE_TOPIC = 'sim/goal_state'  # std_msgs/Float64MultiArray, a state to render
+SIM_GOAL_IMAGE_TOPIC = 'sim/goal_image'  # sensor_msgs/Image, that state's render, latched
 
 # Executables (console scripts of rig_ros) and the node names they run under.
 MUJOCO_SIM = 'mujoco_sim'
@@ -164,9 +169,10 @@ def _robot_chain(index: int, *, namespace: str, param_files: tuple[str, ...], ta
     nodes.append(NodeSpec(POLICY, POLICY, ns, {
         'robot_id': robot_id, 'explore': practice, 'publish_transitions': practice,
         'seed': robot_seed + 1}, param_files, weights + transitions))
+    # The scheduler sees its robot's episode ends in the fleet's transitions (robot_id).
     nodes.append(NodeSpec(GOAL_SCHEDULER, GOAL_SCHEDULER, ns, {
         'goal_source': 'prior' if practice else 'image', 'seed': robot_seed + 2},
-        param_files, weights))
+        param_files, weights + transitions))
     return nodes
 
 

@@ -1,0 +1,161 @@
+"""Which goal a robot pursues, and when its episodes start: the goal scheduler's state machine.
+
+Practice (goal source 'prior'): WAITING until a VAE gives the latent size, then RESETTING
+(the robot is reset) and RUNNING (an imagined goal z ~ N(0, I) is pursued for
+`episode_length` steps) in turn. An episode ends when the robot's last transition of it
+arrives (or after `episode_timeout_s`), which calls for the next reset.
+Reach (goal source 'image', or once a user's goal image arrives, for good): REACHING the
+latest encoded goal image, without resets or episode ends.
+
+Pure logic: the node performs resets and encodings and reports back; times are passed in.
+"""
+
+from dataclasses import dataclass
+import enum
+import math
+from typing import Literal, Optional
+
+import numpy as np
+
+GoalSource = Literal['prior', 'image']
+
+
+@dataclass(frozen=True)
+class GoalSchedulerConfig:
+    """Settings of the goal_scheduler node.
+
+    goal_source: 'prior' practises towards imagined goals with resets between episodes;
+        'image' waits for goal images on rig/goal_image (a goal image also switches a
+        practising scheduler to reaching it).
+    episode_length: steps of a practice episode (the policy marks the last one).
+    seed: seed of the imagined goals.
+    robot_id: robot whose transitions end its episodes; empty: the node's namespace without
+        the leading '/' ('policy' in the root namespace), as the policy names itself.
+    vae_checkpoint: VAE checkpoint file or run directory (for the latent size and the goal
+        decoder); unset: wait for the learner's weights broadcast.
+    reset_timeout_s: a robot/reset call without an answer after this long is retried.
+    retry_period_s: pause before retrying a failed reset.
+    episode_timeout_s: start the next episode when the current one's end has not been seen
+        after this long (a lost transition or a restarted policy); 0 waits forever.
+    encode_timeout_s: a goal image not encoded after this long (rig/encode absent or slow)
+        is dropped with an error.
+    torch_threads: CPU threads for PyTorch; the machine's cores are shared by the graph.
+    """
+
+    goal_source: GoalSource = 'prior'
+    episode_length: int = 50
+    seed: int = 0
+    robot_id: str = ''
+    vae_checkpoint: Optional[str] = None
+    reset_timeout_s: float = 10.0
+    retry_period_s: float = 1.0
+    episode_timeout_s: float = 120.0
+    encode_timeout_s: float = 10.0
+    torch_threads: int = 1
+
+    def __post_init__(self) -> None:
+        if self.goal_source not in ('prior', 'image'):
+            raise ValueError(f"goal_source must be 'prior' or 'image', got {self.goal_source!r}")
+        for name in ('episode_length', 'torch_threads'):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f'{name} must be a positive integer, got {value!r}')
+        if not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f'seed must be a non-negative integer, got {self.seed!r}')
+        for name in ('reset_timeout_s', 'retry_period_s', 'encode_timeout_s'):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value <= 0:
+                raise ValueError(f'{name} must be a positive number of seconds, got {value!r}')
+        if not math.isfinite(self.episode_timeout_s) or self.episode_timeout_s < 0:
+            raise ValueError(f'episode_timeout_s must be >= 0 (0: none), '
+                             f'got {self.episode_timeout_s!r}')
+
+
+class Phase(enum.Enum):
+    """Where the scheduler stands."""
+
+    WAITING = 'waiting for a VAE'
+    RESETTING = 'resetting the robot'
+    RUNNING = 'running a practice episode'
+    REACHING = 'reaching a goal image'
+
+
+@dataclass(frozen=True)
+class GoalCommand:
+    """A goal to publish (the fields of rig_msgs/Goal that the scheduler decides)."""
+
+    mean: np.ndarray
+    episode_id: int
+    episode_length: int  # 0: no limit
+    source: GoalSource
+    explore: bool
+
+
+class GoalScheduler:
+    """Episodes and goals of one robot."""
+
+    def __init__(self, config: GoalSchedulerConfig) -> None:
+        self.config = config
+        self._rng = np.random.default_rng(config.seed)
+        self._phase = Phase.WAITING if config.goal_source == 'prior' else Phase.REACHING
+        self._episode_id = 0
+        self._started = 0.0
+        self.goal: Optional[GoalCommand] = None
+
+    @property
+    def phase(self) -> Phase:
+        """The current phase."""
+        return self._phase
+
+    @property
+    def episode_id(self) -> int:
+        """Id of the latest goal's episode (0 before the first); ids only grow."""
+        return self._episode_id
+
+    @property
+    def reset_due(self) -> bool:
+        """True while the robot should be (or is being) reset."""
+        return self._phase is Phase.RESETTING
+
+    def model_ready(self) -> None:
+        """Note that a VAE is loaded: practice can begin with a reset."""
+        if self._phase is Phase.WAITING:
+            self._phase = Phase.RESETTING
+
+    def reset_done(self, latent_dim: int, now: float) -> Optional[GoalCommand]:
+        """Return the next episode's imagined goal after a reset that succeeded at `now`.
+
+        None when no reset was due any more (a goal image arrived meanwhile).
+        """
+        if self._phase is not Phase.RESETTING:
+            return None
+        self._episode_id += 1
+        self._phase = Phase.RUNNING
+        self._started = now
+        mean = self._rng.standard_normal(latent_dim).astype(np.float32)
+        self.goal = GoalCommand(mean, self._episode_id, self.config.episode_length, 'prior',
+                                True)
+        return self.goal
+
+    def episode_end(self, episode_id: int) -> bool:
+        """Take the last transition of `episode_id`; True if the current episode ended."""
+        if self._phase is Phase.RUNNING and episode_id == self._episode_id:
+            self._phase = Phase.RESETTING
+            return True
+        return False
+
+    def timed_out(self, now: float) -> bool:
+        """Return True (a reset becomes due) if the running episode has lasted too long."""
+        timeout = self.config.episode_timeout_s
+        if self._phase is Phase.RUNNING and timeout > 0 and now - self._started >= timeout:
+            self._phase = Phase.RESETTING
+            return True
+        return False
+
+    def image_goal(self, mean: np.ndarray) -> GoalCommand:
+        """Take an encoded goal image: reach it without exploring, from now on."""
+        self._episode_id += 1
+        self._phase = Phase.REACHING
+        self.goal = GoalCommand(np.asarray(mean, np.float32), self._episode_id, 0, 'image',
+                                False)
+        return self.goal

@@ -1,0 +1,98 @@
+"""When the simulated robot moves: lockstep or real-time stepping of a `SawyerSim`.
+
+Lockstep: every velocity command advances the sim exactly one control period and a frame is
+due at once. When no command has come for `idle_frame_period_s` since the last frame, the
+current frame is due again, so a lost frame (or a policy not yet running) never stalls the
+command -> frame -> latent -> command loop.
+Real time: a wall-clock tick every control period integrates the latest command, or zero
+once the command is older than `command_timeout_s` (watchdog), and a frame is due per tick.
+
+Pure logic: the node passes monotonic times in and publishes when told a frame is due.
+"""
+
+from dataclasses import dataclass
+import math
+from typing import Optional
+
+import numpy as np
+
+from rig_ros.sim.sawyer import SawyerSim
+
+
+@dataclass(frozen=True)
+class SimDriverConfig:
+    """How the mujoco_sim node steps the sim.
+
+    lockstep: advance one control period per velocity command (fast practice); false: real
+        time at one control period per wall-clock tick, as on the robot.
+    idle_frame_period_s: lockstep: republish the current frame when no command came for this
+        long; longer than a loaded machine's command -> frame -> command round trip.
+    command_timeout_s: real time: a command older than this is replaced by zero (watchdog).
+    """
+
+    lockstep: bool = True
+    idle_frame_period_s: float = 0.25
+    command_timeout_s: float = 0.2
+
+    def __post_init__(self) -> None:
+        for name in ('idle_frame_period_s', 'command_timeout_s'):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value <= 0:
+                raise ValueError(f'{name} must be a positive number of seconds, got {value!r}')
+
+
+class SimDriver:
+    """Turns velocity commands and clock ticks into sim steps and due frames."""
+
+    def __init__(self, sim: SawyerSim, config: SimDriverConfig) -> None:
+        self.sim = sim
+        self.config = config
+        self._velocity = np.zeros(sim.action_dim)
+        self._command_time: Optional[float] = None
+        self._last_frame = -math.inf
+        self._resets = 0
+
+    @property
+    def tick_period_s(self) -> float:
+        """How often the node should call `tick`."""
+        if self.config.lockstep:
+            return self.config.idle_frame_period_s / 4.0
+        return self.sim.config.control_period_s
+
+    def command(self, velocity_m_s: np.ndarray, now: float) -> bool:
+        """Take a velocity (vx, vy) in m/s; True if a frame is due now (lockstep).
+
+        Raises ValueError, leaving everything unchanged, for a non-finite or misshaped command.
+        The sim clips each axis to its maximum speed and the hand to its workspace box.
+        """
+        velocity = np.asarray(velocity_m_s, dtype=float)
+        if velocity.shape != (self.sim.action_dim,) or not np.all(np.isfinite(velocity)):
+            raise ValueError(f'velocity must be {self.sim.action_dim} finite numbers (m/s), '
+                             f'got {velocity_m_s!r}')
+        if self.config.lockstep:
+            self.sim.step_velocity(velocity)
+            return True
+        self._velocity, self._command_time = velocity, now
+        return False
+
+    def tick(self, now: float) -> bool:
+        """Advance the clock (call every `tick_period_s`); True if a frame is due now."""
+        if self.config.lockstep:
+            return now - self._last_frame >= self.config.idle_frame_period_s
+        fresh = (self._command_time is not None
+                 and now - self._command_time <= self.config.command_timeout_s)
+        self.sim.step_velocity(self._velocity if fresh else np.zeros(self.sim.action_dim))
+        return True
+
+    def frame_published(self, now: float) -> None:
+        """Record that a frame went out at `now` (restarts the lockstep idle period)."""
+        self._last_frame = now
+
+    def reset(self) -> int:
+        """Reset the sim with the next seed of this sim's sequence; return that seed."""
+        seed = int(np.random.SeedSequence((self.sim.config.seed, self._resets))
+                   .generate_state(1)[0] & 0x7FFFFFFF)
+        self._resets += 1
+        self.sim.reset(seed=seed)
+        self._velocity, self._command_time = np.zeros(self.sim.action_dim), None
+        return seed
