@@ -166,9 +166,12 @@ def _robot_chain(index: int, *, namespace: str, param_files: tuple[str, ...], ta
     camera_remap = ((CAMERA_IMAGE_TOPIC, camera_topic),) if camera_topic else ()
     nodes.append(NodeSpec(CAMERA_PIPELINE, CAMERA_PIPELINE, ns, {}, param_files, camera_remap))
     nodes.append(NodeSpec(VAE_ENCODER, VAE_ENCODER, ns, {}, param_files, weights))
+    # A simulated robot acts at once (a real one waits for policy/activate); a lockstep sim
+    # steps per command, so its policy acts once per latent instead of on a 10 Hz timer.
     nodes.append(NodeSpec(POLICY, POLICY, ns, {
         'robot_id': robot_id, 'explore': practice, 'publish_transitions': practice,
-        'seed': robot_seed + 1}, param_files, weights + transitions))
+        'start_active': sim, 'act_on_latent': sim and lockstep, 'seed': robot_seed + 1},
+        param_files, weights + transitions))
     # The scheduler sees its robot's episode ends in the fleet's transitions (robot_id).
     nodes.append(NodeSpec(GOAL_SCHEDULER, GOAL_SCHEDULER, ns, {
         'goal_source': 'prior' if practice else 'image', 'seed': robot_seed + 2},
@@ -192,7 +195,7 @@ def practice_graph(task: str = 'reacher', sim: bool = True, robots: int = 1,
     robots: number of robot chains, namespaced robot_0 .. robot_<robots-1>.
     params_file: YAML applied after the task's file (later keys win).
     lockstep: the sim advances one control period per command (fast); False: 10 Hz wall clock.
-        Only the sim reads it.
+        The sims and their policies read it.
     namespace: fleet namespace that holds the learner and the robot namespaces.
     seed: base seed; every robot and node derives its own from it.
     run_dir: where the learner writes checkpoints and logs (its parameter default if None).

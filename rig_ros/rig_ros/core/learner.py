@@ -1,0 +1,368 @@
+"""The fleet's learner without ROS: ingest transitions, train TD3, version weights, checkpoint.
+
+Transitions arrive per robot, interleaved. Each robot's open episode is kept aside until it
+ends and is then added whole to one `GoalReplayBuffer` (which writes one episode at a time).
+Ingestion checks every transition and says what it did with it:
+- 'invalid': wrong sizes or non-finite values; dropped.
+- 'duplicate': a step already received (or after the episode's end); dropped.
+- 'out_of_order': an older episode than the robot's current one; dropped. An older episode id
+  at step 0 is taken as the robot's restart ('restart'), not as disorder.
+- 'gap': steps are missing (a lost message, or an episode joined late): the part before the
+  gap is stored as a truncated episode and a new part starts here. 'discontinuity': the
+  observation is not the previous step's next observation (e.g. new encoder weights): the
+  same split. Both transitions are kept.
+Truncated parts are valid data: time limits are never terminations, targets bootstrap.
+
+Training mirrors `core.pipeline.practice_loop`: once `td3.learning_starts` transitions are in
+the replay buffer, every stored transition owes `td3.updates_per_step` updates. `train()` pays
+what is owed. Every `broadcast_every` updates the actor is due for broadcast (a new version).
+
+Threads: `ingest` and `status` may be called from any thread; `train`, `policy_weights`,
+`save` and `resume` from one (the training worker), or while it is stopped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+import json
+import os
+import pathlib
+import threading
+from typing import Any, Optional
+
+import numpy as np
+
+from rig_ros.core import checkpoints
+from rig_ros.core.policy_runtime import encode_policy_weights, TransitionRecord
+from rig_ros.core.replay import GoalReplayBuffer, RelabelConfig
+from rig_ros.core.rewards import euclidean_latent_reward
+from rig_ros.core.td3 import GoalConditionedTD3, TD3Config
+
+FORMAT_VERSION = 1
+CHECKPOINT_FILE = 'learner.safetensors'
+REPLAY_FILE = 'learner_replay.npz'
+PIPELINE_CHECKPOINT_FILE = 'rl.safetensors'  # core.pipeline's RL checkpoint, servable too
+REJECTIONS = ('invalid', 'duplicate', 'out_of_order')
+SPLITS = ('gap', 'discontinuity', 'restart')
+_OPTIMIZERS = ('actor_optimizer', 'critic_optimizer')
+
+
+@dataclass
+class LearnerConfig:
+    """The fleet's learner.
+
+    task: the task trained (checked when resuming a run directory).
+    train: train on transitions; false: only serve the weights of `checkpoint`.
+    latent_dim: size of latents and goals (the VAE's latent size; the prior is N(0, I)).
+    action_dim: size of actions.
+    replay_capacity: replay buffer size in frames (an episode of T steps takes T + 1).
+    broadcast_every: updates between policy weight broadcasts.
+    checkpoint_every: updates between checkpoints (0: on shutdown only).
+    run_dir: checkpoints go here; a checkpoint found here is resumed. Empty: none.
+    checkpoint: run directory or checkpoint file whose weights to serve when train is false.
+    seed: seeds networks, target noise, replay sampling and imagined goals.
+    device: torch device of the networks ('cpu', 'cuda').
+    num_threads: torch CPU threads (0: torch's default).
+    status_period_s: seconds between status logs and rig/learner_status messages.
+    """
+
+    task: str = 'reacher'
+    train: bool = True
+    latent_dim: int = 4
+    action_dim: int = 2
+    replay_capacity: int = 100_000
+    broadcast_every: int = 200
+    checkpoint_every: int = 5000
+    run_dir: str = 'runs/practice'
+    checkpoint: str = ''
+    seed: int = 0
+    device: str = 'cpu'
+    num_threads: int = 1
+    status_period_s: float = 5.0
+    td3: TD3Config = field(default_factory=TD3Config)
+    relabel: RelabelConfig = field(default_factory=RelabelConfig)
+
+    def __post_init__(self) -> None:
+        """Check the values; an error names the field."""
+        for name in ('latent_dim', 'action_dim', 'broadcast_every', 'status_period_s'):
+            if not getattr(self, name) > 0:
+                raise ValueError(f'{name} must be > 0, got {getattr(self, name)!r}')
+        for name in ('checkpoint_every', 'num_threads'):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f'{name} must be >= 0, got {getattr(self, name)!r}')
+        if self.replay_capacity < 2:
+            raise ValueError(f'replay_capacity must be >= 2, got {self.replay_capacity!r}')
+
+
+@dataclass
+class _Episode:
+    """A robot's current episode: the part not yet in the replay buffer."""
+
+    episode_id: int
+    next_step: int
+    steps: list[TransitionRecord] = field(default_factory=list)
+    ended: bool = False
+
+
+def resolve_checkpoint(path: str | os.PathLike) -> pathlib.Path:
+    """Return the checkpoint file of a run directory (learner's, else pipeline's) or a file."""
+    path = pathlib.Path(path)
+    if path.is_dir():
+        for name in (CHECKPOINT_FILE, PIPELINE_CHECKPOINT_FILE):
+            if (path / name).is_file():
+                return path / name
+        raise FileNotFoundError(f'{path} holds no {CHECKPOINT_FILE} or '
+                                f'{PIPELINE_CHECKPOINT_FILE}')
+    if not path.is_file():
+        raise FileNotFoundError(f'no checkpoint at {path}')
+    return path
+
+
+def actor_sizes(actor: dict[str, Any]) -> tuple[int, tuple[int, ...], int]:
+    """Return (input size, hidden sizes, output size) of an MLP actor's state dict."""
+    weights = [actor[key] for key in sorted(
+        (k for k in actor if k.endswith('.weight')), key=lambda k: int(k.split('.')[0]))]
+    if not weights:
+        raise checkpoints.CheckpointError('the checkpoint holds no actor weights')
+    return (int(weights[0].shape[1]), tuple(int(w.shape[0]) for w in weights[:-1]),
+            int(weights[-1].shape[0]))
+
+
+class Learner:
+    """Replay, TD3 and counters of the fleet's learner (see the module doc)."""
+
+    def __init__(self, config: LearnerConfig) -> None:
+        self.config = config
+        self._lock = threading.Lock()
+        td3 = dataclasses.replace(config.td3, seed=config.seed)
+        dim = config.latent_dim
+        self.agent = GoalConditionedTD3(dim, dim, config.action_dim, td3, config.device)
+        self._prior_rng = np.random.default_rng(config.seed + 1)
+        self.buffer = self._new_buffer()
+        self._episodes: dict[str, _Episode] = {}
+        self.counts = {'received': 0, 'stored': 0, **dict.fromkeys(REJECTIONS + SPLITS, 0)}
+        self.weights_version = 0
+        self._broadcast_at = 0  # updates at the last broadcast
+        self._checkpoint_at = 0  # updates at the last checkpoint
+
+    def _prior(self, count: int) -> np.ndarray:
+        return self._prior_rng.standard_normal((count, self.config.latent_dim)).astype(
+            np.float32)
+
+    def _new_buffer(self, state: Optional[dict[str, Any]] = None) -> GoalReplayBuffer:
+        config = self.config
+        if state is not None:
+            return GoalReplayBuffer.restore(state, euclidean_latent_reward, self._prior,
+                                            config.relabel, rng=config.seed)
+        return GoalReplayBuffer(config.replay_capacity, config.latent_dim, config.latent_dim,
+                                config.action_dim, euclidean_latent_reward, self._prior,
+                                config.relabel, rng=config.seed)
+
+    # Ingestion (any thread).
+
+    def ingest(self, robot_id: str, record: TransitionRecord) -> str:
+        """Check and keep one transition; return 'stored', 'pending' or the problem."""
+        with self._lock:
+            self.counts['received'] += 1
+            verdict = self._ingest(robot_id, record)
+            if verdict in self.counts:
+                self.counts[verdict] += 1
+            if verdict in REJECTIONS:
+                return verdict
+            episode = self._episodes[robot_id]
+            if record.episode_end:
+                self._flush(episode)
+                episode.ended = True
+                return 'stored'
+            return verdict if verdict in SPLITS else 'pending'
+
+    def _ingest(self, robot_id: str, record: TransitionRecord) -> str:
+        config = self.config
+        sizes = (record.observation.shape, record.next_observation.shape, record.goal.shape,
+                 record.action.shape)
+        if sizes != ((config.latent_dim,),) * 3 + ((config.action_dim,),) or not all(
+                np.isfinite(array).all() for array in (
+                    record.observation, record.next_observation, record.goal, record.action)):
+            return 'invalid'
+        episode = self._episodes.get(robot_id)
+        verdict = 'pending'
+        if episode is None or record.episode_id != episode.episode_id:
+            if episode is not None and record.episode_id < episode.episode_id:
+                if record.step_index != 0:
+                    return 'out_of_order'
+                verdict = 'restart'
+            elif record.step_index != 0:
+                verdict = 'gap'  # the episode's first steps never arrived
+            if episode is not None:
+                self._flush(episode)
+            episode = self._episodes[robot_id] = _Episode(record.episode_id, record.step_index)
+        elif episode.ended or record.step_index < episode.next_step:
+            return 'duplicate'
+        elif record.step_index > episode.next_step:
+            verdict = 'gap'
+            self._flush(episode)
+        elif episode.steps and not np.allclose(record.observation,
+                                               episode.steps[-1].next_observation,
+                                               rtol=1e-5, atol=1e-6):
+            verdict = 'discontinuity'
+            self._flush(episode)
+        episode.steps.append(record)
+        episode.next_step = record.step_index + 1
+        return verdict
+
+    def _flush(self, episode: _Episode) -> None:
+        """Move an episode's kept steps into the replay buffer as one (maybe truncated) episode."""
+        for record in episode.steps:
+            self.buffer.add_step(record.observation, record.action, record.next_observation,
+                                 record.goal)
+        self.buffer.end_episode()
+        self.counts['stored'] += len(episode.steps)
+        episode.steps = []
+
+    def flush_open_episodes(self) -> None:
+        """Store every robot's unfinished episode as truncated (before a final checkpoint)."""
+        with self._lock:
+            for episode in self._episodes.values():
+                if episode.steps:
+                    self._flush(episode)
+
+    # Training (one thread).
+
+    @property
+    def updates(self) -> int:
+        """TD3 updates done (resumed runs included)."""
+        return self.agent.updates
+
+    def updates_due(self) -> int:
+        """Return the updates owed for the transitions stored so far (done ones included)."""
+        start = max(self.config.td3.learning_starts, 1)
+        stored = self.counts['stored']
+        return self.config.td3.updates_per_step * (stored - start + 1) if stored >= start else 0
+
+    def train(self, max_updates: int) -> int:
+        """Run up to `max_updates` of the owed updates; return how many ran.
+
+        Stops early at a multiple of broadcast_every, so that weights go out exactly there.
+        """
+        done = 0
+        while done < max_updates:
+            with self._lock:
+                if self.updates >= self.updates_due() or len(self.buffer) == 0:
+                    break
+                batch = self.buffer.sample(self.config.td3.batch_size)
+            self.agent.update(batch)
+            done += 1
+            if self.broadcast_due():
+                break
+        return done
+
+    def broadcast_due(self) -> bool:
+        """Whether the updates passed a multiple of broadcast_every since the last broadcast."""
+        every = self.config.broadcast_every
+        return self.updates // every > self._broadcast_at // every
+
+    def checkpoint_due(self) -> bool:
+        """Whether the updates passed a multiple of checkpoint_every (> 0) since the last."""
+        every = self.config.checkpoint_every
+        return bool(every) and self.updates // every > self._checkpoint_at // every
+
+    def policy_weights(self) -> tuple[int, str, bytes]:
+        """Return a new weights version: (version, config JSON, safetensors bytes)."""
+        self.weights_version += 1
+        self._broadcast_at = self.updates
+        config_json, data = encode_policy_weights(
+            self.agent, {'version': self.weights_version, 'updates': self.updates,
+                         'task': self.config.task})
+        return self.weights_version, config_json, data
+
+    def status(self) -> dict[str, Any]:
+        """Counters for logs and the status topic (JSON-able)."""
+        with self._lock:
+            pending = sum(len(e.steps) for e in self._episodes.values())
+            robots = {robot: {'episode_id': e.episode_id, 'next_step': e.next_step}
+                      for robot, e in sorted(self._episodes.items())}
+            due = self.updates_due()
+            return {**self.counts, 'pending': pending, 'replay': len(self.buffer),
+                    'updates': self.updates, 'updates_behind': max(0, due - self.updates),
+                    'weights_version': self.weights_version, 'robots': robots}
+
+    # Checkpoints (one thread).
+
+    def save(self, run_dir: str | os.PathLike) -> pathlib.Path:
+        """Write replay and checkpoint atomically into `run_dir`; return the checkpoint path."""
+        run_dir = pathlib.Path(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with self._lock:
+            replay = self.buffer.export()
+            counts = dict(self.counts)
+        tmp = run_dir / f'.{REPLAY_FILE}.tmp.npz'
+        np.savez(tmp, **replay)
+        os.replace(tmp, run_dir / REPLAY_FILE)
+        state = self.agent.state_dict()
+        optimizers = {name: state.pop(name) for name in _OPTIMIZERS}
+        updates = state.pop('updates')
+        path = run_dir / CHECKPOINT_FILE
+        checkpoints.save_checkpoint(
+            path, state, optimizers, dataclasses.asdict(self.config),
+            {'format_version': FORMAT_VERSION, 'updates': updates, 'counts': counts,
+             'weights_version': self.weights_version, 'broadcast_at': self._broadcast_at})
+        self._checkpoint_at = updates
+        return path
+
+    def resume(self, run_dir: str | os.PathLike) -> bool:
+        """Load `run_dir`'s checkpoint and replay if there; return whether one was loaded.
+
+        Raises ValueError when the run has another task or other network sizes.
+        """
+        path = pathlib.Path(run_dir) / CHECKPOINT_FILE
+        if not path.is_file():
+            return False
+        saved = checkpoints.load_checkpoint(path)
+        self._check_compatible(saved.config, path)
+        self.agent.load_state_dict({**saved.modules, **saved.optimizers,
+                                    'updates': saved.metadata['updates']})
+        replay = pathlib.Path(run_dir) / REPLAY_FILE
+        with self._lock:
+            if replay.is_file():
+                with np.load(replay, allow_pickle=False) as data:
+                    self.buffer = self._new_buffer({key: data[key] for key in data.files})
+                self.buffer.end_episode()
+            self.counts.update({key: int(value) for key, value in
+                                saved.metadata.get('counts', {}).items() if key in self.counts})
+            self._episodes.clear()
+        self.weights_version = int(saved.metadata.get('weights_version', 0))
+        self._broadcast_at = int(saved.metadata.get('broadcast_at', 0))
+        self._checkpoint_at = self.updates
+        return True
+
+    def _check_compatible(self, saved: dict[str, Any], path: pathlib.Path) -> None:
+        config = self.config
+        mine = (config.task, config.latent_dim, config.action_dim,
+                list(config.td3.hidden_sizes))
+        theirs = (saved.get('task'), saved.get('latent_dim'), saved.get('action_dim'),
+                  list(saved.get('td3', {}).get('hidden_sizes', [])))
+        if mine != theirs:
+            raise ValueError(f'{path} holds a run of (task, latent_dim, action_dim, '
+                             f'hidden_sizes) {theirs}, not {mine}: use another run_dir')
+
+    def load_actor(self, path: str | os.PathLike) -> pathlib.Path:
+        """Load the actor of a learner or pipeline checkpoint for serving; return its file."""
+        path = resolve_checkpoint(path)
+        actor = checkpoints.load_checkpoint(path).modules.get('actor')
+        if actor is None:
+            raise checkpoints.CheckpointError(f'{path} holds no actor')
+        in_size, hidden, out_size = actor_sizes(actor)
+        config = self.config
+        if (in_size, hidden, out_size) != (2 * config.latent_dim,
+                                           tuple(config.td3.hidden_sizes), config.action_dim):
+            td3 = dataclasses.replace(config.td3, hidden_sizes=hidden, seed=config.seed)
+            self.agent = GoalConditionedTD3(in_size // 2, in_size - in_size // 2, out_size,
+                                            td3, config.device)
+        self.agent.load_actor_state_dict(actor)
+        return path
+
+
+def status_json(status: dict[str, Any]) -> str:
+    """Serialise a status dict compactly."""
+    return json.dumps(status, separators=(',', ':'), sort_keys=True)

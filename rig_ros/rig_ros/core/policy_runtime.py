@@ -1,0 +1,326 @@
+"""What the policy node decides at each control step, without ROS: gating, steps, transitions.
+
+`PolicyRuntime` holds the latest latent, the episode's goal, the activation state and the
+actor. `step(now)` returns the command (a normalised action, or zeros) and, when the latent
+after an action has arrived, the finished transition (z_t, a_t, z_t+1). Times are seconds on
+one clock (the node's); a latent belongs to the goal's episode when its stamp is at or after
+the goal's stamp (the episode start).
+
+Rules, in order: inactive, no goal, no latent, a latent older than the episode, a stale
+latent (timer mode), a non-finite latent or goal, or a dimension mismatch give zeros and drop
+the action awaiting its next latent (its transition is lost; the learner sees a gap). A new
+latent first closes the pending transition; then, unless the episode's steps are used up, the
+policy acts on it: its actor with exploration noise when the goal and the config allow it,
+uniform random actions while exploring without weights, zeros without weights otherwise.
+Timer mode holds the last action until a new latent arrives (one step per latent), so a
+transition's next observation is always the next step's observation.
+
+Policy weights travel as safetensors bytes (`encode_policy_weights`/`decode_policy_weights`):
+the actor's tensors and, as JSON, the network's dimensions and hidden sizes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+import json
+from typing import Any, Literal, Mapping, Optional
+
+import numpy as np
+import torch
+
+from rig_ros.core.checkpoints import CheckpointError, deserialize_state, serialize_state
+from rig_ros.core.td3 import GoalConditionedTD3, TD3Config
+
+POLICY_MODEL = 'policy'
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """The acting policy of one robot.
+
+    robot_id: id sent with every transition; empty: the node's namespace.
+    act_on_latent: act once per new latent (lockstep sims); false: act at control_rate_hz on
+        the latest latent (real time).
+    control_rate_hz: command rate in timer mode.
+    stale_after_s: in timer mode a latent older than this (by its stamp) stops the robot.
+    max_speed_m_s: end-effector speed of action 1 (ee_velocity = action * max_speed_m_s).
+    action_dim: action size (x, y velocity).
+    frame_id: frame of the ee_velocity commands.
+    explore: allow exploration noise when the goal asks for it (false: never explore).
+    exploration: noise process, 'ou' (Ornstein-Uhlenbeck) or 'gaussian'.
+    exploration_sigma: noise scale in normalised action units.
+    ou_theta: mean reversion of the Ornstein-Uhlenbeck noise.
+    publish_transitions: send (z_t, a_t, z_t+1) to the learner.
+    start_active: act without waiting for policy/activate (sims).
+    seed: seeds exploration noise and random actions.
+    """
+
+    robot_id: str = ''
+    act_on_latent: bool = False
+    control_rate_hz: float = 10.0
+    stale_after_s: float = 0.3
+    max_speed_m_s: float = 0.2
+    action_dim: int = 2
+    frame_id: str = 'base'
+    explore: bool = True
+    exploration: Literal['ou', 'gaussian'] = 'ou'
+    exploration_sigma: float = 0.2
+    ou_theta: float = 0.15
+    publish_transitions: bool = True
+    start_active: bool = False
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        """Check the values; an error names the field."""
+        for name in ('control_rate_hz', 'stale_after_s', 'max_speed_m_s', 'action_dim'):
+            if not getattr(self, name) > 0:
+                raise ValueError(f'{name} must be > 0, got {getattr(self, name)!r}')
+        if not self.exploration_sigma >= 0:
+            raise ValueError(f'exploration_sigma must be >= 0, got {self.exploration_sigma!r}')
+        if not 0 < self.ou_theta <= 1:
+            raise ValueError(f'ou_theta must be in (0, 1], got {self.ou_theta!r}')
+
+
+@dataclass(frozen=True)
+class Latent:
+    """One encoded camera frame."""
+
+    mean: np.ndarray
+    stamp: float
+
+
+@dataclass(frozen=True)
+class EpisodeGoal:
+    """The goal of one episode; episode_length 0 means no step limit."""
+
+    mean: np.ndarray
+    episode_id: int
+    episode_length: int
+    explore: bool
+    stamp: float
+
+
+@dataclass(frozen=True)
+class TransitionRecord:
+    """One finished step, as the learner wants it."""
+
+    episode_id: int
+    step_index: int
+    observation: np.ndarray
+    action: np.ndarray
+    next_observation: np.ndarray
+    goal: np.ndarray
+    episode_end: bool
+    policy_version: int
+    stamp: float  # of the next observation
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What to publish after one decision: a command, maybe a transition, and why."""
+
+    action: np.ndarray  # normalised, finite, zeros when not acting
+    velocity: np.ndarray  # action * max_speed_m_s
+    transition: Optional[TransitionRecord]
+    acted: bool  # a new step was taken (False: zeros, or a held action)
+    reason: str  # 'act', 'hold', or why the robot is stopped
+
+
+@dataclass(frozen=True)
+class PolicySpec:
+    """Shape of a broadcast actor."""
+
+    obs_dim: int
+    goal_dim: int
+    action_dim: int
+    hidden_sizes: tuple[int, ...]
+
+
+def encode_policy_weights(agent: GoalConditionedTD3,
+                          metadata: Optional[Mapping[str, Any]] = None) -> tuple[str, bytes]:
+    """Return (config JSON, safetensors bytes) of the agent's actor for a Weights message."""
+    spec = PolicySpec(agent.obs_dim, agent.goal_dim, agent.action_dim,
+                      tuple(agent.config.hidden_sizes))
+    config = dataclasses.asdict(spec)
+    return json.dumps(config), serialize_state(agent.actor_state_dict(), config, metadata)
+
+
+def decode_policy_weights(data: bytes) -> tuple[dict[str, torch.Tensor], PolicySpec]:
+    """Decode `encode_policy_weights` bytes; raises ValueError for anything unusable."""
+    state, config, _ = deserialize_state(data)  # CheckpointError is a ValueError
+    try:
+        spec = PolicySpec(int(config['obs_dim']), int(config['goal_dim']),
+                          int(config['action_dim']),
+                          tuple(int(size) for size in config['hidden_sizes']))
+    except (KeyError, TypeError, ValueError) as error:
+        raise CheckpointError(f'policy weights have a malformed config: {error!r}') from None
+    if min(spec.obs_dim, spec.goal_dim, spec.action_dim, *spec.hidden_sizes, 1) < 1:
+        raise CheckpointError(f'policy weights have non-positive sizes: {spec}')
+    if not all(isinstance(value, torch.Tensor) for value in state.values()):
+        raise CheckpointError('policy weights must hold tensors only')
+    return state, spec
+
+
+@dataclass
+class _Pending:
+    """An action awaiting the latent it leads to."""
+
+    observation: np.ndarray
+    action: np.ndarray
+    step_index: int
+    policy_version: int
+    episode_id: int
+
+
+class PolicyRuntime:
+    """Decides commands and assembles transitions for one robot (see the module doc)."""
+
+    def __init__(self, config: PolicyConfig) -> None:
+        self.config = config
+        self.active = config.start_active
+        self.agent: Optional[GoalConditionedTD3] = None
+        self.version = 0
+        self.goal: Optional[EpisodeGoal] = None
+        self.latent: Optional[Latent] = None
+        self.steps = 0  # actions taken in the goal's episode
+        self._latent_serial = 0
+        self._acted_serial = 0  # serial of the latent last acted on
+        self._pending: Optional[_Pending] = None
+        self._rng = np.random.default_rng(config.seed)
+
+    @property
+    def episode_over(self) -> bool:
+        """Whether the goal's episode has used all its steps."""
+        return bool(self.goal and self.goal.episode_length and
+                    self.steps >= self.goal.episode_length)
+
+    def set_active(self, active: bool) -> None:
+        """Activate or deactivate acting; deactivation drops the pending action."""
+        if not active:
+            self._pending = None
+        self.active = active
+
+    def set_latent(self, latent: Latent) -> None:
+        """Take a new latent (acted on by the next step())."""
+        self.latent = Latent(np.asarray(latent.mean, np.float32).ravel(), float(latent.stamp))
+        self._latent_serial += 1
+
+    def set_goal(self, goal: EpisodeGoal) -> bool:
+        """Take a goal; a new episode id restarts the step count. Return True if it did."""
+        goal = dataclasses.replace(goal, mean=np.asarray(goal.mean, np.float32).ravel())
+        new_episode = self.goal is None or goal.episode_id != self.goal.episode_id
+        self.goal = goal
+        if new_episode:
+            self.steps = 0
+            self._pending = None
+            if self.agent is not None:
+                self.agent.reset_noise()
+        return new_episode
+
+    def load_weights(self, data: bytes, version: int) -> None:
+        """Load broadcast actor weights; raises ValueError and keeps the old ones if bad."""
+        state, spec = decode_policy_weights(data)
+        if spec.action_dim != self.config.action_dim or spec.obs_dim != spec.goal_dim:
+            raise ValueError(f'policy weights for obs/goal/action sizes {spec.obs_dim}/'
+                             f'{spec.goal_dim}/{spec.action_dim}; this policy acts in '
+                             f'{self.config.action_dim} dimensions with goals like latents')
+        agent = self.agent
+        if agent is None or (agent.obs_dim, agent.goal_dim, agent.action_dim,
+                             agent.config.hidden_sizes) != (
+                spec.obs_dim, spec.goal_dim, spec.action_dim, spec.hidden_sizes):
+            config = TD3Config(hidden_sizes=spec.hidden_sizes,
+                               exploration=self.config.exploration,
+                               exploration_sigma=self.config.exploration_sigma,
+                               ou_theta=self.config.ou_theta, seed=self.config.seed)
+            agent = GoalConditionedTD3(spec.obs_dim, spec.goal_dim, spec.action_dim, config)
+        try:
+            if agent is self.agent:
+                backup = agent.actor_state_dict()
+            agent.load_actor_state_dict(state)
+        except (RuntimeError, KeyError, ValueError) as error:
+            if agent is self.agent:
+                agent.load_actor_state_dict(backup)
+            raise ValueError(f'policy weights do not fit the actor: {error}') from None
+        probe = agent.act(np.zeros(spec.obs_dim), np.zeros(spec.goal_dim), explore=False)
+        if not np.isfinite(probe).all():
+            if agent is self.agent:
+                agent.load_actor_state_dict(backup)
+            raise ValueError('policy weights give non-finite actions')
+        self.agent = agent
+        self.version = int(version)
+
+    def step(self, now: float) -> StepResult:
+        """Decide the command now; close the pending transition if its next latent is in."""
+        reason = self._blocked(now)
+        if reason:
+            self._pending = None
+            return self._result(self._zeros(), None, False, reason)
+        latent, goal = self.latent, self.goal
+        assert latent is not None and goal is not None
+        new = self._latent_serial != self._acted_serial
+        transition = None
+        if new and self._pending is not None:
+            pending = self._pending
+            transition = TransitionRecord(
+                pending.episode_id, pending.step_index, pending.observation, pending.action,
+                latent.mean.copy(), goal.mean.copy(),
+                bool(goal.episode_length) and pending.step_index == goal.episode_length - 1,
+                pending.policy_version, latent.stamp)
+            self._pending = None
+        if self.episode_over:
+            return self._result(self._zeros(), transition, False, 'episode over')
+        if not new:
+            if self._pending is not None:
+                return self._result(self._pending.action, transition, False, 'hold')
+            return self._result(self._zeros(), transition, False, 'waiting for a new latent')
+        action = self._act(latent.mean, goal)
+        if action is None:
+            return self._result(self._zeros(), transition, False, 'no policy weights')
+        self._acted_serial = self._latent_serial
+        self._pending = _Pending(latent.mean.copy(), action, self.steps, self.version,
+                                 goal.episode_id)
+        self.steps += 1
+        return self._result(action, transition, True, 'act')
+
+    def _blocked(self, now: float) -> str:
+        """Return why the robot must stand still, '' when it may act."""
+        latent, goal = self.latent, self.goal
+        if not self.active:
+            return 'inactive'
+        if goal is None:
+            return 'no goal'
+        if latent is None:
+            return 'no latent'
+        if not (np.isfinite(latent.mean).all() and np.isfinite(goal.mean).all()):
+            return 'non-finite latent or goal'
+        if latent.mean.shape != goal.mean.shape:
+            return (f'latent size {latent.mean.size} differs from goal size {goal.mean.size}')
+        if self.agent is not None and latent.mean.size != self.agent.obs_dim:
+            return (f"latent size {latent.mean.size} differs from the policy's "
+                    f'{self.agent.obs_dim}')
+        if latent.stamp < goal.stamp:
+            return 'latent older than the episode'
+        if not self.config.act_on_latent and now - latent.stamp > self.config.stale_after_s:
+            return 'stale latent'
+        return ''
+
+    def _act(self, observation: np.ndarray, goal: EpisodeGoal) -> Optional[np.ndarray]:
+        explore = goal.explore and self.config.explore
+        if self.agent is None:
+            if not explore:
+                return None
+            return self._rng.uniform(-1.0, 1.0, self.config.action_dim).astype(np.float32)
+        return self.agent.act(observation, goal.mean, explore=explore)
+
+    def _result(self, action: np.ndarray, transition: Optional[TransitionRecord], acted: bool,
+                reason: str) -> StepResult:
+        action = np.asarray(action, np.float32)
+        if action.shape != (self.config.action_dim,) or not np.isfinite(action).all():
+            action, acted, reason = self._zeros(), False, 'non-finite action'
+            self._pending = None
+        return StepResult(action, action * np.float32(self.config.max_speed_m_s), transition,
+                          acted, reason)
+
+    def _zeros(self) -> np.ndarray:
+        return np.zeros(self.config.action_dim, np.float32)

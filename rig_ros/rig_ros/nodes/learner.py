@@ -1,0 +1,179 @@
+"""learner: the fleet's one learner: transitions in, TD3 training, policy weights out.
+
+Subscribes `rig/transition` (rig_msgs/Transition from every robot; reliable, keep-last 1000, so
+none is lost while the callback keeps up, which it does: it only checks and stores). Publishes
+`rig/weights` (rig_msgs/Weights, latched: model 'policy', increasing version, safetensors of
+the actor) and `rig/learner_status` (std_msgs/String, latched JSON counters: received,
+stored, pending, rejections by kind, updates, weights_version, ...), also logged every
+status_period_s.
+
+A worker thread trains (`rig_ros.core.learner.Learner`: updates owed per stored transition,
+sampling under a lock shared with ingestion, TD3 steps outside it), broadcasts weights every
+broadcast_every updates and checkpoints to run_dir every checkpoint_every updates. On start a
+checkpoint in run_dir is resumed (counters, networks, optimisers, replay) and its weights
+broadcast. On SIGINT/SIGTERM the worker stops, unfinished episodes are stored as truncated and
+a final checkpoint is written. With train false the node only serves the actor of
+`checkpoint` (or run_dir): a learner or core.pipeline checkpoint.
+
+Parameters: `rig_ros.core.learner.LearnerConfig` (td3.* and relabel.* nested).
+"""
+
+import threading
+from typing import Any, Optional, Sequence
+
+import numpy as np
+from rclpy.node import Node
+from std_msgs.msg import String
+import torch
+
+from rig_msgs.msg import Transition, Weights
+from rig_ros.core.checkpoints import CheckpointError
+from rig_ros.core.learner import Learner, LearnerConfig, status_json
+from rig_ros.core.policy_runtime import POLICY_MODEL, TransitionRecord
+from rig_ros.graph import LEARNER, TRANSITION_TOPIC, WEIGHTS_TOPIC
+from rig_ros.nodes.entry import run_node
+from rig_ros.nodes.image_msgs import LATCHED_QOS, TRANSITION_QOS
+from rig_ros.nodes.params import declare_config, ParameterError
+
+STATUS_TOPIC = 'rig/learner_status'
+TRAIN_CHUNK = 16  # updates between checks for broadcasts, checkpoints and stop
+LOG_THROTTLE_S = 2.0
+DESCRIPTIONS = {
+    'td3.hidden_sizes': 'hidden layer widths of the actor and both critics',
+    'td3.actor_lr': 'Adam learning rate of the actor',
+    'td3.critic_lr': 'Adam learning rate of the critics',
+    'td3.gamma': 'discount factor',
+    'td3.tau': 'Polyak factor of the target networks',
+    'td3.target_policy_noise': 'std of the target policy smoothing noise',
+    'td3.target_noise_clip': 'clip of the target policy smoothing noise',
+    'td3.policy_delay': 'critic updates per actor and target update',
+    'td3.batch_size': 'replay batch size of one update',
+    'td3.exploration': 'unused here: the policy nodes explore',
+    'td3.exploration_sigma': 'unused here: the policy nodes explore',
+    'td3.ou_theta': 'unused here: the policy nodes explore',
+    'td3.updates_per_step': 'TD3 updates per stored transition',
+    'td3.learning_starts': 'stored transitions before the first update',
+    'td3.seed': 'unused: the learner seed seeds TD3',
+    'relabel.fraction_rollout_goal': 'fraction of sampled goals kept from the rollout',
+    'relabel.fraction_prior_goal': 'fraction of goals imagined from the VAE prior N(0, I)',
+    'relabel.fraction_future_goal': 'fraction of goals achieved later in the same episode',
+}
+
+
+def record_from_message(msg: Transition) -> TransitionRecord:
+    """Return the arrays of a Transition message."""
+    return TransitionRecord(
+        int(msg.episode_id), int(msg.step_index), np.asarray(msg.observation, np.float32),
+        np.asarray(msg.action, np.float32), np.asarray(msg.next_observation, np.float32),
+        np.asarray(msg.goal, np.float32), bool(msg.episode_end), int(msg.policy_version),
+        msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9)
+
+
+class LearnerNode(Node):
+    """Stores every robot's transitions, trains TD3 in a worker thread, broadcasts weights."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(LEARNER, **kwargs)
+        config = declare_config(self, LearnerConfig, read_only=True, descriptions=DESCRIPTIONS)
+        self.config = config
+        if config.num_threads:
+            torch.set_num_threads(config.num_threads)
+        self.learner = Learner(config)
+        self._weights_publisher = self.create_publisher(Weights, WEIGHTS_TOPIC, LATCHED_QOS)
+        self._status_publisher = self.create_publisher(String, STATUS_TOPIC, LATCHED_QOS)
+        self._stop = threading.Event()
+        self._worker: Optional[threading.Thread] = None
+        self._prepare()
+        if config.train:
+            self.create_subscription(Transition, TRANSITION_TOPIC, self.transition_callback,
+                                     TRANSITION_QOS)
+            self._worker = threading.Thread(target=self.train_loop, name='learner training',
+                                            daemon=True)
+            self._worker.start()
+        self.create_timer(config.status_period_s, self.status_callback)
+        self.status_callback()
+
+    def _prepare(self) -> None:
+        """Resume run_dir's checkpoint (training) or load the served actor; broadcast it."""
+        config = self.config
+        try:
+            if not config.train:
+                path = self.learner.load_actor(config.checkpoint or config.run_dir)
+                self.get_logger().info(f'serving the policy of {path}')
+                self.broadcast()
+                return
+            if config.run_dir and self.learner.resume(config.run_dir):
+                self.get_logger().info(
+                    f'resumed {config.run_dir}: {self.learner.status()["stored"]} transitions '
+                    f'stored, {self.learner.updates} updates')
+                if self.learner.weights_version:
+                    self.broadcast()
+        except (OSError, ValueError) as error:  # CheckpointError is a ValueError
+            kind = 'checkpoint' if isinstance(error, CheckpointError) else 'run'
+            self.get_logger().error(f'cannot use the {kind}: {error}')
+            raise ParameterError(str(error)) from None
+
+    def transition_callback(self, msg: Transition) -> None:
+        """Check and store one transition; log anything unusual."""
+        verdict = self.learner.ingest(msg.robot_id, record_from_message(msg))
+        if verdict not in ('stored', 'pending'):
+            self.get_logger().warning(
+                f'transition {msg.robot_id} episode {msg.episode_id} step {msg.step_index}: '
+                f'{verdict}', throttle_duration_sec=LOG_THROTTLE_S)
+
+    def train_loop(self) -> None:
+        """Worker thread: pay owed updates, broadcast and checkpoint when due."""
+        try:
+            while not self._stop.is_set():
+                done = self.learner.train(TRAIN_CHUNK)
+                if self.learner.broadcast_due():
+                    self.broadcast()
+                if self.learner.checkpoint_due() and self.config.run_dir:
+                    self.learner.save(self.config.run_dir)
+                if not done:
+                    self._stop.wait(0.01)
+        except Exception as error:  # noqa: BLE001 - a dead worker must say why
+            self.get_logger().fatal(f'training stopped: {error!r}')
+            raise
+
+    def broadcast(self) -> None:
+        """Publish a new version of the policy weights (latched)."""
+        version, config_json, data = self.learner.policy_weights()
+        msg = Weights()
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.model_name = POLICY_MODEL
+        msg.version = version
+        msg.config_json = config_json
+        msg.safetensors = data
+        self._weights_publisher.publish(msg)
+        self.get_logger().info(f'policy weights version {version} broadcast '
+                               f'({self.learner.updates} updates, {len(data)} bytes)')
+
+    def status_callback(self) -> None:
+        """Log and publish the counters."""
+        status = self.learner.status()
+        if self._worker is not None and not self._worker.is_alive() and not self._stop.is_set():
+            status['error'] = 'training worker died'
+        text = status_json(status)
+        self.get_logger().info(f'status {text}')
+        self._status_publisher.publish(String(data=text))
+
+    def on_shutdown(self) -> None:
+        """Stop training, keep unfinished episodes, write the final checkpoint."""
+        self._stop.set()
+        if self._worker is not None:
+            self._worker.join()
+            if self.config.run_dir:
+                self.learner.flush_open_episodes()
+                path = self.learner.save(self.config.run_dir)
+                self.get_logger().info(f'checkpoint written: {path}')
+        self.status_callback()
+
+
+def main(args: Optional[Sequence[str]] = None) -> int:
+    """Run the learner node until SIGINT/SIGTERM."""
+    return run_node(LearnerNode, args)
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

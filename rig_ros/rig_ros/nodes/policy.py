@@ -1,0 +1,186 @@
+"""policy: latents and a goal in, end-effector velocity commands and transitions out.
+
+Subscribes `rig/latent` (rig_msgs/LatentState, sensor QoS), `rig/goal` (rig_msgs/Goal, latched)
+and `rig/weights` (rig_msgs/Weights, latched; model 'policy' only, a bad payload is logged and
+the old weights kept). Publishes `ee_velocity` (geometry_msgs/TwistStamped: linear x/y =
+action * max_speed_m_s, in frame_id) and `rig/transition` (rig_msgs/Transition, reliable, deep
+queue). Serves `policy/activate` (std_srvs/SetBool): the policy stays inactive until activated
+unless start_active is set (the practice graph sets it for simulated robots).
+
+Decisions are `rig_ros.core.policy_runtime.PolicyRuntime`'s. Timer mode (real time): a command
+at control_rate_hz, zeros when the policy may not act (inactive, no goal or latent, a latent
+older than stale_after_s, the episode's steps used up, non-finite values). act_on_latent mode
+(lockstep sims, where every command advances the sim): a command per new latent, and one
+zero command per new reason to stand still. On SIGINT/SIGTERM a zero command goes out before exit.
+
+Parameters: `rig_ros.core.policy_runtime.PolicyConfig`.
+"""
+
+import dataclasses
+import time
+from typing import Any, Optional, Sequence
+
+from geometry_msgs.msg import TwistStamped
+import numpy as np
+from rclpy.node import Node
+from rclpy.time import Time
+from std_srvs.srv import SetBool
+
+from rig_msgs.msg import Goal, LatentState, Transition, Weights
+from rig_ros.core.policy_runtime import (
+    EpisodeGoal, Latent, POLICY_MODEL, PolicyConfig, PolicyRuntime, StepResult)
+from rig_ros.graph import (
+    ACTIVATE_SERVICE, EE_VELOCITY_TOPIC, GOAL_TOPIC, LATENT_TOPIC, POLICY, TRANSITION_TOPIC,
+    WEIGHTS_TOPIC)
+from rig_ros.nodes.entry import run_node
+from rig_ros.nodes.image_msgs import COMMAND_QOS, LATCHED_QOS, SENSOR_QOS, TRANSITION_QOS
+from rig_ros.nodes.params import declare_config
+
+LOG_REPEAT_S = 5.0
+
+
+def seconds(stamp: Any) -> float:
+    """Return a builtin_interfaces/Time as float seconds."""
+    return stamp.sec + stamp.nanosec * 1e-9
+
+
+class PolicyNode(Node):
+    """Acts towards the goal of the current episode and reports its transitions."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(POLICY, **kwargs)
+        config = declare_config(self, PolicyConfig, read_only=True)
+        if not config.robot_id:
+            config = dataclasses.replace(
+                config, robot_id=self.get_namespace().strip('/') or POLICY)
+        self.config = config
+        self.runtime = PolicyRuntime(config)
+        self._reason = ''  # why the last decision did not act ('' after acting)
+        self._logged = ('', 0.0)  # last reason logged, monotonic time
+        self._velocity_publisher = self.create_publisher(
+            TwistStamped, EE_VELOCITY_TOPIC, COMMAND_QOS)
+        self._transition_publisher = (self.create_publisher(
+            Transition, TRANSITION_TOPIC, TRANSITION_QOS) if config.publish_transitions else None)
+        self.create_subscription(LatentState, LATENT_TOPIC, self.latent_callback, SENSOR_QOS)
+        self.create_subscription(Goal, GOAL_TOPIC, self.goal_callback, LATCHED_QOS)
+        self.create_subscription(Weights, WEIGHTS_TOPIC, self.weights_callback, LATCHED_QOS)
+        self.create_service(SetBool, ACTIVATE_SERVICE, self.activate_callback)
+        self._timer = (None if config.act_on_latent else
+                       self.create_timer(1.0 / config.control_rate_hz, self.timer_callback))
+        self.get_logger().info(
+            f'robot {config.robot_id}: {"act on latent" if config.act_on_latent else "timer"} '
+            f'mode, {"active" if self.runtime.active else "inactive until activated"}')
+
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def latent_callback(self, msg: LatentState) -> None:
+        """Keep the newest latent; in act_on_latent mode decide at once."""
+        self.runtime.set_latent(Latent(np.asarray(msg.mean, np.float32),
+                                       seconds(msg.header.stamp)))
+        if self.config.act_on_latent:
+            self.decide()
+
+    def goal_callback(self, msg: Goal) -> None:
+        """Take the episode's goal; a new episode restarts the step count."""
+        goal = EpisodeGoal(np.asarray(msg.mean, np.float32), int(msg.episode_id),
+                           int(msg.episode_length), bool(msg.explore), seconds(msg.header.stamp))
+        if self.runtime.set_goal(goal):
+            self.get_logger().info(
+                f'episode {goal.episode_id}: {goal.episode_length or "unlimited"} steps, '
+                f'{"exploring" if goal.explore and self.config.explore else "greedy"}')
+        if self.config.act_on_latent:
+            self.decide()
+
+    def weights_callback(self, msg: Weights) -> None:
+        """Load new policy weights; keep the old ones when the payload is bad."""
+        if msg.model_name != POLICY_MODEL or msg.version == self.runtime.version:
+            return
+        try:
+            self.runtime.load_weights(bytes(msg.safetensors), msg.version)
+        except ValueError as error:
+            self.get_logger().error(f'rejected policy weights version {msg.version}: {error}; '
+                                    f'keeping version {self.runtime.version}')
+            return
+        self.get_logger().info(f'policy weights version {msg.version} loaded')
+
+    def activate_callback(self, request: SetBool.Request,
+                          response: SetBool.Response) -> SetBool.Response:
+        """Start or stop acting; stopping sends a zero command at once."""
+        was_active = self.runtime.active
+        self.runtime.set_active(bool(request.data))
+        response.success = True
+        response.message = ('activated' if request.data else 'deactivated') + (
+            '' if was_active != bool(request.data) else ' (no change)')
+        self.get_logger().info(f'policy {response.message}')
+        self.decide()
+        return response
+
+    def timer_callback(self) -> None:
+        """Timer mode: one command per control period."""
+        self.decide()
+
+    def decide(self) -> None:
+        """Ask the runtime for a decision and publish it."""
+        result = self.runtime.step(self._now())
+        if result.transition is not None and self._transition_publisher is not None:
+            self._transition_publisher.publish(self.transition_message(result))
+        reason = '' if result.reason in ('act', 'hold') else result.reason
+        changed = reason != self._reason
+        self._reason = reason
+        if changed and reason:
+            self.log_reason(reason)
+        # Every command advances a lockstep sim: there, send actions, and one zero command
+        # per new reason to stand still (which also steps a sim waiting for a command).
+        if self.config.act_on_latent and not result.acted and not changed:
+            return
+        self.publish_velocity(result.velocity)
+
+    def log_reason(self, reason: str) -> None:
+        """Log why the robot stands still; a flapping reason at most every LOG_REPEAT_S."""
+        now = time.monotonic()
+        if reason != self._logged[0] or now - self._logged[1] > LOG_REPEAT_S:
+            self.get_logger().info(f'standing still: {reason}')
+            self._logged = (reason, now)
+
+    def publish_velocity(self, velocity: np.ndarray) -> None:
+        """Publish (vx, vy) in m/s; anything non-finite becomes zero."""
+        if not np.isfinite(velocity).all():
+            velocity = np.zeros_like(velocity)
+        msg = TwistStamped()
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.header.frame_id = self.config.frame_id
+        linear = [float(v) for v in velocity[:3]] + [0.0] * (3 - min(velocity.size, 3))
+        msg.twist.linear.x, msg.twist.linear.y, msg.twist.linear.z = linear
+        self._velocity_publisher.publish(msg)
+
+    def transition_message(self, result: StepResult) -> Transition:
+        """Build the Transition message of a finished step."""
+        record = result.transition
+        assert record is not None
+        msg = Transition()
+        msg.header.stamp = Time(nanoseconds=round(record.stamp * 1e9)).to_msg()
+        msg.robot_id = self.config.robot_id
+        msg.episode_id = record.episode_id
+        msg.step_index = record.step_index
+        msg.observation = record.observation.tolist()
+        msg.action = record.action.tolist()
+        msg.next_observation = record.next_observation.tolist()
+        msg.goal = record.goal.tolist()
+        msg.episode_end = record.episode_end
+        msg.policy_version = record.policy_version
+        return msg
+
+    def on_shutdown(self) -> None:
+        """Stop the robot: a zero command before the node goes away."""
+        self.runtime.set_active(False)
+        self.publish_velocity(np.zeros(self.config.action_dim, np.float32))
+
+
+def main(args: Optional[Sequence[str]] = None) -> int:
+    """Run the policy node until SIGINT/SIGTERM."""
+    return run_node(PolicyNode, args)
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

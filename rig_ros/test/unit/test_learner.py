@@ -1,0 +1,159 @@
+"""Learner core: ingestion checks, update ratio, weights, checkpoints and resume (no ROS)."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from rig_ros.core.learner import Learner, LearnerConfig, resolve_checkpoint
+from rig_ros.core.policy_runtime import decode_policy_weights, TransitionRecord
+from rig_ros.core.td3 import TD3Config
+
+DIM = 4
+
+
+def make_learner(**overrides) -> Learner:
+    td3 = TD3Config(hidden_sizes=(16, 16), batch_size=8, learning_starts=10,
+                    updates_per_step=2)
+    values = {'td3': td3, 'broadcast_every': 5, 'checkpoint_every': 0, 'run_dir': '',
+              'replay_capacity': 1000, **overrides}
+    return Learner(LearnerConfig(**values))
+
+
+def episode(episode_id: int, length: int, seed: int = 0) -> list[TransitionRecord]:
+    """Return a chained episode: each observation is the previous next observation."""
+    rng = np.random.default_rng(seed * 1000 + episode_id)
+    latents = rng.standard_normal((length + 1, DIM)).astype(np.float32)
+    goal = rng.standard_normal(DIM).astype(np.float32)
+    return [TransitionRecord(episode_id, t, latents[t], rng.uniform(-1, 1, 2).astype(np.float32),
+                             latents[t + 1], goal, t == length - 1, 0, float(t))
+            for t in range(length)]
+
+
+def train_all(learner: Learner) -> int:
+    """Pay every owed update, broadcasting when due; return how many ran."""
+    total = 0
+    while done := learner.train(100):
+        total += done
+        if learner.broadcast_due():
+            learner.policy_weights()
+    return total
+
+
+def test_interleaved_robots_are_stored_whole_at_episode_end():
+    learner = make_learner()
+    a, b = episode(0, 5, seed=1), episode(0, 5, seed=2)
+    verdicts = []
+    for ta, tb in zip(a, b):
+        verdicts += [learner.ingest('robot_0', ta), learner.ingest('robot_1', tb)]
+    assert verdicts[:-2] == ['pending'] * 8 and verdicts[-2:] == ['stored'] * 2
+    status = learner.status()
+    assert (status['received'], status['stored'], status['pending'], status['replay']) == (
+        10, 10, 0, 10)
+    assert learner.buffer.num_episodes == 2
+    assert status['robots'] == {'robot_0': {'episode_id': 0, 'next_step': 5},
+                                'robot_1': {'episode_id': 0, 'next_step': 5}}
+
+
+def test_disorder_is_counted_and_handled():
+    learner = make_learner()
+    steps = episode(3, 6)
+    for t in (0, 1, 2):
+        assert learner.ingest('r', steps[t]) == 'pending'
+    assert learner.ingest('r', steps[1]) == 'duplicate'
+    assert learner.ingest('r', steps[4]) == 'gap'  # step 3 lost: steps 0-2 stored, truncated
+    assert learner.status()['stored'] == 3
+    assert learner.ingest('r', episode(2, 3)[1]) == 'out_of_order'  # an older episode
+    assert learner.ingest('r', steps[5]) == 'stored'
+    assert learner.ingest('r', steps[5]) == 'duplicate'  # after the episode's end
+    bad = dataclasses.replace(steps[0], episode_id=4, observation=np.full(DIM, np.nan))
+    assert learner.ingest('r', bad) == 'invalid'
+    short = dataclasses.replace(steps[0], episode_id=4, action=np.zeros(3, np.float32))
+    assert learner.ingest('r', short) == 'invalid'
+    # The observation is not the last next observation (e.g. new encoder weights): split.
+    new = episode(4, 3)
+    assert learner.ingest('r', new[0]) == 'pending'
+    moved = dataclasses.replace(new[1], observation=new[1].observation + 1.0)
+    assert learner.ingest('r', moved) == 'discontinuity'
+    # A robot whose episode ids start over (restart) at step 0.
+    assert learner.ingest('r', episode(0, 2)[0]) == 'restart'
+    counts = learner.status()
+    assert {k: counts[k] for k in ('received', 'duplicate', 'gap', 'out_of_order', 'invalid',
+                                   'discontinuity', 'restart')} == {
+        'received': 13, 'duplicate': 2, 'gap': 1, 'out_of_order': 1, 'invalid': 2,
+        'discontinuity': 1, 'restart': 1}
+    assert counts['stored'] + counts['pending'] == 13 - 5  # every kept step, none twice
+    assert counts['stored'] == len(learner.buffer)
+    learner.flush_open_episodes()
+    assert learner.status()['pending'] == 0
+
+
+def test_update_ratio_and_broadcasts():
+    learner = make_learner()
+    assert learner.train(100) == 0
+    for record in episode(0, 9):
+        learner.ingest('r', record)
+    assert learner.updates_due() == 0 and learner.train(100) == 0  # 9 < learning_starts 10
+    for record in episode(1, 6):
+        learner.ingest('r', record)
+    # 15 stored, learning from the 10th: (15 - 10 + 1) * 2 updates owed.
+    assert learner.updates_due() == 12
+    # Training pauses at every multiple of broadcast_every (5) for the broadcast.
+    assert learner.train(3) == 3 and not learner.broadcast_due()
+    assert learner.train(100) == 2 and learner.broadcast_due()
+    version, config_json, data = learner.policy_weights()
+    assert version == 1 and not learner.broadcast_due()
+    state, spec = decode_policy_weights(data)
+    assert spec.hidden_sizes == (16, 16) and '"obs_dim": 4' in config_json
+    for key, value in learner.agent.actor_state_dict().items():
+        assert torch.equal(state[key], value)
+    assert learner.train(100) == 5 and learner.policy_weights()[0] == 2
+    assert learner.train(100) == 2 and learner.updates == 12 and not learner.broadcast_due()
+    assert learner.status()['updates_behind'] == 0 and learner.train(100) == 0
+
+
+def test_checkpoint_resume_restores_counters_optimizer_and_replay(tmp_path):
+    learner = make_learner(checkpoint_every=5)
+    for record in episode(0, 12) + episode(1, 4)[:2]:
+        learner.ingest('r', record)
+    assert train_all(learner) == 6 and learner.weights_version == 1
+    assert learner.checkpoint_due()
+    path = learner.save(tmp_path)
+    assert path == resolve_checkpoint(tmp_path) and not learner.checkpoint_due()
+    status = learner.status()
+
+    resumed = make_learner(checkpoint_every=5)
+    assert resumed.resume(tmp_path)
+    again = resumed.status()
+    for key in ('received', 'stored', 'updates', 'weights_version', 'replay'):
+        assert again[key] == status[key], key
+    assert again['pending'] == 0  # open episodes are not saved by periodic checkpoints
+    original = learner.agent.critic_optimizer.state_dict()['state']
+    restored = resumed.agent.critic_optimizer.state_dict()['state']
+    assert set(original) == set(restored)
+    for index in original:
+        assert torch.equal(original[index]['exp_avg_sq'], restored[index]['exp_avg_sq'])
+    for a, b in zip(learner.agent.critic1.parameters(), resumed.agent.critic1.parameters()):
+        assert torch.equal(a, b)
+    # Training goes on from there with the same ratio.
+    for record in episode(2, 2):
+        resumed.ingest('r', record)
+    assert train_all(resumed) == 4 and resumed.weights_version == 2
+    # Another run's directory is refused.
+    with pytest.raises(ValueError, match='task'):
+        make_learner(task='pusher').resume(tmp_path)
+    assert not make_learner().resume(tmp_path / 'empty')
+
+
+def test_serving_a_checkpoint_loads_its_actor(tmp_path):
+    learner = make_learner()
+    learner.save(tmp_path)
+    server = make_learner(train=False, td3=TD3Config(hidden_sizes=(32,)))
+    assert server.load_actor(tmp_path) == tmp_path / 'learner.safetensors'
+    assert server.agent.config.hidden_sizes == (16, 16)
+    obs = np.zeros(DIM)
+    np.testing.assert_array_equal(server.agent.act(obs, obs, False),
+                                  learner.agent.act(obs, obs, False))
+    with pytest.raises(FileNotFoundError):
+        server.load_actor(tmp_path / 'missing')
