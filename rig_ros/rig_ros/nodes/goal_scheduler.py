@@ -1,0 +1,245 @@
+"""goal_scheduler: one robot's episodes and goals (imagined in practice, given when reaching).
+
+Practice (`goal_source: prior`): once a VAE is loaded (`vae_checkpoint` or the latched
+`rig/weights` broadcast, model 'vae'), every episode calls `robot/reset` (std_srvs/Trigger;
+retried with a log when it fails, is absent, or stays unanswered for `reset_timeout_s`), then
+samples z ~ N(0, I) and publishes `rig/goal` (rig_msgs/Goal, latched: episode_id + 1,
+episode_length, source 'prior', explore true, stamped after the reset returned) and the
+goal's decoding on `rig/goal_image_decoded` (sensor_msgs/Image rgb8, latched, for viewers).
+
+Episode ends: the graph remaps `rig/transition` to the fleet's transitions (as for the
+policy); the scheduler takes those with its `robot_id` and `episode_end` set (a DDS content
+filter drops the others at the writer where the middleware supports it; the callback checks
+again). The end of the current episode starts the next one; so does `episode_timeout_s`.
+
+Reach (`goal_source: image`, or from the first goal image on): an image on `rig/goal_image`
+(sensor_msgs/Image, any size and encoding) is encoded through `rig/encode` (asynchronously;
+only the newest waiting image is kept) and published as a Goal with episode_length 0, source
+'image', explore false. No resets. A rejected image is logged with the encoder's reason.
+
+Parameters: `rig_ros.core.goals.GoalSchedulerConfig` (read-only).
+"""
+
+import time
+from typing import Any, Optional, Sequence
+
+import numpy as np
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.subscription_content_filter_options import ContentFilterOptions
+from rclpy.task import Future
+from sensor_msgs.msg import Image
+from std_srvs.srv import Trigger
+import torch
+
+from rig_msgs.msg import Goal, Transition, Weights
+from rig_msgs.srv import Encode
+from rig_ros.core.encoder import LatentEncoder, VAE_MODEL_NAME, WeightsError
+from rig_ros.core.goals import GoalCommand, GoalScheduler, GoalSchedulerConfig, Phase
+from rig_ros.graph import (
+    ENCODE_SERVICE, GOAL_IMAGE_DECODED_TOPIC, GOAL_IMAGE_TOPIC, GOAL_SCHEDULER, GOAL_TOPIC,
+    POLICY, RESET_SERVICE, TRANSITION_TOPIC, WEIGHTS_TOPIC)
+from rig_ros.nodes.entry import run_node
+from rig_ros.nodes.image_msgs import array_to_image, LATCHED_QOS, SENSOR_QOS
+from rig_ros.nodes.params import declare_config, ParameterError
+
+TICK_S = 0.1
+THROTTLE_S = 5.0
+# Episode ends are rare and must not be missed; the policy publishes transitions reliably.
+EPISODE_END_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
+                             reliability=ReliabilityPolicy.RELIABLE,
+                             durability=DurabilityPolicy.VOLATILE)
+
+
+class GoalSchedulerNode(Node):
+    """Resets the robot between episodes and publishes each episode's goal."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(GOAL_SCHEDULER, **kwargs)
+        self._config = declare_config(self, GoalSchedulerConfig, read_only=True)
+        torch.set_num_threads(self._config.torch_threads)
+        # As the policy names itself in its transitions (its node name in the root namespace).
+        self._robot_id = self._config.robot_id or self.get_namespace().strip('/') or POLICY
+        self._scheduler = GoalScheduler(self._config)
+        self._encoder = LatentEncoder()
+        if self._config.vae_checkpoint:
+            try:
+                self._encoder.load_checkpoint(self._config.vae_checkpoint)
+            except WeightsError as error:
+                self.get_logger().error(f'parameter vae_checkpoint: {error}')
+                raise ParameterError(str(error)) from None
+            self._model_loaded()
+
+        self._goal_publisher = self.create_publisher(Goal, GOAL_TOPIC, LATCHED_QOS)
+        self._decoded_publisher = self.create_publisher(
+            Image, GOAL_IMAGE_DECODED_TOPIC, LATCHED_QOS)
+        self._reset_client = self.create_client(Trigger, RESET_SERVICE)
+        self._encode_client = self.create_client(Encode, ENCODE_SERVICE)
+        self._reset_name = self.resolve_service_name(RESET_SERVICE)
+        self._encode_name = self.resolve_service_name(ENCODE_SERVICE)
+        self._weights_subscription = self.create_subscription(
+            Weights, WEIGHTS_TOPIC, self.weights_callback, LATCHED_QOS)
+        self._transition_subscription = self.create_subscription(
+            Transition, TRANSITION_TOPIC, self.transition_callback, EPISODE_END_QOS,
+            content_filter_options=ContentFilterOptions(
+                'robot_id = %0 AND episode_end = TRUE', [f"'{self._robot_id}'"]))
+        self._image_subscription = self.create_subscription(
+            Image, GOAL_IMAGE_TOPIC, self.goal_image_callback, SENSOR_QOS)
+        self._timer = self.create_timer(TICK_S, self.tick_callback)
+
+        self._reset_future: Optional[Future] = None
+        self._reset_deadline = 0.0
+        self._retry_at = 0.0
+        self._waiting_image: Optional[Image] = None
+        self._image_deadline = 0.0
+        self._encode_future: Optional[Future] = None
+        self._encode_deadline = 0.0
+        self.get_logger().info(
+            f'robot {self._robot_id!r}: goal source {self._config.goal_source!r}, episode ends '
+            f'from {self._transition_subscription.topic_name}, goals on '
+            f'{self._goal_publisher.topic_name}')
+        if self._scheduler.phase is Phase.WAITING:
+            self.get_logger().info(f'waiting for VAE weights on '
+                                   f'{self._weights_subscription.topic_name}')
+
+    @property
+    def scheduler(self) -> GoalScheduler:
+        """The episode state machine."""
+        return self._scheduler
+
+    def _model_loaded(self) -> None:
+        config = self._encoder.config
+        self.get_logger().info(f'VAE v{self._encoder.version} from {self._encoder.source}: '
+                               f'{config.latent_dim} latents')
+        self._scheduler.model_ready()
+
+    def weights_callback(self, msg: Weights) -> None:
+        """Load a 'vae' broadcast (latent size and goal decoder); keep the old one if bad."""
+        if msg.model_name != VAE_MODEL_NAME:
+            return
+        try:
+            self._encoder.load_payload(msg.safetensors, msg.version, msg.config_json)
+        except WeightsError as error:
+            self.get_logger().error(f'rejected VAE weights v{msg.version}: {error}')
+            return
+        self._model_loaded()
+        self._request_reset()
+
+    def transition_callback(self, msg: Transition) -> None:
+        """Start the next episode when this robot's current one ends."""
+        if msg.robot_id != self._robot_id or not msg.episode_end:
+            return
+        if self._scheduler.episode_end(msg.episode_id):
+            self._request_reset()
+
+    def goal_image_callback(self, msg: Image) -> None:
+        """Queue a user's goal image for encoding (the newest one replaces a waiting one)."""
+        if self._scheduler.phase is not Phase.REACHING:
+            self.get_logger().info('goal image received: reaching it instead of practising')
+        self._waiting_image = msg
+        self._image_deadline = time.monotonic() + self._config.encode_timeout_s
+        self._request_encode()
+
+    def tick_callback(self) -> None:
+        """Enforce the timeouts and retry what is due."""
+        now = time.monotonic()
+        if self._reset_future is not None and now >= self._reset_deadline:
+            self._reset_client.remove_pending_request(self._reset_future)
+            self._reset_future = None
+            self._retry_at = now + self._config.retry_period_s
+            self.get_logger().error(f'{self._reset_name} did not answer within '
+                                    f'{self._config.reset_timeout_s} s; retrying')
+        if self._scheduler.timed_out(now):
+            self.get_logger().warning(
+                f'episode {self._scheduler.episode_id} did not end within '
+                f'{self._config.episode_timeout_s} s; starting the next one')
+        self._request_reset()
+        if self._encode_future is not None and now >= self._encode_deadline:
+            self._encode_client.remove_pending_request(self._encode_future)
+            self._encode_future = None
+            self.get_logger().error(f'{self._encode_name} did not answer within '
+                                    f'{self._config.encode_timeout_s} s')
+        if self._waiting_image is not None and now >= self._image_deadline:
+            self._waiting_image = None
+            self.get_logger().error(f'dropped a goal image: {self._encode_name} '
+                                    f'unavailable for {self._config.encode_timeout_s} s')
+        self._request_encode()
+
+    def _request_reset(self) -> None:
+        now = time.monotonic()
+        if (not self._scheduler.reset_due or self._reset_future is not None
+                or now < self._retry_at):
+            return
+        if not self._reset_client.service_is_ready():
+            self.get_logger().warning(f'waiting for {self._reset_name}',
+                                      throttle_duration_sec=THROTTLE_S)
+            return
+        self._reset_deadline = now + self._config.reset_timeout_s
+        self._reset_future = self._reset_client.call_async(Trigger.Request())
+        self._reset_future.add_done_callback(self._reset_done)
+
+    def _reset_done(self, future: Future) -> None:
+        if future is not self._reset_future:
+            return  # timed out and abandoned
+        self._reset_future = None
+        error = future.exception()
+        response = future.result() if error is None else None
+        if response is None or not response.success:
+            self._retry_at = time.monotonic() + self._config.retry_period_s
+            reason = error or (response.message if response is not None else 'cancelled')
+            self.get_logger().error(f'{self._reset_name} failed ({reason}); '
+                                    f'retrying in {self._config.retry_period_s} s')
+            return
+        goal = self._scheduler.reset_done(self._encoder.config.latent_dim, time.monotonic())
+        if goal is not None:
+            self._publish(goal, self._encoder.version)
+
+    def _request_encode(self) -> None:
+        if self._waiting_image is None or self._encode_future is not None:
+            return
+        if not self._encode_client.service_is_ready():
+            self.get_logger().warning(f'goal image waiting for {self._encode_name}',
+                                      throttle_duration_sec=THROTTLE_S)
+            return
+        request = Encode.Request(image=self._waiting_image)
+        self._waiting_image = None
+        self._encode_deadline = time.monotonic() + self._config.encode_timeout_s
+        self._encode_future = self._encode_client.call_async(request)
+        self._encode_future.add_done_callback(self._encode_done)
+
+    def _encode_done(self, future: Future) -> None:
+        if future is not self._encode_future:
+            return
+        self._encode_future = None
+        if self._waiting_image is not None:  # a newer image supersedes this one
+            self._request_encode()
+            return
+        response = future.result() if future.exception() is None else None
+        if response is None or not response.success:
+            reason = response.message if response is not None else future.exception()
+            self.get_logger().error(f'goal image rejected: {reason}')
+            return
+        goal = self._scheduler.image_goal(np.asarray(response.mean, np.float32))
+        self._publish(goal, response.model_version)
+
+    def _publish(self, goal: GoalCommand, model_version: int) -> None:
+        msg = Goal(mean=goal.mean.tolist(), episode_id=goal.episode_id,
+                   episode_length=goal.episode_length, source=goal.source, explore=goal.explore,
+                   model_version=model_version)
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self._goal_publisher.publish(msg)
+        self.get_logger().info(
+            f'episode {goal.episode_id}: {goal.source} goal '
+            f'{np.array2string(goal.mean, precision=2)} (VAE v{model_version})')
+        if self._encoder.ready and self._encoder.config.latent_dim == goal.mean.size:
+            image = self._encoder.decode(goal.mean)
+            self._decoded_publisher.publish(array_to_image(image, 'rgb8', msg.header))
+
+
+def main(args: Optional[Sequence[str]] = None) -> int:
+    """Run the goal_scheduler node until SIGINT/SIGTERM."""
+    return run_node(GoalSchedulerNode, args)
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

@@ -1,0 +1,132 @@
+"""vae_encoder: the robot's images -> VAE latents, and an encode service for goal images.
+
+Subscribes `rig/image` (camera_pipeline's 84x84 rgb8 frames, sensor QoS) and publishes
+`rig/latent` (rig_msgs/LatentState: the frame's header, mean, log_variance, model_version,
+sensor QoS). Frames are resized to the VAE's input size (48 or 84, from its config) with
+`rig_ros.core.preprocessing`, as in training. Serves `rig/encode` (rig_msgs/Encode): an image
+of any size and common encoding, cropped with `request_crop` and resized; a bad image gets
+success=false and the reason.
+
+Weights: the `vae_checkpoint` file at startup (an unreadable one stops the node), then every
+'vae' message of the latched `rig/weights` broadcast (other model names are ignored). A
+payload that does not fit is logged and the weights in use stay. Until the first weights
+arrive nothing is published and encode requests fail with 'no VAE weights yet'.
+
+Parameters (`rig_ros.core.encoder.EncoderConfig`, read-only): vae_checkpoint, request_crop.top
+/ .left / .height / .width / .fractional, torch_threads.
+"""
+
+from typing import Any, Optional, Sequence
+
+from rclpy.node import Node
+from sensor_msgs.msg import Image
+import torch
+
+from rig_msgs.msg import LatentState, Weights
+from rig_msgs.srv import Encode
+from rig_ros.core.encoder import EncoderConfig, LatentEncoder, VAE_MODEL_NAME, WeightsError
+from rig_ros.graph import ENCODE_SERVICE, IMAGE_TOPIC, LATENT_TOPIC, VAE_ENCODER, WEIGHTS_TOPIC
+from rig_ros.nodes.entry import run_node
+from rig_ros.nodes.image_msgs import image_to_array, LATCHED_QOS, SENSOR_QOS
+from rig_ros.nodes.params import declare_config, ParameterError
+
+THROTTLE_S = 5.0
+
+
+class VAEEncoder(Node):
+    """Encodes the robot's frames and requested images with the current VAE."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(VAE_ENCODER, **kwargs)
+        self._config = declare_config(self, EncoderConfig, read_only=True)
+        torch.set_num_threads(self._config.torch_threads)
+        self._encoder = LatentEncoder()
+        if self._config.vae_checkpoint:
+            try:
+                self._encoder.load_checkpoint(self._config.vae_checkpoint)
+            except WeightsError as error:
+                self.get_logger().error(f'parameter vae_checkpoint: {error}')
+                raise ParameterError(str(error)) from None
+            self._log_weights()
+        self._publisher = self.create_publisher(LatentState, LATENT_TOPIC, SENSOR_QOS)
+        self._weights_subscription = self.create_subscription(
+            Weights, WEIGHTS_TOPIC, self.weights_callback, LATCHED_QOS)
+        self._image_subscription = self.create_subscription(
+            Image, IMAGE_TOPIC, self.image_callback, SENSOR_QOS)
+        self._service = self.create_service(Encode, ENCODE_SERVICE, self.encode_callback)
+        self.get_logger().info(
+            f'{self._image_subscription.topic_name} -> {self._publisher.topic_name}, '
+            f'service {self.resolve_service_name(ENCODE_SERVICE)}')
+        if not self._encoder.ready:
+            self.get_logger().info(f'waiting for VAE weights on '
+                                   f'{self._weights_subscription.topic_name}')
+
+    @property
+    def encoder(self) -> LatentEncoder:
+        """The VAE in use."""
+        return self._encoder
+
+    def _log_weights(self) -> None:
+        config = self._encoder.config
+        self.get_logger().info(
+            f'VAE v{self._encoder.version} from {self._encoder.source}: '
+            f'{config.image_size}x{config.image_size} images, {config.latent_dim} latents')
+
+    def weights_callback(self, msg: Weights) -> None:
+        """Load a 'vae' broadcast; keep the weights in use if it does not fit."""
+        if msg.model_name != VAE_MODEL_NAME:
+            return
+        try:
+            self._encoder.load_payload(msg.safetensors, msg.version, msg.config_json)
+        except WeightsError as error:
+            self.get_logger().error(f'rejected VAE weights v{msg.version}, keeping '
+                                    f'v{self._encoder.version}: {error}')
+            return
+        self._log_weights()
+
+    def image_callback(self, msg: Image) -> None:
+        """Encode one frame and publish its latent state; log and drop a bad frame."""
+        if not self._encoder.ready:
+            self.get_logger().warning('dropping frames: no VAE weights yet',
+                                      throttle_duration_sec=THROTTLE_S)
+            return
+        try:
+            mean, logvar = self._encoder.encode(image_to_array(msg), msg.encoding)
+        except ValueError as error:
+            self.get_logger().error(f'dropped malformed frame ({msg.width}x{msg.height} '
+                                    f'{msg.encoding!r}): {error}',
+                                    throttle_duration_sec=THROTTLE_S)
+            return
+        self._publisher.publish(LatentState(
+            header=msg.header, mean=mean.tolist(), log_variance=logvar.tolist(),
+            model_version=self._encoder.version))
+
+    def encode_callback(self, request: Encode.Request,
+                        response: Encode.Response) -> Encode.Response:
+        """Encode the request's image; success=false and the reason for a bad one."""
+        image = request.image
+        if not self._encoder.ready:
+            response.success, response.message = False, 'no VAE weights yet'
+            return response
+        try:
+            mean, logvar = self._encoder.encode(image_to_array(image), image.encoding,
+                                                self._config.request_crop)
+        except ValueError as error:
+            response.success = False
+            response.message = (f'cannot encode the {image.width}x{image.height} '
+                                f'{image.encoding!r} image: {error}')
+            self.get_logger().warning(response.message, throttle_duration_sec=THROTTLE_S)
+            return response
+        response.success, response.message = True, ''
+        response.mean, response.log_variance = mean.tolist(), logvar.tolist()
+        response.model_version = self._encoder.version
+        return response
+
+
+def main(args: Optional[Sequence[str]] = None) -> int:
+    """Run the vae_encoder node until SIGINT/SIGTERM."""
+    return run_node(VAEEncoder, args)
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

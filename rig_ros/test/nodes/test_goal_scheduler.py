@@ -1,0 +1,162 @@
+"""goal_scheduler as a separate process, against stub reset and encode servers in the test."""
+
+import dataclasses
+import signal
+import threading
+import time
+
+import numpy as np
+from rclpy.time import Time
+from sensor_msgs.msg import Image
+from std_srvs.srv import Trigger
+import torch
+
+from rig_msgs.msg import Goal, Transition
+from rig_msgs.srv import Encode
+from rig_ros.core.checkpoints import save_checkpoint
+from rig_ros.core.encoder import LatentEncoder
+from rig_ros.core.vae import ConvVAE, VAEConfig
+from rig_ros.nodes.image_msgs import (
+    array_to_image, image_to_array, LATCHED_QOS, SENSOR_QOS, TRANSITION_QOS)
+
+NAMESPACE = '/robot_0'
+FLEET = (('rig/weights', '/rig/weights'), ('rig/transition', '/rig/transition'))
+
+
+class StubServer:
+    """A service in the test: counts calls, answers from `respond(request, response)`."""
+
+    def __init__(self, ros, srv_type, name, respond) -> None:
+        self.calls: list[float] = []
+        self._lock = threading.Lock()
+        self._respond = respond
+        self._service = ros.node.create_service(srv_type, name, self._callback)
+
+    def _callback(self, request, response):
+        with self._lock:
+            self.calls.append(time.time())
+            index = len(self.calls)
+        return self._respond(index, request, response)
+
+    @property
+    def count(self) -> int:
+        with self._lock:
+            return len(self.calls)
+
+
+def save_vae(path) -> LatentEncoder:
+    torch.manual_seed(0)
+    vae = ConvVAE(VAEConfig(image_size=48, latent_dim=4))
+    save_checkpoint(path, {'vae': vae.state_dict()}, {}, dataclasses.asdict(vae.config))
+    encoder = LatentEncoder()
+    encoder.load_checkpoint(path)
+    return encoder
+
+
+def reset_fails_first(index, request, response):
+    response.success = index > 1
+    response.message = 'ok' if response.success else 'arm not enabled'
+    return response
+
+
+def end_of(robot_id: str, episode_id: int, end: bool = True) -> Transition:
+    return Transition(robot_id=robot_id, episode_id=episode_id, step_index=4, episode_end=end)
+
+
+def test_practice_resets_per_episode_and_goal_images_switch_to_reach(
+        ros, start_node, wait_for, tmp_path):
+    encoder = save_vae(tmp_path / 'vae.safetensors')
+    resets = StubServer(ros, Trigger, f'{NAMESPACE}/robot/reset', reset_fails_first)
+
+    def encode(index, request, response):
+        if request.image.encoding != 'rgb8':
+            response.success, response.message = False, 'unsupported image encoding'
+        else:
+            response.success, response.model_version = True, 9
+            response.mean = [1.0, 2.0, 3.0, 4.0]
+        return response
+
+    encodes = StubServer(ros, Encode, f'{NAMESPACE}/rig/encode', encode)
+    goals = ros.collect(Goal, f'{NAMESPACE}/rig/goal', LATCHED_QOS)
+    decoded = ros.collect(Image, f'{NAMESPACE}/rig/goal_image_decoded', LATCHED_QOS)
+    node = start_node('goal_scheduler', namespace=NAMESPACE, remappings=FLEET, parameters={
+        'vae_checkpoint': str(tmp_path), 'episode_length': 5, 'retry_period_s': 0.2,
+        'seed': 7})
+
+    # A failed reset is retried; the first goal follows the successful one.
+    assert wait_for(lambda: goals.messages, timeout=30.0), node.output
+    assert resets.count == 2 and 'arm not enabled' in node.output
+    first = goals.messages[0]
+    assert (first.episode_id, first.episode_length, first.source, first.explore) == (
+        1, 5, 'prior', True)
+    assert len(first.mean) == 4 and first.model_version == 0
+    assert Time.from_msg(first.header.stamp).nanoseconds / 1e9 >= resets.calls[1]
+    assert wait_for(lambda: decoded.messages), node.output
+    image = image_to_array(decoded.messages[0])
+    np.testing.assert_array_equal(image, encoder.decode(np.array(first.mean, np.float32)))
+
+    # Only the end of this robot's current episode starts the next one.
+    transitions = ros.publisher(Transition, '/rig/transition', TRANSITION_QOS)
+    assert ros.wait_for_subscribers(transitions), node.output
+    for msg in (end_of('robot_1', 1), end_of('robot_0', 1, end=False), end_of('robot_0', 0),
+                end_of('robot_0', 1)):
+        transitions.publish(msg)
+    assert wait_for(lambda: len(goals.messages) >= 2), node.output
+    time.sleep(0.5)  # nothing else may follow
+    assert resets.count == 3 and len(goals.messages) == 2
+    second = goals.messages[1]
+    assert second.episode_id == 2 and second.source == 'prior'
+    assert not np.allclose(second.mean, first.mean)
+
+    # A goal image: encoded through rig/encode, reached without exploring or resets.
+    user = ros.publisher(Image, f'{NAMESPACE}/rig/goal_image', SENSOR_QOS)
+    assert ros.wait_for_subscribers(user), node.output
+    bad = array_to_image(np.zeros((30, 40, 3), np.uint8), 'bgr8')
+    deadline = time.monotonic() + 20.0
+    while encodes.count == 0 and time.monotonic() < deadline:
+        user.publish(bad)  # best effort: repeat until one gets through
+        wait_for(lambda: encodes.count, timeout=0.3)
+    assert wait_for(lambda: 'goal image rejected: unsupported image encoding' in node.output)
+    assert len(goals.messages) == 2
+    good = array_to_image(np.zeros((30, 40, 3), np.uint8))
+    while len(goals.messages) < 3 and time.monotonic() < deadline:
+        user.publish(good)
+        wait_for(lambda: len(goals.messages) >= 3, timeout=0.3)
+    reach = goals.messages[2]
+    assert (reach.episode_id, reach.episode_length, reach.source, reach.explore) == (
+        3, 0, 'image', False)
+    assert list(reach.mean) == [1.0, 2.0, 3.0, 4.0] and reach.model_version == 9
+    transitions.publish(end_of('robot_0', 2))
+    transitions.publish(end_of('robot_0', 3))
+    time.sleep(0.5)
+    assert resets.count == 3
+
+    assert node.stop(signal.SIGTERM) == 0, node.output
+    assert 'Traceback' not in node.output
+
+
+def test_reach_mode_needs_no_vae_and_never_resets(ros, start_node, wait_for):
+    resets = StubServer(ros, Trigger, f'{NAMESPACE}/robot/reset', reset_fails_first)
+
+    def encode(index, request, response):
+        response.success, response.mean, response.model_version = True, [0.5, -0.5], 2
+        return response
+
+    StubServer(ros, Encode, f'{NAMESPACE}/rig/encode', encode)
+    goals = ros.collect(Goal, f'{NAMESPACE}/rig/goal', LATCHED_QOS)
+    node = start_node('goal_scheduler', namespace=NAMESPACE, remappings=FLEET,
+                      parameters={'goal_source': 'image'})
+    user = ros.publisher(Image, f'{NAMESPACE}/rig/goal_image', SENSOR_QOS)
+    assert ros.wait_for_subscribers(user), node.output
+    image = array_to_image(np.zeros((84, 84, 3), np.uint8))
+    deadline = time.monotonic() + 20.0
+    while not goals.messages and time.monotonic() < deadline:
+        user.publish(image)
+        wait_for(lambda: goals.messages, timeout=0.3)
+    assert goals.messages, node.output
+    goal = goals.messages[-1]
+    assert (goal.source, goal.explore, goal.episode_length, list(goal.mean)) == (
+        'image', False, 0, [0.5, -0.5])
+    assert resets.count == 0
+    assert node.stop(signal.SIGINT) == 0, node.output
+    assert 'Traceback' not in node.output
