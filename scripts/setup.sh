@@ -52,6 +52,7 @@ if [ -n "$baked" ]; then
 fi
 
 # 4. colcon build of both packages into one merged prefix.
+mkdir -p build
 src_hash=$(find rig_msgs rig_ros/setup.py rig_ros/setup.cfg rig_ros/package.xml rig_ros/launch \
   rig_ros/config -type f -print0 | sort -z | xargs -0 cat | sha256sum | cut -c1-16)
 if [ "$(cat "$STAMPS/colcon" 2>/dev/null)" != "$src_hash" ] \
