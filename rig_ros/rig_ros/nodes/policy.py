@@ -87,7 +87,7 @@ class PolicyNode(Node):
                            int(msg.episode_length), bool(msg.explore), seconds(msg.header.stamp))
         if self.runtime.set_goal(goal):
             self.get_logger().info(
-                f'episode {goal.episode_id}: {goal.episode_length or "unlimited"} steps, '
+                f'episode {goal.episode_id}: length {goal.episode_length or "unlimited"}, '
                 f'{"exploring" if goal.explore and self.config.explore else "greedy"}')
         if self.config.act_on_latent:
             self.decide()

@@ -97,8 +97,10 @@ def test_every_transition_stored_in_order_and_resumed(ros, start_node, wait_for,
 
 
 def test_weights_reach_the_policy_and_change_its_actions(ros, start_node, wait_for, tmp_path):
+    # Full-size networks (400, 300): the weights (about 0.5 MB) cross DDS as in practice.
     learner = start_node('learner', parameters={
-        **SMALL, 'run_dir': str(tmp_path), 'td3.learning_starts': 20,
+        'td3.batch_size': 16, 'status_period_s': 0.3, 'run_dir': str(tmp_path),
+        'td3.learning_starts': 20,
         'td3.updates_per_step': 2, 'broadcast_every': 10})
     fleet = (('rig/weights', '/rig/weights'), ('rig/transition', '/rig/transition'))
     policy = start_node('policy', namespace='/robot_0', remappings=fleet, parameters={
@@ -183,5 +185,11 @@ def test_task_configs_are_accepted(ros_domain_id, tmp_path, task):
         assert (tmp_path / 'learner.safetensors').is_file()
         for node in (policy, learner):
             node.destroy_node()
+        # Reach: train false serves the run's actor at once.
+        server = LearnerNode(context=context, parameter_overrides=[
+            Parameter('train', value=False), Parameter('checkpoint', value=str(tmp_path))])
+        assert server.learner.weights_version == 1
+        server.on_shutdown()
+        server.destroy_node()
     finally:
         context.try_shutdown()
