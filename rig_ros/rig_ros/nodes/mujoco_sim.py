@@ -13,12 +13,13 @@ rendered in that state, the current state untouched.
 
 Stepping (`rig_ros.sim.driver`): lockstep (one control period per command, a frame at once;
 the current frame again after `idle_frame_period_s` without commands, so the loop cannot
-deadlock on a lost message) or real time (one period per wall-clock tick with the latest
+deadlock on a lost message, and `reset_frame_delay_s` after a reset, so that a frame newer
+than the episode's goal comes soon) or real time (one period per wall-clock tick with the latest
 command, zero after `command_timeout_s`).
 
 Parameters (read-only): `rig_ros.sim.sawyer.SawyerSimConfig` (task, seed, image_height,
 image_width, max_speed_m_s, ...) and `rig_ros.sim.driver.SimDriverConfig` (lockstep,
-idle_frame_period_s, command_timeout_s).
+idle_frame_period_s, reset_frame_delay_s, command_timeout_s).
 """
 
 import ast
@@ -133,7 +134,7 @@ class MujocoSim(Node):
                        response: Trigger.Response) -> Trigger.Response:
         """Reset the scene (seeded, settled) and publish a fresh frame before answering."""
         seed = self._driver.reset()
-        self.publish_frame()
+        self.publish_frame(reset=True)
         response.success, response.message = True, f'reset with seed {seed}'
         return response
 
@@ -150,7 +151,7 @@ class MujocoSim(Node):
     def _header(self, frame_id: str) -> Header:
         return Header(stamp=self.get_clock().now().to_msg(), frame_id=frame_id)
 
-    def publish_frame(self) -> None:
+    def publish_frame(self, reset: bool = False) -> None:
         """Publish the current camera frame, hand position and ground truth."""
         header = self._header(CAMERA_FRAME)
         self._image_publisher.publish(array_to_image(self._sim.render(), 'rgb8', header))
@@ -162,7 +163,7 @@ class MujocoSim(Node):
         truth.layout.dim = [MultiArrayDimension(label='state', size=self._sim.state_dim,
                                                 stride=self._sim.state_dim)]
         self._truth_publisher.publish(truth)
-        self._driver.frame_published(time.monotonic())
+        self._driver.frame_published(time.monotonic(), reset)
 
     def destroy_node(self) -> None:
         """Release the renderers' GL contexts, then the node."""

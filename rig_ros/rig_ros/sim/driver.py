@@ -3,7 +3,9 @@
 Lockstep: every velocity command advances the sim exactly one control period and a frame is
 due at once. When no command has come for `idle_frame_period_s` since the last frame, the
 current frame is due again, so a lost frame (or a policy not yet running) never stalls the
-command -> frame -> latent -> command loop.
+command -> frame -> latent -> command loop. After a reset the frame comes again sooner
+(`reset_frame_delay_s`): the reset's own frame predates the episode's goal, which the goal
+scheduler stamps once the reset has returned, and a policy starts on a frame newer than that.
 Real time: a wall-clock tick every control period integrates the latest command, or zero
 once the command is older than `command_timeout_s` (watchdog), and a frame is due per tick.
 
@@ -27,15 +29,18 @@ class SimDriverConfig:
         time at one control period per wall-clock tick, as on the robot.
     idle_frame_period_s: lockstep: republish the current frame when no command came for this
         long; longer than a loaded machine's command -> frame -> command round trip.
+    reset_frame_delay_s: lockstep: republish this long after a reset (after the goal that
+        follows the reset, so that the episode's first frame is stamped after it).
     command_timeout_s: real time: a command older than this is replaced by zero (watchdog).
     """
 
     lockstep: bool = True
     idle_frame_period_s: float = 0.25
+    reset_frame_delay_s: float = 0.05
     command_timeout_s: float = 0.2
 
     def __post_init__(self) -> None:
-        for name in ('idle_frame_period_s', 'command_timeout_s'):
+        for name in ('idle_frame_period_s', 'reset_frame_delay_s', 'command_timeout_s'):
             value = getattr(self, name)
             if not math.isfinite(value) or value <= 0:
                 raise ValueError(f'{name} must be a positive number of seconds, got {value!r}')
@@ -49,14 +54,14 @@ class SimDriver:
         self.config = config
         self._velocity = np.zeros(sim.action_dim)
         self._command_time: Optional[float] = None
-        self._last_frame = -math.inf
+        self._next_frame = -math.inf  # lockstep: when the current frame is due again
         self._resets = 0
 
     @property
     def tick_period_s(self) -> float:
         """How often the node should call `tick`."""
         if self.config.lockstep:
-            return self.config.idle_frame_period_s / 4.0
+            return min(self.config.idle_frame_period_s, self.config.reset_frame_delay_s) / 4.0
         return self.sim.config.control_period_s
 
     def command(self, velocity_m_s: np.ndarray, now: float) -> bool:
@@ -78,15 +83,16 @@ class SimDriver:
     def tick(self, now: float) -> bool:
         """Advance the clock (call every `tick_period_s`); True if a frame is due now."""
         if self.config.lockstep:
-            return now - self._last_frame >= self.config.idle_frame_period_s
+            return now >= self._next_frame
         fresh = (self._command_time is not None
                  and now - self._command_time <= self.config.command_timeout_s)
         self.sim.step_velocity(self._velocity if fresh else np.zeros(self.sim.action_dim))
         return True
 
-    def frame_published(self, now: float) -> None:
-        """Record that a frame went out at `now` (restarts the lockstep idle period)."""
-        self._last_frame = now
+    def frame_published(self, now: float, reset: bool = False) -> None:
+        """Record that a frame (`reset`: a reset's frame) went out at `now`."""
+        delay = self.config.reset_frame_delay_s if reset else self.config.idle_frame_period_s
+        self._next_frame = now + delay
 
     def reset(self) -> int:
         """Reset the sim with the next seed of this sim's sequence; return that seed."""

@@ -34,7 +34,8 @@ def stamp_s(msg) -> float:
 
 def test_lockstep_reset_idle_frames_nan_and_goal_images(ros, start_node, wait_for):
     node = start_node('mujoco_sim', namespace=NAMESPACE, parameters={
-        'task': 'reacher', 'lockstep': True, 'idle_frame_period_s': 0.3, 'seed': 5, **SIZE})
+        'task': 'reacher', 'lockstep': True, 'idle_frame_period_s': 0.3,
+        'reset_frame_delay_s': 0.1, 'seed': 5, **SIZE})
     frames = ros.collect(Image, topic('camera/image_raw'), SENSOR_QOS)
     truth = ros.collect(Float64MultiArray, topic('sim/ground_truth'), STATE_QOS)
     hands = ros.collect(PointStamped, topic('robot/state'), STATE_QOS)
@@ -52,12 +53,15 @@ def test_lockstep_reset_idle_frames_nan_and_goal_images(ros, start_node, wait_fo
     frame = frames.messages[-1]
     assert (frame.encoding, frame.height, frame.width) == ('rgb8', 60, 80)
 
-    # Reset: answered after a fresh frame; the hand is at the task's start.
-    count = len(truth.messages)
+    # Reset: answered after a fresh frame, which comes again after reset_frame_delay_s; the
+    # hand is at the task's start.
+    count = len(frames.messages)
     future = reset.call_async(Trigger.Request())
     assert wait_for(future.done), node.output
     assert future.result().success and 'seed' in future.result().message
-    assert wait_for(lambda: len(truth.messages) > count)
+    assert wait_for(lambda: len(frames.messages) >= count + 2), node.output
+    gap = stamp_s(frames.messages[count + 1]) - stamp_s(frames.messages[count])
+    assert 0.09 <= gap < 0.29, gap
     with SawyerSim(SawyerSimConfig(task='reacher', seed=5, **SIZE)) as twin:
         home = twin.state_vector()
         np.testing.assert_allclose(truth.messages[-1].data, home, atol=1e-9)

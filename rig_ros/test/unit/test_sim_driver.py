@@ -16,13 +16,18 @@ def sims():
 
 def test_lockstep_steps_per_command_and_republishes_when_idle(sims):
     sim, twin = sims
-    driver = SimDriver(sim, SimDriverConfig(lockstep=True, idle_frame_period_s=0.2))
+    driver = SimDriver(sim, SimDriverConfig(lockstep=True, idle_frame_period_s=0.2,
+                                            reset_frame_delay_s=0.04))
     driver.reset()
     twin.reset()  # the same settled start: the two evolve identically
-    assert driver.tick_period_s == pytest.approx(0.05)
+    assert driver.tick_period_s == pytest.approx(0.01)
     assert driver.tick(0.0)  # nothing published yet: a frame is due
     driver.frame_published(0.0)
     assert not driver.tick(0.19) and driver.tick(0.2)
+    driver.frame_published(1.0, reset=True)  # sooner after a reset, then idle again
+    assert not driver.tick(1.03) and driver.tick(1.04)
+    driver.frame_published(1.04)
+    assert not driver.tick(1.2) and driver.tick(1.24)
     start = sim.state_vector()
     for velocity in ([0.1, -0.05], [0.1, -0.05], [1.0, 0.0]):  # the last one is clipped
         assert driver.command(np.array(velocity), 0.3)
@@ -71,5 +76,7 @@ def test_reset_is_seeded_and_clears_the_command(sims):
 def test_config_rejects_bad_periods():
     with pytest.raises(ValueError, match='idle_frame_period_s'):
         SimDriverConfig(idle_frame_period_s=0.0)
+    with pytest.raises(ValueError, match='reset_frame_delay_s'):
+        SimDriverConfig(reset_frame_delay_s=-1.0)
     with pytest.raises(ValueError, match='command_timeout_s'):
         SimDriverConfig(command_timeout_s=float('inf'))
