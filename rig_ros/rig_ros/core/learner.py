@@ -34,6 +34,8 @@ from typing import Any, Optional
 import numpy as np
 
 from rig_ros.core import checkpoints
+from rig_ros.core.encoder import resolve_checkpoint as resolve_vae_checkpoint
+from rig_ros.core.encoder import vae_config_from_dict, VAE_MODEL_NAME
 from rig_ros.core.policy_runtime import encode_policy_weights, TransitionRecord
 from rig_ros.core.replay import GoalReplayBuffer, RelabelConfig
 from rig_ros.core.rewards import euclidean_latent_reward
@@ -61,6 +63,8 @@ class LearnerConfig:
     checkpoint_every: updates between checkpoints (0: on shutdown only).
     run_dir: checkpoints go here; a checkpoint found here is resumed. Empty: none.
     checkpoint: run directory or checkpoint file whose weights to serve when train is false.
+    vae_checkpoint: VAE checkpoint file or run directory (vae.safetensors) to broadcast as
+        model 'vae' for encoders and goal schedulers without their own; empty: none.
     seed: seeds networks, target noise, replay sampling and imagined goals.
     device: torch device of the networks ('cpu', 'cuda').
     num_threads: torch CPU threads (0: torch's default).
@@ -76,6 +80,7 @@ class LearnerConfig:
     checkpoint_every: int = 5000
     run_dir: str = 'runs/practice'
     checkpoint: str = ''
+    vae_checkpoint: str = ''
     seed: int = 0
     device: str = 'cpu'
     num_threads: int = 1
@@ -127,6 +132,28 @@ def actor_sizes(actor: dict[str, Any]) -> tuple[int, tuple[int, ...], int]:
         raise checkpoints.CheckpointError('the checkpoint holds no actor weights')
     return (int(weights[0].shape[1]), tuple(int(w.shape[0]) for w in weights[:-1]),
             int(weights[-1].shape[0]))
+
+
+def load_vae_weights(path: str | os.PathLike, latent_dim: int) -> tuple[int, str, bytes]:
+    """Return (version, config JSON, safetensors) of a VAE checkpoint for a Weights message.
+
+    Raises ValueError for an unreadable checkpoint or one whose latent size is not latent_dim.
+    """
+    file = resolve_vae_checkpoint(path)
+    try:
+        saved = checkpoints.load_checkpoint(file)
+    except OSError as error:
+        raise ValueError(f'cannot read VAE checkpoint {str(file)!r}: {error}') from None
+    if VAE_MODEL_NAME not in saved.modules:
+        raise ValueError(f'{file} has no {VAE_MODEL_NAME!r} module')
+    config = dataclasses.asdict(vae_config_from_dict(saved.config))
+    if config['latent_dim'] != latent_dim:
+        raise ValueError(f'the VAE of {file} has {config["latent_dim"]} latents, the learner '
+                         f'latent_dim {latent_dim}')
+    version = saved.metadata.get('version', 1)
+    version = version if isinstance(version, int) and version > 0 else 1
+    return version, json.dumps(config), checkpoints.serialize_state(
+        saved.modules[VAE_MODEL_NAME], config)
 
 
 class Learner:

@@ -8,6 +8,9 @@ QoS profiles, one place for the whole graph:
   subscriber sees the newest frame, stale frames are dropped, never queued.
 - LATCHED_QOS: rig/goal, rig/weights. Reliable, transient local, depth 1: a late joiner gets
   the last message.
+- WEIGHTS_QOS: subscriptions to rig/weights. Latched like LATCHED_QOS but 4 deep: the
+  learner keeps one latched writer per model ('vae', 'policy'), a late joiner receives the
+  last message of each at once, and a depth-1 reader loses all but one (measured).
 - COMMAND_QOS: ee_velocity. Reliable, keep last 1: only the newest command matters.
 - TRANSITION_QOS: rig/transition. Reliable with a deep queue: the learner should see every
   step, a slow learner applies back-pressure instead of losing data.
@@ -26,6 +29,9 @@ SENSOR_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
                         reliability=ReliabilityPolicy.BEST_EFFORT,
                         durability=DurabilityPolicy.VOLATILE)
 LATCHED_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
+                         reliability=ReliabilityPolicy.RELIABLE,
+                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
+WEIGHTS_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=4,
                          reliability=ReliabilityPolicy.RELIABLE,
                          durability=DurabilityPolicy.TRANSIENT_LOCAL)
 COMMAND_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,

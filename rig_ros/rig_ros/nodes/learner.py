@@ -13,7 +13,9 @@ broadcast_every updates and checkpoints to run_dir every checkpoint_every update
 checkpoint in run_dir is resumed (counters, networks, optimisers, replay) and its weights
 broadcast. On SIGINT/SIGTERM the worker stops, unfinished episodes are stored as truncated and
 a final checkpoint is written. With train false the node only serves the actor of
-`checkpoint` (or run_dir): a learner or core.pipeline checkpoint.
+`checkpoint` (or run_dir): a learner or core.pipeline checkpoint. With vae_checkpoint set, its
+VAE goes out once on `rig/weights` (model 'vae', from a second latched writer, so that late
+joiners get the last weights of both models).
 
 Parameters: `rig_ros.core.learner.LearnerConfig` (td3.* and relabel.* nested).
 """
@@ -23,12 +25,13 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 from rclpy.node import Node
-from std_msgs.msg import String
+from std_msgs.msg import Header, String
 import torch
 
 from rig_msgs.msg import Transition, Weights
 from rig_ros.core.checkpoints import CheckpointError
-from rig_ros.core.learner import Learner, LearnerConfig, status_json
+from rig_ros.core.encoder import VAE_MODEL_NAME
+from rig_ros.core.learner import Learner, LearnerConfig, load_vae_weights, status_json
 from rig_ros.core.policy_runtime import POLICY_MODEL, TransitionRecord
 from rig_ros.graph import LEARNER, TRANSITION_TOPIC, WEIGHTS_TOPIC
 from rig_ros.nodes.entry import run_node
@@ -79,7 +82,9 @@ class LearnerNode(Node):
         if config.num_threads:
             torch.set_num_threads(config.num_threads)
         self.learner = Learner(config)
+        # One latched writer per model: a late joiner gets the last weights of each.
         self._weights_publisher = self.create_publisher(Weights, WEIGHTS_TOPIC, LATCHED_QOS)
+        self._vae_publisher = self.create_publisher(Weights, WEIGHTS_TOPIC, LATCHED_QOS)
         self._status_publisher = self.create_publisher(String, STATUS_TOPIC, LATCHED_QOS)
         self._stop = threading.Event()
         self._worker: Optional[threading.Thread] = None
@@ -97,6 +102,15 @@ class LearnerNode(Node):
         """Resume run_dir's checkpoint (training) or load the served actor; broadcast it."""
         config = self.config
         try:
+            if config.vae_checkpoint:
+                version, config_json, data = load_vae_weights(config.vae_checkpoint,
+                                                              config.latent_dim)
+                self._vae_publisher.publish(Weights(
+                    header=Header(stamp=self.get_clock().now().to_msg()),
+                    model_name=VAE_MODEL_NAME, version=version, config_json=config_json,
+                    safetensors=data))
+                self.get_logger().info(f'VAE weights version {version} of '
+                                       f'{config.vae_checkpoint} broadcast')
             if not config.train:
                 path = self.learner.load_actor(config.checkpoint or config.run_dir)
                 self.get_logger().info(f'serving the policy of {path}')

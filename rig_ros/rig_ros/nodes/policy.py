@@ -1,8 +1,8 @@
 """policy: latents and a goal in, end-effector velocity commands and transitions out.
 
 Subscribes `rig/latent` (rig_msgs/LatentState, sensor QoS), `rig/goal` (rig_msgs/Goal, latched)
-and `rig/weights` (rig_msgs/Weights, latched; model 'policy' only, a bad payload is logged and
-the old weights kept). Publishes `ee_velocity` (geometry_msgs/TwistStamped: linear x/y =
+and `rig/weights` (rig_msgs/Weights, WEIGHTS_QOS; model 'policy' only, a bad payload is logged
+and the old weights kept). Publishes `ee_velocity` (geometry_msgs/TwistStamped: linear x/y =
 action * max_speed_m_s, in frame_id) and `rig/transition` (rig_msgs/Transition, reliable, deep
 queue). Serves `policy/activate` (std_srvs/SetBool): the policy stays inactive until activated
 unless start_active is set (the practice graph sets it for simulated robots).
@@ -11,7 +11,7 @@ Decisions are `rig_ros.core.policy_runtime.PolicyRuntime`'s. Timer mode (real ti
 at control_rate_hz, zeros when the policy may not act (inactive, no goal or latent, a latent
 older than stale_after_s, the episode's steps used up, non-finite values). act_on_latent mode
 (lockstep sims, where every command advances the sim): a command per new latent, and one
-zero command per new reason to stand still. On SIGINT/SIGTERM a zero command goes out before exit.
+zero command per new reason to stand still. On SIGINT/SIGTERM a zero command goes out first.
 
 Parameters: `rig_ros.core.policy_runtime.PolicyConfig`.
 """
@@ -33,7 +33,8 @@ from rig_ros.graph import (
     ACTIVATE_SERVICE, EE_VELOCITY_TOPIC, GOAL_TOPIC, LATENT_TOPIC, POLICY, TRANSITION_TOPIC,
     WEIGHTS_TOPIC)
 from rig_ros.nodes.entry import run_node
-from rig_ros.nodes.image_msgs import COMMAND_QOS, LATCHED_QOS, SENSOR_QOS, TRANSITION_QOS
+from rig_ros.nodes.image_msgs import (
+    COMMAND_QOS, LATCHED_QOS, SENSOR_QOS, TRANSITION_QOS, WEIGHTS_QOS)
 from rig_ros.nodes.params import declare_config
 
 LOG_REPEAT_S = 5.0
@@ -63,7 +64,7 @@ class PolicyNode(Node):
             Transition, TRANSITION_TOPIC, TRANSITION_QOS) if config.publish_transitions else None)
         self.create_subscription(LatentState, LATENT_TOPIC, self.latent_callback, SENSOR_QOS)
         self.create_subscription(Goal, GOAL_TOPIC, self.goal_callback, LATCHED_QOS)
-        self.create_subscription(Weights, WEIGHTS_TOPIC, self.weights_callback, LATCHED_QOS)
+        self.create_subscription(Weights, WEIGHTS_TOPIC, self.weights_callback, WEIGHTS_QOS)
         self.create_service(SetBool, ACTIVATE_SERVICE, self.activate_callback)
         self._timer = (None if config.act_on_latent else
                        self.create_timer(1.0 / config.control_rate_hz, self.timer_callback))

@@ -1,5 +1,6 @@
 """learner as a process: every transition stored in order, checkpoints, weights reach a policy."""
 
+import dataclasses
 import json
 import signal
 import time
@@ -13,10 +14,12 @@ from rclpy.parameter import Parameter
 from std_msgs.msg import String
 
 from rig_msgs.msg import Goal, LatentState, Transition, Weights
+from rig_ros.core.checkpoints import save_checkpoint
 from rig_ros.core.policy_runtime import decode_policy_weights
+from rig_ros.core.vae import ConvVAE, VAEConfig
 from rig_ros.graph import config_file, TASKS
 from rig_ros.nodes.image_msgs import (
-    COMMAND_QOS, LATCHED_QOS, SENSOR_QOS, TRANSITION_QOS)
+    COMMAND_QOS, LATCHED_QOS, SENSOR_QOS, TRANSITION_QOS, WEIGHTS_QOS)
 from rig_ros.nodes.learner import LearnerNode
 from rig_ros.nodes.policy import PolicyNode
 
@@ -88,12 +91,20 @@ def test_every_transition_stored_in_order_and_resumed(ros, start_node, wait_for,
     assert node.stop(signal.SIGTERM, timeout=10.0) == 0, node.output
     assert (tmp_path / 'learner.safetensors').is_file() and 'Traceback' not in node.output
 
-    # Restarted on the same run directory: counters resume and the weights are re-broadcast.
-    again = start_node('learner', name='learner', parameters=parameters)
+    # Restarted on the same run directory (now also serving a VAE): counters resume and the
+    # policy weights are re-broadcast; a late joiner gets the last weights of both models.
+    vae = ConvVAE(VAEConfig(image_size=48, latent_dim=DIM))
+    save_checkpoint(tmp_path / 'vae.safetensors', {'vae': vae.state_dict()},
+                    config=dataclasses.asdict(vae.config))
+    again = start_node('learner', name='learner', parameters={
+        **parameters, 'vae_checkpoint': str(tmp_path)})
     assert wait_for(lambda: status_has(status, received=301, stored=300, updates=201,
                                        weights_version=5), timeout=30.0), (
         latest_status(status), again.output)
     assert 'resumed' in again.output
+    late = ros.collect(Weights, '/rig/weights', WEIGHTS_QOS)
+    assert wait_for(lambda: {(m.model_name, m.version) for m in late.messages} == {
+        ('vae', 1), ('policy', 5)}), [(m.model_name, m.version) for m in late.messages]
 
 
 def test_weights_reach_the_policy_and_change_its_actions(ros, start_node, wait_for, tmp_path):

@@ -6,9 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from rig_ros.core.learner import Learner, LearnerConfig, resolve_checkpoint
+from rig_ros.core import checkpoints
+from rig_ros.core.encoder import LatentEncoder
+from rig_ros.core.learner import Learner, LearnerConfig, load_vae_weights, resolve_checkpoint
 from rig_ros.core.policy_runtime import decode_policy_weights, TransitionRecord
 from rig_ros.core.td3 import TD3Config
+from rig_ros.core.vae import ConvVAE, VAEConfig
 
 DIM = 4
 
@@ -157,3 +160,17 @@ def test_serving_a_checkpoint_loads_its_actor(tmp_path):
                                   learner.agent.act(obs, obs, False))
     with pytest.raises(FileNotFoundError):
         server.load_actor(tmp_path / 'missing')
+
+
+def test_vae_weights_load_into_the_encoders(tmp_path):
+    vae = ConvVAE(VAEConfig(image_size=48, latent_dim=DIM))
+    checkpoints.save_checkpoint(tmp_path / 'vae.safetensors', {'vae': vae.state_dict()},
+                                config=dataclasses.asdict(vae.config), metadata={'version': 3})
+    version, config_json, data = load_vae_weights(tmp_path, DIM)
+    encoder = LatentEncoder()
+    encoder.load_payload(data, version, config_json)
+    assert (encoder.version, encoder.config.image_size, encoder.config.latent_dim) == (3, 48, DIM)
+    with pytest.raises(ValueError, match='latent'):
+        load_vae_weights(tmp_path / 'vae.safetensors', DIM + 1)
+    with pytest.raises(ValueError):
+        load_vae_weights(tmp_path / 'missing.safetensors', DIM)
