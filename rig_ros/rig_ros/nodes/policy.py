@@ -38,6 +38,7 @@ from rig_ros.nodes.image_msgs import (
 from rig_ros.nodes.params import declare_config
 
 LOG_REPEAT_S = 5.0
+ROUTINE_REASONS = ('episode over', 'latent older than the episode')
 
 
 def seconds(stamp: Any) -> float:
@@ -141,7 +142,10 @@ class PolicyNode(Node):
         """Log why the robot stands still; a flapping reason at most every LOG_REPEAT_S."""
         now = time.monotonic()
         if reason != self._logged[0] or now - self._logged[1] > LOG_REPEAT_S:
-            self.get_logger().info(f'standing still: {reason}')
+            # Between episodes the robot waits every time: not worth an info line each.
+            log = (self.get_logger().debug if reason in ROUTINE_REASONS
+                   else self.get_logger().info)
+            log(f'standing still: {reason}')
             self._logged = (reason, now)
 
     def publish_velocity(self, velocity: np.ndarray) -> None:
