@@ -225,6 +225,8 @@ class PolicyRuntime:
             raise ValueError(f'policy weights for obs/goal/action sizes {spec.obs_dim}/'
                              f'{spec.goal_dim}/{spec.action_dim}; this policy acts in '
                              f'{self.config.action_dim} dimensions with goals like latents')
+        if not all(torch.isfinite(tensor).all() for tensor in state.values()):
+            raise ValueError('policy weights hold NaN or infinite values')
         agent = self.agent
         if agent is None or (agent.obs_dim, agent.goal_dim, agent.action_dim,
                              agent.config.hidden_sizes) != (
@@ -234,19 +236,12 @@ class PolicyRuntime:
                                exploration_sigma=self.config.exploration_sigma,
                                ou_theta=self.config.ou_theta, seed=self.config.seed)
             agent = GoalConditionedTD3(spec.obs_dim, spec.goal_dim, spec.action_dim, config)
+        backup = agent.actor_state_dict()
         try:
-            if agent is self.agent:
-                backup = agent.actor_state_dict()
             agent.load_actor_state_dict(state)
         except (RuntimeError, KeyError, ValueError) as error:
-            if agent is self.agent:
-                agent.load_actor_state_dict(backup)
+            agent.load_actor_state_dict(backup)  # a partial load must not stay
             raise ValueError(f'policy weights do not fit the actor: {error}') from None
-        probe = agent.act(np.zeros(spec.obs_dim), np.zeros(spec.goal_dim), explore=False)
-        if not np.isfinite(probe).all():
-            if agent is self.agent:
-                agent.load_actor_state_dict(backup)
-            raise ValueError('policy weights give non-finite actions')
         self.agent = agent
         self.version = int(version)
 

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from rig_ros.core.checkpoints import serialize_state
 from rig_ros.core.policy_runtime import (
     decode_policy_weights, encode_policy_weights, EpisodeGoal, Latent, PolicyConfig,
     PolicyRuntime)
@@ -144,6 +145,11 @@ def test_weights_change_actions_and_bad_payloads_keep_the_old():
         GoalConditionedTD3(DIM, DIM, 3, TD3Config(hidden_sizes=(16,))))[1]
     with pytest.raises(ValueError, match='3'):
         runtime.load_weights(wrong_action, 2)
+    state = GoalConditionedTD3(DIM, DIM, 2, TD3Config(hidden_sizes=(16,))).actor_state_dict()
+    state['0.weight'][0, 0] = float('nan')
+    spec = {'obs_dim': DIM, 'goal_dim': DIM, 'action_dim': 2, 'hidden_sizes': [16]}
+    with pytest.raises(ValueError, match='NaN'):
+        runtime.load_weights(serialize_state(state, spec), 2)
     assert runtime.version == 1
     np.testing.assert_array_equal(before, runtime.agent.act(obs, np.full(DIM, 0.5), False))
     runtime.load_weights(weights(seed=2), 2)
