@@ -40,7 +40,7 @@ from rig_ros.graph import (
     ENCODE_SERVICE, GOAL_IMAGE_DECODED_TOPIC, GOAL_IMAGE_TOPIC, GOAL_SCHEDULER, GOAL_TOPIC,
     POLICY, RESET_SERVICE, TRANSITION_TOPIC, WEIGHTS_TOPIC)
 from rig_ros.nodes.entry import run_node
-from rig_ros.nodes.image_msgs import array_to_image, LATCHED_QOS, SENSOR_QOS
+from rig_ros.nodes.image_msgs import array_to_image, LATCHED_QOS, SENSOR_QOS, WEIGHTS_QOS
 from rig_ros.nodes.params import declare_config, ParameterError
 
 TICK_S = 0.1
@@ -78,7 +78,7 @@ class GoalSchedulerNode(Node):
         self._reset_name = self.resolve_service_name(RESET_SERVICE)
         self._encode_name = self.resolve_service_name(ENCODE_SERVICE)
         self._weights_subscription = self.create_subscription(
-            Weights, WEIGHTS_TOPIC, self.weights_callback, LATCHED_QOS)
+            Weights, WEIGHTS_TOPIC, self.weights_callback, WEIGHTS_QOS)
         self._transition_subscription = self.create_subscription(
             Transition, TRANSITION_TOPIC, self.transition_callback, EPISODE_END_QOS,
             content_filter_options=ContentFilterOptions(

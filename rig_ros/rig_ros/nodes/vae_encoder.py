@@ -8,9 +8,9 @@ of any size and common encoding, cropped with `request_crop` and resized; a bad 
 success=false and the reason.
 
 Weights: the `vae_checkpoint` file at startup (an unreadable one stops the node), then every
-'vae' message of the latched `rig/weights` broadcast (other model names are ignored). A
-payload that does not fit is logged and the weights in use stay. Until the first weights
-arrive nothing is published and encode requests fail with 'no VAE weights yet'.
+'vae' message of the latched `rig/weights` broadcast (WEIGHTS_QOS; other model names are
+ignored). A payload that does not fit is logged and the weights in use stay. Until the first
+weights arrive nothing is published and encode requests fail with 'no VAE weights yet'.
 
 Parameters (`rig_ros.core.encoder.EncoderConfig`, read-only): vae_checkpoint, request_crop.top
 / .left / .height / .width / .fractional, torch_threads.
@@ -27,7 +27,7 @@ from rig_msgs.srv import Encode
 from rig_ros.core.encoder import EncoderConfig, LatentEncoder, VAE_MODEL_NAME, WeightsError
 from rig_ros.graph import ENCODE_SERVICE, IMAGE_TOPIC, LATENT_TOPIC, VAE_ENCODER, WEIGHTS_TOPIC
 from rig_ros.nodes.entry import run_node
-from rig_ros.nodes.image_msgs import image_to_array, LATCHED_QOS, SENSOR_QOS
+from rig_ros.nodes.image_msgs import image_to_array, SENSOR_QOS, WEIGHTS_QOS
 from rig_ros.nodes.params import declare_config, ParameterError
 
 THROTTLE_S = 5.0
@@ -50,7 +50,7 @@ class VAEEncoder(Node):
             self._log_weights()
         self._publisher = self.create_publisher(LatentState, LATENT_TOPIC, SENSOR_QOS)
         self._weights_subscription = self.create_subscription(
-            Weights, WEIGHTS_TOPIC, self.weights_callback, LATCHED_QOS)
+            Weights, WEIGHTS_TOPIC, self.weights_callback, WEIGHTS_QOS)
         self._image_subscription = self.create_subscription(
             Image, IMAGE_TOPIC, self.image_callback, SENSOR_QOS)
         self._service = self.create_service(Encode, ENCODE_SERVICE, self.encode_callback)
