@@ -13,6 +13,7 @@ NODES = [
     'goal_scheduler',
     'learner',
     'mujoco_sim',
+    'robot_chain',  # composed: a robot chain's per-frame nodes in one process
 ]
 
 setup(

@@ -21,6 +21,9 @@ Layout (see docs/fleet.md):
   so a fleet spans machines with one description.
 - Parameter files are layered: the task's `config/<task>.yaml`, then the user's
   `params_file`; the spec's own `parameters` (task, seeds, modes) come last and win.
+- `compose=True` runs each chain's per-frame nodes (mujoco_sim with `sim`, camera_pipeline,
+  vae_encoder, policy) in one `robot_chain` process on one executor, as ROS 2 composition
+  does: the same nodes, names, parameter files and remappings (`compose_chain`).
 """
 
 from __future__ import annotations
@@ -59,6 +62,8 @@ VAE_ENCODER = 'vae_encoder'
 POLICY = 'policy'
 GOAL_SCHEDULER = 'goal_scheduler'
 LEARNER = 'learner'
+ROBOT_CHAIN = 'robot_chain'  # a chain's per-frame nodes composed in one process
+COMPOSABLE = (MUJOCO_SIM, CAMERA_PIPELINE, VAE_ENCODER, POLICY)
 
 # Topics shared by the whole fleet (remapped to the fleet namespace in every robot chain).
 FLEET_TOPICS = (TRANSITION_TOPIC, WEIGHTS_TOPIC)
@@ -152,7 +157,7 @@ def _check_common(task: str, robots: int, params_file: Optional[str]) -> None:
 
 def _robot_chain(index: int, *, namespace: str, param_files: tuple[str, ...], task: str,
                  sim: bool, lockstep: bool, seed: int, camera_topic: Optional[str],
-                 practice: bool) -> list[NodeSpec]:
+                 practice: bool, compose: bool = False) -> list[NodeSpec]:
     """Describe one robot's nodes: sim, pipeline, encoder, policy and goal scheduler."""
     ns = robot_namespace(index, namespace)
     robot_id = ns.strip('/')
@@ -176,7 +181,40 @@ def _robot_chain(index: int, *, namespace: str, param_files: tuple[str, ...], ta
     nodes.append(NodeSpec(GOAL_SCHEDULER, GOAL_SCHEDULER, ns, {
         'goal_source': 'prior' if practice else 'image', 'seed': robot_seed + 2},
         param_files, weights + transitions))
-    return nodes
+    return compose_chain(nodes) if compose else nodes
+
+
+def compose_chain(nodes: Sequence[NodeSpec]) -> list[NodeSpec]:
+    """Replace a chain's composable nodes by one `robot_chain` spec; keep the others.
+
+    The composed spec keeps what each member would get apart: its name (the executable's),
+    the shared parameter files, its overrides as `<member>.<parameter>` (parameter `nodes`
+    lists the members in start order) and its remappings as node-specific rules
+    (`<member>:from` -> `to`). The spec takes the first member's place.
+    """
+    members = [spec for spec in nodes if spec.executable in COMPOSABLE]
+    if not members:
+        return list(nodes)
+    first = members[0]
+    for spec in members:
+        if (spec.namespace, spec.param_files, spec.package) != (
+                first.namespace, first.param_files, first.package) or spec.name != spec.executable:
+            raise ValueError(f'cannot compose {spec.fully_qualified_name} with '
+                             f'{first.fully_qualified_name}: namespace, parameter files or '
+                             'name differ')
+    parameters: dict[str, Any] = {'nodes': [spec.executable for spec in members]}
+    parameters.update({spec.name: dict(spec.parameters) for spec in members if spec.parameters})
+    remappings = tuple((f'{spec.name}:{source}', target) for spec in members
+                       for source, target in spec.remappings)
+    chain = NodeSpec(ROBOT_CHAIN, ROBOT_CHAIN, first.namespace, parameters, first.param_files,
+                     remappings, first.package)
+    result = []
+    for spec in nodes:
+        if spec is first:
+            result.append(chain)
+        elif spec not in members:
+            result.append(spec)
+    return result
 
 
 def _param_files(task: str, params_file: Optional[str]) -> tuple[str, ...]:
@@ -187,7 +225,7 @@ def practice_graph(task: str = 'reacher', sim: bool = True, robots: int = 1,
                    params_file: Optional[str] = None, lockstep: bool = True,
                    namespace: str = '', seed: int = 0, run_dir: Optional[str] = None,
                    camera_topic: Optional[str] = None,
-                   nodes: Optional[str] = None) -> list[NodeSpec]:
+                   nodes: Optional[str] = None, compose: bool = False) -> list[NodeSpec]:
     """Practice: robots act towards imagined goals; one learner trains and broadcasts weights.
 
     task: reacher, pusher or multi_pusher (selects config/<task>.yaml and the sim scene).
@@ -203,6 +241,8 @@ def practice_graph(task: str = 'reacher', sim: bool = True, robots: int = 1,
     nodes: start only the nodes whose names match one of these comma-separated globs, relative
         to the fleet namespace unless absolute (one machine's share of a fleet, e.g.
         'robot_1/*' or 'learner').
+    compose: run each chain's per-frame nodes in one `robot_chain` process (`compose_chain`);
+        its node names stay, `nodes` globs match the composed process's name.
     """
     _check_common(task, robots, params_file)
     files = _param_files(task, params_file)
@@ -210,7 +250,7 @@ def practice_graph(task: str = 'reacher', sim: bool = True, robots: int = 1,
     for index in range(robots):
         specs += _robot_chain(index, namespace=namespace, param_files=files, task=task,
                               sim=sim, lockstep=lockstep, seed=seed, camera_topic=camera_topic,
-                              practice=True)
+                              practice=True, compose=compose)
     learner_parameters: dict[str, Any] = {'task': task, 'train': True, 'seed': seed}
     if run_dir:
         learner_parameters['run_dir'] = str(run_dir)
@@ -223,7 +263,7 @@ def reach_graph(task: str = 'reacher', sim: bool = True, robots: int = 1,
                 params_file: Optional[str] = None, lockstep: bool = True,
                 namespace: str = '', seed: int = 0, checkpoint: Optional[str] = None,
                 camera_topic: Optional[str] = None,
-                nodes: Optional[str] = None) -> list[NodeSpec]:
+                nodes: Optional[str] = None, compose: bool = False) -> list[NodeSpec]:
     """Reach (test time): goal images arrive on rig/goal_image; no exploration, no learning.
 
     The learner only serves the checkpoint's weights (`train: false`) on the latched weights
@@ -236,7 +276,7 @@ def reach_graph(task: str = 'reacher', sim: bool = True, robots: int = 1,
     for index in range(robots):
         specs += _robot_chain(index, namespace=namespace, param_files=files, task=task,
                               sim=sim, lockstep=lockstep, seed=seed, camera_topic=camera_topic,
-                              practice=False)
+                              practice=False, compose=compose)
     learner_parameters: dict[str, Any] = {'task': task, 'train': False, 'seed': seed}
     if checkpoint:
         learner_parameters['checkpoint'] = str(checkpoint)
@@ -311,13 +351,16 @@ _RUN_DIR = GraphArgument('run_dir', 'path', None, 'learner run directory (checkp
 _NODES = GraphArgument('nodes', 'str', '', 'start only the nodes matching these comma-separated '
                        'name globs, relative to the fleet namespace unless absolute, e.g. '
                        "robot_1/* or learner (empty: all); one machine's share of a fleet")
+_COMPOSE = GraphArgument('compose', 'bool', False, "run each robot chain's per-frame nodes "
+                         '(sim, camera_pipeline, vae_encoder, policy) in one robot_chain '
+                         'process on one executor; false: one process per node')
 _CHECKPOINT = GraphArgument('checkpoint', 'path', None, 'run directory or checkpoint whose '
                             'weights the learner serves')
 
 PRACTICE_ARGUMENTS = (_TASK, _SIM, _ROBOTS, _NAMESPACE, _PARAMS_FILE, _LOCKSTEP, _SEED,
-                      _CAMERA_TOPIC, _NODES, _RUN_DIR)
+                      _CAMERA_TOPIC, _NODES, _RUN_DIR, _COMPOSE)
 REACH_ARGUMENTS = (_TASK, _SIM, _ROBOTS, _NAMESPACE, _PARAMS_FILE, _LOCKSTEP, _SEED,
-                   _CAMERA_TOPIC, _NODES, _CHECKPOINT)
+                   _CAMERA_TOPIC, _NODES, _CHECKPOINT, _COMPOSE)
 
 _TRUE = ('true', '1', 'yes', 'on')
 _FALSE = ('false', '0', 'no', 'off')

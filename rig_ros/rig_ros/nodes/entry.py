@@ -3,13 +3,14 @@
 SIGINT and SIGTERM both stop the spin loop (within `poll_s`); the node's optional
 `on_shutdown()` then runs while the context is still valid (a policy sends a zero velocity),
 the node is destroyed and rclpy shut down; the process exits 0 without a traceback. A
-`ParameterError` at construction (already logged by the node) exits 2.
+`ParameterError` at construction (already logged by the node) exits 2. `run_nodes` does the
+same for several nodes on one executor (a composed process, `robot_chain`).
 """
 
 import signal
 import sys
 import threading
-from typing import Callable, Optional, Sequence
+from typing import Callable, List, Optional, Sequence
 
 import rclpy
 from rclpy.executors import Executor, SingleThreadedExecutor
@@ -25,6 +26,17 @@ def run_node(make_node: Callable[[], Node], args: Optional[Sequence[str]] = None
              make_executor: Callable[[], Executor] = SingleThreadedExecutor,
              poll_s: float = 0.1) -> int:
     """Create the node, spin it until SIGINT/SIGTERM or rclpy shutdown, and clean up."""
+    return run_nodes(lambda: [make_node()], args, make_executor=make_executor, poll_s=poll_s)
+
+
+def run_nodes(make_nodes: Callable[[], List[Node]], args: Optional[Sequence[str]] = None, *,
+              make_executor: Callable[[], Executor] = SingleThreadedExecutor,
+              poll_s: float = 0.1) -> int:
+    """Create nodes, spin them on one executor until SIGINT/SIGTERM, and clean up.
+
+    `make_nodes` returns the nodes in start order; they shut down in reverse order. Nodes it
+    created before a `ParameterError` must be destroyed by it (the process then exits 2).
+    """
     stop = threading.Event()
 
     def _stop_handler(signum: int, frame: object) -> None:
@@ -33,25 +45,27 @@ def run_node(make_node: Callable[[], Node], args: Optional[Sequence[str]] = None
     previous = {sig: signal.signal(sig, _stop_handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     rclpy.init(args=list(args) if args is not None else sys.argv,
                signal_handler_options=SignalHandlerOptions.NO)
-    node = None
+    nodes: List[Node] = []
     executor = None
     try:
         try:
-            node = make_node()
+            nodes = list(make_nodes())
         except ParameterError:
             return EXIT_BAD_PARAMETERS
         executor = make_executor()
-        executor.add_node(node)
+        for node in nodes:
+            executor.add_node(node)
         while not stop.is_set() and rclpy.ok():
             executor.spin_once(timeout_sec=poll_s)
-        on_shutdown = getattr(node, 'on_shutdown', None)
-        if on_shutdown is not None and rclpy.ok():
-            on_shutdown()
+        for node in reversed(nodes):
+            on_shutdown = getattr(node, 'on_shutdown', None)
+            if on_shutdown is not None and rclpy.ok():
+                on_shutdown()
         return 0
     finally:
         if executor is not None:
             executor.shutdown(timeout_sec=1.0)
-        if node is not None:
+        for node in reversed(nodes):
             node.destroy_node()
         rclpy.try_shutdown()
         for sig, handler in previous.items():

@@ -32,11 +32,14 @@ CASES = {
          'lockstep': 'false'},
         {'sim': 'false', 'robots': '2', 'camera_topic': '/io/internal_camera/head/image_raw'},
         {'task': 'multi_pusher', 'params_file': str(PACKAGE_DIR / 'config' / 'pusher.yaml')},
+        {'compose': 'true', 'robots': '2', 'namespace': 'lab'},
+        {'compose': 'true', 'sim': 'false', 'camera_topic': '/camera/color'},
     ],
     'reach': [
         {},
         {'checkpoint': '/runs/a', 'robots': '2', 'namespace': 'lab/cell_1', 'sim': 'false'},
         {'robots': '3', 'nodes': 'robot_1/*, learner', 'namespace': 'lab'},
+        {'compose': 'true', 'checkpoint': '/runs/a', 'robots': '2'},
     ],
 }
 CASE_IDS = [(name, i) for name in GRAPHS for i in range(len(CASES[name]))]
@@ -158,6 +161,43 @@ def test_nodes_select_a_machines_share():
 def test_bad_arguments_are_refused(values, message):
     with pytest.raises(ValueError, match=message):
         graph.graph_from_arguments('practice', values)
+
+
+def decompose(spec: graph.NodeSpec) -> list[graph.NodeSpec]:
+    """Return the member specs a robot_chain spec runs (what each would get apart)."""
+    members = []
+    for name in spec.parameters['nodes']:
+        prefix = name + ':'
+        remappings = tuple((source[len(prefix):], target) for source, target in spec.remappings
+                           if source.startswith(prefix))
+        members.append(graph.NodeSpec(name, name, spec.namespace, spec.parameters.get(name, {}),
+                                      spec.param_files, remappings, spec.package))
+    return members
+
+
+@pytest.mark.parametrize('name, case', [(name, case) for name, case in CASE_IDS
+                                        if 'compose' not in CASES[name][case]])
+def test_composed_graph_runs_the_same_nodes(name, case):
+    apart = graph.graph_from_arguments(name, CASES[name][case])
+    composed = graph.graph_from_arguments(name, {**CASES[name][case], 'compose': 'true'})
+    expanded = []
+    for spec in composed:
+        if spec.executable == graph.ROBOT_CHAIN:
+            assert spec.name == graph.ROBOT_CHAIN
+            members = decompose(spec)
+            assert {m.executable for m in members} <= set(graph.COMPOSABLE)
+            expanded += members
+        else:
+            assert spec.executable not in graph.COMPOSABLE
+            expanded.append(spec)
+    # Same nodes, names, parameters, files and remappings; only the processes differ.
+    key = graph.NodeSpec.fully_qualified_name.fget
+    assert sorted(expanded, key=key) == sorted(apart, key=key)
+    chains = [spec for spec in composed if spec.executable == graph.ROBOT_CHAIN]
+    robots = int(CASES[name][case].get('robots', '1'))
+    if 'nodes' not in CASES[name][case]:
+        assert len(chains) == robots
+    assert not any(spec.executable == graph.ROBOT_CHAIN for spec in apart)
 
 
 def test_existing_node_modules_run_with_python_m():

@@ -1,0 +1,148 @@
+"""robot_chain: one robot's per-frame nodes composed in one process, on one executor.
+
+The same node classes as the separate executables (`mujoco_sim`, `camera_pipeline`,
+`vae_encoder`, `policy`), created in one process as ROS 2 composition does, so that a frame's
+camera -> image -> latent -> command hops stay inside the process (no inter-process wakeups).
+The graph starts it with `compose=True` (`rig_ros.graph`); by default every node runs apart.
+
+The process runs a small container node (named by the launch file or runner, `robot_chain` in
+the graph) that only reads the settings of its members:
+- `nodes` (string array): the member executables, in start order; each becomes a node of that
+  name in the container's namespace.
+- `<member>.<parameter>`: the member's own overrides (the graph's per-node `parameters`); they
+  win over the parameter files.
+Every member reads the process's parameter files (`/**/policy` keys reach the member named
+`policy` as they would reach a separate policy process) and the remappings of the command
+line that are either global or node-specific for it (`-r policy:rig/transition:=/rig/...`).
+A global `__node` remapping names the container only.
+"""
+
+import sys
+from typing import Any, Callable, Optional, Sequence
+
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+
+from rig_ros.graph import CAMERA_PIPELINE, MUJOCO_SIM, POLICY, ROBOT_CHAIN, VAE_ENCODER
+from rig_ros.nodes.entry import run_nodes
+from rig_ros.nodes.params import ParameterError
+
+MEMBERS = (MUJOCO_SIM, CAMERA_PIPELINE, VAE_ENCODER, POLICY)
+NODES_PARAMETER = 'nodes'
+
+
+def member_class(executable: str) -> Callable[..., Node]:
+    """Return the Node class of a member executable (imported on demand)."""
+    if executable == MUJOCO_SIM:
+        from rig_ros.nodes.mujoco_sim import MujocoSim
+        return MujocoSim
+    if executable == CAMERA_PIPELINE:
+        from rig_ros.nodes.camera_pipeline import CameraPipeline
+        return CameraPipeline
+    if executable == VAE_ENCODER:
+        from rig_ros.nodes.vae_encoder import VAEEncoder
+        return VAEEncoder
+    if executable == POLICY:
+        from rig_ros.nodes.policy import PolicyNode
+        return PolicyNode
+    raise ValueError(f'{executable!r} cannot run in a robot_chain; members: {", ".join(MEMBERS)}')
+
+
+def member_arguments(ros_args: Sequence[str], member: str, namespace: str) -> list[str]:
+    """Return a member's own `--ros-args`: the namespace, parameter files and its remappings.
+
+    `ros_args` are the process's arguments (as `rclpy.utilities.remove_ros_args` would drop
+    them). Kept: every `--params-file`; `-r from:=to` unless `from` is a special name
+    (`__node`, `__ns`); `-r <member>:from:=to`. Other flags (log levels, `-p`) are kept too.
+    """
+    result = ['--ros-args', '-r', f'__ns:={namespace}']
+    for flag, value in _ros_argument_pairs(ros_args):
+        if flag in ('-r', '--remap'):
+            source = value.split(':=', 1)[0]
+            node, _, name = source.rpartition(':')
+            if (node and node != member) or name.startswith('__'):
+                continue
+        result += [flag, value]
+    return result
+
+
+def _ros_argument_pairs(args: Sequence[str]) -> list[tuple[str, str]]:
+    """(flag, value) pairs of every `--ros-args ... [--]` section of a command line."""
+    pairs = []
+    inside = False
+    items = list(args)
+    index = 0
+    while index < len(items):
+        item = items[index]
+        if item == '--ros-args':
+            inside = True
+        elif item == '--':
+            inside = False
+        elif inside and index + 1 < len(items):
+            pairs.append((item, items[index + 1]))
+            index += 1
+        index += 1
+    return pairs
+
+
+class RobotChain(Node):
+    """The container: reads its members and their overrides, then creates them."""
+
+    def __init__(self, args: Sequence[str], **kwargs: Any) -> None:
+        super().__init__(ROBOT_CHAIN, automatically_declare_parameters_from_overrides=True,
+                         **kwargs)
+        self._args = list(args)
+        names = (self.get_parameter(NODES_PARAMETER).value
+                 if self.has_parameter(NODES_PARAMETER) else None)
+        if not names or not all(isinstance(name, str) for name in names):
+            self.get_logger().error(f'parameter {NODES_PARAMETER!r} must list the member '
+                                    f'executables ({", ".join(MEMBERS)}), got {names!r}')
+            raise ParameterError(f'bad {NODES_PARAMETER!r}')
+        unknown = [name for name in names if name not in MEMBERS]
+        if unknown or len(set(names)) != len(names):
+            self.get_logger().error(f'parameter {NODES_PARAMETER!r}: unknown or repeated '
+                                    f'members {names!r}; members: {", ".join(MEMBERS)}')
+            raise ParameterError(f'bad {NODES_PARAMETER!r}')
+        self.member_names: list[str] = list(names)
+
+    def member_overrides(self, member: str) -> list[Parameter]:
+        """Return the `<member>.<parameter>` overrides as the member's own parameters."""
+        return [Parameter(name, value=parameter.value) for name, parameter in
+                self.get_parameters_by_prefix(member).items()]
+
+    def create_members(self) -> list[Node]:
+        """Create every member node; destroy the created ones if one refuses its parameters."""
+        members: list[Node] = []
+        namespace = self.get_namespace()
+        try:
+            for name in self.member_names:
+                members.append(member_class(name)(
+                    cli_args=member_arguments(self._args, name, namespace),
+                    use_global_arguments=False,
+                    parameter_overrides=self.member_overrides(name)))
+        except ParameterError:
+            for member in reversed(members):
+                member.destroy_node()
+            raise
+        self.get_logger().info(
+            f'composed {", ".join(m.get_fully_qualified_name() for m in members)} on one '
+            'executor')
+        return members
+
+
+def main(args: Optional[Sequence[str]] = None) -> int:
+    """Run a robot chain's members in this process until SIGINT/SIGTERM."""
+    argv = list(args) if args is not None else list(sys.argv)
+
+    def make_nodes() -> list[Node]:
+        chain = RobotChain(argv)
+        try:
+            return [chain, *chain.create_members()]
+        except ParameterError:
+            chain.destroy_node()
+            raise
+    return run_nodes(make_nodes, argv)
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
