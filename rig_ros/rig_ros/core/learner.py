@@ -108,6 +108,7 @@ class _Episode:
     next_step: int
     steps: list[TransitionRecord] = field(default_factory=list)
     ended: bool = False
+    robot_id: str = ''
 
 
 def resolve_checkpoint(path: str | os.PathLike) -> pathlib.Path:
@@ -169,6 +170,8 @@ class Learner:
         self.buffer = self._new_buffer()
         self._episodes: dict[str, _Episode] = {}
         self.counts = {'received': 0, 'stored': 0, **dict.fromkeys(REJECTIONS + SPLITS, 0)}
+        # Per robot, since this process started: {'received': n, 'stored': n}.
+        self.robot_counts: dict[str, dict[str, int]] = {}
         self.weights_version = 0
         self._broadcast_at = 0  # updates at the last broadcast
         self._checkpoint_at = 0  # updates at the last checkpoint
@@ -192,6 +195,7 @@ class Learner:
         """Check and keep one transition; return 'stored', 'pending' or the problem."""
         with self._lock:
             self.counts['received'] += 1
+            self._robot_count(robot_id)['received'] += 1
             verdict = self._ingest(robot_id, record)
             if verdict in self.counts:
                 self.counts[verdict] += 1
@@ -223,7 +227,8 @@ class Learner:
                 verdict = 'gap'  # the episode's first steps never arrived
             if episode is not None:
                 self._flush(episode)
-            episode = self._episodes[robot_id] = _Episode(record.episode_id, record.step_index)
+            episode = self._episodes[robot_id] = _Episode(record.episode_id, record.step_index,
+                                                          robot_id=robot_id)
         elif episode.ended or record.step_index < episode.next_step:
             return 'duplicate'
         elif record.step_index > episode.next_step:
@@ -245,7 +250,11 @@ class Learner:
                                  record.goal)
         self.buffer.end_episode()
         self.counts['stored'] += len(episode.steps)
+        self._robot_count(episode.robot_id)['stored'] += len(episode.steps)
         episode.steps = []
+
+    def _robot_count(self, robot_id: str) -> dict[str, int]:
+        return self.robot_counts.setdefault(robot_id, {'received': 0, 'stored': 0})
 
     def flush_open_episodes(self) -> None:
         """Store every robot's unfinished episode as truncated (before a final checkpoint)."""
@@ -307,7 +316,8 @@ class Learner:
         """Counters for logs and the status topic (JSON-able)."""
         with self._lock:
             pending = sum(len(e.steps) for e in self._episodes.values())
-            robots = {robot: {'episode_id': e.episode_id, 'next_step': e.next_step}
+            robots = {robot: {**self.robot_counts.get(robot, {}), 'episode_id': e.episode_id,
+                              'next_step': e.next_step}
                       for robot, e in sorted(self._episodes.items())}
             due = self.updates_due()
             return {**self.counts, 'pending': pending, 'replay': len(self.buffer),

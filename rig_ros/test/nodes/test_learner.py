@@ -75,8 +75,8 @@ def test_every_transition_stored_in_order_and_resumed(ros, start_node, wait_for,
     stored_s = time.monotonic() - began
     final = latest_status(status)
     assert {key: final[key] for key in CLEAN} == dict.fromkeys(CLEAN, 0)
-    assert final['robots'] == {robot: {'episode_id': 14, 'next_step': 10}
-                               for robot in ('robot_0', 'robot_1')}
+    assert final['robots'] == {robot: {'episode_id': 14, 'next_step': 10, 'received': 150,
+                                       'stored': 150} for robot in ('robot_0', 'robot_1')}
     # Learning started at the 100th: (300 - 100 + 1) updates; four broadcasts of 50.
     assert wait_for(lambda: status_has(status, updates=201, weights_version=4), timeout=60.0), (
         json.dumps(latest_status(status)), node.output[-3000:])

@@ -55,8 +55,9 @@ def test_interleaved_robots_are_stored_whole_at_episode_end():
     assert (status['received'], status['stored'], status['pending'], status['replay']) == (
         10, 10, 0, 10)
     assert learner.buffer.num_episodes == 2
-    assert status['robots'] == {'robot_0': {'episode_id': 0, 'next_step': 5},
-                                'robot_1': {'episode_id': 0, 'next_step': 5}}
+    assert status['robots'] == {
+        robot: {'episode_id': 0, 'next_step': 5, 'received': 5, 'stored': 5}
+        for robot in ('robot_0', 'robot_1')}
 
 
 def test_disorder_is_counted_and_handled():
