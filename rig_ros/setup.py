@@ -14,6 +14,8 @@ NODES = [
     'learner',
     'mujoco_sim',
     'robot_chain',  # composed: a robot chain's per-frame nodes in one process
+    'sawyer_driver',  # the real robot (sim:=false)
+    'fake_sawyer',  # a stand-in for a bridged Sawyer, for tests
 ]
 
 setup(

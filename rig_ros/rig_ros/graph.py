@@ -13,10 +13,11 @@ Layout (see docs/fleet.md):
   `rig/transition` and `rig/weights` resolve to `/<fleet>/rig/transition` and
   `/<fleet>/rig/weights` for every robot, whatever its namespace.
 - One goal scheduler per robot: episodes, resets and goals are per robot.
-- `sim=True` starts a `mujoco_sim` per robot. `sim=False` starts no robot node: the robot's
-  driver (for example intera through ros1_bridge) must serve `camera/image_raw`, `ee_velocity`
-  and `robot/reset` in the robot's namespace; `camera_topic` remaps the camera input to the
-  driver's topic.
+- `sim=True` starts a `mujoco_sim` per robot. `sim=False` starts a `sawyer_driver` per robot
+  (docs/real_robot.md), which serves the same `camera/image_raw`, `ee_velocity`, `robot/reset`
+  and `robot/state` in the robot's namespace; its `backend` parameter (config/sawyer_<task>.yaml,
+  layered before the user's params_file) picks ros1_bridge topics or intera_interface;
+  `camera_topic` remaps the camera input to another camera's topic.
 - `nodes` selects one machine's share of the graph (globs such as `robot_1/*` or `learner`),
   so a fleet spans machines with one description.
 - Parameter files are layered: the task's `config/<task>.yaml`, then the user's
@@ -62,6 +63,7 @@ VAE_ENCODER = 'vae_encoder'
 POLICY = 'policy'
 GOAL_SCHEDULER = 'goal_scheduler'
 LEARNER = 'learner'
+SAWYER_DRIVER = 'sawyer_driver'  # the real robot (sim=False)
 ROBOT_CHAIN = 'robot_chain'  # a chain's per-frame nodes composed in one process
 COMPOSABLE = (MUJOCO_SIM, CAMERA_PIPELINE, VAE_ENCODER, POLICY)
 
@@ -168,6 +170,8 @@ def _robot_chain(index: int, *, namespace: str, param_files: tuple[str, ...], ta
     if sim:
         nodes.append(NodeSpec(MUJOCO_SIM, MUJOCO_SIM, ns, {
             'task': task, 'lockstep': lockstep, 'seed': robot_seed}, param_files))
+    else:
+        nodes.append(NodeSpec(SAWYER_DRIVER, SAWYER_DRIVER, ns, {}, param_files))
     camera_remap = ((CAMERA_IMAGE_TOPIC, camera_topic),) if camera_topic else ()
     nodes.append(NodeSpec(CAMERA_PIPELINE, CAMERA_PIPELINE, ns, {}, param_files, camera_remap))
     nodes.append(NodeSpec(VAE_ENCODER, VAE_ENCODER, ns, {}, param_files, weights))
@@ -217,8 +221,14 @@ def compose_chain(nodes: Sequence[NodeSpec]) -> list[NodeSpec]:
     return result
 
 
-def _param_files(task: str, params_file: Optional[str]) -> tuple[str, ...]:
-    return (config_file(task),) + ((str(params_file),) if params_file else ())
+def _param_files(task: str, params_file: Optional[str], sim: bool = True) -> tuple[str, ...]:
+    # A real robot adds config/sawyer_<task>.yaml (driver limits, camera crop) after the task's.
+    robot = () if sim else (config_file(SAWYER_CONFIGS[task]),)
+    return (config_file(task),) + robot + ((str(params_file),) if params_file else ())
+
+
+SAWYER_CONFIGS = {'reacher': 'sawyer_reacher', 'pusher': 'sawyer_pusher',
+                  'multi_pusher': 'sawyer_pusher'}
 
 
 def practice_graph(task: str = 'reacher', sim: bool = True, robots: int = 1,
@@ -245,7 +255,7 @@ def practice_graph(task: str = 'reacher', sim: bool = True, robots: int = 1,
         its node names stay, `nodes` globs match the composed process's name.
     """
     _check_common(task, robots, params_file)
-    files = _param_files(task, params_file)
+    files = _param_files(task, params_file, sim)
     specs = []
     for index in range(robots):
         specs += _robot_chain(index, namespace=namespace, param_files=files, task=task,
@@ -271,7 +281,7 @@ def reach_graph(task: str = 'reacher', sim: bool = True, robots: int = 1,
     `practice_graph`; checkpoint: the run directory or checkpoint file to serve.
     """
     _check_common(task, robots, params_file)
-    files = _param_files(task, params_file)
+    files = _param_files(task, params_file, sim)
     specs = []
     for index in range(robots):
         specs += _robot_chain(index, namespace=namespace, param_files=files, task=task,
