@@ -1,0 +1,450 @@
+"""Cost of the ROS graph against the same code in one process: frame latency and practice rate.
+
+(i) Camera frame -> velocity command over the graph: raw rgb8 frames at 10 Hz from this
+process into camera_pipeline -> vae_encoder -> policy (active, act_on_latent, a goal and
+policy weights published here, an untrained VAE checkpoint), timed until the policy's
+TwistStamped for that frame arrives; apart (3 processes) and composed (`robot_chain`, 1).
+A command belongs to the newest frame sent before it (frames are 100 ms apart); the policy's
+transition closed by each frame carries the frame's stamp and confirms the pairing.
+(ii) The same per-frame work in process: `preprocess`, `LatentEncoder.encode`, TD3 `act`.
+(iii) Practice steps per second: the lockstep practice graph (mujoco_sim, chain, goal
+scheduler, learner training) apart and composed, against `core.pipeline.practice_loop` with
+the same TD3 config, updates per step and episode length.
+
+Readable lines first; the last line is JSON (`graph_p50_ms`, `graph_p99_ms`,
+`inprocess_p99_ms`, `graph_steps_per_s`, `inprocess_steps_per_s`, per-variant keys and
+ratios). Targets: p99 <= 15 ms and <= 2x in process; steps/s >= 0.5x in process. Exit 0
+whether or not they are met.
+"""
+
+import argparse
+import dataclasses
+import fcntl
+import json
+import os
+import pathlib
+import sys
+import tempfile
+import threading
+import time
+from typing import Any, Optional
+
+TARGET_P99_MS = 15.0
+TARGET_P99_RATIO = 2.0
+TARGET_STEPS_RATIO = 0.5
+LATENT_DIM = 4
+FRAME_PERIOD_S = 0.1
+_LOCK_DIR = pathlib.Path(tempfile.gettempdir()) / 'rig_ros_test_domains'
+
+
+def reserve_domain_id() -> tuple[int, Any]:
+    """Lock a free ROS domain id, as the tests do (same lock files)."""
+    _LOCK_DIR.mkdir(parents=True, exist_ok=True)
+    for offset in range(100):
+        domain = 1 + (os.getpid() + offset) % 100
+        handle = open(_LOCK_DIR / f'{domain}.lock', 'w')
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            continue
+        return domain, handle
+    raise RuntimeError('no free ROS domain id')
+
+
+def stamp_key(stamp: Any) -> int:
+    """Return a stamp in 10 us units: transitions carry the frame's stamp through a float."""
+    return round(stamp.sec * 100_000 + stamp.nanosec / 10_000)
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    """p50 and p99 in milliseconds of seconds."""
+    import numpy as np
+    array = np.asarray(values) * 1e3
+    return {'p50': round(float(np.percentile(array, 50)), 2),
+            'p99': round(float(np.percentile(array, 99)), 2),
+            'n': len(values)}
+
+
+def setup_files(directory: pathlib.Path, td3: Any, episode_length: int,
+                learning_starts: int) -> tuple[pathlib.Path, pathlib.Path]:
+    """Write an untrained VAE checkpoint and a parameter file for the graph runs."""
+    import torch
+    import yaml
+
+    from rig_ros.core.checkpoints import save_checkpoint
+    from rig_ros.core.vae import ConvVAE, VAEConfig
+    torch.manual_seed(0)
+    vae = ConvVAE(VAEConfig(image_size=48, latent_dim=LATENT_DIM))
+    checkpoint = directory / 'vae.safetensors'
+    save_checkpoint(checkpoint, {'vae': vae.state_dict()}, {}, dataclasses.asdict(vae.config))
+    params = {
+        '/**/vae_encoder': {'ros__parameters': {'vae_checkpoint': str(checkpoint)}},
+        '/**/goal_scheduler': {'ros__parameters': {
+            'vae_checkpoint': str(checkpoint), 'episode_length': episode_length}},
+        '/**/learner': {'ros__parameters': {
+            'checkpoint_every': 0, 'status_period_s': 1.0, 'broadcast_every': 200,
+            'td3': {'learning_starts': learning_starts, 'updates_per_step': td3.updates_per_step,
+                    'batch_size': td3.batch_size, 'hidden_sizes': list(td3.hidden_sizes)}}},
+    }
+    path = directory / 'bench.yaml'
+    path.write_text(yaml.safe_dump(params))
+    return checkpoint, path
+
+
+class Probe:
+    """The bench's own rclpy node: frames, a goal and weights out; commands and transitions in."""
+
+    def __init__(self, domain_id: int) -> None:
+        import rclpy
+        from rclpy.context import Context
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.node import Node
+        self.context = Context()
+        rclpy.init(context=self.context, domain_id=domain_id)
+        self.node = Node('graph_latency_bench', context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.lock = threading.Lock()
+        self.commands: list[float] = []  # arrival times (perf_counter)
+        self.transition_stamps: list[int] = []
+        self.transitions: list[float] = []
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._thread.start()
+
+    def _spin(self) -> None:
+        while self.context.ok():
+            try:
+                self.executor.spin_once(timeout_sec=0.05)
+            except Exception:  # noqa: BLE001 - shutdown races end the loop
+                if not self.context.ok():
+                    break
+                raise
+
+    def command_callback(self, msg: Any) -> None:
+        """Record a command's arrival."""
+        now = time.perf_counter()
+        with self.lock:
+            self.commands.append(now)
+
+    def transition_callback(self, msg: Any) -> None:
+        """Record a transition's stamp and arrival."""
+        now = time.perf_counter()
+        with self.lock:
+            self.transition_stamps.append(stamp_key(msg.header.stamp))
+            self.transitions.append(now)
+
+    def close(self) -> None:
+        """Stop spinning and shut down."""
+        self.context.try_shutdown()
+        self._thread.join(timeout=5.0)
+        self.executor.shutdown(timeout_sec=1.0)
+        self.node.destroy_node()
+
+
+def wait_for(predicate: Any, timeout: float, interval: float = 0.05) -> bool:
+    """Poll until `predicate()` is truthy or `timeout` passes."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(interval)
+    return True
+
+
+def start_graph(specs: list, log_path: pathlib.Path) -> Any:
+    """Start specs with the project's runner, child output into a log file."""
+    from rig_ros.runner import GraphRunner
+    log = open(log_path, 'w')
+    runner = GraphRunner(specs, output=log, sigint_timeout=10.0)
+    runner.start()
+    return runner, log
+
+
+def measure_latency(probe: Probe, specs: list, frames: int, frame_shape: tuple[int, int],
+                    agent: Any, log_path: pathlib.Path) -> dict[str, Any]:
+    """(i): frames at 10 Hz through the chain; latency of the command for each frame."""
+    import numpy as np
+    from geometry_msgs.msg import TwistStamped
+    from sensor_msgs.msg import Image
+
+    from rig_msgs.msg import Goal, Transition, Weights
+    from rig_ros.core.policy_runtime import encode_policy_weights
+    from rig_ros.nodes.image_msgs import (
+        array_to_image, COMMAND_QOS, LATCHED_QOS, SENSOR_QOS, TRANSITION_QOS)
+    node = probe.node
+    with probe.lock:
+        probe.commands.clear()
+        probe.transitions.clear()
+        probe.transition_stamps.clear()
+    command_sub = node.create_subscription(TwistStamped, '/robot_0/ee_velocity',
+                                           probe.command_callback, COMMAND_QOS)
+    transition_sub = node.create_subscription(Transition, '/rig/transition',
+                                              probe.transition_callback, TRANSITION_QOS)
+    camera = node.create_publisher(Image, '/robot_0/camera/image_raw', SENSOR_QOS)
+    goals = node.create_publisher(Goal, '/robot_0/rig/goal', LATCHED_QOS)
+    weights = node.create_publisher(Weights, '/rig/weights', LATCHED_QOS)
+    config_json, data = encode_policy_weights(agent, {'version': 1})
+    weights.publish(Weights(model_name='policy', version=1, config_json=config_json,
+                            safetensors=data))
+    runner, log = start_graph(specs, log_path)
+    result: dict[str, Any] = {}
+    try:
+        if not wait_for(lambda: camera.get_subscription_count() >= 1
+                        and node.count_publishers('/robot_0/ee_velocity') >= 1, 60.0):
+            raise RuntimeError(f'the chain did not come up; see {log_path}')
+        goal = Goal(mean=[0.0] * LATENT_DIM, episode_id=1, episode_length=0, explore=False,
+                    source='prior')
+        goal.header.stamp = node.get_clock().now().to_msg()
+        goals.publish(goal)
+        rng = np.random.default_rng(0)
+        images = [array_to_image(rng.integers(0, 256, (*frame_shape, 3), dtype=np.uint8),
+                                 'rgb8') for _ in range(8)]
+        # Send frames until they produce commands (weights, goal and latents all in).
+        deadline = time.monotonic() + 60.0
+        while not probe.commands:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f'no commands for the frames; see {log_path}')
+            images[0].header.stamp = node.get_clock().now().to_msg()
+            camera.publish(images[0])
+            time.sleep(FRAME_PERIOD_S)
+        time.sleep(0.3)
+        with probe.lock:
+            probe.commands.clear()
+            probe.transitions.clear()
+            probe.transition_stamps.clear()
+        warmup = 20
+        total = warmup + frames
+        sent: list[float] = []
+        stamps: list[int] = []
+        next_time = time.perf_counter()
+        while len(sent) < total:
+            msg = images[len(sent) % len(images)]
+            msg.header.stamp = node.get_clock().now().to_msg()
+            sent.append(time.perf_counter())
+            camera.publish(msg)
+            stamps.append(stamp_key(msg.header.stamp))
+            next_time += FRAME_PERIOD_S
+            time.sleep(max(0.0, next_time - time.perf_counter()))
+        time.sleep(0.5)
+        with probe.lock:
+            commands = list(probe.commands)
+            transitions = dict(zip(probe.transition_stamps, probe.transitions))
+        latencies, transition_latencies = [], []
+        for index in range(warmup, total):
+            start = sent[index]
+            end = sent[index + 1] if index + 1 < total else start + 1.0
+            answers = [t for t in commands if start <= t < end]
+            if answers:
+                latencies.append(answers[0] - start)
+            if stamps[index] in transitions:
+                transition_latencies.append(transitions[stamps[index]] - start)
+        result = {**percentiles(latencies), 'frames': frames,
+                  'missed': frames - len(latencies),
+                  'transition_stamp_matches': len(transition_latencies),
+                  'transition_p50': percentiles(transition_latencies)['p50']
+                  if transition_latencies else None}
+    finally:
+        code = runner.stop()
+        log.close()
+        node.destroy_subscription(command_sub)
+        node.destroy_subscription(transition_sub)
+        for publisher in (camera, goals, weights):
+            node.destroy_publisher(publisher)
+        if code:
+            print(f'warning: the graph stopped with code {code}; see {log_path}')
+    return result
+
+
+def measure_inprocess_latency(checkpoint: pathlib.Path, agent: Any, frames: int,
+                              frame_shape: tuple[int, int]) -> dict[str, Any]:
+    """(ii): preprocess + encode + act per frame, the same code as the nodes', one process."""
+    import numpy as np
+
+    from rig_ros.core.encoder import LatentEncoder
+    from rig_ros.core.preprocessing import preprocess, PreprocessConfig
+    encoder = LatentEncoder()
+    encoder.load_checkpoint(checkpoint)
+    config = PreprocessConfig(size=84)
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (*frame_shape, 3), dtype=np.uint8) for _ in range(8)]
+    goal = np.zeros(LATENT_DIM, np.float32)
+    times = []
+    for index in range(frames + 20):
+        start = time.perf_counter()
+        image = preprocess(images[index % len(images)], config, 'rgb8')
+        mean, _ = encoder.encode(image, 'rgb8')
+        agent.act(mean, goal, explore=False)
+        if index >= 20:
+            times.append(time.perf_counter() - start)
+    return percentiles(times)
+
+
+def measure_graph_steps(probe: Probe, specs: list, steps: int, warmup: int,
+                        log_path: pathlib.Path) -> dict[str, Any]:
+    """(iii): practice transitions per second of the lockstep graph (after `warmup`)."""
+    from rig_msgs.msg import Transition
+    from rig_ros.nodes.image_msgs import TRANSITION_QOS
+    with probe.lock:
+        probe.transitions.clear()
+        probe.transition_stamps.clear()
+    subscription = probe.node.create_subscription(Transition, '/rig/transition',
+                                                  probe.transition_callback, TRANSITION_QOS)
+    runner, log = start_graph(specs, log_path)
+    try:
+        if not wait_for(lambda: len(probe.transitions) >= warmup + steps, 120.0 + steps / 2.0,
+                        interval=0.2):
+            raise RuntimeError(f'{len(probe.transitions)} of {warmup + steps} transitions '
+                               f'arrived; see {log_path}')
+        with probe.lock:
+            arrivals = list(probe.transitions)
+    finally:
+        code = runner.stop()
+        log.close()
+        probe.node.destroy_subscription(subscription)
+        if code:
+            print(f'warning: the graph stopped with code {code}; see {log_path}')
+    span = arrivals[warmup + steps - 1] - arrivals[warmup - 1]
+    return {'steps_per_s': round(steps / span, 2), 'steps': steps}
+
+
+def measure_inprocess_steps(checkpoint: pathlib.Path, td3: Any, steps: int, warmup: int,
+                            episode_length: int, learning_starts: int) -> dict[str, Any]:
+    """(iii): `core.pipeline.practice_loop` on the same sim, VAE and TD3 settings."""
+    import numpy as np
+
+    from rig_ros.core.checkpoints import load_checkpoint
+    from rig_ros.core.encoder import vae_config_from_dict
+    from rig_ros.core.pipeline import LatentObserver, make_agent, PipelineConfig, practice_loop
+    from rig_ros.core.preprocessing import PreprocessConfig
+    from rig_ros.core.replay import GoalReplayBuffer
+    from rig_ros.core.rewards import euclidean_latent_reward
+    from rig_ros.core.vae import ConvVAE
+    from rig_ros.sim.sawyer import SawyerSim, SawyerSimConfig
+    saved = load_checkpoint(checkpoint)
+    vae = ConvVAE(vae_config_from_dict(saved.config))
+    vae.load_state_dict(saved.modules['vae'])
+    vae.eval()
+    total = warmup + steps
+    config = PipelineConfig(task='reacher', td3=dataclasses.replace(
+        td3, learning_starts=learning_starts), rl_steps=total, episode_length=episode_length,
+        replay_capacity=max(total * 2, 1000), image_size=48)
+    observer = LatentObserver(vae, PreprocessConfig(size=48))
+    agent = make_agent(config, LATENT_DIM, LATENT_DIM, 2)
+    rng = np.random.default_rng(1)
+
+    def prior(count: int) -> np.ndarray:
+        return rng.standard_normal((count, LATENT_DIM)).astype(np.float32)
+
+    buffer = GoalReplayBuffer(config.replay_capacity, LATENT_DIM, LATENT_DIM, 2,
+                              euclidean_latent_reward, prior, config.relabel, rng=0)
+    times: dict[int, float] = {}
+    with SawyerSim(SawyerSimConfig(task='reacher')) as env:
+        def observe() -> tuple[np.ndarray, None]:
+            # The graph renders 84x84 frames; camera_pipeline and vae_encoder then resize.
+            return observer.observe(env.render(84, 84))[1], None
+
+        practice_loop(env, agent, buffer, observe, lambda: prior(1)[0], config, rng, 0,
+                      lambda step: times.__setitem__(step, time.perf_counter()),
+                      progress=False)
+    return {'steps_per_s': round(steps / (times[total] - times[warmup]), 2), 'steps': steps}
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """Measure and report; exit 0 whether or not the targets are met."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--quick', action='store_true',
+                        help='fewer frames and steps (about a minute and a half)')
+    parser.add_argument('--frames', type=int, default=None, help='timed frames (200)')
+    parser.add_argument('--steps', type=int, default=None, help='timed practice steps (300)')
+    parser.add_argument('--frame-size', default='240x320', help='raw camera frame HxW')
+    parser.add_argument('--skip', default='', help='comma-separated parts to skip: '
+                        'latency, steps')
+    args = parser.parse_args(argv)
+    frames = args.frames or (60 if args.quick else 200)
+    steps = args.steps or (100 if args.quick else 300)
+    frame_shape = tuple(int(v) for v in args.frame_size.split('x'))
+    skip = {part.strip() for part in args.skip.split(',') if part.strip()}
+    os.environ.setdefault('MUJOCO_GL', 'egl')
+    os.environ.setdefault('PYOPENGL_PLATFORM', 'egl')
+    os.environ.setdefault('LP_NUM_THREADS', '1')
+    os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+    work = pathlib.Path(tempfile.mkdtemp(prefix='rig_graph_latency_'))
+    os.environ.setdefault('ROS_LOG_DIR', str(work / 'ros_log'))
+    domain, lock = reserve_domain_id()
+    os.environ['ROS_DOMAIN_ID'] = str(domain)
+    import torch
+    torch.set_num_threads(1)
+
+    from rig_ros import graph
+    from rig_ros.core.td3 import GoalConditionedTD3, TD3Config
+    episode_length, learning_starts, warmup = 50, 100, 30
+    td3 = TD3Config(updates_per_step=1, batch_size=128, learning_starts=learning_starts)
+    checkpoint, params_file = setup_files(work, td3, episode_length, learning_starts)
+    agent = GoalConditionedTD3(LATENT_DIM, LATENT_DIM, 2, dataclasses.replace(td3, seed=0))
+    print(f'graph_latency: domain {domain}, logs in {work}, frames {frame_shape}, '
+          f'{frames} frames, {steps} steps', flush=True)
+    result: dict[str, Any] = {}
+    probe = Probe(domain)
+    try:
+        if 'latency' not in skip:
+            chain = [spec for spec in graph.practice_graph(
+                params_file=str(params_file), nodes='robot_0/*')
+                if spec.executable in (graph.CAMERA_PIPELINE, graph.VAE_ENCODER, graph.POLICY)]
+            inprocess = measure_inprocess_latency(checkpoint, agent, frames, frame_shape)
+            print(f'(ii) in process: {inprocess}', flush=True)
+            latency = {}
+            for variant, specs in (('apart', chain), ('composed', graph.compose_chain(chain))):
+                latency[variant] = measure_latency(probe, specs, frames, frame_shape, agent,
+                                                   work / f'latency_{variant}.log')
+                print(f'(i) graph {variant} ({len(specs)} processes): {latency[variant]}',
+                      flush=True)
+            result.update({
+                'graph_p50_ms': latency['apart']['p50'], 'graph_p99_ms': latency['apart']['p99'],
+                'graph_composed_p50_ms': latency['composed']['p50'],
+                'graph_composed_p99_ms': latency['composed']['p99'],
+                'graph_missed_frames': latency['apart']['missed'],
+                'graph_composed_missed_frames': latency['composed']['missed'],
+                'inprocess_p50_ms': inprocess['p50'], 'inprocess_p99_ms': inprocess['p99'],
+                'p99_ratio_apart': round(latency['apart']['p99'] / inprocess['p99'], 2),
+                'p99_ratio_composed': round(latency['composed']['p99'] / inprocess['p99'], 2),
+                'frames': frames, 'frame_size': args.frame_size})
+        if 'steps' not in skip:
+            inprocess_steps = measure_inprocess_steps(checkpoint, td3, steps, warmup,
+                                                      episode_length, learning_starts)
+            print(f'(iii) in process: {inprocess_steps}', flush=True)
+            rates = {}
+            for variant, compose in (('apart', False), ('composed', True)):
+                specs = graph.practice_graph(params_file=str(params_file),
+                                             run_dir=str(work / f'run_{variant}'),
+                                             compose=compose)
+                rates[variant] = measure_graph_steps(probe, specs, steps, warmup,
+                                                     work / f'steps_{variant}.log')
+                print(f'(iii) graph {variant} ({len(specs)} processes): {rates[variant]}',
+                      flush=True)
+            base = inprocess_steps['steps_per_s']
+            result.update({
+                'graph_steps_per_s': rates['apart']['steps_per_s'],
+                'graph_composed_steps_per_s': rates['composed']['steps_per_s'],
+                'inprocess_steps_per_s': base,
+                'steps_ratio_apart': round(rates['apart']['steps_per_s'] / base, 2),
+                'steps_ratio_composed': round(rates['composed']['steps_per_s'] / base, 2),
+                'steps': steps, 'updates_per_step': td3.updates_per_step,
+                'episode_length': episode_length})
+    finally:
+        probe.close()
+        lock.close()
+    if 'graph_p99_ms' in result:
+        result['latency_target_met'] = all(
+            result[key] <= TARGET_P99_MS and result[key] <= TARGET_P99_RATIO * max(
+                result['inprocess_p99_ms'], 1e-9)
+            for key in ('graph_p99_ms', 'graph_composed_p99_ms'))
+    if 'graph_steps_per_s' in result:
+        result['steps_target_met'] = min(result['steps_ratio_apart'],
+                                         result['steps_ratio_composed']) >= TARGET_STEPS_RATIO
+    print(json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
