@@ -25,6 +25,7 @@ import numpy as np
 from rclpy.node import Node
 from rclpy.time import Time
 from std_srvs.srv import SetBool
+import torch
 
 from rig_msgs.msg import Goal, LatentState, Transition, Weights
 from rig_ros.core.policy_runtime import (
@@ -51,6 +52,8 @@ class PolicyNode(Node):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(POLICY, **kwargs)
+        # One small MLP per latent: a thread pool only adds wakeups on a shared machine.
+        torch.set_num_threads(1)
         config = declare_config(self, PolicyConfig, read_only=True)
         if not config.robot_id:
             config = dataclasses.replace(
