@@ -1,4 +1,4 @@
-"""`rig` commands: demo (in-process RIG on the simulated reacher), pipeline, practice, reach."""
+"""`rig` commands: demo (RIG on the simulated reacher), pipeline, practice, reach."""
 
 from __future__ import annotations
 
@@ -43,8 +43,12 @@ def run_pipeline(config: 'PipelineConfig', run_dir: pathlib.Path,  # noqa: F821
 
 
 def _demo(args: argparse.Namespace) -> int:
+    if not args.in_process:
+        from rig_ros import session
+        return session.run_demo(args.task, args.seed, pathlib.Path(args.run_dir or 'runs/demo'),
+                                args.quick, progress=not args.no_progress)
     config = demo_config(args.task, args.seed, args.quick)
-    run_dir = pathlib.Path(args.run_dir)
+    run_dir = pathlib.Path(args.run_dir or 'runs/demo_inprocess')
     print(f'RIG demo on the simulated {args.task}: collect {config.collect_images} images, '
           f'{config.vae_steps} VAE steps, {config.rl_steps} RL steps -> {run_dir}')
     result = run_pipeline(config, run_dir, progress=not args.no_progress)
@@ -69,10 +73,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog='rig', description=__doc__)
     commands = parser.add_subparsers(dest='command', required=True)
 
-    demo = commands.add_parser('demo', help='in-process RIG practice on the simulated reacher')
+    demo = commands.add_parser('demo', help='RIG practice on the simulated reacher, through '
+                               'the ROS 2 graph (default) or in process')
     demo.add_argument('--task', default='reacher', choices=['reacher', 'pusher', 'multi_pusher'])
     demo.add_argument('--seed', type=int, default=0)
-    demo.add_argument('--run-dir', default='runs/demo')
+    demo.add_argument('--run-dir', default=None,
+                      help='default: runs/demo (graph), runs/demo_inprocess (--in-process)')
+    mode = demo.add_mutually_exclusive_group()
+    mode.add_argument('--graph', dest='in_process', action='store_false',
+                      help='practise through the ROS 2 graph (the default)')
+    mode.add_argument('--in-process', dest='in_process', action='store_true',
+                      help='the whole pipeline in this process, without ROS')
+    demo.set_defaults(in_process=False)
     demo.add_argument('--quick', action='store_true', help='a tiny budget (smoke test)')
     demo.add_argument('--no-progress', action='store_true')
     demo.set_defaults(handler=_demo)
@@ -91,9 +103,13 @@ def build_parser() -> argparse.ArgumentParser:
     except ImportError:  # the graph runner lands with the ROS graph
         runner = None
     if runner is not None:
-        practice = commands.add_parser('practice', help='the RIG practice graph over DDS')
+        from rig_ros import session
+        practice = commands.add_parser('practice', help='the RIG practice graph over DDS; '
+                                       'with --steps a whole session (pretrain, practise, '
+                                       'evaluate, report)')
         runner.add_practice_arguments(practice)
-        practice.set_defaults(handler=runner.run_practice)
+        session.add_session_arguments(practice)
+        practice.set_defaults(handler=session.run_practice_command)
         reach = commands.add_parser('reach', help='reach goal images with a trained model')
         runner.add_reach_arguments(reach)
         reach.set_defaults(handler=runner.run_reach)

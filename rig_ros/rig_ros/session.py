@@ -1,0 +1,536 @@
+"""RIG through the graph, as a session a user runs: `rig practice --steps N` and `rig demo`.
+
+Stages, each written into the run directory:
+1. Pretrain (only without a given VAE): `core.pipeline.RigPipeline`'s collection and VAE
+   stages, in process, in `<run_dir>/pretrain`. On the real robot the images would be
+   collected through the graph (random actions through `ee_velocity`, frames from
+   `rig/image`); that is future work.
+2. Practise: the practice graph (`graph.practice_graph`) runs as processes; its learner
+   broadcasts the VAE (`vae_checkpoint`) and trains on the fleet's transitions in
+   `<run_dir>` (resumed if a checkpoint is there). The operator (`rig_ros.graph_operator`) counts
+   the transitions; at the step budget it switches the policies off, lets the learner pay
+   the updates it owes (so the graph's updates per step match the in-process pipeline's)
+   and stops the graph (the learner checkpoints on SIGINT).
+3. Evaluate: the reach graph serves the learner's checkpoint (`train: false`). For each
+   evaluation goal state (`core.pipeline.evaluation_goals`, the in-process pipeline's goals
+   for the seed) the operator switches the policy off, resets the robot, has the sim render
+   the goal state (`sim/goal_state` -> `sim/goal_image`) and sends that image on
+   `rig/goal_image`, the user's path: the goal scheduler encodes it, the policy reaches it
+   without noise. After `episode_length` steps the hand's distance to the goal is read from
+   the sim (`robot/state` and `sim/ground_truth` of that step's frame).
+With `eval_every` the practice stops every so many steps for an evaluation (a learning
+curve); each stop restarts the graphs. Results: `result.json`, `metrics.jsonl`,
+`learning_curve.png`, `practice_progress.png`, `report.md`, and the graphs' logs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import pathlib
+import time
+from typing import Any, Callable, Optional, TextIO
+
+import numpy as np
+import yaml
+
+from rig_ros import graph, report
+from rig_ros.graph import NodeSpec
+
+STATUS_LOG = 'practice_status.jsonl'
+SESSION_PARAMS = 'session_params.yaml'
+
+
+class SessionError(RuntimeError):
+    """The session cannot go on (a node died, the graph stalled)."""
+
+
+@dataclasses.dataclass
+class SessionConfig:
+    """One RIG session through the graph.
+
+    task, seed: the task (simulated) and base seed of the graph and of the pretraining.
+    steps: practice budget, environment steps over the whole fleet (resumed runs included).
+    eval_every: practice steps between evaluations (0: one evaluation after practice).
+    eval_goals: evaluation goals (the pipeline's `evaluation_goals` for the seed).
+    episode_length: steps of a practice episode and of an evaluation attempt.
+    success_threshold_m: final hand (+ puck) distance counted as a success.
+    vae_checkpoint: VAE file or pipeline run directory; empty: pretrain one first.
+    collect_images, vae_steps: the pretraining budget (core.pipeline's stages 1 and 2).
+    learning_starts, updates_per_step, batch_size, broadcast_every: the learner's TD3
+        schedule (as core.pipeline's td3 settings) and weights broadcast period.
+    robots: robot chains practising together (evaluation uses robot 0).
+    params_file: the user's parameter YAML, merged under the session's own settings.
+    catch_up: after the budget, wait for the learner to pay the updates it owes.
+    startup_timeout_s: bound on a graph's start (discovery, first weights, first steps).
+    stall_timeout_s: practice fails when no transition arrives for this long.
+    catch_up_timeout_s: bound on the learner's catching up.
+    """
+
+    task: str = 'reacher'
+    seed: int = 0
+    steps: int = 4000
+    eval_every: int = 0
+    eval_goals: int = 20
+    episode_length: int = 50
+    success_threshold_m: float = 0.05
+    vae_checkpoint: str = ''
+    collect_images: int = 3000
+    vae_steps: int = 2500
+    learning_starts: int = 1000
+    updates_per_step: int = 2
+    batch_size: int = 128
+    broadcast_every: int = 200
+    robots: int = 1
+    params_file: Optional[str] = None
+    catch_up: bool = True
+    startup_timeout_s: float = 180.0
+    stall_timeout_s: float = 60.0
+    catch_up_timeout_s: float = 1800.0
+
+    def __post_init__(self) -> None:
+        """Check the budgets; an error names the field."""
+        for name in ('steps', 'eval_goals', 'episode_length', 'collect_images',
+                     'updates_per_step', 'batch_size', 'broadcast_every', 'robots'):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f'{name} must be positive, got {getattr(self, name)!r}')
+        for name in ('eval_every', 'vae_steps', 'learning_starts'):
+            if int(getattr(self, name)) < 0:
+                raise ValueError(f'{name} must be >= 0, got {getattr(self, name)!r}')
+        if self.task not in graph.TASKS:
+            raise ValueError(f'unknown task {self.task!r}')
+
+    def pretrain_config(self) -> 'PipelineConfig':  # noqa: F821
+        """Return the in-process pipeline settings whose stages 1 and 2 make the VAE."""
+        from rig_ros.core.pipeline import PipelineConfig
+        return PipelineConfig(task=self.task, seed=self.seed,
+                              collect_images=self.collect_images, vae_steps=self.vae_steps,
+                              eval_goals=self.eval_goals, episode_length=self.episode_length,
+                              success_threshold_m=self.success_threshold_m)
+
+    def checkpoints(self) -> list[int]:
+        """Practice step counts at which to evaluate."""
+        if not self.eval_every or self.eval_every >= self.steps:
+            return [self.steps]
+        return list(range(self.eval_every, self.steps, self.eval_every)) + [self.steps]
+
+
+def state_distances(state: np.ndarray, goal_state: np.ndarray) -> dict[str, float]:
+    """Distances of a sim state vector to a goal state, as `SawyerSim.distances` gives them."""
+    state, goal = np.asarray(state, float), np.asarray(goal_state, float)
+    result = {'hand_distance': float(np.linalg.norm(state[:2] - goal[:2]))}
+    if state.size > 2:
+        offsets = (state[2:] - goal[2:]).reshape(-1, 2)
+        result['puck_distance'] = float(np.linalg.norm(offsets, axis=1).sum())
+    return result
+
+
+def evaluation_summary(results: list[dict[str, float]], threshold: float) -> dict[str, Any]:
+    """Return the pipeline's evaluation figures (`rig_*`) from per-goal distances."""
+    from rig_ros.core.pipeline import Evaluation
+    evaluation = Evaluation(
+        hand_distance=[r['hand_distance'] for r in results],
+        puck_distance=[r['puck_distance'] for r in results if 'puck_distance' in r],
+        success_threshold_m=threshold)
+    return {**evaluation.summary('rig'), 'rig_hand_distances': evaluation.hand_distance,
+            'rig_puck_distances': evaluation.puck_distance,
+            'initial_hand_distances': [r['initial_hand_distance'] for r in results]}
+
+
+def merged_params(user_file: Optional[str], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Return the user's parameter YAML with the session's per-node settings on top."""
+    values: dict[str, Any] = {}
+    if user_file:
+        values = yaml.safe_load(pathlib.Path(user_file).read_text()) or {}
+
+    def merge(into: dict[str, Any], extra: dict[str, Any]) -> None:
+        for key, value in extra.items():
+            if isinstance(value, dict) and isinstance(into.get(key), dict):
+                merge(into[key], value)
+            else:
+                into[key] = value
+    merge(values, overrides)
+    return values
+
+
+def with_parameters(specs: list[NodeSpec], executable: str, **parameters: Any) -> list[NodeSpec]:
+    """Return the specs with extra parameters for every node running `executable`."""
+    return [dataclasses.replace(spec, parameters={**spec.parameters, **parameters})
+            if spec.executable == executable else spec for spec in specs]
+
+
+class Session:
+    """Runs (or resumes) a session in `run_dir`; `run()` returns the result dict."""
+
+    def __init__(self, config: SessionConfig, run_dir: str | os.PathLike,
+                 log: Callable[[str], None] = print, progress: bool = True) -> None:
+        self.config = config
+        self.run_dir = pathlib.Path(run_dir).resolve()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.log = log
+        self.progress = progress
+        self.stage_wall_s: dict[str, float] = {}
+        self.curve: list[dict[str, Any]] = []
+        self.practice_wall_s = 0.0
+
+    # Stage 1.
+
+    def vae_checkpoint(self) -> str:
+        """Return the VAE the graph uses: the given one, else pretrained here (once)."""
+        if self.config.vae_checkpoint:
+            return str(pathlib.Path(self.config.vae_checkpoint).resolve())
+        from rig_ros.core.pipeline import RigPipeline
+        from rig_ros.sim.sawyer import SawyerSim, SawyerSimConfig
+        pretrain_dir = self.run_dir / 'pretrain'
+        start = time.perf_counter()
+        sim = SawyerSim(SawyerSimConfig(task=self.config.task, seed=self.config.seed))
+        try:
+            pipeline = RigPipeline(sim, self.config.pretrain_config(), pretrain_dir,
+                                   progress=self.progress, log=self.log)
+            pipeline.vae()
+        finally:
+            sim.close()
+        self.stage_wall_s['pretrain'] = time.perf_counter() - start
+        return str(pipeline.vae_path)
+
+    def goal_states(self) -> np.ndarray:
+        """Return the evaluation goals: the in-process pipeline's for this seed."""
+        from rig_ros.core.pipeline import evaluation_goals
+        from rig_ros.sim.sawyer import SawyerSim, SawyerSimConfig
+        sim = SawyerSim(SawyerSimConfig(task=self.config.task, seed=self.config.seed))
+        try:
+            return evaluation_goals(sim, self.config.eval_goals, self.config.seed)
+        finally:
+            sim.close()
+
+    def params_file(self, vae_checkpoint: str) -> str:
+        """Write the graph's parameter file: the user's, then the session's settings."""
+        config = self.config
+        learner = {'vae_checkpoint': vae_checkpoint, 'broadcast_every': config.broadcast_every,
+                   'status_period_s': 1.0, 'td3': {
+                       'learning_starts': config.learning_starts,
+                       'updates_per_step': config.updates_per_step,
+                       'batch_size': config.batch_size}}
+        values = merged_params(config.params_file, {
+            '/**/learner': {'ros__parameters': learner},
+            '/**/goal_scheduler': {'ros__parameters': {
+                'episode_length': config.episode_length}}})
+        path = self.run_dir / SESSION_PARAMS
+        path.write_text(yaml.safe_dump(values, default_flow_style=False))
+        return str(path)
+
+    # Graph plumbing.
+
+    def _start(self, specs: list[NodeSpec], log_name: str) -> tuple[Any, TextIO]:
+        from rig_ros.runner import GraphRunner
+        stream = (self.run_dir / log_name).open('a')
+        runner = GraphRunner(specs, output=stream, sigint_timeout=60.0)
+        runner.start()
+        return runner, stream
+
+    def _operator(self, runner: Any, log_name: str) -> Any:
+        from rig_ros.graph_operator import Operator
+
+        def alive() -> None:
+            ended = runner.wait(timeout=0.0)
+            if ended is not None:
+                raise SessionError(f'{ended.label} exited with code {ended.poll()}; see '
+                                   f'{self.run_dir / log_name}')
+        return Operator(robots=self.config.robots, alive=alive)
+
+    def _stop(self, runner: Any, stream: TextIO, log_name: str) -> None:
+        code = runner.stop()
+        stream.close()
+        if code != 0:
+            self.log(f'warning: a node did not stop cleanly ({runner.exit_codes}); see '
+                     f'{self.run_dir / log_name}')
+
+    # Stage 2.
+
+    def practise(self, until_steps: int, params_file: str) -> dict[str, Any]:
+        """Run the practice graph until the fleet has done `until_steps` steps in all."""
+        config = self.config
+        specs = graph.practice_graph(task=config.task, robots=config.robots,
+                                     params_file=params_file, seed=config.seed,
+                                     run_dir=str(self.run_dir))
+        log_name = 'graph_practice.log'
+        runner, stream = self._start(specs, log_name)
+        operator = None
+        start = time.perf_counter()
+        try:
+            operator = self._operator(runner, log_name)
+            first = operator.wait(operator.learner_status, config.startup_timeout_s,
+                                  'the learner status')
+            done_before = first.get('received', 0)
+            if done_before >= until_steps:
+                self.log(f'practice: {done_before} steps already done')
+                return first
+            self.log(f'practice: from step {done_before} to {until_steps} through the graph')
+            operator.wait_ready(config.startup_timeout_s)
+            self._watch_practice(operator, until_steps - done_before, start)
+            for robot in range(config.robots):
+                operator.set_active(robot, False)
+            status = (self._catch_up(operator, done_before) if config.catch_up
+                      else operator.learner_status())
+        finally:
+            if operator is not None:
+                operator.close()
+            self._stop(runner, stream, log_name)
+            self.practice_wall_s += time.perf_counter() - start
+            self.stage_wall_s['practice'] = self.practice_wall_s
+        return status
+
+    def _watch_practice(self, operator: Any, steps: int, start: float) -> None:
+        last_count, last_change = 0, time.monotonic()
+        startup_deadline = time.monotonic() + self.config.startup_timeout_s
+        next_log = 0.0
+        with (self.run_dir / STATUS_LOG).open('a') as status_log:
+            while True:
+                count = operator.transitions_seen()
+                now = time.monotonic()
+                if count != last_count:
+                    last_count, last_change = count, now
+                limit = startup_deadline if count == 0 else last_change + (
+                    self.config.stall_timeout_s)
+                if now > limit:
+                    raise SessionError(f'practice stalled at {count} steps; see '
+                                       f'{self.run_dir / "graph_practice.log"}')
+                status = operator.learner_status()
+                if now >= next_log or count >= steps:
+                    next_log = now + 10.0
+                    status_log.write(json.dumps({'wall_s': time.perf_counter() - start,
+                                                 'steps_seen': count, **status}) + '\n')
+                    status_log.flush()
+                    if self.progress:
+                        self.log(f"practice: {status.get('received', 0)} steps, "
+                                 f"{status.get('updates', 0)} updates "
+                                 f"({status.get('updates_behind', 0)} behind), weights "
+                                 f"v{status.get('weights_version', 0)}")
+                if count >= steps:
+                    return
+                operator.check()
+                time.sleep(0.2)
+
+    def _catch_up(self, operator: Any, done_before: int) -> dict[str, Any]:
+        """Wait until the learner got every step sent and has paid the updates it owes.
+
+        Steps of the episodes the switch-off cut are stored (and owed) only at shutdown:
+        fewer than an episode per robot.
+        """
+        time.sleep(0.5)  # the last transitions are on their way
+        sent = operator.transitions_seen()
+
+        def caught_up() -> Optional[dict[str, Any]]:
+            status = operator.learner_status()
+            if (not status or status.get('received', 0) < done_before + sent
+                    or status.get('updates_behind', 1) > 0):
+                return None
+            return status
+        start = time.perf_counter()
+        status = operator.wait(caught_up, self.config.catch_up_timeout_s,
+                               'the learner catching up')
+        self.log(f'practice: {sent} steps sent this run; learner caught up in '
+                 f"{time.perf_counter() - start:.0f} s at {status.get('updates')} updates")
+        return status
+
+    # Stage 3.
+
+    def evaluate(self, checkpoint: str, params_file: str,
+                 goal_states: np.ndarray) -> list[dict[str, float]]:
+        """Reach every goal state's image through the reach graph serving `checkpoint`."""
+        config = self.config
+        specs = graph.reach_graph(task=config.task, robots=1, params_file=params_file,
+                                  seed=config.seed, checkpoint=checkpoint)
+        # The operator counts the policy's steps by its transitions (no learner reads them).
+        specs = with_parameters(specs, graph.POLICY, publish_transitions=True)
+        log_name = 'graph_evaluate.log'
+        runner, stream = self._start(specs, log_name)
+        operator = None
+        start = time.perf_counter()
+        try:
+            operator = self._operator(runner, log_name)
+            operator.wait_ready(config.startup_timeout_s)
+            results = []
+            for index, goal_state in enumerate(goal_states):
+                result = reach_goal(operator, 0, goal_state, config.episode_length,
+                                    timeout=config.startup_timeout_s if index == 0 else 60.0)
+                results.append(result)
+                if self.progress:
+                    self.log(f'goal {index + 1}/{len(goal_states)}: hand '
+                             f"{100 * result['initial_hand_distance']:.1f} -> "
+                             f"{100 * result['hand_distance']:.1f} cm")
+            return results
+        finally:
+            if operator is not None:
+                operator.close()
+            self._stop(runner, stream, log_name)
+            self.stage_wall_s['evaluate'] = self.stage_wall_s.get('evaluate', 0.0) + (
+                time.perf_counter() - start)
+
+    # All stages.
+
+    def run(self) -> dict[str, Any]:
+        """Pretrain if needed, practise, evaluate, report; returns the result."""
+        config = self.config
+        start = time.perf_counter()
+        vae = self.vae_checkpoint()
+        params_file = self.params_file(vae)
+        goal_states = self.goal_states()
+        status: dict[str, Any] = {}
+        for until in config.checkpoints():
+            status = self.practise(until, params_file)
+            self.log(f'evaluating {len(goal_states)} goal images through the graph')
+            results = self.evaluate(str(self.run_dir), params_file, goal_states)
+            point = {'stage': 'eval', 'rl_step': int(status.get('received', until)),
+                     'env_steps_total': int(status.get('received', until)) + (
+                         0 if config.vae_checkpoint else config.collect_images),
+                     'updates': status.get('updates'),
+                     **evaluation_summary(results, config.success_threshold_m)}
+            self.curve.append(point)
+            with (self.run_dir / 'metrics.jsonl').open('a') as stream:
+                stream.write(json.dumps(point) + '\n')
+            self.log(f"step {point['rl_step']}: success {point['rig_success_rate']:.2f}, "
+                     f'median hand distance '
+                     f"{100 * point['rig_final_hand_distance_median']:.1f} cm")
+        result = {'task': config.task, 'seed': config.seed, 'mode': 'graph',
+                  'curve': self.curve, 'stage_wall_s': self.stage_wall_s,
+                  'wall_s': time.perf_counter() - start, 'learner': status,
+                  'vae_checkpoint': vae, **self.curve[-1]}
+        (self.run_dir / 'result.json').write_text(json.dumps(result, indent=2, sort_keys=True))
+        self.write_report(result)
+        return result
+
+    def write_report(self, result: dict[str, Any]) -> None:
+        """Learning curve, practice progress and report.md next to result.json."""
+        title = f'RIG through the ROS graph, simulated {self.config.task}'
+        report.plot_learning_curves({f'graph, seed {self.config.seed}': self.curve},
+                                    self.run_dir / 'learning_curve.png', title)
+        plot_practice_progress(self.run_dir / STATUS_LOG,
+                               self.run_dir / 'practice_progress.png', title)
+        summary = {k: v for k, v in result.items() if k not in ('learner',)}
+        report.write_summary(summary, self.run_dir / 'report.md')
+        learner = result.get('learner', {})
+        with (self.run_dir / 'report.md').open('a') as stream:
+            stream.write(
+                '\nPractised through the ROS 2 graph (mujoco_sim, camera_pipeline, vae_encoder, '
+                'policy, goal_scheduler, learner as processes over DDS); evaluated by sending '
+                'each goal image on rig/goal_image to the reach graph.\n')
+            stream.write(f"- learner: {learner.get('received')} transitions received, "
+                         f"{learner.get('stored')} stored, {learner.get('updates')} updates, "
+                         f"weights version {learner.get('weights_version')}\n")
+            stream.write('- figures: learning_curve.png, practice_progress.png; logs: '
+                         'graph_practice.log, graph_evaluate.log\n')
+
+
+def reach_goal(operator: Any, robot: int, goal_state: np.ndarray, steps: int,
+               timeout: float = 60.0) -> dict[str, float]:
+    """One evaluation attempt through the graph; returns the final and initial distances."""
+    operator.set_active(robot, False, timeout)
+    before = operator.last_frame_stamp(robot)
+    operator.reset(robot, timeout)
+    initial = operator.latest_frame(robot, after_ns=before, timeout=timeout)
+    image = operator.render_goal(robot, goal_state, timeout)
+    operator.send_goal_image(robot, image, timeout)
+    operator.set_active(robot, True, timeout)
+    stamp = operator.wait_step(robot, steps, timeout + 2.0 * steps)
+    final = operator.frame_at(robot, stamp, timeout)
+    result = state_distances(final.state, goal_state)
+    result['initial_hand_distance'] = state_distances(initial.state, goal_state)[
+        'hand_distance']
+    return result
+
+
+def plot_practice_progress(status_log: pathlib.Path, path: pathlib.Path, title: str) -> None:
+    """Plot steps received and TD3 updates against wall time (the practice status log)."""
+    if not status_log.is_file():
+        return
+    rows = [json.loads(line) for line in status_log.read_text().splitlines() if line.strip()]
+    if not rows:
+        return
+    import matplotlib.pyplot as plt
+    figure, axis = plt.subplots(figsize=(6, 4))
+    wall = np.cumsum([0.0] + [max(0.0, b['wall_s'] - a['wall_s']) if b['wall_s'] >= a['wall_s']
+                              else b['wall_s'] for a, b in zip(rows, rows[1:])])
+    axis.plot(wall, [row.get('received', 0) for row in rows], label='steps received')
+    axis.plot(wall, [row.get('updates', 0) for row in rows], label='TD3 updates')
+    axis.set(xlabel='practice wall time (s)', ylabel='count', title=title)
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+# `rig practice --steps N` and `rig demo` (cli.py adds them).
+
+DEMO_CONFIG = SessionConfig(steps=4000, collect_images=3000, vae_steps=2500,
+                            learning_starts=1000, updates_per_step=2, eval_goals=20)
+QUICK_DEMO_CONFIG = SessionConfig(steps=300, collect_images=300, vae_steps=60,
+                                  learning_starts=100, updates_per_step=1, eval_goals=3,
+                                  episode_length=30, broadcast_every=50)
+
+
+def add_session_arguments(parser: Any) -> None:
+    """Add the options of a practice session (`rig practice --steps N ...`)."""
+    default = SessionConfig()
+    parser.add_argument('--steps', type=int, default=None,
+                        help='practise this many steps through the graph, then evaluate on '
+                             'goal images and write a report into --run-dir (without it: run '
+                             'the graph until Ctrl-C)')
+    parser.add_argument('--vae-checkpoint', default='',
+                        help='VAE file or pipeline run directory (default: pretrain one in '
+                             '<run-dir>/pretrain first)')
+    parser.add_argument('--eval-goals', type=int, default=default.eval_goals)
+    parser.add_argument('--eval-every', type=int, default=default.eval_every,
+                        help='practice steps between evaluations (0: only at the end)')
+    parser.add_argument('--episode-length', type=int, default=default.episode_length)
+    parser.add_argument('--collect-images', type=int, default=default.collect_images)
+    parser.add_argument('--vae-steps', type=int, default=default.vae_steps)
+    parser.add_argument('--learning-starts', type=int, default=default.learning_starts)
+    parser.add_argument('--updates-per-step', type=int, default=default.updates_per_step)
+    parser.add_argument('--no-progress', action='store_true')
+
+
+def config_from_args(args: Any) -> SessionConfig:
+    """Build a SessionConfig from `rig practice` options."""
+    return SessionConfig(
+        task=args.task, seed=args.seed, steps=args.steps, eval_every=args.eval_every,
+        eval_goals=args.eval_goals, episode_length=args.episode_length,
+        vae_checkpoint=args.vae_checkpoint or '', collect_images=args.collect_images,
+        vae_steps=args.vae_steps, learning_starts=args.learning_starts,
+        updates_per_step=args.updates_per_step, robots=args.robots,
+        params_file=args.params_file)
+
+
+def print_outcome(result: dict[str, Any], run_dir: pathlib.Path) -> None:
+    """One line: success, median distance, wall time, where the report is."""
+    print(f"success rate {result['rig_success_rate']:.2f}, median final hand distance "
+          f"{100 * result['rig_final_hand_distance_median']:.1f} cm, wall "
+          f"{result['wall_s']:.0f} s; report: {run_dir / 'report.md'}")
+
+
+def run_practice_command(args: Any) -> int:
+    """`rig practice`: a session with --steps, else the practice graph until Ctrl-C."""
+    if args.steps is None:
+        from rig_ros import runner
+        return runner.run_practice(args)
+    if args.dry_run or args.nodes or not args.sim or args.namespace:
+        raise ValueError('--steps runs a whole simulated session: it does not combine with '
+                         '--dry-run, --nodes, --no-sim or --namespace')
+    run_dir = pathlib.Path(args.run_dir or 'runs/practice')
+    result = Session(config_from_args(args), run_dir, progress=not args.no_progress).run()
+    print_outcome(result, run_dir)
+    return 0
+
+
+def run_demo(task: str, seed: int, run_dir: pathlib.Path, quick: bool,
+             progress: bool = True) -> int:
+    """`rig demo` (the graph): pretrain, practise through the graph, evaluate, report."""
+    config = dataclasses.replace(QUICK_DEMO_CONFIG if quick else DEMO_CONFIG, task=task,
+                                 seed=seed)
+    print(f'RIG demo through the ROS 2 graph on the simulated {task}: pretrain a VAE on '
+          f'{config.collect_images} images ({config.vae_steps} steps), practise '
+          f'{config.steps} steps, evaluate {config.eval_goals} goal images -> {run_dir}')
+    result = Session(config, run_dir, progress=progress).run()
+    print_outcome(result, run_dir)
+    return 0
