@@ -40,16 +40,22 @@ class EncoderConfig:
         like camera_pipeline's crop to encode raw camera frames); unset: the whole image.
         Frames on rig/image are already cropped and are only resized.
     torch_threads: CPU threads for PyTorch; the machine's cores are shared by the graph.
+    reconstruction_period_s: publish the VAE's reconstruction of the current frame on
+        rig/reconstruction at most this often (seconds, for viewers); 0: never.
     """
 
     vae_checkpoint: Optional[str] = None
     request_crop: Optional[CropBox] = None
     torch_threads: int = 1
+    reconstruction_period_s: float = 1.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.torch_threads, int) or self.torch_threads < 1:
             raise ValueError(f'torch_threads must be a positive integer, '
                              f'got {self.torch_threads!r}')
+        if not self.reconstruction_period_s >= 0 or self.reconstruction_period_s == float('inf'):
+            raise ValueError(f'reconstruction_period_s must be >= 0 seconds (0: off), '
+                             f'got {self.reconstruction_period_s!r}')
 
 
 def vae_config_from_dict(values: Mapping[str, Any]) -> VAEConfig:

@@ -17,12 +17,22 @@ Training mirrors `core.pipeline.practice_loop`: once `td3.learning_starts` trans
 the replay buffer, every stored transition owes `td3.updates_per_step` updates. `train()` pays
 what is owed. Every `broadcast_every` updates the actor is due for broadcast (a new version).
 
+Durability: with `record_episodes(run_dir)` every part stored in the replay buffer is also
+written at once to `run_dir/episodes/<sequence>.npz` (atomically: a temporary file, fsync,
+rename), so a learner killed with SIGKILL loses at most the robots' unfinished episodes.
+`save` records in the replay file the last sequence number it holds and then deletes the
+files it covers; `resume` loads the checkpoint (if any), the replay, then the newer episode
+files in order. An unreadable episode file is renamed `*.corrupt` and reported in
+`skipped_files`.
+
 Threads: `ingest` and `status` may be called from any thread; `train`, `policy_weights`,
 `save` and `resume` from one (the training worker), or while it is stopped.
 """
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import dataclasses
 from dataclasses import dataclass, field
 import json
@@ -30,6 +40,7 @@ import os
 import pathlib
 import threading
 from typing import Any, Optional
+import zipfile
 
 import numpy as np
 
@@ -44,6 +55,9 @@ from rig_ros.core.td3 import GoalConditionedTD3, TD3Config
 FORMAT_VERSION = 1
 CHECKPOINT_FILE = 'learner.safetensors'
 REPLAY_FILE = 'learner_replay.npz'
+EPISODES_DIR = 'episodes'  # one .npz per part stored in the replay buffer, until checkpointed
+_SEQUENCE_KEY = 'learner_episode_sequence'  # in the replay file: last episode file it holds
+_EPISODE_KEYS = ('observation', 'action', 'next_observation', 'goal')
 PIPELINE_CHECKPOINT_FILE = 'rl.safetensors'  # core.pipeline's RL checkpoint, servable too
 REJECTIONS = ('invalid', 'duplicate', 'out_of_order')
 SPLITS = ('gap', 'discontinuity', 'restart')
@@ -69,6 +83,8 @@ class LearnerConfig:
     device: torch device of the networks ('cpu', 'cuda').
     num_threads: torch CPU threads (0: torch's default).
     status_period_s: seconds between status logs and rig/learner_status messages.
+    tensorboard: write TensorBoard scalars (losses, Q, goal distances, rates) to
+        run_dir/tensorboard.
     """
 
     task: str = 'reacher'
@@ -85,6 +101,7 @@ class LearnerConfig:
     device: str = 'cpu'
     num_threads: int = 1
     status_period_s: float = 5.0
+    tensorboard: bool = True
     td3: TD3Config = field(default_factory=TD3Config)
     relabel: RelabelConfig = field(default_factory=RelabelConfig)
 
@@ -175,6 +192,12 @@ class Learner:
         self.weights_version = 0
         self._broadcast_at = 0  # updates at the last broadcast
         self._checkpoint_at = 0  # updates at the last checkpoint
+        self._episode_dir: Optional[pathlib.Path] = None
+        self._sequence = 0  # of the last episode file written (or resumed)
+        self.skipped_files: list[str] = []  # unreadable episode files met by resume()
+        self.last_metrics: dict[str, float] = {}  # of the latest TD3 update
+        # Final latent distance to the rollout goal of each finished part (a reader pops).
+        self.goal_distances: collections.deque = collections.deque(maxlen=1000)
 
     def _prior(self, count: int) -> np.ndarray:
         return self._prior_rng.standard_normal((count, self.config.latent_dim)).astype(
@@ -209,12 +232,7 @@ class Learner:
             return verdict if verdict in SPLITS else 'pending'
 
     def _ingest(self, robot_id: str, record: TransitionRecord) -> str:
-        config = self.config
-        sizes = (record.observation.shape, record.next_observation.shape, record.goal.shape,
-                 record.action.shape)
-        if sizes != ((config.latent_dim,),) * 3 + ((config.action_dim,),) or not all(
-                np.isfinite(array).all() for array in (
-                    record.observation, record.next_observation, record.goal, record.action)):
+        if self.problem(record):
             return 'invalid'
         episode = self._episodes.get(robot_id)
         verdict = 'pending'
@@ -243,18 +261,58 @@ class Learner:
         episode.next_step = record.step_index + 1
         return verdict
 
+    def problem(self, record: TransitionRecord) -> str:
+        """Return what makes a transition 'invalid' (wrong sizes, non-finite values), or ''."""
+        config = self.config
+        for name in _EPISODE_KEYS:
+            array = getattr(record, name)
+            size = config.action_dim if name == 'action' else config.latent_dim
+            if array.shape != (size,):
+                return f'{name} has {array.size} values, expected {size}'
+            if not np.isfinite(array).all():
+                return f'{name} holds NaN or infinite values: {np.array2string(array, precision=3)}'
+        return ''
+
     def _flush(self, episode: _Episode) -> None:
         """Move an episode's kept steps into the replay buffer as one (maybe truncated) episode."""
-        for record in episode.steps:
-            self.buffer.add_step(record.observation, record.action, record.next_observation,
-                                 record.goal)
-        self.buffer.end_episode()
-        self.counts['stored'] += len(episode.steps)
+        if not episode.steps:
+            return
+        arrays = {key: np.stack([getattr(record, key) for record in episode.steps])
+                  for key in _EPISODE_KEYS}
+        if self._episode_dir is not None:
+            self._write_episode(episode, arrays)
+        self._store(arrays)
+        last = episode.steps[-1]
+        self.goal_distances.append(float(np.linalg.norm(last.next_observation - last.goal)))
         self._robot_count(episode.robot_id)['stored'] += len(episode.steps)
         episode.steps = []
 
     def _robot_count(self, robot_id: str) -> dict[str, int]:
         return self.robot_counts.setdefault(robot_id, {'received': 0, 'stored': 0})
+
+    def _store(self, arrays: dict[str, np.ndarray]) -> None:
+        for observation, action, next_observation, goal in zip(
+                *(arrays[key] for key in _EPISODE_KEYS)):
+            self.buffer.add_step(observation, action, next_observation, goal)
+        self.buffer.end_episode()
+        self.counts['stored'] += len(arrays['action'])
+
+    def _write_episode(self, episode: _Episode, arrays: dict[str, np.ndarray]) -> None:
+        assert self._episode_dir is not None
+        self._sequence += 1
+        path = self._episode_dir / f'{self._sequence:09d}.npz'
+        _save_npz_atomically(path, {
+            **arrays, 'robot_id': np.array(episode.robot_id),
+            'episode_id': np.array(episode.episode_id),
+            'first_step': np.array(episode.steps[0].step_index)})
+
+    def record_episodes(self, run_dir: str | os.PathLike) -> pathlib.Path:
+        """Write every part stored from now on to `run_dir/episodes` (see the module doc)."""
+        directory = pathlib.Path(run_dir) / EPISODES_DIR
+        directory.mkdir(parents=True, exist_ok=True)
+        with self._lock:
+            self._episode_dir = directory
+        return directory
 
     def flush_open_episodes(self) -> None:
         """Store every robot's unfinished episode as truncated (before a final checkpoint)."""
@@ -287,7 +345,7 @@ class Learner:
                 if self.updates >= self.updates_due() or len(self.buffer) == 0:
                     break
                 batch = self.buffer.sample(self.config.td3.batch_size)
-            self.agent.update(batch)
+            self.last_metrics = self.agent.update(batch)
             done += 1
             if self.broadcast_due():
                 break
@@ -333,9 +391,8 @@ class Learner:
         with self._lock:
             replay = self.buffer.export()
             counts = dict(self.counts)
-        tmp = run_dir / f'.{REPLAY_FILE}.tmp.npz'
-        np.savez(tmp, **replay)
-        os.replace(tmp, run_dir / REPLAY_FILE)
+            sequence = self._sequence
+        _save_npz_atomically(run_dir / REPLAY_FILE, {**replay, _SEQUENCE_KEY: sequence})
         state = self.agent.state_dict()
         optimizers = {name: state.pop(name) for name in _OPTIMIZERS}
         updates = state.pop('updates')
@@ -343,35 +400,86 @@ class Learner:
         checkpoints.save_checkpoint(
             path, state, optimizers, dataclasses.asdict(self.config),
             {'format_version': FORMAT_VERSION, 'updates': updates, 'counts': counts,
-             'weights_version': self.weights_version, 'broadcast_at': self._broadcast_at})
+             'weights_version': self.weights_version, 'broadcast_at': self._broadcast_at,
+             'episode_sequence': sequence})
         self._checkpoint_at = updates
+        for number, file in _episode_files(run_dir / EPISODES_DIR):
+            if number <= sequence:  # in the replay file now
+                with contextlib.suppress(FileNotFoundError):
+                    file.unlink()
         return path
 
     def resume(self, run_dir: str | os.PathLike) -> bool:
-        """Load `run_dir`'s checkpoint and replay if there; return whether one was loaded.
+        """Load `run_dir`'s checkpoint, replay and newer episode files; return whether any was.
 
-        Raises ValueError when the run has another task or other network sizes.
+        Raises CheckpointError (a ValueError) naming the file for an unreadable checkpoint or
+        replay, or for a run of another task or other network sizes.
         """
-        path = pathlib.Path(run_dir) / CHECKPOINT_FILE
-        if not path.is_file():
-            return False
-        saved = checkpoints.load_checkpoint(path)
-        self._check_compatible(saved.config, path)
-        self.agent.load_state_dict({**saved.modules, **saved.optimizers,
-                                    'updates': saved.metadata['updates']})
-        replay = pathlib.Path(run_dir) / REPLAY_FILE
+        run_dir = pathlib.Path(run_dir)
+        path = run_dir / CHECKPOINT_FILE
+        found = path.is_file()
+        if found:
+            saved = checkpoints.load_checkpoint(path)
+            self._check_compatible(saved.config, path)
+            try:
+                self.agent.load_state_dict({**saved.modules, **saved.optimizers,
+                                            'updates': int(saved.metadata['updates'])})
+            except (KeyError, RuntimeError, TypeError, ValueError) as error:
+                text = ' '.join(str(error).split())[:300]
+                raise checkpoints.CheckpointError(
+                    f'{path} does not fit the networks: {text}') from None
+            self.weights_version = int(saved.metadata.get('weights_version', 0))
+            self._broadcast_at = int(saved.metadata.get('broadcast_at', 0))
+            self._checkpoint_at = self.updates
+        replay = run_dir / REPLAY_FILE
+        sequence = 0
         with self._lock:
-            if replay.is_file():
-                with np.load(replay, allow_pickle=False) as data:
-                    self.buffer = self._new_buffer({key: data[key] for key in data.files})
+            if found and replay.is_file():
+                state = _load_npz(replay)
+                sequence = int(state.pop(_SEQUENCE_KEY, 0))
+                try:
+                    self.buffer = self._new_buffer(state)
+                except (KeyError, IndexError, TypeError, ValueError) as error:
+                    raise checkpoints.CheckpointError(
+                        f'{replay} is not a replay buffer: {error!r}') from None
                 self.buffer.end_episode()
-            self.counts.update({key: int(value) for key, value in
-                                saved.metadata.get('counts', {}).items() if key in self.counts})
+            if found:
+                self.counts.update({key: int(value) for key, value in
+                                    saved.metadata.get('counts', {}).items()
+                                    if key in self.counts})
             self._episodes.clear()
-        self.weights_version = int(saved.metadata.get('weights_version', 0))
-        self._broadcast_at = int(saved.metadata.get('broadcast_at', 0))
-        self._checkpoint_at = self.updates
-        return True
+            self._sequence = sequence
+            for number, file in _episode_files(run_dir / EPISODES_DIR):
+                if number <= sequence:
+                    continue
+                try:
+                    arrays = self._read_episode(file)
+                except checkpoints.CheckpointError as error:
+                    self.skipped_files.append(f'{file}: {error}')
+                    with contextlib.suppress(OSError):
+                        file.rename(file.with_suffix('.corrupt'))
+                    continue
+                self._store(arrays)
+                self._sequence = number
+                found = True
+            self.counts['received'] = max(self.counts['received'], self.counts['stored'])
+        return found
+
+    def _read_episode(self, file: pathlib.Path) -> dict[str, np.ndarray]:
+        state = _load_npz(file)
+        try:
+            arrays = {key: np.asarray(state[key], np.float32) for key in _EPISODE_KEYS}
+        except KeyError as error:
+            raise checkpoints.CheckpointError(f'no {error} array') from None
+        steps = len(arrays['action'])
+        dims = (self.config.latent_dim, self.config.action_dim, self.config.latent_dim,
+                self.config.latent_dim)
+        if steps < 1 or any(arrays[key].shape != (steps, dim)
+                            for key, dim in zip(_EPISODE_KEYS, dims)):
+            raise checkpoints.CheckpointError(
+                f'arrays of shapes {[arrays[key].shape for key in _EPISODE_KEYS]} do not fit '
+                f'latent_dim {self.config.latent_dim} and action_dim {self.config.action_dim}')
+        return arrays
 
     def _check_compatible(self, saved: dict[str, Any], path: pathlib.Path) -> None:
         config = self.config
@@ -398,6 +506,33 @@ class Learner:
                                             td3, config.device)
         self.agent.load_actor_state_dict(actor)
         return path
+
+
+def _save_npz_atomically(path: pathlib.Path, arrays: dict[str, Any]) -> None:
+    """Write arrays to `path` via a synced temporary file and a rename."""
+    tmp = path.with_name(f'.{path.name}.tmp')
+    with open(tmp, 'wb') as stream:
+        np.savez(stream, **arrays)
+        stream.flush()
+        os.fsync(stream.fileno())
+    os.replace(tmp, path)
+
+
+def _load_npz(path: pathlib.Path) -> dict[str, np.ndarray]:
+    """Read every array of an .npz file (no pickles); CheckpointError if unreadable."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {key: data[key] for key in data.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        raise checkpoints.CheckpointError(f'cannot read {path}: {error}') from None
+
+
+def _episode_files(directory: pathlib.Path) -> list[tuple[int, pathlib.Path]]:
+    """Return the (sequence number, path) of a directory's episode files, in order."""
+    if not directory.is_dir():
+        return []
+    files = [(int(file.stem), file) for file in directory.glob('*.npz') if file.stem.isdigit()]
+    return sorted(files)
 
 
 def status_json(status: dict[str, Any]) -> str:

@@ -3,7 +3,7 @@
 Subscribes `camera/image_raw` (rgb8, bgr8, rgba8, bgra8, mono8, 16-bit variants; any size),
 crops and resizes with `rig_ros.core.preprocessing.preprocess`, and publishes `rig/image`
 (rgb8, same header) with sensor-data QoS: only the newest frame is kept, stale ones dropped.
-A malformed frame is logged (throttled) and skipped; the node keeps running.
+A malformed frame is logged (each distinct problem, throttled) and skipped; the node keeps running.
 
 Parameters (`rig_ros.core.preprocessing.PreprocessConfig`, changeable at runtime):
 size (int, 84), crop.top / crop.left / crop.height / crop.width (unset: whole frame),
@@ -19,6 +19,7 @@ from rig_ros.core.preprocessing import preprocess, PreprocessConfig
 from rig_ros.graph import CAMERA_IMAGE_TOPIC, CAMERA_PIPELINE, IMAGE_TOPIC
 from rig_ros.nodes.entry import run_node
 from rig_ros.nodes.image_msgs import array_to_image, image_to_array, SENSOR_QOS
+from rig_ros.nodes.log_limits import KeyedThrottle, suffix
 from rig_ros.nodes.params import ConfigParameters
 
 ERROR_THROTTLE_S = 2.0
@@ -43,6 +44,7 @@ class CameraPipeline(Node):
         self._config: PreprocessConfig = self._preprocess_parameters.config
         self._frames = 0
         self._dropped = 0
+        self._throttle = KeyedThrottle(ERROR_THROTTLE_S)
         self._publisher = self.create_publisher(Image, IMAGE_TOPIC, SENSOR_QOS)
         self._subscription = self.create_subscription(
             Image, CAMERA_IMAGE_TOPIC, self.image_callback, SENSOR_QOS)
@@ -66,11 +68,12 @@ class CameraPipeline(Node):
             output = self.convert(msg)
         except (ValueError, TypeError) as error:
             self._dropped += 1
-            self.get_logger().error(
-                f'dropped malformed camera frame ({msg.width}x{msg.height} {msg.encoding!r}, '
-                f'step {msg.step}, {len(msg.data)} bytes): {error} '
-                f'[{self._dropped} of {self._frames} frames dropped so far]',
-                throttle_duration_sec=ERROR_THROTTLE_S)
+            if self._throttle.due(str(error)):
+                self.get_logger().error(
+                    f'dropped malformed camera frame ({msg.width}x{msg.height} '
+                    f'{msg.encoding!r}, step {msg.step}, {len(msg.data)} bytes): {error} '
+                    f'[{self._dropped} of {self._frames} frames dropped so far]'
+                    f'{suffix(self._throttle)}')
             return
         self._publisher.publish(output)
 

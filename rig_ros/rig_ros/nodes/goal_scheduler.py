@@ -15,7 +15,11 @@ again). The end of the current episode starts the next one; so does `episode_tim
 Reach (`goal_source: image`, or from the first goal image on): an image on `rig/goal_image`
 (sensor_msgs/Image, any size and encoding) is encoded through `rig/encode` (asynchronously;
 only the newest waiting image is kept) and published as a Goal with episode_length 0, source
-'image', explore false. No resets. A rejected image is logged with the encoder's reason.
+'image', explore false. No resets. A malformed image (size, step or data that do not agree,
+an unknown encoding) is logged and dropped before it is sent, and does not switch a practising
+scheduler to reaching; an image the encoder rejects is logged with its reason. An episode end
+with non-finite or missing values is logged (the learner drops it) but still ends the
+episode; weights of an unknown model are logged and ignored.
 
 Parameters: `rig_ros.core.goals.GoalSchedulerConfig` (read-only).
 """
@@ -40,11 +44,14 @@ from rig_ros.graph import (
     ENCODE_SERVICE, GOAL_IMAGE_DECODED_TOPIC, GOAL_IMAGE_TOPIC, GOAL_SCHEDULER, GOAL_TOPIC,
     POLICY, RESET_SERVICE, TRANSITION_TOPIC, WEIGHTS_TOPIC)
 from rig_ros.nodes.entry import run_node
-from rig_ros.nodes.image_msgs import array_to_image, LATCHED_QOS, SENSOR_QOS, WEIGHTS_QOS
+from rig_ros.nodes.image_msgs import (
+    array_to_image, image_to_array, LATCHED_QOS, SENSOR_QOS, WEIGHTS_QOS)
+from rig_ros.nodes.log_limits import KeyedThrottle, suffix
 from rig_ros.nodes.params import declare_config, ParameterError
 
 TICK_S = 0.1
 THROTTLE_S = 5.0
+KNOWN_MODELS = (VAE_MODEL_NAME, POLICY)  # models broadcast on rig/weights ('policy')
 # Episode ends are rare and must not be missed; the policy publishes transitions reliably.
 EPISODE_END_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
                              reliability=ReliabilityPolicy.RELIABLE,
@@ -62,6 +69,7 @@ class GoalSchedulerNode(Node):
         self._robot_id = self._config.robot_id or self.get_namespace().strip('/') or POLICY
         self._scheduler = GoalScheduler(self._config)
         self._encoder = LatentEncoder()
+        self._throttle = KeyedThrottle(THROTTLE_S)
         if self._config.vae_checkpoint:
             try:
                 self._encoder.load_checkpoint(self._config.vae_checkpoint)
@@ -116,6 +124,9 @@ class GoalSchedulerNode(Node):
     def weights_callback(self, msg: Weights) -> None:
         """Load a 'vae' broadcast (latent size and goal decoder); keep the old one if bad."""
         if msg.model_name != VAE_MODEL_NAME:
+            if msg.model_name not in KNOWN_MODELS and self._throttle.due(msg.model_name):
+                self.get_logger().warning(f'ignored weights of unknown model '
+                                          f'{msg.model_name!r} (v{msg.version})')
             return
         try:
             self._encoder.load_payload(msg.safetensors, msg.version, msg.config_json)
@@ -129,11 +140,31 @@ class GoalSchedulerNode(Node):
         """Start the next episode when this robot's current one ends."""
         if msg.robot_id != self._robot_id or not msg.episode_end:
             return
+        values = [np.asarray(getattr(msg, name), np.float64) for name in (
+            'observation', 'action', 'next_observation', 'goal')]
+        if not all(v.size and np.isfinite(v).all() for v in values) and self._throttle.due(
+                'transition'):
+            self.get_logger().error(
+                f'the end of episode {msg.episode_id} has missing or non-finite values (the '
+                f'learner drops it); ending the episode all the same{suffix(self._throttle)}')
         if self._scheduler.episode_end(msg.episode_id):
             self._request_reset()
+        elif self._scheduler.phase is Phase.RUNNING and self._throttle.due('episode'):
+            self.get_logger().warning(
+                f'ignored the end of episode {msg.episode_id}: episode '
+                f'{self._scheduler.episode_id} is running{suffix(self._throttle)}')
 
     def goal_image_callback(self, msg: Image) -> None:
         """Queue a user's goal image for encoding (the newest one replaces a waiting one)."""
+        try:
+            image_to_array(msg)
+        except ValueError as error:
+            if self._throttle.due(str(error)):
+                self.get_logger().error(
+                    f'dropped a malformed goal image ({msg.width}x{msg.height} '
+                    f'{msg.encoding!r}, step {msg.step}, {len(msg.data)} bytes): {error}'
+                    f'{suffix(self._throttle)}')
+            return
         if self._scheduler.phase is not Phase.REACHING:
             self.get_logger().info('goal image received: reaching it instead of practising')
         self._waiting_image = msg

@@ -20,7 +20,9 @@ joiners get the last weights of both models).
 Parameters: `rig_ros.core.learner.LearnerConfig` (td3.* and relabel.* nested).
 """
 
+import pathlib
 import threading
+import time
 from typing import Any, Optional, Sequence
 
 import numpy as np
@@ -36,11 +38,14 @@ from rig_ros.core.policy_runtime import POLICY_MODEL, TransitionRecord
 from rig_ros.graph import LEARNER, TRANSITION_TOPIC, WEIGHTS_TOPIC
 from rig_ros.nodes.entry import run_node
 from rig_ros.nodes.image_msgs import LATCHED_QOS, TRANSITION_QOS
+from rig_ros.nodes.log_limits import KeyedThrottle, suffix
 from rig_ros.nodes.params import declare_config, ParameterError
 
 STATUS_TOPIC = 'rig/learner_status'
 TRAIN_CHUNK = 16  # updates between checks for broadcasts, checkpoints and stop
 LOG_THROTTLE_S = 2.0
+TENSORBOARD_PERIOD_S = 2.0  # seconds between TensorBoard points
+TENSORBOARD_DIR = 'tensorboard'
 DESCRIPTIONS = {
     'td3.hidden_sizes': 'hidden layer widths of the actor and both critics',
     'td3.actor_lr': 'Adam learning rate of the actor',
@@ -88,7 +93,9 @@ class LearnerNode(Node):
         self._status_publisher = self.create_publisher(String, STATUS_TOPIC, LATCHED_QOS)
         self._stop = threading.Event()
         self._worker: Optional[threading.Thread] = None
+        self._throttle = KeyedThrottle(LOG_THROTTLE_S)
         self._prepare()
+        self._writer = self._tensorboard() if config.train else None
         if config.train:
             self.create_subscription(Transition, TRANSITION_TOPIC, self.transition_callback,
                                      TRANSITION_QOS)
@@ -120,8 +127,12 @@ class LearnerNode(Node):
                 self.get_logger().info(
                     f'resumed {config.run_dir}: {self.learner.status()["stored"]} transitions '
                     f'stored, {self.learner.updates} updates')
+                for skipped in self.learner.skipped_files:
+                    self.get_logger().error(f'skipped an unreadable episode file {skipped}')
                 if self.learner.weights_version:
                     self.broadcast()
+            if config.run_dir:
+                self.learner.record_episodes(config.run_dir)
         except (OSError, ValueError) as error:  # CheckpointError is a ValueError
             kind = 'checkpoint' if isinstance(error, CheckpointError) else 'run'
             self.get_logger().error(f'cannot use the {kind}: {error}')
@@ -129,17 +140,64 @@ class LearnerNode(Node):
 
     def transition_callback(self, msg: Transition) -> None:
         """Check and store one transition; log anything unusual."""
-        verdict = self.learner.ingest(msg.robot_id, record_from_message(msg))
-        if verdict not in ('stored', 'pending'):
+        record = record_from_message(msg)
+        verdict = self.learner.ingest(msg.robot_id, record)
+        if verdict == 'invalid':
+            problem = self.learner.problem(record)
+            if self._throttle.due(problem.split(':')[0]):
+                self.get_logger().error(
+                    f'rejected transition {msg.robot_id} episode {msg.episode_id} step '
+                    f'{msg.step_index}: {problem}{suffix(self._throttle)}')
+        elif verdict not in ('stored', 'pending'):
             self.get_logger().warning(
                 f'transition {msg.robot_id} episode {msg.episode_id} step {msg.step_index}: '
                 f'{verdict}', throttle_duration_sec=LOG_THROTTLE_S)
 
+    def _tensorboard(self) -> Any:
+        """Return a SummaryWriter on run_dir/tensorboard, None when off or unavailable."""
+        if not (self.config.tensorboard and self.config.run_dir):
+            return None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError as error:
+            self.get_logger().warning(f'no TensorBoard logs: {error}')
+            return None
+        path = pathlib.Path(self.config.run_dir) / TENSORBOARD_DIR
+        self.get_logger().info(f'TensorBoard logs in {path}')
+        return SummaryWriter(str(path))
+
+    def write_scalars(self, last: dict[str, float]) -> None:
+        """Add one TensorBoard point (losses, Q, goal distances, rates) if one is due."""
+        now = time.monotonic()
+        if self._writer is None or now - last.get('time', 0.0) < TENSORBOARD_PERIOD_S:
+            return
+        learner = self.learner
+        updates, stored = learner.updates, learner.counts['stored']
+        step = stored
+        for name, value in learner.last_metrics.items():
+            self._writer.add_scalar(f'train/{name}', value, step)
+        distances = [learner.goal_distances.popleft()
+                     for _ in range(len(learner.goal_distances))]
+        if distances:
+            self._writer.add_scalar('episodes/final_latent_goal_distance',
+                                    float(np.mean(distances)), step)
+        if 'time' in last:
+            elapsed = now - last['time']
+            self._writer.add_scalar('rate/transitions_per_s',
+                                    (stored - last['stored']) / elapsed, step)
+            self._writer.add_scalar('rate/updates_per_s',
+                                    (updates - last['updates']) / elapsed, step)
+        self._writer.add_scalar('train/updates', updates, step)
+        self._writer.flush()
+        last.update(time=now, stored=stored, updates=updates)
+
     def train_loop(self) -> None:
         """Worker thread: pay owed updates, broadcast and checkpoint when due."""
+        scalars: dict[str, float] = {}
         try:
             while not self._stop.is_set():
                 done = self.learner.train(TRAIN_CHUNK)
+                self.write_scalars(scalars)
                 if self.learner.broadcast_due():
                     self.broadcast()
                 if self.learner.checkpoint_due() and self.config.run_dir:
@@ -181,6 +239,8 @@ class LearnerNode(Node):
                 self.learner.flush_open_episodes()
                 path = self.learner.save(self.config.run_dir)
                 self.get_logger().info(f'checkpoint written: {path}')
+        if self._writer is not None:
+            self._writer.close()
         self.status_callback()
 
 

@@ -41,6 +41,7 @@ from rig_ros.graph import (
     ROBOT_STATE_TOPIC, SIM_GOAL_IMAGE_TOPIC, SIM_GOAL_STATE_TOPIC)
 from rig_ros.nodes.entry import run_node
 from rig_ros.nodes.image_msgs import array_to_image, COMMAND_QOS, LATCHED_QOS, SENSOR_QOS
+from rig_ros.nodes.log_limits import KeyedThrottle, suffix
 from rig_ros.nodes.params import declare_config, ParameterError
 from rig_ros.sim.driver import SimDriver, SimDriverConfig
 from rig_ros.sim.sawyer import SawyerSim, SawyerSimConfig
@@ -84,6 +85,7 @@ class MujocoSim(Node):
             raise ParameterError(str(error)) from None
         self._driver = SimDriver(self._sim, driver_config)
         self._rejected = 0
+        self._throttle = KeyedThrottle(THROTTLE_S)
 
         self._image_publisher = self.create_publisher(Image, CAMERA_IMAGE_TOPIC, SENSOR_QOS)
         self._state_publisher = self.create_publisher(PointStamped, ROBOT_STATE_TOPIC,
@@ -118,9 +120,10 @@ class MujocoSim(Node):
             frame_due = self._driver.command(velocity, time.monotonic())
         except ValueError as error:
             self._rejected += 1
-            self.get_logger().error(f'rejected velocity command: {error} '
-                                    f'[{self._rejected} rejected so far]',
-                                    throttle_duration_sec=THROTTLE_S)
+            if self._throttle.due(str(error)):
+                self.get_logger().error(f'rejected velocity command: {error} '
+                                        f'[{self._rejected} rejected so far]'
+                                        f'{suffix(self._throttle)}')
             return
         if frame_due:
             self.publish_frame()
@@ -143,7 +146,9 @@ class MujocoSim(Node):
         try:
             image = self._sim.render_goal(np.asarray(msg.data, dtype=float))
         except ValueError as error:
-            self.get_logger().error(f'cannot render goal state {list(msg.data)}: {error}')
+            if self._throttle.due(str(error)):
+                self.get_logger().error(f'cannot render goal state {list(msg.data)}: {error}'
+                                        f'{suffix(self._throttle)}')
             return
         self._goal_image_publisher.publish(array_to_image(image, 'rgb8', self._header(
             CAMERA_FRAME)))

@@ -12,6 +12,9 @@ at control_rate_hz, zeros when the policy may not act (inactive, no goal or late
 older than stale_after_s, the episode's steps used up, non-finite values). act_on_latent mode
 (lockstep sims, where every command advances the sim): a command per new latent, and one
 zero command per new reason to stand still. On SIGINT/SIGTERM a zero command goes out first.
+A latent or goal with non-finite values or a size that does not fit is logged as an error
+(each distinct problem, throttled) and stops the robot until good ones arrive; weights of an
+unknown model are logged and ignored.
 
 Parameters: `rig_ros.core.policy_runtime.PolicyConfig`.
 """
@@ -36,9 +39,11 @@ from rig_ros.graph import (
 from rig_ros.nodes.entry import run_node
 from rig_ros.nodes.image_msgs import (
     COMMAND_QOS, LATCHED_QOS, SENSOR_QOS, TRANSITION_QOS, WEIGHTS_QOS)
+from rig_ros.nodes.log_limits import KeyedThrottle, suffix
 from rig_ros.nodes.params import declare_config
 
 LOG_REPEAT_S = 5.0
+KNOWN_MODELS = (POLICY_MODEL, 'vae')  # models broadcast on rig/weights
 ROUTINE_REASONS = ('episode over', 'latent older than the episode')
 
 
@@ -62,6 +67,7 @@ class PolicyNode(Node):
         self.runtime = PolicyRuntime(config)
         self._reason = ''  # why the last decision did not act ('' after acting)
         self._logged = ('', 0.0)  # last reason logged, monotonic time
+        self._throttle = KeyedThrottle(LOG_REPEAT_S)
         self._velocity_publisher = self.create_publisher(
             TwistStamped, EE_VELOCITY_TOPIC, COMMAND_QOS)
         self._transition_publisher = (self.create_publisher(
@@ -81,13 +87,18 @@ class PolicyNode(Node):
 
     def latent_callback(self, msg: LatentState) -> None:
         """Keep the newest latent; in act_on_latent mode decide at once."""
-        self.runtime.set_latent(Latent(np.asarray(msg.mean, np.float32),
-                                       seconds(msg.header.stamp)))
+        mean = np.asarray(msg.mean, np.float32)
+        goal = self.runtime.goal
+        self.check_input('latent', mean, goal.mean.size if goal is not None else None)
+        self.runtime.set_latent(Latent(mean, seconds(msg.header.stamp)))
         if self.config.act_on_latent:
             self.decide()
 
     def goal_callback(self, msg: Goal) -> None:
         """Take the episode's goal; a new episode restarts the step count."""
+        latent = self.runtime.latent
+        self.check_input(f'goal of episode {msg.episode_id}', np.asarray(msg.mean, np.float32),
+                         latent.mean.size if latent is not None else None)
         goal = EpisodeGoal(np.asarray(msg.mean, np.float32), int(msg.episode_id),
                            int(msg.episode_length), bool(msg.explore), seconds(msg.header.stamp))
         if self.runtime.set_goal(goal):
@@ -99,7 +110,12 @@ class PolicyNode(Node):
 
     def weights_callback(self, msg: Weights) -> None:
         """Load new policy weights; keep the old ones when the payload is bad."""
-        if msg.model_name != POLICY_MODEL or msg.version == self.runtime.version:
+        if msg.model_name != POLICY_MODEL:
+            if msg.model_name not in KNOWN_MODELS and self._throttle.due(msg.model_name):
+                self.get_logger().warning(f'ignored weights of unknown model '
+                                          f'{msg.model_name!r} (version {msg.version})')
+            return
+        if msg.version == self.runtime.version:
             return
         try:
             self.runtime.load_weights(bytes(msg.safetensors), msg.version)
@@ -108,6 +124,20 @@ class PolicyNode(Node):
                                     f'keeping version {self.runtime.version}')
             return
         self.get_logger().info(f'policy weights version {msg.version} loaded')
+
+    def check_input(self, what: str, values: np.ndarray, size: Optional[int]) -> bool:
+        """Log an error for a non-finite vector or one of another size; return whether ok."""
+        problem = ''
+        if not np.isfinite(values).all():
+            problem = f'non-finite values {np.array2string(values, precision=3)}'
+        elif size is not None and values.size != size:
+            problem = f'{values.size} values where the other input has {size}'
+        elif values.size == 0:
+            problem = 'no values'
+        if problem and self._throttle.due(f'{what.split()[0]}: {problem}'):
+            self.get_logger().error(f'bad {what}: {problem}; standing still until good input '
+                                    f'arrives{suffix(self._throttle)}')
+        return not problem
 
     def activate_callback(self, request: SetBool.Request,
                           response: SetBool.Response) -> SetBool.Response:

@@ -5,17 +5,22 @@ Subscribes `rig/image` (camera_pipeline's 84x84 rgb8 frames, sensor QoS) and pub
 sensor QoS). Frames are resized to the VAE's input size (48 or 84, from its config) with
 `rig_ros.core.preprocessing`, as in training. Serves `rig/encode` (rig_msgs/Encode): an image
 of any size and common encoding, cropped with `request_crop` and resized; a bad image gets
-success=false and the reason.
+success=false and the reason. Every reconstruction_period_s (0: never) the VAE's decoding of
+the current frame's latent goes out on `rig/reconstruction` (sensor_msgs/Image rgb8, the
+frame's header, sensor QoS) for viewers. Malformed frames and weights are logged as errors
+(each distinct problem, throttled) and dropped; the node keeps running.
 
 Weights: the `vae_checkpoint` file at startup (an unreadable one stops the node), then every
-'vae' message of the latched `rig/weights` broadcast (WEIGHTS_QOS; other model names are
-ignored). A payload that does not fit is logged and the weights in use stay. Until the first
-weights arrive nothing is published and encode requests fail with 'no VAE weights yet'.
+'vae' message of the latched `rig/weights` broadcast (WEIGHTS_QOS; 'policy' is ignored, other
+model names are logged). A payload that does not fit is logged and the weights in use stay.
+Until the first weights arrive nothing is published and encode requests fail with
+'no VAE weights yet'.
 
 Parameters (`rig_ros.core.encoder.EncoderConfig`, read-only): vae_checkpoint, request_crop.top
-/ .left / .height / .width / .fractional, torch_threads.
+/ .left / .height / .width / .fractional, torch_threads, reconstruction_period_s.
 """
 
+import time
 from typing import Any, Optional, Sequence
 
 from rclpy.node import Node
@@ -27,10 +32,13 @@ from rig_msgs.srv import Encode
 from rig_ros.core.encoder import EncoderConfig, LatentEncoder, VAE_MODEL_NAME, WeightsError
 from rig_ros.graph import ENCODE_SERVICE, IMAGE_TOPIC, LATENT_TOPIC, VAE_ENCODER, WEIGHTS_TOPIC
 from rig_ros.nodes.entry import run_node
-from rig_ros.nodes.image_msgs import image_to_array, SENSOR_QOS, WEIGHTS_QOS
+from rig_ros.nodes.image_msgs import array_to_image, image_to_array, SENSOR_QOS, WEIGHTS_QOS
+from rig_ros.nodes.log_limits import KeyedThrottle, suffix
 from rig_ros.nodes.params import declare_config, ParameterError
 
 THROTTLE_S = 5.0
+RECONSTRUCTION_TOPIC = 'rig/reconstruction'
+KNOWN_MODELS = (VAE_MODEL_NAME, 'policy')  # models broadcast on rig/weights
 
 
 class VAEEncoder(Node):
@@ -41,6 +49,8 @@ class VAEEncoder(Node):
         self._config = declare_config(self, EncoderConfig, read_only=True)
         torch.set_num_threads(self._config.torch_threads)
         self._encoder = LatentEncoder()
+        self._throttle = KeyedThrottle(THROTTLE_S)
+        self._reconstructed_at = -float('inf')
         if self._config.vae_checkpoint:
             try:
                 self._encoder.load_checkpoint(self._config.vae_checkpoint)
@@ -49,6 +59,9 @@ class VAEEncoder(Node):
                 raise ParameterError(str(error)) from None
             self._log_weights()
         self._publisher = self.create_publisher(LatentState, LATENT_TOPIC, SENSOR_QOS)
+        self._reconstruction_publisher = (
+            self.create_publisher(Image, RECONSTRUCTION_TOPIC, SENSOR_QOS)
+            if self._config.reconstruction_period_s > 0 else None)
         self._weights_subscription = self.create_subscription(
             Weights, WEIGHTS_TOPIC, self.weights_callback, WEIGHTS_QOS)
         self._image_subscription = self.create_subscription(
@@ -75,6 +88,9 @@ class VAEEncoder(Node):
     def weights_callback(self, msg: Weights) -> None:
         """Load a 'vae' broadcast; keep the weights in use if it does not fit."""
         if msg.model_name != VAE_MODEL_NAME:
+            if msg.model_name not in KNOWN_MODELS and self._throttle.due(msg.model_name):
+                self.get_logger().warning(f'ignored weights of unknown model '
+                                          f'{msg.model_name!r} (v{msg.version})')
             return
         try:
             self._encoder.load_payload(msg.safetensors, msg.version, msg.config_json)
@@ -93,13 +109,26 @@ class VAEEncoder(Node):
         try:
             mean, logvar = self._encoder.encode(image_to_array(msg), msg.encoding)
         except ValueError as error:
-            self.get_logger().error(f'dropped malformed frame ({msg.width}x{msg.height} '
-                                    f'{msg.encoding!r}): {error}',
-                                    throttle_duration_sec=THROTTLE_S)
+            if self._throttle.due(str(error)):
+                self.get_logger().error(f'dropped malformed frame ({msg.width}x{msg.height} '
+                                        f'{msg.encoding!r}, step {msg.step}, '
+                                        f'{len(msg.data)} bytes): {error}'
+                                        f'{suffix(self._throttle)}')
             return
         self._publisher.publish(LatentState(
             header=msg.header, mean=mean.tolist(), log_variance=logvar.tolist(),
             model_version=self._encoder.version))
+        self.publish_reconstruction(mean, msg)
+
+    def publish_reconstruction(self, mean: Any, frame: Image) -> None:
+        """Publish the decoding of a frame's latent when one is due (for viewers)."""
+        now = time.monotonic()
+        if (self._reconstruction_publisher is None
+                or now - self._reconstructed_at < self._config.reconstruction_period_s):
+            return
+        self._reconstructed_at = now
+        image = self._encoder.decode(mean)
+        self._reconstruction_publisher.publish(array_to_image(image, 'rgb8', frame.header))
 
     def encode_callback(self, request: Encode.Request,
                         response: Encode.Response) -> Encode.Response:
@@ -115,7 +144,8 @@ class VAEEncoder(Node):
             response.success = False
             response.message = (f'cannot encode the {image.width}x{image.height} '
                                 f'{image.encoding!r} image: {error}')
-            self.get_logger().warning(response.message, throttle_duration_sec=THROTTLE_S)
+            if self._throttle.due(f'encode: {error}'):
+                self.get_logger().warning(response.message + suffix(self._throttle))
             return response
         response.success, response.message = True, ''
         response.mean, response.log_variance = mean.tolist(), logvar.tolist()
