@@ -113,6 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
         reach = commands.add_parser('reach', help='reach goal images with a trained model')
         runner.add_reach_arguments(reach)
         reach.set_defaults(handler=runner.run_reach)
+    from rig_ros import operator_tools
+    operator_tools.add_commands(commands)
     return parser
 
 
