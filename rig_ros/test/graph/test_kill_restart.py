@@ -1,0 +1,210 @@
+"""Kill drills on the reacher practice graph: SIGKILL one node mid-practice, restart it.
+
+(a) learner: every transition of every finished episode survives (episode files), training
+    goes on from the checkpoint; (b) vae_encoder: the policy stops the robot (stale latents)
+    and practice resumes after the restart; (c) policy: the real-time sim's watchdog stops the
+    hand, practice resumes after the restart. Small budgets, an untrained VAE saved here.
+"""
+
+import dataclasses
+import importlib.util
+import json
+import pathlib
+import signal
+import threading
+import time
+from typing import Any, Callable
+
+from geometry_msgs.msg import PointStamped, TwistStamped
+import numpy as np
+import pytest
+from std_msgs.msg import String
+import torch
+
+from rig_msgs.msg import Transition
+from rig_ros import graph
+from rig_ros.core import checkpoints
+from rig_ros.core.learner import CHECKPOINT_FILE, EPISODES_DIR, REPLAY_FILE
+from rig_ros.core.vae import ConvVAE, VAEConfig
+from rig_ros.nodes.image_msgs import COMMAND_QOS, LATCHED_QOS, TRANSITION_QOS
+
+pytestmark = pytest.mark.slow
+
+_spec = importlib.util.spec_from_file_location(
+    'rig_node_test_harness_drills',
+    pathlib.Path(__file__).resolve().parents[1] / 'nodes' / 'conftest.py')
+harness = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(harness)
+wait_for = harness.wait_for
+# The node-test fixtures (an isolated domain, node processes, a test node).
+ros_domain_id, ros, start_node = harness.ros_domain_id, harness.ros, harness.start_node
+
+EPISODE_LENGTH = 8
+LEARNER = {'td3.hidden_sizes': [32, 32], 'td3.batch_size': 16, 'td3.learning_starts': 16,
+           'td3.updates_per_step': 1, 'broadcast_every': 16, 'checkpoint_every': 24,
+           'status_period_s': 0.3}
+
+
+class Stamped:
+    """Messages of one subscription with their arrival times (monotonic)."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[float, Any]] = []
+        self._lock = threading.Lock()
+
+    def callback(self, msg: Any) -> None:
+        with self._lock:
+            self.items.append((time.monotonic(), msg))
+
+    def since(self, start: float) -> list[tuple[float, Any]]:
+        with self._lock:
+            return [(t, m) for t, m in self.items if t >= start]
+
+
+def save_vae(path: pathlib.Path) -> pathlib.Path:
+    torch.manual_seed(0)
+    vae = ConvVAE(VAEConfig(image_size=48, latent_dim=4))
+    checkpoints.save_checkpoint(path, {'vae': vae.state_dict()}, {},
+                                dataclasses.asdict(vae.config))
+    return path
+
+
+def start_graph(start_node: Callable, run_dir: pathlib.Path, lockstep: bool) -> dict:
+    """Start the reacher practice graph node by node; return them by executable."""
+    vae = str(save_vae(run_dir.parent / 'vae.safetensors'))
+    overrides = {
+        'vae_encoder': {'vae_checkpoint': vae, 'reconstruction_period_s': 0.0},
+        'goal_scheduler': {'vae_checkpoint': vae, 'episode_length': EPISODE_LENGTH,
+                           'episode_timeout_s': 15.0},
+        'learner': LEARNER,
+        'policy': {'stale_after_s': 0.3},
+    }
+    nodes = {}
+    for spec in graph.practice_graph('reacher', lockstep=lockstep, run_dir=str(run_dir)):
+        nodes[spec.executable] = (spec, lambda spec=spec: start_node(
+            spec.executable, name=spec.name, namespace=spec.namespace,
+            parameters={**spec.parameters, **overrides.get(spec.executable, {})},
+            param_files=spec.param_files, remappings=spec.remappings))
+    return {name: [spec, make(), make] for name, (spec, make) in nodes.items()}
+
+
+def status_of(collector: Any) -> dict:
+    messages = collector.messages
+    return json.loads(messages[-1].data) if messages else {}
+
+
+def kill(node: Any) -> float:
+    node.process.signal_group(signal.SIGKILL)
+    node.wait_exit(10.0)
+    return time.monotonic()
+
+
+def outputs(nodes: dict) -> str:
+    return '\n'.join(entry[1].output[-1500:] for entry in nodes.values())
+
+
+def saved_rows(run_dir: pathlib.Path) -> set[bytes]:
+    """Observation rows in the run directory: the replay file and the newer episode files."""
+    rows: set[bytes] = set()
+    sequence = 0
+    if (run_dir / REPLAY_FILE).is_file():
+        with np.load(run_dir / REPLAY_FILE) as data:
+            frames = min(int(data['frames']), len(data['obs']))
+            rows |= {row.tobytes() for row in data['obs'][:frames].astype(np.float32)}
+            sequence = int(data['learner_episode_sequence'])
+    for file in sorted((run_dir / EPISODES_DIR).glob('*.npz')):
+        if int(file.stem) > sequence:
+            with np.load(file) as data:
+                rows |= {row.tobytes() for row in data['observation'].astype(np.float32)}
+    return rows
+
+
+def test_learner_sigkill_loses_no_finished_episode(ros, start_node, tmp_path):
+    began = time.monotonic()
+    run_dir = tmp_path / 'run'
+    nodes = start_graph(start_node, run_dir, lockstep=True)
+    status = ros.collect(String, '/rig/learner_status', LATCHED_QOS)
+    sent = Stamped()
+    ros.node.create_subscription(Transition, '/rig/transition', sent.callback, TRANSITION_QOS)
+    learner = nodes['learner'][1]
+    # Past a checkpoint, and some episodes after it (only in episode files).
+    assert wait_for(lambda: (run_dir / CHECKPOINT_FILE).is_file()
+                    and status_of(status).get('stored', 0) >= 64, timeout=90.0), (
+        status_of(status), outputs(nodes))
+    # Kill right after a status: the episodes before the learner's current one are stored.
+    count = len(status.messages)
+    assert wait_for(lambda: len(status.messages) > count, timeout=10.0)
+    current = status_of(status)['robots']['robot_0']['episode_id']
+    kill(learner)
+    finished = {(m.robot_id, m.episode_id) for _, m in sent.since(0)
+                if m.episode_end and m.episode_id < current}
+    expected = {np.asarray(m.observation, np.float32).tobytes() for _, m in sent.since(0)
+                if (m.robot_id, m.episode_id) in finished}
+    rows = saved_rows(run_dir)
+    missing = expected - rows
+    assert not missing, f'{len(missing)} of {len(expected)} transitions of finished episodes lost'
+    saved = checkpoints.load_checkpoint(run_dir / CHECKPOINT_FILE)
+    updates = saved.metadata['updates']
+    episode_files = len(list((run_dir / EPISODES_DIR).glob('*.npz')))
+
+    again = start_node('learner', name='learner', namespace='/',
+                       parameters={**nodes['learner'][0].parameters, **LEARNER},
+                       param_files=nodes['learner'][0].param_files)
+    assert wait_for(lambda: 'resumed' in again.output, timeout=30.0), again.output
+    resumed = [line for line in again.output.splitlines() if 'resumed' in line][0]
+    assert f'{updates} updates' in resumed, (resumed, updates)
+    stored_at_resume = int(resumed.split(': ')[-1].split()[0])
+    assert stored_at_resume >= len(expected), (resumed, len(expected))
+    # Training continues from the checkpoint's counter, on new transitions.
+    assert wait_for(lambda: status_of(status).get('updates', 0) > updates
+                    and status_of(status).get('stored', 0) > stored_at_resume,
+                    timeout=40.0), (status_of(status), again.output[-2000:])
+    assert list((run_dir / 'tensorboard').glob('events.out.tfevents.*'))
+    assert 'Traceback' not in again.output
+    print(f'\nlearner drill: {len(finished)} finished episodes ({len(expected)} transitions) '
+          f'kept, {episode_files} episode files after the checkpoint at {updates} updates; '
+          f'{time.monotonic() - began:.1f} s')
+
+
+def moving(commands: list) -> bool:
+    return any(m.twist.linear.x or m.twist.linear.y for _, m in commands)
+
+
+@pytest.mark.parametrize('victim', ['vae_encoder', 'policy'])
+def test_kill_and_restart_stops_the_robot_then_practice_resumes(ros, start_node, tmp_path,
+                                                                victim):
+    began = time.monotonic()
+    nodes = start_graph(start_node, tmp_path / 'run', lockstep=False)
+    commands, states, sent = Stamped(), Stamped(), Stamped()
+    ros.node.create_subscription(TwistStamped, '/robot_0/ee_velocity', commands.callback,
+                                 COMMAND_QOS)
+    ros.node.create_subscription(PointStamped, '/robot_0/robot/state', states.callback,
+                                 COMMAND_QOS)
+    ros.node.create_subscription(Transition, '/rig/transition', sent.callback, TRANSITION_QOS)
+    assert wait_for(lambda: len(sent.since(0)) >= 2 * EPISODE_LENGTH, timeout=90.0), (
+        outputs(nodes))
+    assert moving(commands.since(time.monotonic() - 2.0)), outputs(nodes)
+    killed_at = kill(nodes[victim][1])
+    time.sleep(1.5)
+    if victim == 'vae_encoder':
+        # Stale latents: the policy's last non-zero command comes within 0.3 s (+ a period).
+        after = commands.since(killed_at)
+        last_move = max((t for t, m in after if m.twist.linear.x or m.twist.linear.y),
+                        default=killed_at)
+        stopped_s = last_move - killed_at
+        assert after and stopped_s <= 0.45, (stopped_s, outputs(nodes))
+        assert not moving(commands.since(killed_at + 0.45))
+    else:
+        # No commands at all: the real-time sim's watchdog (0.2 s) holds the hand.
+        hand = [(m.point.x, m.point.y) for _, m in states.since(killed_at + 0.5)]
+        assert len(hand) >= 5 and np.ptp(np.array(hand), axis=0).max() < 1e-3, hand
+        stopped_s = 0.5
+    restarted_at = time.monotonic()
+    nodes[victim][1] = nodes[victim][2]()
+    assert wait_for(lambda: sum(m.robot_id == 'robot_0' for _, m in sent.since(restarted_at))
+                    >= EPISODE_LENGTH, timeout=40.0), outputs(nodes)
+    assert moving(commands.since(restarted_at))
+    assert 'Traceback' not in outputs(nodes)
+    print(f'\n{victim} drill: last non-zero command {stopped_s:.2f} s after the kill, practice '
+          f'resumed {time.monotonic() - restarted_at:.1f} s after the restart; '
+          f'{time.monotonic() - began:.1f} s')
