@@ -123,7 +123,8 @@ def goal_grid(goals: np.ndarray, finals: np.ndarray, path: pathlib.Path, title: 
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     count = len(goals)
-    figure, axes = plt.subplots(2, count, figsize=(1.6 * count + 0.8, 3.6), squeeze=False)
+    figure, axes = plt.subplots(2, count, figsize=(max(6.0, 1.6 * count + 0.8), 3.8),
+                                squeeze=False)
     for index in range(count):
         for row, images in enumerate((goals, finals)):
             axes[row, index].imshow(images[index])
@@ -164,8 +165,8 @@ def report(run_dir: str) -> list[pathlib.Path]:
     if (run / 'eval_frames.npz').is_file():
         with np.load(run / 'eval_frames.npz') as data:
             goal_grid(data['goals'], data['finals'], run / 'goals_vs_reached.png',
-                      f'goal images (top) and final frames (bottom), RL step '
-                      f'{int(data["rl_step"])}')
+                      f'goal images (top), final frames reached (bottom)\n'
+                      f'{run.name}, RL step {int(data["rl_step"])}')
         written.append(run / 'goals_vs_reached.png')
     if not written:
         raise ValueError(f'{run_dir!r} holds no result.json, metrics.jsonl, tensorboard/ or '

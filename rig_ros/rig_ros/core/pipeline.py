@@ -248,13 +248,17 @@ def _evaluation(results: list[dict[str, float]], threshold: float) -> Evaluation
 
 
 def evaluate_rig(env: GoalEnv, agent: GoalConditionedTD3, observer: LatentObserver,
-                 config: PipelineConfig, goal_states: np.ndarray) -> Evaluation:
-    """Reach each goal given as an image (rendered at the goal state), policy without noise."""
+                 config: PipelineConfig, goal_states: np.ndarray,
+                 frames: list | None = None) -> Evaluation:
+    """Reach each goal given as an image (rendered at the goal state), policy without noise.
+
+    frames: if given, gets (goal image, final frame) per goal, raw uint8 RGB (for reports).
+    """
     results = []
     for index, goal_state in enumerate(goal_states):
         env.reset(seed=index)
-        goal_image = observer.image(
-            env.render_goal(goal_state, config.raw_height, config.raw_width))
+        raw_goal = env.render_goal(goal_state, config.raw_height, config.raw_width)
+        goal_image = observer.image(raw_goal)
         goal = observer.encode(goal_image[None])[0]
         latent = {}
 
@@ -264,6 +268,8 @@ def evaluate_rig(env: GoalEnv, agent: GoalConditionedTD3, observer: LatentObserv
         results.append(rollout_to_goal(
             env, lambda: agent.act(latent['z'], goal, explore=False), config.episode_length,
             goal_state, reset_seed=index, before_step=observe))
+        if frames is not None:
+            frames.append((raw_goal, env.render(config.raw_height, config.raw_width)))
     return _evaluation(results, config.success_threshold_m)
 
 
@@ -457,7 +463,13 @@ class RigPipeline:
         goal_states = evaluation_goals(env, config.eval_goals, config.seed)
 
         def evaluate(at_step: int) -> None:
-            result = evaluate_rig(env, agent, observer, config, goal_states)
+            frames: list = []
+            result = evaluate_rig(env, agent, observer, config, goal_states, frames)
+            # The latest evaluation's goal images and final frames, for `rig report`.
+            tmp = self.run_dir / 'eval_frames.tmp.npz'
+            np.savez_compressed(tmp, goals=np.stack([g for g, _ in frames]),
+                                finals=np.stack([f for _, f in frames]), rl_step=at_step)
+            os.replace(tmp, self.run_dir / 'eval_frames.npz')
             point = {'stage': 'eval', 'rl_step': at_step,
                      'env_steps_total': at_step + config.collect_images,
                      **result.summary('rig'), 'rig_hand_distances': result.hand_distance,

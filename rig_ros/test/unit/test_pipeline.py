@@ -53,6 +53,9 @@ def test_pipeline_writes_every_stage_and_a_learning_curve(sim, tmp_path):
     assert set(result['stage_wall_s']) == {'collect', 'pretrain', 'practice'}
     with np.load(tmp_path / 'images.npz') as data:
         assert data['images'].shape == (120, 48, 48, 3)
+    with np.load(tmp_path / 'eval_frames.npz') as data:  # for `rig report`'s goal grid
+        assert data['goals'].shape == data['finals'].shape and len(data['goals']) == 2
+        assert int(data['rl_step']) == 120
 
 
 def test_interrupted_practice_resumes_from_its_checkpoint(sim, tmp_path):
