@@ -15,6 +15,7 @@ import sys
 import time
 
 import numpy as np
+import torch
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / 'rig_ros'))
@@ -47,20 +48,34 @@ def pusher_config(seed: int, quick: bool, rl_steps: int) -> PipelineConfig:
 
 
 def run_task(config: PipelineConfig, run_dir: pathlib.Path) -> dict:
-    """RIG, the oracle and a random policy on the same evaluation goals of one seed."""
+    """RIG, the oracle and a random policy on the same evaluation goals of one seed.
+
+    A seed whose figures are already in its run directory (same configuration: the pipeline
+    refuses another) is read back, not run again; an interrupted one resumes.
+    """
+    figures_path = run_dir / 'bench_seed.json'
+    if figures_path.exists():
+        return json.loads(figures_path.read_text())
+    finished = run_dir / 'result.json'
+    earlier = json.loads(finished.read_text()) if finished.exists() else None
     sim = SawyerSim(SawyerSimConfig(task=config.task, seed=config.seed))
     try:
         start = time.perf_counter()
         rig = RigPipeline(sim, config, run_dir).run()
         pipeline_wall_s = time.perf_counter() - start
+        if earlier is not None and earlier['rl_step'] == config.rl_steps:
+            # Finished before (e.g. by an interrupted benchmark): keep that run's timing.
+            rig['stage_wall_s'], pipeline_wall_s = earlier['stage_wall_s'], earlier['wall_s']
         goals = evaluation_goals(sim, config.eval_goals, config.seed)
         oracle = oracle_figures(sim, config, goals)
         random = evaluate_random(sim, config, goals)
     finally:
         sim.close()
-    return {'rig': rig, 'oracle': oracle, 'random': random.summary('random'),
-            'random_hand_distances': random.hand_distance,
-            'pipeline_wall_s': pipeline_wall_s}
+    figures = {'rig': rig, 'oracle': oracle, 'random': random.summary('random'),
+               'random_hand_distances': random.hand_distance,
+               'pipeline_wall_s': pipeline_wall_s}
+    figures_path.write_text(json.dumps(figures))
+    return figures
 
 
 def pooled(results: list[dict], key: str, curve_index: int = -1) -> np.ndarray:
@@ -77,6 +92,8 @@ def main() -> int:
     parser.add_argument('--skip-pusher', action='store_true')
     parser.add_argument('--out', default=str(ROOT / 'runs' / 'bench_learning'))
     args = parser.parse_args()
+    # One thread: two threads spin against each other and everything else on a busy 2-core box.
+    torch.set_num_threads(1)
     out = pathlib.Path(args.out) / ('quick' if args.quick else 'full')
     out.mkdir(parents=True, exist_ok=True)
 
