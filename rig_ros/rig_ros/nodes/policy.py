@@ -25,6 +25,7 @@ from typing import Any, Optional, Sequence
 
 from geometry_msgs.msg import TwistStamped
 import numpy as np
+from rclpy.duration import Duration
 from rclpy.node import Node
 from rclpy.time import Time
 from std_srvs.srv import SetBool
@@ -43,6 +44,7 @@ from rig_ros.nodes.log_limits import KeyedThrottle, suffix
 from rig_ros.nodes.params import declare_config
 
 LOG_REPEAT_S = 5.0
+SHUTDOWN_ACK_S = 0.5  # wait for the final zero command to be acknowledged
 KNOWN_MODELS = (POLICY_MODEL, 'vae')  # models broadcast on rig/weights
 ROUTINE_REASONS = ('episode over', 'latent older than the episode')
 
@@ -210,9 +212,12 @@ class PolicyNode(Node):
         return msg
 
     def on_shutdown(self) -> None:
-        """Stop the robot: a zero command before the node goes away."""
+        """Stop the robot: a zero command, acknowledged by the driver, before the node goes."""
         self.runtime.set_active(False)
         self.publish_velocity(np.zeros(self.config.action_dim, np.float32))
+        # Destroying the node at once can drop the command before it is sent (seen in
+        # test_fake_sawyer_practice): the robot would keep the last velocity until its watchdog.
+        self._velocity_publisher.wait_for_all_acked(Duration(seconds=SHUTDOWN_ACK_S))
 
 
 def main(args: Optional[Sequence[str]] = None) -> int:

@@ -27,8 +27,10 @@ from typing import Any, Optional, Sequence
 from geometry_msgs.msg import PointStamped, TwistStamped
 import numpy as np
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.duration import Duration
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
+from rclpy.publisher import Publisher
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Header
 from std_srvs.srv import SetBool, Trigger
@@ -49,6 +51,7 @@ ACTIVATE_SERVICE = 'driver/activate'
 STOP_SERVICE = 'driver/stop'
 BASE_FRAME = 'base'
 THROTTLE_S = 5.0
+SHUTDOWN_ACK_S = 0.5  # wait for the final zeros to be acknowledged (bridge backend)
 
 
 class SawyerDriverNode(Node):
@@ -71,6 +74,8 @@ class SawyerDriverNode(Node):
         self._services_group = ReentrantCallbackGroup()
         self._rejected = 0
         self._reason = ''
+        self._closed = False  # on_shutdown ran: no more commands
+        self._command_publisher: Optional[Publisher] = None
         self.backend = self._make_backend(bridge)
 
         self._state_publisher = self.create_publisher(PointStamped, ROBOT_STATE_TOPIC, ARM_QOS)
@@ -128,6 +133,7 @@ class SawyerDriverNode(Node):
         msg = self._topics.command_message(payload)
         if hasattr(msg, 'header'):
             msg.header.stamp = self.get_clock().now().to_msg()
+        assert self._command_publisher is not None
         self._command_publisher.publish(msg)
 
     # -- inputs
@@ -177,9 +183,11 @@ class SawyerDriverNode(Node):
             if self.config.backend == 'intera' and q is not None:
                 self.driver.state_received(now)  # Limb keeps the latest state itself
             result = self.driver.tick(q, now)
-        if result.joint_velocities is not None:
-            self.backend.set_joint_velocities(
-                dict(zip(self.backend.joint_names, result.joint_velocities.tolist())))
+            # Sent under the lock: a tick still running on an executor thread at shutdown
+            # cannot send after on_shutdown's zeros.
+            if result.joint_velocities is not None and not self._closed:
+                self.backend.set_joint_velocities(
+                    dict(zip(self.backend.joint_names, result.joint_velocities.tolist())))
         if result.tool is not None:
             state = PointStamped(header=Header(stamp=self.get_clock().now().to_msg(),
                                                frame_id=BASE_FRAME))
@@ -239,9 +247,14 @@ class SawyerDriverNode(Node):
         return response
 
     def on_shutdown(self) -> None:
-        """Send zero joint velocities once on the way out."""
-        if self.backend.joint_angles() is not None:
-            self.backend.stop()
+        """Send zero joint velocities once on the way out, the last command sent."""
+        with self._lock:
+            self._closed = True
+            self.driver.stop(time.monotonic())
+            if self.backend.joint_angles() is not None:
+                self.backend.stop()
+        if self._command_publisher is not None:  # bridge: delivered before the node goes
+            self._command_publisher.wait_for_all_acked(Duration(seconds=SHUTDOWN_ACK_S))
 
 
 def _init_rospy() -> None:

@@ -1,0 +1,252 @@
+"""The whole practice graph on the fake Sawyer (the `sim=False` path), end to end.
+
+`fake_sawyer` stands where intera would be (its topics at intera's names, stand-in message
+types, a synthetic head camera); the graph is `practice_graph(sim=False)` as `rig practice
+--no-sim` runs it (GraphRunner, real time: a sawyer_driver, camera_pipeline, vae_encoder,
+policy and goal_scheduler in robot_0, the learner), on its own ROS_DOMAIN_ID, with small
+settings and a smaller safety box from a parameter file written here, and an untrained VAE
+checkpoint that the learner serves (`vae_checkpoint`) to the encoder and the scheduler. The
+driver's camera relay feeds the pipeline (no remapping). The test activates the driver and
+then the policy through their SetBool services, as an operator would.
+
+Asserted within bounded waits: nothing moves before activation; the learner stores the robot's
+transitions; policy weights versions advance and the policy acts with them; every episode
+starts after a reset through the driver (joint error < RESET_TOLERANCE_RAD when the goal
+goes out); the arm moves during practice and the tool (forward kinematics of the fake's joint
+states) stays inside the driver's box throughout; a clean stop (exit codes, no tracebacks,
+zero velocity and zero joint commands last, the arm still afterwards).
+"""
+
+import dataclasses
+import importlib.util
+import io
+import json
+import pathlib
+import time
+from typing import Iterator
+
+from geometry_msgs.msg import TwistStamped
+import numpy as np
+import pytest
+from sensor_msgs.msg import JointState
+from std_msgs.msg import String
+from std_srvs.srv import SetBool
+import torch
+import yaml
+
+from rig_msgs.msg import Goal, LatentState, Transition, Weights
+from rig_ros import graph
+from rig_ros.core.checkpoints import save_checkpoint
+from rig_ros.core.vae import ConvVAE, VAEConfig
+from rig_ros.nodes.image_msgs import (
+    COMMAND_QOS, LATCHED_QOS, SENSOR_QOS, TRANSITION_QOS, WEIGHTS_QOS)
+from rig_ros.nodes.intera_msgs import ARM_QOS, STANDIN_SUFFIX
+from rig_ros.robot.backends import JOINT_COMMAND_TOPIC, JOINT_STATES_TOPIC
+from rig_ros.robot.kinematics import JOINT_NAMES, SawyerKinematics
+from rig_ros.runner import GraphRunner
+
+ROBOT = 'robot_0'
+DEADLINE_S = 90.0  # start (torch imports in 6 processes) + practice, on a loaded 2-core box
+SERVICE_TIMEOUT_S = 30.0
+EPISODE_LENGTH = 20
+EPISODES = 3  # goals (each after a reset) to see
+STORED = 40  # transitions the learner must have stored from the robot
+TOOL_OFFSET_M = 0.12  # config/sawyer_reacher.yaml
+# A box smaller than config/sawyer_reacher.yaml's, so that exploration meets its walls.
+BOX_LOW = (0.55, -0.06, 0.05)
+BOX_HIGH = (0.65, 0.06, 0.3)
+RESET = np.array([-0.297, -1.0206, 0.0393, 1.7965, -0.0288, 0.7954, 3.0729])  # the config's
+RESET_TOLERANCE_RAD = 0.02  # the driver answers within reset_tolerance_rad (0.01)
+STILL_RAD = 1e-4  # the arm after the stop: intera holds position
+
+
+def _load_harness():
+    """Load the node tests' harness (isolated domains, an in-test node) by path."""
+    path = pathlib.Path(__file__).resolve().parents[1] / 'nodes' / 'conftest.py'
+    spec = importlib.util.spec_from_file_location('rig_ros_node_harness', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+harness = _load_harness()
+ros_domain_id = harness.ros_domain_id
+ros = harness.ros
+start_node = harness.start_node
+
+
+def practice_params(tmp_path: pathlib.Path) -> pathlib.Path:
+    """Write an untrained VAE and a parameter file for a small real-time practice run."""
+    torch.manual_seed(0)
+    vae = ConvVAE(VAEConfig(image_size=48, latent_dim=4))
+    checkpoint = tmp_path / 'vae.safetensors'
+    save_checkpoint(checkpoint, {'vae': vae.state_dict()}, {}, dataclasses.asdict(vae.config))
+    params = {
+        '/**/sawyer_driver': {'ros__parameters': {
+            'bridge': {'message_types': 'standin'},
+            'safety': {'box_low': list(BOX_LOW), 'box_high': list(BOX_HIGH)}}},
+        '/**/goal_scheduler': {'ros__parameters': {
+            'episode_length': EPISODE_LENGTH, 'retry_period_s': 0.5}},
+        '/**/learner': {'ros__parameters': {
+            'vae_checkpoint': str(checkpoint), 'replay_capacity': 5000, 'broadcast_every': 10,
+            'checkpoint_every': 0, 'status_period_s': 0.5,
+            'td3': {'learning_starts': 10, 'updates_per_step': 1, 'batch_size': 16,
+                    'hidden_sizes': [32, 32]}}},
+    }
+    path = tmp_path / 'fake_sawyer_practice.yaml'
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+def stamp_s(msg) -> float:
+    """Return a message's header stamp in seconds."""
+    return msg.header.stamp.sec + 1e-9 * msg.header.stamp.nanosec
+
+
+def joint_angles(msg: JointState) -> np.ndarray:
+    """Return the arm's joint angles of an intera joint state (head_pan and all)."""
+    names = list(msg.name)
+    return np.array([msg.position[names.index(name)] for name in JOINT_NAMES])
+
+
+@pytest.fixture
+def practice(ros, start_node, tmp_path) -> Iterator[tuple[GraphRunner, io.StringIO, object]]:
+    """Start the fake Sawyer and the sim=False practice graph; stop the graph at the end."""
+    fake = start_node('fake_sawyer', parameters={'message_types': 'standin'})
+    specs = graph.practice_graph(sim=False, params_file=str(practice_params(tmp_path)),
+                                 run_dir=str(tmp_path / 'run'), lockstep=False)
+    assert sorted(spec.fully_qualified_name for spec in specs) == [
+        '/learner', f'/{ROBOT}/camera_pipeline', f'/{ROBOT}/goal_scheduler', f'/{ROBOT}/policy',
+        f'/{ROBOT}/sawyer_driver', f'/{ROBOT}/vae_encoder']
+    output = io.StringIO()
+    runner = GraphRunner(specs, output=output, sigint_timeout=15.0)
+    runner.start()
+    try:
+        yield runner, output, fake
+    finally:
+        runner.stop()
+
+
+@pytest.mark.slow
+def test_practice_graph_on_the_fake_sawyer(ros, practice):
+    runner, output, fake = practice
+    began = time.monotonic()
+    kinematics = SawyerKinematics(tool_offset_m=TOOL_OFFSET_M)
+    joints = ros.collect(JointState, JOINT_STATES_TOPIC, ARM_QOS)
+    joint_commands = ros.collect(JointState, JOINT_COMMAND_TOPIC + STANDIN_SUFFIX, ARM_QOS)
+    velocities = ros.collect(TwistStamped, f'/{ROBOT}/ee_velocity', COMMAND_QOS)
+    latents = ros.collect(LatentState, f'/{ROBOT}/rig/latent', SENSOR_QOS)
+    goals = ros.collect(Goal, f'/{ROBOT}/rig/goal', LATCHED_QOS)
+    status = ros.collect(String, '/rig/learner_status', LATCHED_QOS)
+    weights = ros.collect(Weights, '/rig/weights', WEIGHTS_QOS)
+    transitions = ros.collect(Transition, '/rig/transition', TRANSITION_QOS)
+    clients = {name: ros.node.create_client(SetBool, f'/{ROBOT}/{name}')
+               for name in ('driver/activate', 'policy/activate')}
+
+    def report() -> str:
+        return (f'status {latest()}\n[fake_sawyer]\n{fake.output[-2000:]}\n'
+                f'{output.getvalue()[-8000:]}')
+
+    def latest() -> dict:
+        messages = status.messages
+        return json.loads(messages[-1].data) if messages else {}
+
+    def alive() -> bool:
+        return runner.wait(timeout=0.0) is None and fake.returncode is None
+
+    def wait(predicate, timeout: float) -> bool:
+        return harness.wait_for(lambda: predicate() or not alive(),
+                                timeout=timeout, interval=0.1) and alive()
+
+    def activate(name: str) -> None:
+        client = clients[name]
+        assert client.wait_for_service(timeout_sec=SERVICE_TIMEOUT_S), report()
+        future = client.call_async(SetBool.Request(data=True))
+        assert harness.wait_for(future.done, timeout=SERVICE_TIMEOUT_S), report()
+        assert future.result().success, report()
+
+    # Before activation: the whole graph runs (latents flow, the learner serves the VAE, the
+    # scheduler's resets are refused), and nothing moves.
+    assert wait(lambda: joints.messages and latents.messages and status.messages
+                and 'reset refused' in output.getvalue(), DEADLINE_S), report()
+    before = np.array([joint_angles(m) for m in joints.messages])
+    assert np.max(np.abs(before - before[0])) < 1e-9, report()
+    assert all(not any(m.velocity) for m in joint_commands.messages), report()
+    assert not goals.messages, report()  # no episode without a reset
+    ready_s = time.monotonic() - began
+
+    # The operator's order: the driver, then the policy (a real robot's policy starts inactive).
+    activate('driver/activate')
+    activated = time.monotonic()
+    activate('policy/activate')
+
+    def acted_with_weights() -> bool:
+        return any(m.policy_version >= 1 for m in transitions.messages)
+
+    def done() -> bool:
+        robot = latest().get('robots', {}).get(ROBOT, {})
+        return (robot.get('stored', 0) >= STORED and latest().get('weights_version', 0) >= 2
+                and acted_with_weights() and len(goals.messages) >= EPISODES)
+
+    assert wait(done, DEADLINE_S - (activated - began)), report()
+    practice_s = time.monotonic() - activated
+    final = latest()
+    for key in ('invalid', 'duplicate', 'out_of_order'):
+        assert final[key] == 0, report()
+    assert final['robots'][ROBOT]['stored'] >= STORED, report()
+    # Weights versions advance, in order, and the policy loads them and acts with them.
+    versions = [m.version for m in weights.messages if m.model_name == 'policy']
+    assert versions and versions == sorted(versions) and versions[-1] >= 2, report()
+    assert any(line.startswith(f'[{ROBOT}/policy]') and 'policy weights version' in line
+               and line.endswith('loaded') for line in output.getvalue().splitlines()), report()
+
+    # Every episode starts at the reset pose: the joint state at the goal's stamp (taken after
+    # the driver answered robot/reset).
+    last_goal_s = stamp_s(goals.messages[-1])
+    assert harness.wait_for(lambda: stamp_s(joints.messages[-1]) > last_goal_s + 0.2,
+                            timeout=10.0), report()
+    states = joints.messages
+    times = np.array([stamp_s(m) for m in states])
+    q = np.array([joint_angles(m) for m in states])
+    tool = np.array([kinematics.forward(angles).position for angles in q])
+    episode_goals = [m for m in goals.messages if m.source == 'prior']
+    assert len(episode_goals) >= EPISODES, report()
+    errors = []
+    for goal in episode_goals:
+        index = int(np.searchsorted(times, stamp_s(goal)))
+        assert index < len(states), report()
+        errors.append(float(np.max(np.abs(q[index] - RESET))))
+    assert max(errors) < RESET_TOLERANCE_RAD, (errors, report())
+
+    # Practice moves the arm away from the reset pose; the tool never leaves the box.
+    practising = times >= stamp_s(episode_goals[0])
+    reset_tool = kinematics.forward(RESET).position
+    moved = float(np.max(np.linalg.norm(tool[practising] - reset_tool, axis=1)))
+    assert moved > 0.02, report()
+    inside = tool[practising]
+    assert np.all(inside >= BOX_LOW) and np.all(inside <= BOX_HIGH), (
+        inside.min(axis=0), inside.max(axis=0), report())
+    closest = float(np.min(np.r_[inside - BOX_LOW, BOX_HIGH - inside]))
+    assert closest < 0.02, report()  # exploration reached the walls: the box was tested
+
+    # A clean stop: every node exits by itself, zero commands go out last, the arm holds.
+    assert alive(), report()
+    stopping = time.monotonic()
+    code = runner.stop()
+    stop_s = time.monotonic() - stopping
+    assert code == 0, (runner.exit_codes, report())
+    assert 'Traceback' not in output.getvalue(), report()
+    assert harness.wait_for(lambda: len(joints.messages) > len(states) + 50, timeout=10.0)
+    last_velocity = velocities.messages[-1].twist.linear
+    assert (last_velocity.x, last_velocity.y, last_velocity.z) == (0.0, 0.0, 0.0), report()
+    assert not any(joint_commands.messages[-1].velocity), (
+        [(stamp_s(m), any(m.velocity)) for m in joint_commands.messages[-6:]], stopping, report())
+    time.sleep(0.5)  # past intera's command timeout (0.2 s)
+    after = np.array([joint_angles(m) for m in joints.messages[-50:]])
+    assert np.max(np.abs(after - after[0])) < STILL_RAD, report()
+    assert fake.returncode is None and 'Traceback' not in fake.output, report()
+    print(f'fake Sawyer practice: ready {ready_s:.1f} s, practice {practice_s:.1f} s: '
+          f'{final["robots"][ROBOT]["stored"]} transitions stored, weights '
+          f'v{final["weights_version"]}, {len(episode_goals)} episodes, reset joint error '
+          f'max {max(errors):.4f} rad, tool moved up to {moved:.3f} m, closest to a wall '
+          f'{closest:.4f} m, {len(joint_commands.messages)} joint commands; stop {stop_s:.1f} s')
