@@ -1,7 +1,9 @@
 """The state-based oracle: the same TD3 with HER relabeling, on ground-truth state.
 
 It sees what RIG must infer from pixels (hand and puck positions), so it bounds what the
-latent-space agent can reach with the same budget, goals and network.
+latent-space agent can reach with the same budget, goals and network. States are standardised
+with the goal distribution's mean and spread, so observations and rewards have the scale a
+VAE latent has (raw metres give rewards of a few centimetres, which TD3 learns poorly).
 """
 
 from __future__ import annotations
@@ -19,7 +21,21 @@ from rig_ros.core.rewards import euclidean_latent_reward
 from rig_ros.core.td3 import GoalConditionedTD3
 
 
-def train_oracle(env: GoalEnv, config: PipelineConfig,
+class StateScaler:
+    """Standardises states with the mean and spread of the task's goal distribution."""
+
+    def __init__(self, env: GoalEnv, samples: int = 2000, seed: int = 0) -> None:
+        rng = np.random.default_rng(seed)
+        goals = np.stack([env.sample_goal_state(rng) for _ in range(samples)])
+        self.mean = goals.mean(axis=0)
+        self.scale = np.maximum(goals.std(axis=0), 1e-3)  # fixed coordinates stay finite
+
+    def __call__(self, state: np.ndarray) -> np.ndarray:
+        """Return the standardised state."""
+        return ((np.asarray(state) - self.mean) / self.scale).astype(np.float32)
+
+
+def train_oracle(env: GoalEnv, config: PipelineConfig, scaler: StateScaler,
                  progress: bool = True) -> tuple[GoalConditionedTD3, float]:
     """Practise on true state with goals from the task's goal space; returns (agent, wall s)."""
     rng = np.random.default_rng(config.seed + 2)
@@ -27,26 +43,27 @@ def train_oracle(env: GoalEnv, config: PipelineConfig,
     agent = make_agent(config, state_dim, state_dim, env.action_dim)
 
     def goal_space(count: int) -> np.ndarray:
-        return np.stack([env.sample_goal_state(rng) for _ in range(count)]).astype(np.float32)
+        return np.stack([scaler(env.sample_goal_state(rng)) for _ in range(count)])
 
     buffer = GoalReplayBuffer(
         capacity=config.replay_capacity, obs_dim=state_dim, goal_dim=state_dim,
         action_dim=env.action_dim, reward_fn=euclidean_latent_reward,
         prior_goal_sampler=goal_space, relabel=config.relabel, rng=config.seed)
     start = time.perf_counter()
-    practice_loop(env, agent, buffer, lambda: (env.state_vector(), None),
+    practice_loop(env, agent, buffer, lambda: (scaler(env.state_vector()), None),
                   lambda: goal_space(1)[0], config, rng, 0, lambda step: None,
                   progress=progress)
     return agent, time.perf_counter() - start
 
 
 def evaluate_oracle(env: GoalEnv, agent: GoalConditionedTD3, config: PipelineConfig,
-                    goal_states: np.ndarray) -> Evaluation:
+                    scaler: StateScaler, goal_states: np.ndarray) -> Evaluation:
     """Reach each goal state from the true state, policy without noise."""
     results = []
     for index, goal_state in enumerate(goal_states):
+        goal = scaler(goal_state)
         results.append(rollout_to_goal(
-            env, lambda: agent.act(env.state_vector(), goal_state, explore=False),
+            env, lambda: agent.act(scaler(env.state_vector()), goal, explore=False),
             config.episode_length, goal_state, reset_seed=index))
     return _evaluation(results, config.success_threshold_m)
 
@@ -54,6 +71,7 @@ def evaluate_oracle(env: GoalEnv, agent: GoalConditionedTD3, config: PipelineCon
 def oracle_figures(env: GoalEnv, config: PipelineConfig, goal_states: np.ndarray,
                    progress: bool = True) -> dict[str, Any]:
     """Train and evaluate the oracle; figures keyed `oracle_*`."""
-    agent, wall_s = train_oracle(env, config, progress)
-    return {**evaluate_oracle(env, agent, config, goal_states).summary('oracle'),
+    scaler = StateScaler(env, seed=config.seed)
+    agent, wall_s = train_oracle(env, config, scaler, progress)
+    return {**evaluate_oracle(env, agent, config, scaler, goal_states).summary('oracle'),
             'oracle_wall_s': wall_s}
