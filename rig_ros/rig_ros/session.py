@@ -40,6 +40,8 @@ from rig_ros.graph import NodeSpec
 
 STATUS_LOG = 'practice_status.jsonl'
 SESSION_PARAMS = 'session_params.yaml'
+STATUS_PERIOD_S = 0.5  # the learner's status period in a session (the budget's resolution)
+QUIET_S = 2.5  # the learner's step count standing still this long: no more steps are coming
 
 
 class SessionError(RuntimeError):
@@ -173,6 +175,7 @@ class Session:
         self.stage_wall_s: dict[str, float] = {}
         self.curve: list[dict[str, Any]] = []
         self.practice_wall_s = 0.0
+        self.policy_versions: set[int] = set()  # weights versions the policies acted with
 
     # Stage 1.
 
@@ -208,7 +211,7 @@ class Session:
         """Write the graph's parameter file: the user's, then the session's settings."""
         config = self.config
         learner = {'vae_checkpoint': vae_checkpoint, 'broadcast_every': config.broadcast_every,
-                   'status_period_s': 1.0, 'td3': {
+                   'status_period_s': STATUS_PERIOD_S, 'td3': {
                        'learning_starts': config.learning_starts,
                        'updates_per_step': config.updates_per_step,
                        'batch_size': config.batch_size}}
@@ -262,26 +265,30 @@ class Session:
             operator = self._operator(runner, log_name)
             first = operator.wait(operator.learner_status, config.startup_timeout_s,
                                   'the learner status')
-            done_before = first.get('received', 0)
-            if done_before >= until_steps:
-                self.log(f'practice: {done_before} steps already done')
+            if first.get('received', 0) >= until_steps:
+                self.log(f"practice: {first.get('received')} steps already done")
                 return first
-            self.log(f'practice: from step {done_before} to {until_steps} through the graph')
+            self.log(f'practice: to step {until_steps} through the graph')
             operator.wait_ready(config.startup_timeout_s)
-            self._watch_practice(operator, until_steps - done_before, start)
+            self._watch_practice(operator, until_steps, start)
             for robot in range(config.robots):
                 operator.set_active(robot, False)
-            status = (self._catch_up(operator, done_before) if config.catch_up
+            status = (self._catch_up(operator) if config.catch_up
                       else operator.learner_status())
         finally:
             if operator is not None:
+                self.policy_versions |= operator.policy_versions
                 operator.close()
             self._stop(runner, stream, log_name)
             self.practice_wall_s += time.perf_counter() - start
             self.stage_wall_s['practice'] = self.practice_wall_s
         return status
 
-    def _watch_practice(self, operator: Any, steps: int, start: float) -> None:
+    def _watch_practice(self, operator: Any, until_steps: int, start: float) -> None:
+        """Return once the learner has received `until_steps` steps (its status counter).
+
+        The status comes every `status_period_s`: the robots overshoot by up to that long.
+        """
         last_count, last_change = 0, time.monotonic()
         startup_deadline = time.monotonic() + self.config.startup_timeout_s
         next_log = 0.0
@@ -297,7 +304,8 @@ class Session:
                     raise SessionError(f'practice stalled at {count} steps; see '
                                        f'{self.run_dir / "graph_practice.log"}')
                 status = operator.learner_status()
-                if now >= next_log or count >= steps:
+                done = status.get('received', 0) >= until_steps
+                if now >= next_log or done:
                     next_log = now + 10.0
                     status_log.write(json.dumps({'wall_s': time.perf_counter() - start,
                                                  'steps_seen': count, **status}) + '\n')
@@ -307,31 +315,36 @@ class Session:
                                  f"{status.get('updates', 0)} updates "
                                  f"({status.get('updates_behind', 0)} behind), weights "
                                  f"v{status.get('weights_version', 0)}")
-                if count >= steps:
+                if done:
                     return
                 operator.check()
                 time.sleep(0.2)
 
-    def _catch_up(self, operator: Any, done_before: int) -> dict[str, Any]:
-        """Wait until the learner got every step sent and has paid the updates it owes.
+    def _catch_up(self, operator: Any) -> dict[str, Any]:
+        """Wait until the learner has every step that will come and paid the updates owed.
 
-        Steps of the episodes the switch-off cut are stored (and owed) only at shutdown:
-        fewer than an episode per robot.
+        Done when its `received` count has stood still for QUIET_S and nothing is owed. (A
+        learner may miss the first steps of a run, sent before it subscribed: it counts them
+        as a gap, so the operator's own count is no target.) Steps of the episodes the
+        switch-off cut are stored (and owed) only at shutdown: fewer than an episode per robot.
         """
-        time.sleep(0.5)  # the last transitions are on their way
-        sent = operator.transitions_seen()
+        quiet: dict[str, Any] = {'received': -1, 'since': 0.0}
 
         def caught_up() -> Optional[dict[str, Any]]:
             status = operator.learner_status()
-            if (not status or status.get('received', 0) < done_before + sent
-                    or status.get('updates_behind', 1) > 0):
+            now = time.monotonic()
+            if status.get('received') != quiet['received']:
+                quiet.update(received=status.get('received'), since=now)
+                return None
+            if now - quiet['since'] < QUIET_S or status.get('updates_behind', 1) > 0:
                 return None
             return status
         start = time.perf_counter()
         status = operator.wait(caught_up, self.config.catch_up_timeout_s,
                                'the learner catching up')
-        self.log(f'practice: {sent} steps sent this run; learner caught up in '
-                 f"{time.perf_counter() - start:.0f} s at {status.get('updates')} updates")
+        self.log(f'practice: {operator.transitions_seen()} steps sent this run; the learner '
+                 f"caught up in {time.perf_counter() - start:.0f} s at {status.get('received')}"
+                 f" steps, {status.get('updates')} updates")
         return status
 
     # Stage 3.
