@@ -1,0 +1,73 @@
+"""The session's pure parts: budgets, distances, parameter merging, spec overrides, CLI."""
+
+import numpy as np
+import pytest
+import yaml
+
+from rig_ros import cli, graph
+from rig_ros.session import (
+    config_from_args, evaluation_summary, merged_params, SessionConfig, state_distances,
+    with_parameters)
+
+
+def test_evaluation_points_end_at_the_budget():
+    assert SessionConfig(steps=1000).checkpoints() == [1000]
+    assert SessionConfig(steps=1000, eval_every=400).checkpoints() == [400, 800, 1000]
+    assert SessionConfig(steps=1000, eval_every=1000).checkpoints() == [1000]
+
+
+@pytest.mark.parametrize('field, value', [('steps', 0), ('eval_goals', 0),
+                                          ('learning_starts', -1), ('task', 'juggler')])
+def test_bad_settings_name_themselves(field, value):
+    with pytest.raises(ValueError, match=field if field != 'task' else 'task'):
+        SessionConfig(**{field: value})
+
+
+def test_state_distances_match_the_sim():
+    assert state_distances(np.array([0.0, 0.1]), np.array([0.0, 0.2])) == pytest.approx(
+        {'hand_distance': 0.1})
+    pusher = state_distances(np.array([0, 0, 0.1, 0.1]), np.array([0, 0, 0.1, 0.4]))
+    assert pusher == pytest.approx({'hand_distance': 0.0, 'puck_distance': 0.3})
+
+
+def test_evaluation_summary_has_the_pipeline_keys():
+    results = [{'hand_distance': d, 'initial_hand_distance': 0.2} for d in (0.01, 0.03, 0.2)]
+    summary = evaluation_summary(results, 0.05)
+    assert summary['rig_success_rate'] == pytest.approx(2 / 3)
+    assert summary['rig_final_hand_distance_median'] == pytest.approx(0.03)
+    assert summary['initial_hand_distances'] == [0.2] * 3
+
+
+def test_session_settings_win_over_the_users_and_keep_the_rest(tmp_path):
+    user = tmp_path / 'user.yaml'
+    user.write_text(yaml.safe_dump({'/**/learner': {'ros__parameters': {
+        'td3': {'hidden_sizes': [64, 64], 'learning_starts': 7}, 'replay_capacity': 500}}}))
+    merged = merged_params(str(user), {'/**/learner': {'ros__parameters': {
+        'td3': {'learning_starts': 100}}}})
+    learner = merged['/**/learner']['ros__parameters']
+    assert learner == {'td3': {'hidden_sizes': [64, 64], 'learning_starts': 100},
+                       'replay_capacity': 500}
+
+
+def test_evaluation_policy_reports_its_steps():
+    specs = with_parameters(graph.reach_graph(), graph.POLICY, publish_transitions=True)
+    policy = next(spec for spec in specs if spec.executable == graph.POLICY)
+    assert policy.parameters['publish_transitions'] is True
+    assert policy.parameters['explore'] is False
+    others = [spec for spec in specs if spec.executable != graph.POLICY]
+    assert all('publish_transitions' not in spec.parameters for spec in others)
+
+
+def test_cli_practice_with_steps_builds_a_session():
+    args = cli.build_parser().parse_args(
+        ['practice', '--steps', '500', '--run-dir', 'x', '--eval-goals', '4', '--seed', '3'])
+    config = config_from_args(args)
+    assert (config.steps, config.eval_goals, config.seed, config.task) == (500, 4, 3, 'reacher')
+    assert cli.build_parser().parse_args(['practice']).steps is None  # the graph until Ctrl-C
+
+
+def test_cli_demo_runs_the_graph_unless_in_process():
+    parser = cli.build_parser()
+    assert parser.parse_args(['demo']).in_process is False
+    assert parser.parse_args(['demo', '--graph']).in_process is False
+    assert parser.parse_args(['demo', '--in-process']).in_process is True
