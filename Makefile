@@ -9,7 +9,8 @@ setup:
 	@bash scripts/setup.sh
 
 demo: setup
-	@$(ENV) python -m rig_ros.cli demo --run-dir $(RUN_DIR)
+	@$(ENV) ROS_AUTOMATIC_DISCOVERY_RANGE=$${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST} \
+		python -m rig_ros.cli demo --graph --run-dir $(RUN_DIR)
 
 test: setup
 	@$(ENV) python -m pytest rig_ros/test -q
