@@ -391,14 +391,19 @@ class Session:
         params_file = self.params_file(vae)
         goal_states = self.goal_states()
         status: dict[str, Any] = {}
+        done = self.finished_evaluations()
         for until in config.checkpoints():
+            if until in done:  # a resumed session: this evaluation is in metrics.jsonl
+                self.curve.append(done[until])
+                continue
             status = self.practise(until, params_file)
             self.log(f'evaluating {len(goal_states)} goal images through the graph')
             results = self.evaluate(str(self.run_dir), params_file, goal_states)
-            point = {'stage': 'eval', 'rl_step': int(status.get('received', until)),
+            point = {'stage': 'eval', 'target_steps': until,
+                     'rl_step': int(status.get('received', until)),
                      'env_steps_total': int(status.get('received', until)) + (
                          0 if config.vae_checkpoint else config.collect_images),
-                     'updates': status.get('updates'),
+                     'updates': status.get('updates'), 'learner': status,
                      **evaluation_summary(results, config.success_threshold_m)}
             self.curve.append(point)
             with (self.run_dir / 'metrics.jsonl').open('a') as stream:
@@ -406,6 +411,8 @@ class Session:
             self.log(f"step {point['rl_step']}: success {point['rig_success_rate']:.2f}, "
                      f'median hand distance '
                      f"{100 * point['rig_final_hand_distance_median']:.1f} cm")
+        if not status:
+            status = self.curve[-1].get('learner', {})
         result = {'task': config.task, 'seed': config.seed, 'mode': 'graph',
                   'curve': self.curve, 'stage_wall_s': self.stage_wall_s,
                   'wall_s': time.perf_counter() - start, 'learner': status,
@@ -413,6 +420,15 @@ class Session:
         (self.run_dir / 'result.json').write_text(json.dumps(result, indent=2, sort_keys=True))
         self.write_report(result)
         return result
+
+    def finished_evaluations(self) -> dict[int, dict[str, Any]]:
+        """Return the evaluations already in metrics.jsonl, by their target step count."""
+        path = self.run_dir / 'metrics.jsonl'
+        if not path.is_file():
+            return {}
+        points = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        return {point['target_steps']: point for point in points
+                if point.get('stage') == 'eval' and 'target_steps' in point}
 
     def write_report(self, result: dict[str, Any]) -> None:
         """Learning curve, practice progress and report.md next to result.json."""
