@@ -96,7 +96,6 @@ def main() -> int:
         'graph_wall_s': graph_wall_s,
         'graph_stage_wall_s': graph['stage_wall_s'],
         'graph_practice_steps_per_s': graph['rl_step'] / graph['stage_wall_s']['practice'],
-        'inprocess_practice_wall_s': inprocess['stage_wall_s'].get('practice'),
         'inprocess_rl_steps': inprocess['rl_step'],
         'graph_initial_hand_distance_median': float(sorted(
             graph['initial_hand_distances'])[len(graph['initial_hand_distances']) // 2]),
