@@ -270,7 +270,8 @@ class Learner:
             if array.shape != (size,):
                 return f'{name} has {array.size} values, expected {size}'
             if not np.isfinite(array).all():
-                return f'{name} holds NaN or infinite values: {np.array2string(array, precision=3)}'
+                return (f'{name} holds NaN or infinite values: '
+                        f'{np.array2string(array, precision=3)}')
         return ''
 
     def _flush(self, episode: _Episode) -> None:
