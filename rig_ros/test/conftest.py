@@ -14,3 +14,16 @@ try:
     torch.set_num_threads(1)
 except ImportError:  # pragma: no cover - torch is a pinned requirement
     pass
+
+
+def pytest_collection_modifyitems(config, items):
+    """Give multi-process DDS tests up to two reruns (reported as such), never unit tests.
+
+    They assert on timing (staleness within 0.3 s, discovery, lockstep progress) between
+    processes sharing two cores with whatever else runs; a rerun keeps every assertion.
+    """
+    import pytest
+    for item in items:
+        parts = pathlib.Path(str(item.fspath)).parts
+        if 'nodes' in parts or 'graph' in parts:
+            item.add_marker(pytest.mark.flaky(reruns=2, reruns_delay=1))
