@@ -340,7 +340,9 @@ class RigPipeline:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.progress = progress
         self.log = log
-        self.stage_wall_s: dict[str, float] = {}
+        # Wall time per stage over every session of this run (interrupted ones included).
+        self.stage_wall_s: dict[str, float] = (
+            json.loads(self.wall_path.read_text()) if self.wall_path.exists() else {})
         self._check_config()
 
     # Paths of the stages' results.
@@ -381,12 +383,27 @@ class RigPipeline:
         else:
             _write_json(path, current)
 
+    @property
+    def wall_path(self) -> pathlib.Path:
+        """Wall time per stage, summed over sessions."""
+        return self.run_dir / 'wall_s.json'
+
     def _timed(self, stage: str, work: Callable[[], Any]) -> Any:
         start = time.perf_counter()
+        before = self.stage_wall_s.get(stage, 0.0)
+        self._stage_clock = (stage, start, before)
         result = work()
-        self.stage_wall_s[stage] = self.stage_wall_s.get(stage, 0.0) + (
-            time.perf_counter() - start)
+        self._record_time()
+        self._stage_clock = None
         return result
+
+    def _record_time(self) -> None:
+        """Persist the running stage's time so far (called at checkpoints and stage ends)."""
+        if getattr(self, '_stage_clock', None) is None:
+            return
+        stage, start, before = self._stage_clock
+        self.stage_wall_s[stage] = before + time.perf_counter() - start
+        _write_json(self.wall_path, self.stage_wall_s)
 
     # Stage 1.
     def images(self) -> np.ndarray:
@@ -528,6 +545,7 @@ class RigPipeline:
         checkpoints.save_checkpoint(
             self.rl_path, state, optimizers, dataclasses.asdict(self.config.td3),
             {'format_version': FORMAT_VERSION, 'step': step, 'updates': updates, 'curve': curve})
+        self._record_time()
 
     def run(self) -> dict[str, Any]:
         """All stages; returns the final figures (also written to `result.json`)."""
@@ -536,7 +554,7 @@ class RigPipeline:
         self.vae()
         agent, observer, curve = self.practise()
         result = {'task': self.config.task, 'seed': self.config.seed, 'curve': curve,
-                  'stage_wall_s': self.stage_wall_s,
-                  'wall_s': time.perf_counter() - start, **curve[-1]}
+                  'stage_wall_s': self.stage_wall_s, 'wall_s': sum(self.stage_wall_s.values()),
+                  'session_wall_s': time.perf_counter() - start, **curve[-1]}
         _write_json(self.run_dir / 'result.json', result)
         return result

@@ -74,7 +74,10 @@ def test_interrupted_practice_resumes_from_its_checkpoint(sim, tmp_path):
     assert 'resuming practice at step 60' in logs
     assert (tmp_path / 'images.npz').stat().st_mtime_ns == images_mtime  # not collected again
     assert [point['rl_step'] for point in result['curve']] == [0, 60, 120]
-    assert 'collect' not in result['stage_wall_s']
+    # Wall time per stage adds up over both sessions (collection ran in the first only).
+    assert set(result['stage_wall_s']) == {'collect', 'pretrain', 'practice'}
+    assert result['wall_s'] == pytest.approx(sum(result['stage_wall_s'].values()))
+    assert result['session_wall_s'] < result['wall_s']
 
 
 def test_a_run_directory_refuses_a_different_configuration(sim, tmp_path):
