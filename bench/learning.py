@@ -111,7 +111,6 @@ def main() -> int:
         'random_final_hand_distance_median': float(np.median(
             np.concatenate([r['random_hand_distances'] for r in reacher]))),
         'pipeline_wall_s': reacher[0]['pipeline_wall_s'],
-        'pipeline_wall_s_per_seed': [r['pipeline_wall_s'] for r in reacher],
         'stage_wall_s': reacher[0]['rig']['stage_wall_s'],
         'oracle_wall_s_per_seed': [r['oracle']['oracle_wall_s'] for r in reacher],
         'goals_per_seed': config.eval_goals, 'seeds': args.seeds, 'rl_steps': config.rl_steps,
