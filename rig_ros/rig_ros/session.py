@@ -41,6 +41,7 @@ from rig_ros.graph import NodeSpec
 STATUS_LOG = 'practice_status.jsonl'
 SESSION_PARAMS = 'session_params.yaml'
 STATUS_PERIOD_S = 0.5  # the learner's status period in a session (the budget's resolution)
+GOAL_SETTLE_S = 0.5
 QUIET_S = 2.5  # the learner's step count standing still this long: no more steps are coming
 
 
@@ -461,6 +462,9 @@ def reach_goal(operator: Any, robot: int, goal_state: np.ndarray, steps: int,
     initial = operator.latest_frame(robot, after_ns=before, timeout=timeout)
     image = operator.render_goal(robot, goal_state, timeout)
     operator.send_goal_image(robot, image, timeout)
+    # The operator saw the new goal; give the (latched) goal time to reach the policy too, so
+    # that it does not take a step towards the previous goal first.
+    time.sleep(GOAL_SETTLE_S)
     operator.set_active(robot, True, timeout)
     stamp = operator.wait_step(robot, steps, timeout + 2.0 * steps)
     final = operator.frame_at(robot, stamp, timeout)
