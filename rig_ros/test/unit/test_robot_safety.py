@@ -246,3 +246,27 @@ def test_intera_backend_against_the_limb_stand_in():
 def test_intera_backend_says_what_is_missing():
     with pytest.raises(RuntimeError, match='intera_interface'):
         InteraLimbBackend()
+
+
+@pytest.mark.parametrize('kind', ['random', 'outward'])
+def test_driver_keeps_the_fake_arm_in_the_box_for_10k_steps(kind):
+    """The box holds on the fake arm (its lag, limits, timeout), not only in the filter."""
+    loop = Loop()
+    loop.driver.set_active(True, loop.now)
+    assert loop.driver.request_reset(loop.now)[0]  # from neutral (outside the box) to the pose
+    loop.run(6.0)
+    assert loop.driver.last_reset_ok is True
+    rng = np.random.default_rng(3)
+    centre = (np.array(SAFETY.box_low) + np.array(SAFETY.box_high)) / 2
+    tools = []
+    for _ in range(STEPS // 10):  # a new command every 0.1 s (the policy's rate), 10K ticks
+        tool = loop.driver.kinematics.forward(loop.arm.q).position
+        if kind == 'random':
+            command = rng.uniform(-0.5, 0.5, 3)
+        else:
+            direction = tool - centre + rng.normal(scale=0.01, size=3)
+            command = direction / np.linalg.norm(direction) * rng.uniform(0.1, 2.0)
+        tools.append(loop.run(0.1, command))
+    tools = np.concatenate(tools)
+    assert len(tools) == STEPS
+    assert all(SAFETY.contains(p) for p in tools), tools[[not SAFETY.contains(p) for p in tools]]
