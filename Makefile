@@ -3,7 +3,7 @@ SHELL := /bin/bash
 ENV := . scripts/env.sh &&
 RUN_DIR ?= runs/demo
 
-.PHONY: setup demo test test-unit bench clean
+.PHONY: setup demo test test-robot test-unit bench clean
 
 setup:
 	@bash scripts/setup.sh
@@ -13,7 +13,10 @@ demo: setup
 		python -m rig_ros.cli demo --graph --run-dir $(RUN_DIR)
 
 test: setup
-	@$(ENV) python -m pytest rig_ros/test -q
+	@$(ENV) python -m pytest rig_ros/test -q -m 'not robot_timing'
+
+test-robot: setup
+	@$(ENV) python -m pytest rig_ros/test -q -m robot_timing
 
 test-unit: setup
 	@$(ENV) python -m pytest rig_ros/test/unit -q
