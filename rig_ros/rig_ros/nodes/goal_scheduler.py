@@ -38,7 +38,7 @@ import torch
 
 from rig_msgs.msg import Goal, Transition, Weights
 from rig_msgs.srv import Encode
-from rig_ros.core.encoder import LatentEncoder, VAE_MODEL_NAME, WeightsError
+from rig_ros.core.encoder import LatentEncoder, WeightsError
 from rig_ros.core.goals import GoalCommand, GoalScheduler, GoalSchedulerConfig, Phase
 from rig_ros.graph import (
     ENCODE_SERVICE, GOAL_IMAGE_DECODED_TOPIC, GOAL_IMAGE_TOPIC, GOAL_SCHEDULER, GOAL_TOPIC,
@@ -48,10 +48,10 @@ from rig_ros.nodes.image_msgs import (
     array_to_image, image_to_array, LATCHED_QOS, SENSOR_QOS, WEIGHTS_QOS)
 from rig_ros.nodes.log_limits import KeyedThrottle, suffix
 from rig_ros.nodes.params import declare_config, ParameterError
+from rig_ros.nodes.vae_weights import load_vae_weights
 
 TICK_S = 0.1
 THROTTLE_S = 5.0
-KNOWN_MODELS = (VAE_MODEL_NAME, POLICY)  # models broadcast on rig/weights ('policy')
 # Episode ends are rare and must not be missed; the policy publishes transitions reliably.
 EPISODE_END_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
                              reliability=ReliabilityPolicy.RELIABLE,
@@ -123,15 +123,7 @@ class GoalSchedulerNode(Node):
 
     def weights_callback(self, msg: Weights) -> None:
         """Load a 'vae' broadcast (latent size and goal decoder); keep the old one if bad."""
-        if msg.model_name != VAE_MODEL_NAME:
-            if msg.model_name not in KNOWN_MODELS and self._throttle.due(msg.model_name):
-                self.get_logger().warning(f'ignored weights of unknown model '
-                                          f'{msg.model_name!r} (v{msg.version})')
-            return
-        try:
-            self._encoder.load_payload(msg.safetensors, msg.version, msg.config_json)
-        except WeightsError as error:
-            self.get_logger().error(f'rejected VAE weights v{msg.version}: {error}')
+        if not load_vae_weights(self, self._encoder, msg, self._throttle):
             return
         self._model_loaded()
         self._request_reset()

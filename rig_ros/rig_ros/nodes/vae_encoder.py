@@ -29,16 +29,16 @@ import torch
 
 from rig_msgs.msg import LatentState, Weights
 from rig_msgs.srv import Encode
-from rig_ros.core.encoder import EncoderConfig, LatentEncoder, VAE_MODEL_NAME, WeightsError
+from rig_ros.core.encoder import EncoderConfig, LatentEncoder, WeightsError
 from rig_ros.graph import ENCODE_SERVICE, IMAGE_TOPIC, LATENT_TOPIC, VAE_ENCODER, WEIGHTS_TOPIC
 from rig_ros.nodes.entry import run_node
 from rig_ros.nodes.image_msgs import array_to_image, image_to_array, SENSOR_QOS, WEIGHTS_QOS
 from rig_ros.nodes.log_limits import KeyedThrottle, suffix
 from rig_ros.nodes.params import declare_config, ParameterError
+from rig_ros.nodes.vae_weights import load_vae_weights
 
 THROTTLE_S = 5.0
 RECONSTRUCTION_TOPIC = 'rig/reconstruction'
-KNOWN_MODELS = (VAE_MODEL_NAME, 'policy')  # models broadcast on rig/weights
 
 
 class VAEEncoder(Node):
@@ -87,16 +87,7 @@ class VAEEncoder(Node):
 
     def weights_callback(self, msg: Weights) -> None:
         """Load a 'vae' broadcast; keep the weights in use if it does not fit."""
-        if msg.model_name != VAE_MODEL_NAME:
-            if msg.model_name not in KNOWN_MODELS and self._throttle.due(msg.model_name):
-                self.get_logger().warning(f'ignored weights of unknown model '
-                                          f'{msg.model_name!r} (v{msg.version})')
-            return
-        try:
-            self._encoder.load_payload(msg.safetensors, msg.version, msg.config_json)
-        except WeightsError as error:
-            self.get_logger().error(f'rejected VAE weights v{msg.version}, keeping '
-                                    f'v{self._encoder.version}: {error}')
+        if not load_vae_weights(self, self._encoder, msg, self._throttle):
             return
         self._log_weights()
 
