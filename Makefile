@@ -13,10 +13,10 @@ demo: setup
 		python -m rig_ros.cli demo --graph --run-dir $(RUN_DIR)
 
 test: setup
-	@$(ENV) python -m pytest rig_ros/test -q -m 'not robot_timing'
+	@$(ENV) python -m pytest rig_ros/test -q
 
 test-robot: setup
-	@$(ENV) python -m pytest rig_ros/test -q -m robot_timing
+	@$(ENV) python -m pytest rig_ros/test -q -m robot
 
 test-unit: setup
 	@$(ENV) python -m pytest rig_ros/test/unit -q

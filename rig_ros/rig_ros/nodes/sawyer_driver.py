@@ -10,7 +10,11 @@ Contract (relative names, in the robot's namespace):
   true also re-arms after a stop), `driver/stop` (std_srvs/Trigger: latched stop).
 Every `1 / command_rate_hz` (>= 100 Hz, faster than intera's command timeout) the driver
 sends joint velocities: the command through the safety filter (workspace box, speed cap,
-watchdog `safety.watchdog_s`) and damped least squares (`rig_ros.robot.driver`).
+watchdog `safety.watchdog_s`) and damped least squares (`rig_ros.robot.driver`). That cycle
+runs on its own thread on the monotonic clock (`rig_ros.robot.periodic`), not on an executor
+timer, so that no callback and no executor stall can delay it; ROS callbacks only hand inputs
+to it under one lock, on a single-threaded executor. `robot/reset` is answered asynchronously
+(the executor keeps taking joint states while the arm moves).
 
 Backends (`backend`): 'bridge' talks to intera's topics through ros1_bridge
 (`bridge.*` parameters; real intera_core_msgs types when importable, else the stand-in
@@ -26,11 +30,11 @@ from typing import Any, Optional, Sequence
 
 from geometry_msgs.msg import PointStamped, TwistStamped
 import numpy as np
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.duration import Duration
-from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.publisher import Publisher
+from rclpy.task import Future
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Header
 from std_srvs.srv import SetBool, Trigger
@@ -44,6 +48,7 @@ from rig_ros.robot.backends import (
     ArmBackend, BridgeConfig, BridgeTopicsBackend, InteraLimbBackend, JointCommandPayload)
 from rig_ros.robot.control import ControllerConfig
 from rig_ros.robot.driver import DriverConfig, Mode, SawyerDriver
+from rig_ros.robot.periodic import PeriodicLoop
 from rig_ros.robot.safety import SafetyConfig
 
 SAWYER_DRIVER = 'sawyer_driver'
@@ -70,8 +75,9 @@ class SawyerDriverNode(Node):
             self.get_logger().error(f'bad parameters: {error}')
             raise ParameterError(str(error)) from None
         self._lock = threading.Lock()
-        self._commands_group = MutuallyExclusiveCallbackGroup()
-        self._services_group = ReentrantCallbackGroup()
+        # Reset answers wait in their own group so inputs keep flowing meanwhile.
+        self._reset_group = MutuallyExclusiveCallbackGroup()
+        self._reset_waiters: list[Future] = []
         self._rejected = 0
         self._reason = ''
         self._closed = False  # on_shutdown ran: no more commands
@@ -80,25 +86,23 @@ class SawyerDriverNode(Node):
 
         self._state_publisher = self.create_publisher(PointStamped, ROBOT_STATE_TOPIC, ARM_QOS)
         self.create_subscription(TwistStamped, EE_VELOCITY_TOPIC, self.command_callback,
-                                 COMMAND_QOS, callback_group=self._commands_group)
+                                 COMMAND_QOS)
         if self.config.camera_source_topic:
             self._image_publisher = self.create_publisher(Image, CAMERA_IMAGE_TOPIC,
                                                           SENSOR_QOS)
             self.create_subscription(Image, self.config.camera_source_topic,
-                                     self._image_publisher.publish, SENSOR_QOS,
-                                     callback_group=self._commands_group)
+                                     self._image_publisher.publish, SENSOR_QOS)
         self.create_service(Trigger, RESET_SERVICE, self.reset_callback,
-                            callback_group=self._services_group)
-        self.create_service(SetBool, ACTIVATE_SERVICE, self.activate_callback,
-                            callback_group=self._commands_group)
-        self.create_service(Trigger, STOP_SERVICE, self.stop_callback,
-                            callback_group=self._commands_group)
-        self._timer = self.create_timer(self.driver.period_s, self.tick_callback,
-                                        callback_group=self._commands_group)
+                            callback_group=self._reset_group)
+        self.create_service(SetBool, ACTIVATE_SERVICE, self.activate_callback)
+        self.create_service(Trigger, STOP_SERVICE, self.stop_callback)
+        self.loop = PeriodicLoop(self.driver.period_s, self.tick_callback, name='sawyer_driver',
+                                 on_error=self._tick_failed)
         self.get_logger().info(
             f'backend {self.config.backend}, {self.config.command_rate_hz:g} Hz, box '
             f'{safety.box_low}..{safety.box_high} m, max {safety.max_speed_m_s} m/s, watchdog '
             f'{safety.watchdog_s} s; inactive until {self.resolve_service_name(ACTIVATE_SERVICE)}')
+        self.loop.start()
 
     def _make_backend(self, bridge: BridgeConfig) -> ArmBackend:
         if self.config.backend == 'intera':
@@ -119,11 +123,9 @@ class SawyerDriverNode(Node):
             self._topics.command_type, self._topics.command_topic, ARM_QOS)
         backend = BridgeTopicsBackend(self._publish_payload)
         self.create_subscription(JointState, bridge.joint_states_topic,
-                                 self.joint_states_callback, ARM_QOS,
-                                 callback_group=self._commands_group)
+                                 self.joint_states_callback, ARM_QOS)
         self.create_subscription(self._topics.endpoint_type, self._topics.endpoint_topic,
-                                 self.endpoint_callback, ARM_QOS,
-                                 callback_group=self._commands_group)
+                                 self.endpoint_callback, ARM_QOS)
         self.get_logger().info(
             f'bridge: {bridge.joint_states_topic} -> {self._topics.command_topic} '
             f'({self._topics.description})')
@@ -174,20 +176,22 @@ class SawyerDriverNode(Node):
                                 f'[{self._rejected} rejected so far]',
                                 throttle_duration_sec=THROTTLE_S)
 
-    # -- the cycle
+    # -- the cycle (on the loop's thread)
     def tick_callback(self) -> None:
         """Send this cycle's joint velocities and the tool position."""
         now = time.monotonic()
         q = self.backend.joint_array()
         with self._lock:
+            if self._closed:
+                return
             if self.config.backend == 'intera' and q is not None:
                 self.driver.state_received(now)  # Limb keeps the latest state itself
             result = self.driver.tick(q, now)
-            # Sent under the lock: a tick still running on an executor thread at shutdown
-            # cannot send after on_shutdown's zeros.
-            if result.joint_velocities is not None and not self._closed:
+            # Sent under the lock: on_shutdown's zeros are always the last command.
+            if result.joint_velocities is not None:
                 self.backend.set_joint_velocities(
                     dict(zip(self.backend.joint_names, result.joint_velocities.tolist())))
+            self._answer_resets()
         if result.tool is not None:
             state = PointStamped(header=Header(stamp=self.get_clock().now().to_msg(),
                                                frame_id=BASE_FRAME))
@@ -198,6 +202,17 @@ class SawyerDriverNode(Node):
             self._reason = result.reason
             if result.reason not in ('ok', 'clipped', 'resetting'):
                 self.get_logger().info(f'arm: {result.reason}')
+
+    def _tick_failed(self, error: BaseException) -> None:
+        self.get_logger().error(f'control cycle failed ({self.loop.errors} so far): {error!r}',
+                                throttle_duration_sec=THROTTLE_S)
+
+    def _answer_resets(self) -> None:
+        """Complete waiting reset requests once the reset ended (call with the lock held)."""
+        if self._reset_waiters and self.driver.mode is not Mode.RESETTING:
+            for waiter in self._reset_waiters:
+                waiter.set_result(self.driver.last_reset_ok is True)
+            self._reset_waiters.clear()
 
     # -- services
     def activate_callback(self, request: SetBool.Request,
@@ -220,41 +235,47 @@ class SawyerDriverNode(Node):
         self.get_logger().warning(f'driver {response.message}')
         return response
 
-    def reset_callback(self, request: Trigger.Request,
-                       response: Trigger.Response) -> Trigger.Response:
+    async def reset_callback(self, request: Trigger.Request,
+                             response: Trigger.Response) -> Trigger.Response:
         """Move to the reset joint positions; answer once there (or failed)."""
         with self._lock:
             started, message = self.driver.request_reset(time.monotonic())
+            if started:
+                # Bound to the executor: completing it from the loop's thread wakes the spin.
+                waiter: Future = Future(executor=self.executor)
+                waiter.add_done_callback(lambda _: None)
+                self._reset_waiters.append(waiter)
         if not started:
             response.success, response.message = False, f'reset refused: {message}'
             self.get_logger().warning(response.message)
             return response
-        deadline = time.monotonic() + self.config.reset_timeout_s + 1.0
-        while time.monotonic() < deadline:
-            with self._lock:
-                done = self.driver.last_reset_ok
-                mode = self.driver.mode
-            if done is not None or mode is not Mode.RESETTING:
-                break
-            time.sleep(0.01)
+        response.success = bool(await waiter)
         q = self.backend.joint_array()
         error = (float(np.max(np.abs(q - self.driver.reset_target)))
                  if q is not None else float('nan'))
-        response.success = done is True
         response.message = (f'reset {"done" if response.success else "failed"}: largest '
                             f'joint error {error:.4f} rad')
         self.get_logger().info(response.message)
         return response
 
     def on_shutdown(self) -> None:
-        """Send zero joint velocities once on the way out, the last command sent."""
+        """Stop the control cycle, then send zero joint velocities: the last command sent."""
+        self.loop.stop(timeout_s=1.0)
         with self._lock:
             self._closed = True
             self.driver.stop(time.monotonic())
             if self.backend.joint_angles() is not None:
                 self.backend.stop()
+            for waiter in self._reset_waiters:
+                waiter.set_result(False)
+            self._reset_waiters.clear()
         if self._command_publisher is not None:  # bridge: delivered before the node goes
             self._command_publisher.wait_for_all_acked(Duration(seconds=SHUTDOWN_ACK_S))
+
+    def destroy_node(self) -> None:
+        """Stop the control cycle too (also when on_shutdown did not run)."""
+        self.loop.stop(timeout_s=1.0)
+        super().destroy_node()
 
 
 def _init_rospy() -> None:
@@ -273,8 +294,7 @@ def _init_rospy() -> None:
 
 def main(args: Optional[Sequence[str]] = None) -> int:
     """Run the sawyer_driver node until SIGINT/SIGTERM."""
-    return run_node(SawyerDriverNode, args,
-                    make_executor=lambda: MultiThreadedExecutor(num_threads=3))
+    return run_node(SawyerDriverNode, args)
 
 
 if __name__ == '__main__':

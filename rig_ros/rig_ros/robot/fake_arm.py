@@ -72,11 +72,18 @@ class FakeSawyerArm:
         return True
 
     def step(self, now: float) -> None:
-        """Advance the arm to `now`."""
-        dt = min(max(now - self._time, 0.0), MAX_STEP_S)
+        """Advance the arm to `now`, in sub-steps of at most MAX_STEP_S.
+
+        A late call (the fake's process starved of CPU) loses no motion: the arm, like the
+        real one, kept moving meanwhile, and a command timeout inside the gap takes effect at
+        its time.
+        """
+        while now > self._time:
+            self._advance(min(now, self._time + MAX_STEP_S))
+
+    def _advance(self, now: float) -> None:
+        dt = now - self._time
         self._time = now
-        if dt == 0.0:
-            return
         target = np.zeros(7)
         if now - self._command_time > self.command_timeout_s:
             if not self._timed_out:

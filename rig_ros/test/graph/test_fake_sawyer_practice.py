@@ -45,9 +45,7 @@ from rig_ros.robot.backends import JOINT_COMMAND_TOPIC, JOINT_STATES_TOPIC
 from rig_ros.robot.kinematics import JOINT_NAMES, SawyerKinematics
 from rig_ros.runner import GraphRunner
 
-# Quarantined from `make test` (run with `make test-robot`): real-time driver/fake-arm
-# timing that failed repeatedly on this VM late in the session; see the issue note.
-pytestmark = pytest.mark.robot_timing
+pytestmark = pytest.mark.robot  # `make test-robot` runs these alone
 
 ROBOT = 'robot_0'
 DEADLINE_S = 90.0  # start (torch imports in 6 processes) + practice, on a loaded 2-core box

@@ -1,7 +1,8 @@
 """sawyer_driver against fake_sawyer (intera-like arm through stand-in bridge topics).
 
 Both run as processes on the test's own ROS domain; every wait is bounded. Figures asserted:
-direction cos > 0.95 and speed within 15 % of the command at several workspace points, the box
+direction cos > 0.95 and speed within 15 % of the command at several workspace points, joint
+commands at > 80 % of the driver's 100 Hz with no gap near intera's 0.2 s timeout, the box
 never left, the arm still within 0.3 s of the last command, reset joint error < 0.02 rad,
 nothing moving before driver/activate or after driver/stop.
 """
@@ -13,16 +14,16 @@ from typing import Any
 from geometry_msgs.msg import PointStamped, TwistStamped
 import numpy as np
 import pytest
+from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image, JointState
 from std_srvs.srv import SetBool, Trigger
 
 from rig_ros.nodes.image_msgs import COMMAND_QOS, SENSOR_QOS
-from rig_ros.nodes.intera_msgs import ARM_QOS
+from rig_ros.nodes.intera_msgs import ARM_QOS, STANDIN_SUFFIX
+from rig_ros.robot.backends import JOINT_COMMAND_TOPIC
 from rig_ros.robot.kinematics import JOINT_NAMES
 
-# Quarantined from `make test` (run with `make test-robot`): real-time driver/fake-arm
-# timing that failed repeatedly on this VM late in the session; see the issue note.
-pytestmark = pytest.mark.robot_timing
+pytestmark = pytest.mark.robot  # `make test-robot` runs these alone
 
 CONFIG = pathlib.Path(__file__).resolve().parents[2] / 'config' / 'sawyer_reacher.yaml'
 BOX_LOW = np.array([0.45, -0.2, 0.05])  # config/sawyer_reacher.yaml
@@ -31,6 +32,10 @@ RESET = np.array([-0.297, -1.0206, 0.0393, 1.7965, -0.0288, 0.7954, 3.0729])
 COMMAND_PERIOD_S = 0.05
 SPEED_TOLERANCE = 0.15
 SERVICE_TIMEOUT_S = 30.0
+COMMAND_RATE_HZ = 100.0  # the driver's default
+INTERA_COMMAND_TIMEOUT_S = 0.2  # the fake's (and intera's) velocity-mode timeout
+# Every joint command the driver sends (the arm's own subscription keeps only the newest).
+ALL_COMMANDS_QOS = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
 
 
 class Rig:
@@ -42,6 +47,8 @@ class Rig:
         self.states = ros.collect(PointStamped, 'robot/state', ARM_QOS)
         self.joints = ros.collect(JointState, '/robot/joint_states', ARM_QOS)
         self.images = ros.collect(Image, 'camera/image_raw', SENSOR_QOS)
+        self.joint_commands = ros.collect(JointState, JOINT_COMMAND_TOPIC + STANDIN_SUFFIX,
+                                          ALL_COMMANDS_QOS)
         self.commands = ros.publisher(TwistStamped, 'ee_velocity', COMMAND_QOS)
         self.clients = {name: ros.node.create_client(kind, name) for name, kind in (
             ('driver/activate', SetBool), ('driver/stop', Trigger), ('robot/reset', Trigger))}
@@ -80,6 +87,11 @@ class Rig:
         return np.array([(m.header.stamp.sec + 1e-9 * m.header.stamp.nanosec,
                           m.point.x, m.point.y, m.point.z)
                          for m in self.states.messages[since:]])
+
+    def command_stamps(self, since: int) -> np.ndarray:
+        """Send times (driver clock) of the joint commands received after index `since`."""
+        return np.array([m.header.stamp.sec + 1e-9 * m.header.stamp.nanosec
+                         for m in self.joint_commands.messages[since:]])
 
     def tool(self) -> np.ndarray:
         point = self.states.messages[-1].point
@@ -125,8 +137,15 @@ def test_driver_contract_on_the_fake_sawyer(rig: Rig):
     # Tracking at several workspace points (each segment starts where the last one ended).
     for velocity in ((0.1, 0.0), (0.0, 0.1), (-0.1, -0.1), (0.06, -0.12), (-0.1, 0.05)):
         since = len(rig.states.messages)
+        commands_since = len(rig.joint_commands.messages)
         rig.drive(velocity, 1.0)
         track = rig.tool_track(since)
+        # Joint commands keep coming at the driver's rate, never near intera's timeout.
+        sent = rig.command_stamps(commands_since)
+        rate = (len(sent) - 1) / (sent[-1] - sent[0])
+        print(f'joint commands: {rate:.1f} Hz, largest gap {np.max(np.diff(sent)) * 1000:.1f} ms')
+        assert rate > 0.8 * COMMAND_RATE_HZ
+        assert np.max(np.diff(sent)) < INTERA_COMMAND_TIMEOUT_S / 2
         window = track[(track[:, 0] > track[0, 0] + 0.3) & (track[:, 0] < track[-1, 0] - 0.05)]
         measured = (window[-1, 1:3] - window[0, 1:3]) / (window[-1, 0] - window[0, 0])
         command = np.array(velocity)

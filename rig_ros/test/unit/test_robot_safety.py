@@ -18,6 +18,8 @@ SAFETY = SafetyConfig(box_low=(0.45, -0.2, 0.05), box_high=(0.8, 0.2, 0.3),
                       max_speed_m_s=0.2, reset_joint_positions=RESET)
 STEPS = 10_000
 
+pytestmark = pytest.mark.robot  # `make test-robot` runs these alone
+
 
 def inside(config: SafetyConfig, p: np.ndarray) -> bool:
     return bool(np.all(p >= config.inner_low - 1e-12) and np.all(p <= config.inner_high + 1e-12))
@@ -211,6 +213,23 @@ def test_fake_arm_holds_position_when_commands_stop():
     assert np.max(np.abs(arm.q - moved_at)) < 1e-3
     refused = backend.velocity_command(dict(zip(JOINT_NAMES, [0.5] * 7)))
     assert not arm.command(type(refused)(VELOCITY_MODE, ('elbow',), velocity=(1.0,)), 1.0)
+
+
+def test_fake_arm_loses_no_motion_when_stepped_late():
+    # One late call over 0.5 s moves the arm as 50 calls of 10 ms do, and the command timeout
+    # (0.2 s) inside the gap takes effect at its time.
+    backend = BridgeTopicsBackend(lambda _: None)
+    command = backend.velocity_command(dict(zip(JOINT_NAMES, [0.3] * 7)))
+    late, steady = FakeSawyerArm(command_timeout_s=0.2), FakeSawyerArm(command_timeout_s=0.2)
+    for arm in (late, steady):
+        arm.command(command, 0.0)
+    late.step(0.5)
+    for step in range(1, 51):
+        steady.step(step * 0.01)
+    moved = late.q - np.array(NEUTRAL_JOINT_POSITIONS)
+    assert np.allclose(moved, 0.3 * 0.2, atol=0.3 * 0.03)  # 0.2 s at 0.3 rad/s, less the lag
+    assert np.allclose(late.q, steady.q, atol=0.3 * 0.05)
+    assert late.timeouts == 1
 
 
 def test_intera_backend_against_the_limb_stand_in():
