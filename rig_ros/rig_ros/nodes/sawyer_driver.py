@@ -229,8 +229,8 @@ class SawyerDriverNode(Node):
         """Latch a stop at once."""
         with self._lock:
             response.message = self.driver.stop(time.monotonic())
-        if self.backend.joint_angles() is not None:
-            self.backend.stop()
+            if self.backend.joint_angles() is not None:
+                self.backend.stop()
         response.success = True
         self.get_logger().warning(f'driver {response.message}')
         return response
@@ -274,7 +274,9 @@ class SawyerDriverNode(Node):
 
     def destroy_node(self) -> None:
         """Stop the control cycle too (also when on_shutdown did not run)."""
-        self.loop.stop(timeout_s=1.0)
+        loop = getattr(self, 'loop', None)  # absent if the constructor failed
+        if loop is not None:
+            loop.stop(timeout_s=1.0)
         super().destroy_node()
 
 
