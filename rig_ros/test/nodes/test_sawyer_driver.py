@@ -4,7 +4,8 @@ Both run as processes on the test's own ROS domain; every wait is bounded. Figur
 direction cos > 0.95 and speed within 15 % of the command at several workspace points, joint
 commands at > 80 % of the driver's 100 Hz with no gap near intera's 0.2 s timeout, the box
 never left, the arm still within 0.3 s of the last command, reset joint error < 0.02 rad,
-nothing moving before driver/activate or after driver/stop.
+nothing moving before driver/activate or after driver/stop; and the box never left by the
+fake's own tool over 10,000 driver cycles of random and always-outward commands.
 """
 
 import pathlib
@@ -21,7 +22,7 @@ from std_srvs.srv import SetBool, Trigger
 from rig_ros.nodes.image_msgs import COMMAND_QOS, SENSOR_QOS
 from rig_ros.nodes.intera_msgs import ARM_QOS, STANDIN_SUFFIX
 from rig_ros.robot.backends import JOINT_COMMAND_TOPIC
-from rig_ros.robot.kinematics import JOINT_NAMES
+from rig_ros.robot.kinematics import JOINT_NAMES, SawyerKinematics
 
 pytestmark = pytest.mark.robot  # `make test-robot` runs these alone
 
@@ -32,6 +33,7 @@ RESET = np.array([-0.297, -1.0206, 0.0393, 1.7965, -0.0288, 0.7954, 3.0729])
 COMMAND_PERIOD_S = 0.05
 SPEED_TOLERANCE = 0.15
 SERVICE_TIMEOUT_S = 30.0
+TOOL_OFFSET_M = 0.12  # config/sawyer_reacher.yaml
 COMMAND_RATE_HZ = 100.0  # the driver's default
 INTERA_COMMAND_TIMEOUT_S = 0.2  # the fake's (and intera's) velocity-mode timeout
 # Every joint command the driver sends (the arm's own subscription keeps only the newest).
@@ -185,3 +187,43 @@ def test_driver_contract_on_the_fake_sawyer(rig: Rig):
     assert not rig.call('robot/reset').success
     assert rig.call('driver/activate', True).success
     assert rig.call('robot/reset').success
+
+
+def test_box_holds_for_10k_driver_cycles_over_dds(rig: Rig, ros):
+    """10,000 cycles (100 s) of random and always-outward commands, segments of 1 s each.
+
+    The box is checked on forward kinematics of the fake's own joint states (not the
+    driver's report), with the fake's lag, limits and command timeout in the loop.
+    """
+    kinematics = SawyerKinematics(TOOL_OFFSET_M)
+    all_states = ros.collect(PointStamped, 'robot/state', ALL_COMMANDS_QOS)
+    all_joints = ros.collect(JointState, '/robot/joint_states', ALL_COMMANDS_QOS)
+    assert rig.wait_for(lambda: all_states.messages)
+    assert rig.call('driver/activate', True).success
+    assert rig.call('robot/reset').success
+    rng = np.random.default_rng(7)
+    centre = (BOX_LOW + BOX_HIGH) / 2
+    since = len(all_states.messages)
+    joints_since = len(all_joints.messages)
+    deadline = time.monotonic() + 10_000 / COMMAND_RATE_HZ * 1.5
+    segment = 0
+    while len(all_states.messages) - since < 10_000 and time.monotonic() < deadline:
+        tool = rig.tool()
+        if segment % 2 == 0:
+            command = rng.uniform(-0.5, 0.5, 2)
+        else:
+            outward = tool[:2] - centre[:2] + rng.normal(scale=0.01, size=2)
+            command = outward / np.linalg.norm(outward) * rng.uniform(0.1, 2.0)
+        rig.drive(tuple(command.tolist()), 1.0)
+        segment += 1
+    cycles = len(all_states.messages) - since
+    assert cycles >= 10_000, f'only {cycles} driver cycles in the time allowed'
+    tools = np.array([kinematics.forward(
+        np.array([m.position[list(m.name).index(name)] for name in JOINT_NAMES])).position
+        for m in all_joints.messages[joints_since:]])
+    wall = np.min(np.r_[tools - BOX_LOW, BOX_HIGH - tools])
+    print(f'{cycles} driver cycles, {segment} command segments, {len(tools)} joint states: '
+          f'closest to a wall {wall:.4f} m, tool x {tools[:, 0].min():.3f}..'
+          f'{tools[:, 0].max():.3f}, y {tools[:, 1].min():.3f}..{tools[:, 1].max():.3f} m')
+    assert np.all(tools >= BOX_LOW) and np.all(tools <= BOX_HIGH)
+    assert np.ptp(tools[:, 0]) > 0.1 and np.ptp(tools[:, 1]) > 0.1  # it explored the box
