@@ -161,6 +161,12 @@ class PolicyNode(Node):
         """Ask the runtime for a decision and publish it."""
         result = self.runtime.step(self._now())
         if result.transition is not None and self._transition_publisher is not None:
+            if (self._transition_publisher.get_subscription_count() == 0
+                    and self._throttle.due('no learner')):
+                # The topic is volatile: what nobody takes now is gone for good.
+                self.get_logger().warning(
+                    f'no subscriber on {self._transition_publisher.topic_name}: practice '
+                    f'transitions are not recorded until a learner runs{suffix(self._throttle)}')
             self._transition_publisher.publish(self.transition_message(result))
         reason = '' if result.reason in ('act', 'hold') else result.reason
         changed = reason != self._reason
