@@ -3,7 +3,8 @@
 (a) learner: every transition of every episode it received and finished survives (episode
     files), training goes on from the checkpoint; (b) vae_encoder: the policy stops the robot
     (stale latents) and practice resumes after the restart; (c) policy: the real-time sim's
-    watchdog stops the hand, practice resumes after the restart. Small budgets, an untrained VAE saved here.
+    watchdog stops the hand, practice resumes after the restart. Small budgets, an untrained
+    VAE saved here.
 """
 
 import dataclasses
