@@ -36,8 +36,8 @@ SERVICE_TIMEOUT_S = 30.0
 TOOL_OFFSET_M = 0.12  # config/sawyer_reacher.yaml
 COMMAND_RATE_HZ = 100.0  # the driver's default
 INTERA_COMMAND_TIMEOUT_S = 0.2  # the fake's (and intera's) velocity-mode timeout
-# Every joint command the driver sends (the arm's own subscription keeps only the newest).
-ALL_COMMANDS_QOS = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
+# Every message, not only the newest (the arm's own subscriptions keep one).
+KEEP_EVERY_QOS = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
 
 
 class Rig:
@@ -50,7 +50,7 @@ class Rig:
         self.joints = ros.collect(JointState, '/robot/joint_states', ARM_QOS)
         self.images = ros.collect(Image, 'camera/image_raw', SENSOR_QOS)
         self.joint_commands = ros.collect(JointState, JOINT_COMMAND_TOPIC + STANDIN_SUFFIX,
-                                          ALL_COMMANDS_QOS)
+                                          KEEP_EVERY_QOS)
         self.commands = ros.publisher(TwistStamped, 'ee_velocity', COMMAND_QOS)
         self.clients = {name: ros.node.create_client(kind, name) for name, kind in (
             ('driver/activate', SetBool), ('driver/stop', Trigger), ('robot/reset', Trigger))}
@@ -196,8 +196,8 @@ def test_box_holds_for_10k_driver_cycles_over_dds(rig: Rig, ros):
     driver's report), with the fake's lag, limits and command timeout in the loop.
     """
     kinematics = SawyerKinematics(TOOL_OFFSET_M)
-    all_states = ros.collect(PointStamped, 'robot/state', ALL_COMMANDS_QOS)
-    all_joints = ros.collect(JointState, '/robot/joint_states', ALL_COMMANDS_QOS)
+    all_states = ros.collect(PointStamped, 'robot/state', KEEP_EVERY_QOS)
+    all_joints = ros.collect(JointState, '/robot/joint_states', KEEP_EVERY_QOS)
     assert rig.wait_for(lambda: all_states.messages)
     assert rig.call('driver/activate', True).success
     assert rig.call('robot/reset').success
