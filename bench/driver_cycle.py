@@ -66,8 +66,10 @@ def run_variant(variant: str, duration_s: float, busy_ms: float) -> dict[str, fl
     from sensor_msgs.msg import JointState
     from std_msgs.msg import Float64MultiArray
 
-    from rig_ros.nodes.intera_msgs import ARM_QOS, STANDIN_SUFFIX
-    from rig_ros.robot.backends import ENDPOINT_STATE_TOPIC, JOINT_STATES_TOPIC
+    from rig_ros.interfaces.names import STANDIN_SUFFIX
+
+    from rig_ros.interfaces.names import ENDPOINT_STATE_TOPIC, JOINT_STATES_TOPIC
+    from rig_ros.interfaces.qos import ARM_QOS
     from rig_ros.robot.periodic import PeriodicLoop
 
     context = Context()
@@ -112,7 +114,7 @@ def run_variant(variant: str, duration_s: float, busy_ms: float) -> dict[str, fl
         loop.start()
     started = time.monotonic()
     while time.monotonic() - started < duration_s:
-        executor.spin_once(timeout_sec=0.1)  # as rig_ros.nodes.entry.run_node spins
+        executor.spin_once(timeout_sec=0.1)  # as rig_ros.edge.entry.run_node spins
     elapsed = time.monotonic() - started
     if loop is not None:
         loop.stop()
@@ -136,8 +138,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = parser.parse_args(argv)
     duration_s = args.seconds or (3.0 if args.quick else 10.0)
 
-    from rig_ros import runner
     from rig_ros.graph import NodeSpec
+    from rig_ros.run import runner
 
     domain, lock = reserve_domain_id()
     os.environ['ROS_DOMAIN_ID'] = str(domain)

@@ -154,7 +154,7 @@ def wait_for(predicate: Any, timeout: float, interval: float = 0.05) -> bool:
 
 def start_graph(specs: list, log_path: pathlib.Path) -> Any:
     """Start specs with the project's runner, child output into a log file."""
-    from rig_ros.runner import GraphRunner
+    from rig_ros.run.runner import GraphRunner
     log = open(log_path, 'w')
     runner = GraphRunner(specs, output=log, sigint_timeout=10.0)
     runner.start()
@@ -170,8 +170,8 @@ def measure_latency(probe: Probe, specs: list, frames: int, frame_shape: tuple[i
 
     from rig_msgs.msg import Goal, Transition, Weights
     from rig_ros.core.policy_runtime import encode_policy_weights
-    from rig_ros.nodes.image_msgs import (
-        array_to_image, COMMAND_QOS, LATCHED_QOS, SENSOR_QOS, TRANSITION_QOS)
+    from rig_ros.edge.image_msgs import array_to_image
+    from rig_ros.interfaces.qos import COMMAND_QOS, LATCHED_QOS, SENSOR_QOS, TRANSITION_QOS
     node = probe.node
     with probe.lock:
         probe.commands.clear()
@@ -284,7 +284,7 @@ def measure_graph_steps(probe: Probe, specs: list, steps: int, warmup: int,
                         log_path: pathlib.Path) -> dict[str, Any]:
     """(iii): practice transitions per second of the lockstep graph (after `warmup`)."""
     from rig_msgs.msg import Transition
-    from rig_ros.nodes.image_msgs import TRANSITION_QOS
+    from rig_ros.interfaces.qos import TRANSITION_QOS
     with probe.lock:
         probe.transitions.clear()
         probe.transition_stamps.clear()
@@ -377,7 +377,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     torch.set_num_threads(1)
 
     from rig_ros import graph
+
     from rig_ros.core.td3 import GoalConditionedTD3, TD3Config
+    from rig_ros.interfaces import names
     episode_length, learning_starts, warmup = 50, 100, 30
     td3 = TD3Config(updates_per_step=1, batch_size=128, learning_starts=learning_starts)
     checkpoint, params_file = setup_files(work, td3, episode_length, learning_starts)
@@ -390,7 +392,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         if 'latency' not in skip:
             chain = [spec for spec in graph.practice_graph(
                 params_file=str(params_file), nodes='robot_0/*')
-                if spec.executable in (graph.CAMERA_PIPELINE, graph.VAE_ENCODER, graph.POLICY)]
+                if spec.executable in (names.CAMERA_PIPELINE, names.VAE_ENCODER, names.POLICY)]
             inprocess = measure_inprocess_latency(checkpoint, agent, frames, frame_shape)
             print(f'(ii) in process: {inprocess}', flush=True)
             latency = {}

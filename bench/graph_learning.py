@@ -24,7 +24,7 @@ from learning import reacher_config  # noqa: E402
 
 from rig_ros import report  # noqa: E402
 from rig_ros.core.pipeline import PipelineConfig, RigPipeline  # noqa: E402
-from rig_ros.session import Session, SessionConfig  # noqa: E402
+from rig_ros.run.session import Session, SessionConfig  # noqa: E402
 from rig_ros.sim.sawyer import SawyerSim, SawyerSimConfig  # noqa: E402
 
 

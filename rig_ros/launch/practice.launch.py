@@ -9,7 +9,7 @@ Built from `rig_ros.graph` (the graph described once); `rig practice` runs the s
     ros2 launch rig_ros practice.launch.py task:=pusher robots:=2 run_dir:=/data/rig
 """
 
-from rig_ros import launch_description
+from rig_ros.run import launch_description
 
 GRAPH = 'practice'
 

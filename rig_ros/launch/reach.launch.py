@@ -9,7 +9,7 @@ Built from `rig_ros.graph` (the graph described once); `rig reach` runs the same
     ros2 launch rig_ros reach.launch.py task:=pusher robots:=2 checkpoint:=/data/rig
 """
 
-from rig_ros import launch_description
+from rig_ros.run import launch_description
 
 GRAPH = 'reach'
 

@@ -1,7 +1,7 @@
 """The RIG node graph, described once in plain Python (no rclpy, no launch).
 
 `practice_graph` and `reach_graph` return `NodeSpec` lists. Two consumers turn them into
-processes: `rig_ros.runner` (here, `rig practice` / `rig reach`) and `launch/*.launch.py`
+processes: `rig_ros.run.runner` (here, `rig practice` / `rig reach`) and `launch/*.launch.py`
 (`ros2 launch` on a full ROS 2 install). Both read the same specs, so what runs here is what
 launches there.
 
@@ -34,41 +34,13 @@ import fnmatch
 import pathlib
 from typing import Any, Callable, Mapping, Optional, Sequence
 
+from rig_ros.interfaces.names import (
+    CAMERA_IMAGE_TOPIC, CAMERA_PIPELINE, COMPOSABLE, GOAL_SCHEDULER, LEARNER, MUJOCO_SIM, POLICY,
+    ROBOT_CHAIN, SAWYER_DRIVER, TRANSITION_TOPIC, VAE_ENCODER, WEIGHTS_TOPIC)
+
 PACKAGE = 'rig_ros'
 TASKS = ('reacher', 'pusher', 'multi_pusher')
 ROBOT_NAMESPACE_PREFIX = 'robot_'
-
-# Topic and service names, relative to the robot's namespace (the learner's: the fleet's).
-CAMERA_IMAGE_TOPIC = 'camera/image_raw'  # sensor_msgs/Image, any size and encoding
-IMAGE_TOPIC = 'rig/image'  # sensor_msgs/Image, 84x84 rgb8
-LATENT_TOPIC = 'rig/latent'  # rig_msgs/LatentState
-GOAL_TOPIC = 'rig/goal'  # rig_msgs/Goal, latched
-GOAL_IMAGE_DECODED_TOPIC = 'rig/goal_image_decoded'  # sensor_msgs/Image, latched (viewing)
-GOAL_IMAGE_TOPIC = 'rig/goal_image'  # sensor_msgs/Image from a user
-EE_VELOCITY_TOPIC = 'ee_velocity'  # geometry_msgs/TwistStamped
-TRANSITION_TOPIC = 'rig/transition'  # rig_msgs/Transition, fleet-wide
-WEIGHTS_TOPIC = 'rig/weights'  # rig_msgs/Weights, latched, fleet-wide
-ENCODE_SERVICE = 'rig/encode'  # rig_msgs/Encode
-RESET_SERVICE = 'robot/reset'  # std_srvs/Trigger
-ACTIVATE_SERVICE = 'policy/activate'  # std_srvs/SetBool
-ROBOT_STATE_TOPIC = 'robot/state'  # geometry_msgs/PointStamped, the hand
-GROUND_TRUTH_TOPIC = 'sim/ground_truth'  # std_msgs/Float64MultiArray, SawyerSim.state_vector
-SIM_GOAL_STATE_TOPIC = 'sim/goal_state'  # std_msgs/Float64MultiArray, a state to render
-SIM_GOAL_IMAGE_TOPIC = 'sim/goal_image'  # sensor_msgs/Image, that state's render, latched
-
-# Executables (console scripts of rig_ros) and the node names they run under.
-MUJOCO_SIM = 'mujoco_sim'
-CAMERA_PIPELINE = 'camera_pipeline'
-VAE_ENCODER = 'vae_encoder'
-POLICY = 'policy'
-GOAL_SCHEDULER = 'goal_scheduler'
-LEARNER = 'learner'
-SAWYER_DRIVER = 'sawyer_driver'  # the real robot (sim=False)
-ROBOT_CHAIN = 'robot_chain'  # a chain's per-frame nodes composed in one process
-COMPOSABLE = (MUJOCO_SIM, CAMERA_PIPELINE, VAE_ENCODER, POLICY)
-
-# Topics shared by the whole fleet (remapped to the fleet namespace in every robot chain).
-FLEET_TOPICS = (TRANSITION_TOPIC, WEIGHTS_TOPIC)
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,8 @@ from rig_ros.core.checkpoints import (
     CheckpointError, deserialize_state, load_checkpoint, serialize_state)
 from rig_ros.core.preprocessing import CropBox, preprocess, PreprocessConfig
 from rig_ros.core.vae import ConvVAE, decode_latents, encode_images, VAEConfig
+from rig_ros.interfaces.names import VAE_MODEL
 
-VAE_MODEL_NAME = 'vae'  # Weights.model_name and the checkpoint module of the VAE
 VAE_CHECKPOINT_FILE = 'vae.safetensors'  # what a run directory holds
 
 
@@ -121,8 +121,8 @@ class LatentEncoder:
             checkpoint = load_checkpoint(file)
         except (OSError, CheckpointError) as error:
             raise WeightsError(f'cannot read VAE checkpoint {str(file)!r}: {error}') from None
-        if VAE_MODEL_NAME not in checkpoint.modules:
-            raise WeightsError(f'checkpoint {str(file)!r} has no {VAE_MODEL_NAME!r} module '
+        if VAE_MODEL not in checkpoint.modules:
+            raise WeightsError(f'checkpoint {str(file)!r} has no {VAE_MODEL!r} module '
                                f'(it has {sorted(checkpoint.modules)})')
         version = checkpoint.metadata.get('version', 0)
         self._install(vae_config_from_dict(checkpoint.config), checkpoint.modules['vae'],
@@ -149,8 +149,8 @@ class LatentEncoder:
             config = self._vae.config
         else:
             raise WeightsError('VAE weights without a config, and no VAE to take it from')
-        if set(state) == {VAE_MODEL_NAME} and isinstance(state[VAE_MODEL_NAME], dict):
-            state = state[VAE_MODEL_NAME]  # {'vae': state_dict} as in checkpoints
+        if set(state) == {VAE_MODEL} and isinstance(state[VAE_MODEL], dict):
+            state = state[VAE_MODEL]  # {'vae': state_dict} as in checkpoints
         self._install(config, state, version, f'weights message v{version}')
 
     def _install(self, config: VAEConfig, state: Mapping[str, Any], version: int,

@@ -45,12 +45,12 @@ import zipfile
 import numpy as np
 
 from rig_ros.core import checkpoints
-from rig_ros.core.encoder import resolve_checkpoint as resolve_vae_checkpoint
-from rig_ros.core.encoder import vae_config_from_dict, VAE_MODEL_NAME
+from rig_ros.core.encoder import resolve_checkpoint as resolve_vae_checkpoint, vae_config_from_dict
 from rig_ros.core.policy_runtime import encode_policy_weights, TransitionRecord
 from rig_ros.core.replay import GoalReplayBuffer, RelabelConfig
 from rig_ros.core.rewards import euclidean_latent_reward
 from rig_ros.core.td3 import GoalConditionedTD3, TD3Config
+from rig_ros.interfaces.names import VAE_MODEL
 
 FORMAT_VERSION = 1
 CHECKPOINT_FILE = 'learner.safetensors'
@@ -162,8 +162,8 @@ def load_vae_weights(path: str | os.PathLike, latent_dim: int) -> tuple[int, str
         saved = checkpoints.load_checkpoint(file)
     except OSError as error:
         raise ValueError(f'cannot read VAE checkpoint {str(file)!r}: {error}') from None
-    if VAE_MODEL_NAME not in saved.modules:
-        raise ValueError(f'{file} has no {VAE_MODEL_NAME!r} module')
+    if VAE_MODEL not in saved.modules:
+        raise ValueError(f'{file} has no {VAE_MODEL!r} module')
     config = dataclasses.asdict(vae_config_from_dict(saved.config))
     if config['latent_dim'] != latent_dim:
         raise ValueError(f'the VAE of {file} has {config["latent_dim"]} latents, the learner '
@@ -171,7 +171,7 @@ def load_vae_weights(path: str | os.PathLike, latent_dim: int) -> tuple[int, str
     version = saved.metadata.get('version', 1)
     version = version if isinstance(version, int) and version > 0 else 1
     return version, json.dumps(config), checkpoints.serialize_state(
-        saved.modules[VAE_MODEL_NAME], config)
+        saved.modules[VAE_MODEL], config)
 
 
 class Learner:

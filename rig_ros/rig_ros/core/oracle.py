@@ -14,8 +14,7 @@ from typing import Any
 import numpy as np
 
 from rig_ros.core.pipeline import (
-    _evaluation, Evaluation, GoalEnv, make_agent, PipelineConfig, practice_loop,
-    rollout_to_goal)
+    _evaluation, Evaluation, GoalEnv, make_agent, PipelineConfig, practice_loop, rollout_to_goal)
 from rig_ros.core.replay import GoalReplayBuffer
 from rig_ros.core.rewards import euclidean_latent_reward
 from rig_ros.core.td3 import GoalConditionedTD3

@@ -32,8 +32,6 @@ import torch
 from rig_ros.core.checkpoints import CheckpointError, deserialize_state, serialize_state
 from rig_ros.core.td3 import GoalConditionedTD3, TD3Config
 
-POLICY_MODEL = 'policy'
-
 
 @dataclass(frozen=True)
 class PolicyConfig:

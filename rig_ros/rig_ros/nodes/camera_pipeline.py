@@ -16,11 +16,12 @@ from rclpy.node import Node
 from sensor_msgs.msg import Image
 
 from rig_ros.core.preprocessing import preprocess, PreprocessConfig
-from rig_ros.graph import CAMERA_IMAGE_TOPIC, CAMERA_PIPELINE, IMAGE_TOPIC
-from rig_ros.nodes.entry import run_node
-from rig_ros.nodes.image_msgs import array_to_image, image_to_array, SENSOR_QOS
-from rig_ros.nodes.log_limits import KeyedThrottle, suffix
-from rig_ros.nodes.params import ConfigParameters
+from rig_ros.edge.entry import run_node
+from rig_ros.edge.image_msgs import array_to_image, image_to_array
+from rig_ros.edge.log_limits import KeyedThrottle, suffix
+from rig_ros.edge.params import ConfigParameters
+from rig_ros.interfaces.names import CAMERA_IMAGE_TOPIC, CAMERA_PIPELINE, IMAGE_TOPIC
+from rig_ros.interfaces.qos import SENSOR_QOS
 
 ERROR_THROTTLE_S = 2.0
 _CROP = ('first row of the crop', 'first column of the crop', 'rows in the crop',

@@ -5,7 +5,7 @@ publishes `/robot/joint_states` (sensor_msgs/JointState: head_pan then right_j0.
 `state_rate_hz`, takes velocity- and position-mode joint commands on
 `/robot/limb/right/joint_command` that hold for `command_timeout_s` only (then the arm holds
 position), clips to joint velocity and position limits, and publishes the right_hand pose on
-`/robot/limb/right/endpoint_state` (types as in `rig_ros.nodes.intera_msgs`: intera's when
+`/robot/limb/right/endpoint_state` (types as in `rig_ros.edge.intera_msgs`: intera's when
 importable, else the `_standin` topics).
 Camera: a synthetic bgr8 image on the head camera topic at `camera_rate_hz` (grey table, a
 dark disc where the tool point is, seen from above), not a rendered scene.
@@ -20,12 +20,13 @@ import numpy as np
 from rclpy.node import Node
 from sensor_msgs.msg import Image, JointState
 
-from rig_ros.nodes.entry import run_node
-from rig_ros.nodes.image_msgs import array_to_image, SENSOR_QOS
-from rig_ros.nodes.intera_msgs import ARM_QOS, InteraTopics
-from rig_ros.nodes.params import declare_config
-from rig_ros.robot.backends import (
+from rig_ros.edge.entry import run_node
+from rig_ros.edge.image_msgs import array_to_image
+from rig_ros.edge.intera_msgs import InteraTopics
+from rig_ros.edge.params import declare_config
+from rig_ros.interfaces.names import (
     ENDPOINT_STATE_TOPIC, HEAD_CAMERA_TOPIC, JOINT_COMMAND_TOPIC, JOINT_STATES_TOPIC)
+from rig_ros.interfaces.qos import ARM_QOS, SENSOR_QOS
 from rig_ros.robot.fake_arm import FakeSawyerArm, NEUTRAL_JOINT_POSITIONS
 from rig_ros.robot.kinematics import METAWORLD_HAND_OFFSET_M
 
@@ -41,7 +42,7 @@ class FakeSawyerConfig:
     command_timeout_s: a joint command holds this long, then the arm holds position.
     velocity_lag_s: time constant with which joints follow commanded velocities.
     initial_joint_positions: joint angles at startup (rad; default: intera's neutral pose).
-    message_types: 'auto', 'intera' or 'standin' (see rig_ros.nodes.intera_msgs).
+    message_types: 'auto', 'intera' or 'standin' (see rig_ros.edge.intera_msgs).
     camera_rate_hz: synthetic head-camera frames per second (0: none).
     image_height: synthetic frame rows.
     image_width: synthetic frame columns.

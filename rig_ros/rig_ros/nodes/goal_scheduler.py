@@ -29,7 +29,6 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.subscription_content_filter_options import ContentFilterOptions
 from rclpy.task import Future
 from sensor_msgs.msg import Image
@@ -40,22 +39,18 @@ from rig_msgs.msg import Goal, Transition, Weights
 from rig_msgs.srv import Encode
 from rig_ros.core.encoder import LatentEncoder, WeightsError
 from rig_ros.core.goals import GoalCommand, GoalScheduler, GoalSchedulerConfig, Phase
-from rig_ros.graph import (
-    ENCODE_SERVICE, GOAL_IMAGE_DECODED_TOPIC, GOAL_IMAGE_TOPIC, GOAL_SCHEDULER, GOAL_TOPIC,
-    POLICY, RESET_SERVICE, TRANSITION_TOPIC, WEIGHTS_TOPIC)
-from rig_ros.nodes.entry import run_node
-from rig_ros.nodes.image_msgs import (
-    array_to_image, image_to_array, LATCHED_QOS, SENSOR_QOS, WEIGHTS_QOS)
-from rig_ros.nodes.log_limits import KeyedThrottle, suffix
-from rig_ros.nodes.params import declare_config, ParameterError
-from rig_ros.nodes.vae_weights import load_vae_weights
+from rig_ros.edge.entry import run_node
+from rig_ros.edge.image_msgs import array_to_image, image_to_array
+from rig_ros.edge.log_limits import KeyedThrottle, suffix
+from rig_ros.edge.params import declare_config, ParameterError
+from rig_ros.edge.vae_weights import load_vae_weights
+from rig_ros.interfaces.names import (
+    ENCODE_SERVICE, GOAL_IMAGE_DECODED_TOPIC, GOAL_IMAGE_TOPIC, GOAL_SCHEDULER, GOAL_TOPIC, POLICY,
+    RESET_SERVICE, TRANSITION_TOPIC, WEIGHTS_TOPIC)
+from rig_ros.interfaces.qos import EPISODE_END_QOS, LATCHED_QOS, SENSOR_QOS, WEIGHTS_QOS
 
 TICK_S = 0.1
 THROTTLE_S = 5.0
-# Episode ends are rare and must not be missed; the policy publishes transitions reliably.
-EPISODE_END_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
-                             reliability=ReliabilityPolicy.RELIABLE,
-                             durability=DurabilityPolicy.VOLATILE)
 
 
 class GoalSchedulerNode(Node):

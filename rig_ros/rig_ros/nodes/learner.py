@@ -32,16 +32,15 @@ import torch
 
 from rig_msgs.msg import Transition, Weights
 from rig_ros.core.checkpoints import CheckpointError
-from rig_ros.core.encoder import VAE_MODEL_NAME
 from rig_ros.core.learner import Learner, LearnerConfig, load_vae_weights, status_json
-from rig_ros.core.policy_runtime import POLICY_MODEL, TransitionRecord
-from rig_ros.graph import LEARNER, TRANSITION_TOPIC, WEIGHTS_TOPIC
-from rig_ros.nodes.entry import run_node
-from rig_ros.nodes.image_msgs import LATCHED_QOS, TRANSITION_QOS
-from rig_ros.nodes.log_limits import KeyedThrottle, suffix
-from rig_ros.nodes.params import declare_config, ParameterError
+from rig_ros.core.policy_runtime import TransitionRecord
+from rig_ros.edge.entry import run_node
+from rig_ros.edge.log_limits import KeyedThrottle, suffix
+from rig_ros.edge.params import declare_config, ParameterError
+from rig_ros.interfaces.names import (
+    LEARNER, LEARNER_STATUS_TOPIC, POLICY_MODEL, TRANSITION_TOPIC, VAE_MODEL, WEIGHTS_TOPIC)
+from rig_ros.interfaces.qos import LATCHED_QOS, TRANSITION_QOS
 
-STATUS_TOPIC = 'rig/learner_status'
 TRAIN_CHUNK = 16  # updates between checks for broadcasts, checkpoints and stop
 LOG_THROTTLE_S = 2.0
 TENSORBOARD_PERIOD_S = 2.0  # seconds between TensorBoard points
@@ -90,7 +89,7 @@ class LearnerNode(Node):
         # One latched writer per model: a late joiner gets the last weights of each.
         self._weights_publisher = self.create_publisher(Weights, WEIGHTS_TOPIC, LATCHED_QOS)
         self._vae_publisher = self.create_publisher(Weights, WEIGHTS_TOPIC, LATCHED_QOS)
-        self._status_publisher = self.create_publisher(String, STATUS_TOPIC, LATCHED_QOS)
+        self._status_publisher = self.create_publisher(String, LEARNER_STATUS_TOPIC, LATCHED_QOS)
         self._stop = threading.Event()
         self._worker: Optional[threading.Thread] = None
         self._throttle = KeyedThrottle(LOG_THROTTLE_S)
@@ -114,7 +113,7 @@ class LearnerNode(Node):
                                                               config.latent_dim)
                 self._vae_publisher.publish(Weights(
                     header=Header(stamp=self.get_clock().now().to_msg()),
-                    model_name=VAE_MODEL_NAME, version=version, config_json=config_json,
+                    model_name=VAE_MODEL, version=version, config_json=config_json,
                     safetensors=data))
                 self.get_logger().info(f'VAE weights version {version} of '
                                        f'{config.vae_checkpoint} broadcast')

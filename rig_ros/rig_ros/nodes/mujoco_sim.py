@@ -31,27 +31,24 @@ from typing import Any, Optional, Sequence
 from geometry_msgs.msg import PointStamped, TwistStamped
 import numpy as np
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 from std_msgs.msg import Float64MultiArray, Header, MultiArrayDimension
 from std_srvs.srv import Trigger
 
-from rig_ros.graph import (
+from rig_ros.edge.entry import run_node
+from rig_ros.edge.image_msgs import array_to_image
+from rig_ros.edge.log_limits import KeyedThrottle, suffix
+from rig_ros.edge.params import declare_config, ParameterError
+from rig_ros.interfaces.names import (
     CAMERA_IMAGE_TOPIC, EE_VELOCITY_TOPIC, GROUND_TRUTH_TOPIC, MUJOCO_SIM, RESET_SERVICE,
     ROBOT_STATE_TOPIC, SIM_GOAL_IMAGE_TOPIC, SIM_GOAL_STATE_TOPIC)
-from rig_ros.nodes.entry import run_node
-from rig_ros.nodes.image_msgs import array_to_image, COMMAND_QOS, LATCHED_QOS, SENSOR_QOS
-from rig_ros.nodes.log_limits import KeyedThrottle, suffix
-from rig_ros.nodes.params import declare_config, ParameterError
+from rig_ros.interfaces.qos import COMMAND_QOS, LATCHED_QOS, SENSOR_QOS, STATE_QOS
 from rig_ros.sim.driver import SimDriver, SimDriverConfig
 from rig_ros.sim.sawyer import SawyerSim, SawyerSimConfig
 
 CAMERA_FRAME = 'sim_camera'
 WORLD_FRAME = 'world'
 THROTTLE_S = 5.0
-STATE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
-                       reliability=ReliabilityPolicy.RELIABLE,
-                       durability=DurabilityPolicy.VOLATILE)
 
 
 def attribute_docstrings(config_type: type) -> dict[str, str]:

@@ -33,19 +33,18 @@ import torch
 
 from rig_msgs.msg import Goal, LatentState, Transition, Weights
 from rig_ros.core.policy_runtime import (
-    EpisodeGoal, Latent, POLICY_MODEL, PolicyConfig, PolicyRuntime, StepResult)
-from rig_ros.graph import (
-    ACTIVATE_SERVICE, EE_VELOCITY_TOPIC, GOAL_TOPIC, LATENT_TOPIC, POLICY, TRANSITION_TOPIC,
-    WEIGHTS_TOPIC)
-from rig_ros.nodes.entry import run_node
-from rig_ros.nodes.image_msgs import (
+    EpisodeGoal, Latent, PolicyConfig, PolicyRuntime, StepResult)
+from rig_ros.edge.entry import run_node
+from rig_ros.edge.log_limits import KeyedThrottle, suffix
+from rig_ros.edge.params import declare_config
+from rig_ros.interfaces.names import (
+    ACTIVATE_SERVICE, EE_VELOCITY_TOPIC, GOAL_TOPIC, KNOWN_MODELS, LATENT_TOPIC, POLICY,
+    POLICY_MODEL, TRANSITION_TOPIC, WEIGHTS_TOPIC)
+from rig_ros.interfaces.qos import (
     COMMAND_QOS, LATCHED_QOS, SENSOR_QOS, TRANSITION_QOS, WEIGHTS_QOS)
-from rig_ros.nodes.log_limits import KeyedThrottle, suffix
-from rig_ros.nodes.params import declare_config
 
 LOG_REPEAT_S = 5.0
 SHUTDOWN_ACK_S = 0.5  # wait for the final zero command to be acknowledged
-KNOWN_MODELS = (POLICY_MODEL, 'vae')  # models broadcast on rig/weights
 ROUTINE_REASONS = ('episode over', 'latent older than the episode')
 
 

@@ -23,11 +23,11 @@ from typing import Any, Callable, Optional, Sequence
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
-from rig_ros.graph import CAMERA_PIPELINE, MUJOCO_SIM, POLICY, ROBOT_CHAIN, VAE_ENCODER
-from rig_ros.nodes.entry import run_nodes
-from rig_ros.nodes.params import ParameterError
+from rig_ros.edge.entry import run_nodes
+from rig_ros.edge.params import ParameterError
+from rig_ros.interfaces.names import (
+    CAMERA_PIPELINE, COMPOSABLE, MUJOCO_SIM, POLICY, ROBOT_CHAIN, VAE_ENCODER)
 
-MEMBERS = (MUJOCO_SIM, CAMERA_PIPELINE, VAE_ENCODER, POLICY)
 NODES_PARAMETER = 'nodes'
 
 
@@ -45,7 +45,8 @@ def member_class(executable: str) -> Callable[..., Node]:
     if executable == POLICY:
         from rig_ros.nodes.policy import PolicyNode
         return PolicyNode
-    raise ValueError(f'{executable!r} cannot run in a robot_chain; members: {", ".join(MEMBERS)}')
+    raise ValueError(f'{executable!r} cannot run in a robot_chain; '
+                     f'members: {", ".join(COMPOSABLE)}')
 
 
 def member_arguments(ros_args: Sequence[str], member: str, namespace: str) -> list[str]:
@@ -96,12 +97,12 @@ class RobotChain(Node):
                  if self.has_parameter(NODES_PARAMETER) else None)
         if not names or not all(isinstance(name, str) for name in names):
             self.get_logger().error(f'parameter {NODES_PARAMETER!r} must list the member '
-                                    f'executables ({", ".join(MEMBERS)}), got {names!r}')
+                                    f'executables ({", ".join(COMPOSABLE)}), got {names!r}')
             raise ParameterError(f'bad {NODES_PARAMETER!r}')
-        unknown = [name for name in names if name not in MEMBERS]
+        unknown = [name for name in names if name not in COMPOSABLE]
         if unknown or len(set(names)) != len(names):
             self.get_logger().error(f'parameter {NODES_PARAMETER!r}: unknown or repeated '
-                                    f'members {names!r}; members: {", ".join(MEMBERS)}')
+                                    f'members {names!r}; members: {", ".join(COMPOSABLE)}')
             raise ParameterError(f'bad {NODES_PARAMETER!r}')
         self.member_names: list[str] = list(names)
 

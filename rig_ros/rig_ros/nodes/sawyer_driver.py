@@ -18,7 +18,7 @@ to it under one lock, on a single-threaded executor. `robot/reset` is answered a
 
 Backends (`backend`): 'bridge' talks to intera's topics through ros1_bridge
 (`bridge.*` parameters; real intera_core_msgs types when importable, else the stand-in
-documented in `rig_ros.nodes.intera_msgs`); 'intera' wraps intera_interface.Limb in this
+documented in `rig_ros.edge.intera_msgs`); 'intera' wraps intera_interface.Limb in this
 process (ROS 1 rospy in the same Python; UNTESTED on a robot).
 Parameters (read-only): `DriverConfig` (top level), `SafetyConfig` (`safety.*`),
 `ControllerConfig` (`controller.*`), `BridgeConfig` (`bridge.*`).
@@ -39,11 +39,13 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Header
 from std_srvs.srv import SetBool, Trigger
 
-from rig_ros.graph import CAMERA_IMAGE_TOPIC, EE_VELOCITY_TOPIC, RESET_SERVICE, ROBOT_STATE_TOPIC
-from rig_ros.nodes.entry import run_node
-from rig_ros.nodes.image_msgs import COMMAND_QOS, SENSOR_QOS
-from rig_ros.nodes.intera_msgs import ARM_QOS, InteraTopics
-from rig_ros.nodes.params import declare_config, ParameterError
+from rig_ros.edge.entry import run_node
+from rig_ros.edge.intera_msgs import InteraTopics
+from rig_ros.edge.params import declare_config, ParameterError
+from rig_ros.interfaces.names import (
+    CAMERA_IMAGE_TOPIC, DRIVER_ACTIVATE_SERVICE, DRIVER_STOP_SERVICE, EE_VELOCITY_TOPIC,
+    RESET_SERVICE, ROBOT_STATE_TOPIC, SAWYER_DRIVER)
+from rig_ros.interfaces.qos import ARM_QOS, COMMAND_QOS, SENSOR_QOS
 from rig_ros.robot.backends import (
     ArmBackend, BridgeConfig, BridgeTopicsBackend, InteraLimbBackend, JointCommandPayload)
 from rig_ros.robot.control import ControllerConfig
@@ -51,9 +53,6 @@ from rig_ros.robot.driver import DriverConfig, Mode, SawyerDriver
 from rig_ros.robot.periodic import PeriodicLoop
 from rig_ros.robot.safety import SafetyConfig
 
-SAWYER_DRIVER = 'sawyer_driver'
-ACTIVATE_SERVICE = 'driver/activate'
-STOP_SERVICE = 'driver/stop'
 BASE_FRAME = 'base'
 THROTTLE_S = 5.0
 SHUTDOWN_ACK_S = 0.5  # wait for the final zeros to be acknowledged (bridge backend)
@@ -94,14 +93,15 @@ class SawyerDriverNode(Node):
                                      self._image_publisher.publish, SENSOR_QOS)
         self.create_service(Trigger, RESET_SERVICE, self.reset_callback,
                             callback_group=self._reset_group)
-        self.create_service(SetBool, ACTIVATE_SERVICE, self.activate_callback)
-        self.create_service(Trigger, STOP_SERVICE, self.stop_callback)
+        self.create_service(SetBool, DRIVER_ACTIVATE_SERVICE, self.activate_callback)
+        self.create_service(Trigger, DRIVER_STOP_SERVICE, self.stop_callback)
         self.loop = PeriodicLoop(self.driver.period_s, self.tick_callback, name='sawyer_driver',
                                  on_error=self._tick_failed)
         self.get_logger().info(
             f'backend {self.config.backend}, {self.config.command_rate_hz:g} Hz, box '
             f'{safety.box_low}..{safety.box_high} m, max {safety.max_speed_m_s} m/s, watchdog '
-            f'{safety.watchdog_s} s; inactive until {self.resolve_service_name(ACTIVATE_SERVICE)}')
+            f'{safety.watchdog_s} s; inactive until '
+            f'{self.resolve_service_name(DRIVER_ACTIVATE_SERVICE)}')
         self.loop.start()
 
     def _make_backend(self, bridge: BridgeConfig) -> ArmBackend:

@@ -30,15 +30,16 @@ import torch
 from rig_msgs.msg import LatentState, Weights
 from rig_msgs.srv import Encode
 from rig_ros.core.encoder import EncoderConfig, LatentEncoder, WeightsError
-from rig_ros.graph import ENCODE_SERVICE, IMAGE_TOPIC, LATENT_TOPIC, VAE_ENCODER, WEIGHTS_TOPIC
-from rig_ros.nodes.entry import run_node
-from rig_ros.nodes.image_msgs import array_to_image, image_to_array, SENSOR_QOS, WEIGHTS_QOS
-from rig_ros.nodes.log_limits import KeyedThrottle, suffix
-from rig_ros.nodes.params import declare_config, ParameterError
-from rig_ros.nodes.vae_weights import load_vae_weights
+from rig_ros.edge.entry import run_node
+from rig_ros.edge.image_msgs import array_to_image, image_to_array
+from rig_ros.edge.log_limits import KeyedThrottle, suffix
+from rig_ros.edge.params import declare_config, ParameterError
+from rig_ros.edge.vae_weights import load_vae_weights
+from rig_ros.interfaces.names import (
+    ENCODE_SERVICE, IMAGE_TOPIC, LATENT_TOPIC, RECONSTRUCTION_TOPIC, VAE_ENCODER, WEIGHTS_TOPIC)
+from rig_ros.interfaces.qos import SENSOR_QOS, WEIGHTS_QOS
 
 THROTTLE_S = 5.0
-RECONSTRUCTION_TOPIC = 'rig/reconstruction'
 
 
 class VAEEncoder(Node):

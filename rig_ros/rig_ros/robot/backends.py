@@ -23,6 +23,8 @@ from typing import Any, Callable, Literal, Mapping, Optional, Sequence
 
 import numpy as np
 
+from rig_ros.interfaces.names import (
+    ENDPOINT_STATE_TOPIC, JOINT_COMMAND_TOPIC, JOINT_STATES_TOPIC)
 from rig_ros.robot.kinematics import JOINT_NAMES
 
 # intera_core_msgs/JointCommand modes.
@@ -30,11 +32,6 @@ POSITION_MODE = 1
 VELOCITY_MODE = 2
 TORQUE_MODE = 3
 TRAJECTORY_MODE = 4
-
-JOINT_STATES_TOPIC = '/robot/joint_states'
-JOINT_COMMAND_TOPIC = '/robot/limb/right/joint_command'
-ENDPOINT_STATE_TOPIC = '/robot/limb/right/endpoint_state'
-HEAD_CAMERA_TOPIC = '/io/internal_camera/head_camera/image_rect_color'
 
 
 @dataclass(frozen=True)

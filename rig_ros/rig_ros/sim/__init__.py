@@ -1,4 +1,8 @@
-"""Simulated Sawyer on plain MuJoCo with metaworld's assets: no rclpy here."""
+"""The simulated Sawyer on plain MuJoCo with metaworld's assets (never rclpy).
+
+Belongs here: scenes, end-effector velocity control, rendering, ground truth, the lockstep /
+real-time driver. Which tasks exist is `rig_ros.tasks`.
+"""
 
 from rig_ros.sim.sawyer import SawyerSim, SawyerSimConfig
 

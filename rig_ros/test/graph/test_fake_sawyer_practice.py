@@ -38,12 +38,11 @@ from rig_msgs.msg import Goal, LatentState, Transition, Weights
 from rig_ros import graph
 from rig_ros.core.checkpoints import save_checkpoint
 from rig_ros.core.vae import ConvVAE, VAEConfig
-from rig_ros.nodes.image_msgs import (
-    COMMAND_QOS, LATCHED_QOS, SENSOR_QOS, TRANSITION_QOS, WEIGHTS_QOS)
-from rig_ros.nodes.intera_msgs import ARM_QOS, STANDIN_SUFFIX
-from rig_ros.robot.backends import JOINT_COMMAND_TOPIC, JOINT_STATES_TOPIC
+from rig_ros.interfaces.names import JOINT_COMMAND_TOPIC, JOINT_STATES_TOPIC, STANDIN_SUFFIX
+from rig_ros.interfaces.qos import (
+    ARM_QOS, COMMAND_QOS, LATCHED_QOS, SENSOR_QOS, TRANSITION_QOS, WEIGHTS_QOS)
 from rig_ros.robot.kinematics import JOINT_NAMES, SawyerKinematics
-from rig_ros.runner import GraphRunner
+from rig_ros.run.runner import GraphRunner
 
 pytestmark = pytest.mark.robot  # `make test-robot` runs these alone
 

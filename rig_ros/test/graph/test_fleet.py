@@ -22,8 +22,8 @@ from rig_msgs.msg import Transition, Weights
 from rig_ros import graph
 from rig_ros.core.checkpoints import save_checkpoint
 from rig_ros.core.vae import ConvVAE, VAEConfig
-from rig_ros.nodes.image_msgs import LATCHED_QOS, TRANSITION_QOS, WEIGHTS_QOS
-from rig_ros.runner import GraphRunner
+from rig_ros.interfaces.qos import LATCHED_QOS, TRANSITION_QOS, WEIGHTS_QOS
+from rig_ros.run.runner import GraphRunner
 
 ROBOTS = ('robot_0', 'robot_1')
 DEADLINE_S = 90.0  # start (torch, MuJoCo imports in 5 processes) + practice on a loaded box

@@ -20,6 +20,8 @@ import yaml
 
 from rig_ros import graph, runner
 
+from rig_ros.interfaces import names
+
 PACKAGE_DIR = pathlib.Path(__file__).resolve().parents[2]
 LAUNCH_DIR = PACKAGE_DIR / 'launch'
 GRAPHS = ('practice', 'reach')
@@ -108,7 +110,7 @@ def test_graph_is_well_formed(name, case):
             assert all('ros__parameters' in value for value in document.values()), path
     if 'nodes' in CASES[name][case]:
         return  # one machine's share of the graph: test_nodes_select_a_machines_share
-    learners = [spec for spec in specs if spec.executable == graph.LEARNER]
+    learners = [spec for spec in specs if spec.executable == names.LEARNER]
     assert len(learners) == 1
     robots = int(CASES[name][case].get('robots', '1'))
     fleet = graph.fleet_namespace(CASES[name][case].get('namespace', ''))
@@ -117,7 +119,7 @@ def test_graph_is_well_formed(name, case):
     assert chains == {graph.robot_namespace(i, fleet) for i in range(robots)}
     for spec in specs:
         for source, target in spec.remappings:
-            if source in graph.FLEET_TOPICS:  # every chain reaches the one learner
+            if source in names.FLEET_TOPICS:  # every chain reaches the one learner
                 assert target == graph.join_names(fleet, source)
 
 
@@ -135,9 +137,9 @@ def test_graph_structure_per_mode():
     assert by_name['/learner'].parameters == {'task': 'reacher', 'train': False, 'seed': 0,
                                               'checkpoint': '/runs/a'}
     real = graph.practice_graph(sim=False, camera_topic='/camera/color')
-    assert graph.MUJOCO_SIM not in {spec.executable for spec in real}
-    pipeline = next(spec for spec in real if spec.executable == graph.CAMERA_PIPELINE)
-    assert pipeline.remappings == ((graph.CAMERA_IMAGE_TOPIC, '/camera/color'),)
+    assert names.MUJOCO_SIM not in {spec.executable for spec in real}
+    pipeline = next(spec for spec in real if spec.executable == names.CAMERA_PIPELINE)
+    assert pipeline.remappings == ((names.CAMERA_IMAGE_TOPIC, '/camera/color'),)
 
 
 def test_nodes_select_a_machines_share():
@@ -182,22 +184,22 @@ def test_composed_graph_runs_the_same_nodes(name, case):
     composed = graph.graph_from_arguments(name, {**CASES[name][case], 'compose': 'true'})
     expanded = []
     for spec in composed:
-        if spec.executable == graph.ROBOT_CHAIN:
-            assert spec.name == graph.ROBOT_CHAIN
+        if spec.executable == names.ROBOT_CHAIN:
+            assert spec.name == names.ROBOT_CHAIN
             members = decompose(spec)
-            assert {m.executable for m in members} <= set(graph.COMPOSABLE)
+            assert {m.executable for m in members} <= set(names.COMPOSABLE)
             expanded += members
         else:
-            assert spec.executable not in graph.COMPOSABLE
+            assert spec.executable not in names.COMPOSABLE
             expanded.append(spec)
     # Same nodes, names, parameters, files and remappings; only the processes differ.
     key = graph.NodeSpec.fully_qualified_name.fget
     assert sorted(expanded, key=key) == sorted(apart, key=key)
-    chains = [spec for spec in composed if spec.executable == graph.ROBOT_CHAIN]
+    chains = [spec for spec in composed if spec.executable == names.ROBOT_CHAIN]
     robots = int(CASES[name][case].get('robots', '1'))
     if 'nodes' not in CASES[name][case]:
         assert len(chains) == robots
-    assert not any(spec.executable == graph.ROBOT_CHAIN for spec in apart)
+    assert not any(spec.executable == names.ROBOT_CHAIN for spec in apart)
 
 
 def test_existing_node_modules_run_with_python_m():

@@ -27,7 +27,7 @@ from rig_ros import graph
 from rig_ros.core import checkpoints
 from rig_ros.core.learner import CHECKPOINT_FILE, EPISODES_DIR, REPLAY_FILE
 from rig_ros.core.vae import ConvVAE, VAEConfig
-from rig_ros.nodes.image_msgs import COMMAND_QOS, LATCHED_QOS, TRANSITION_QOS
+from rig_ros.interfaces.qos import COMMAND_QOS, LATCHED_QOS, TRANSITION_QOS
 
 pytestmark = pytest.mark.slow
 

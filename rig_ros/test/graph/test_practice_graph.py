@@ -1,6 +1,6 @@
 """RIG end to end through the graph: practice over DDS, then goal images reached.
 
-Several processes on one isolated ROS_DOMAIN_ID, driven by `rig_ros.session` as `rig
+Several processes on one isolated ROS_DOMAIN_ID, driven by `rig_ros.run.session` as `rig
 practice --steps` drives them:
 1. Practice: the practice graph (sim, camera pipeline, encoder, policy, goal scheduler,
    learner) runs a few hundred steps; the learner stores them, trains, and its weights
@@ -19,7 +19,7 @@ import pytest
 
 from rig_ros.core.pipeline import evaluation_goals, PipelineConfig, RigPipeline
 from rig_ros.core.td3 import TD3Config
-from rig_ros.session import Session, SessionConfig
+from rig_ros.run.session import Session, SessionConfig
 from rig_ros.sim.sawyer import SawyerSim, SawyerSimConfig
 
 PRACTICE_STEPS = 300

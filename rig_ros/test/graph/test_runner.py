@@ -10,7 +10,7 @@ import textwrap
 import time
 
 from rig_ros.graph import NodeSpec
-from rig_ros.runner import GraphRunner
+from rig_ros.run.runner import GraphRunner
 
 # A stand-in node: prints its pid (and its helper's), then behaves as argv[1] says.
 NODE = textwrap.dedent("""
@@ -99,7 +99,7 @@ RUNNER = textwrap.dedent("""
     import sys
     sys.path.insert(0, {test_dir!r})
     from test_runner import specs, stand_in
-    from rig_ros.runner import GraphRunner
+    from rig_ros.run.runner import GraphRunner
     sys.exit(GraphRunner(specs(*sys.argv[1:]), command=stand_in, sigint_timeout=5.0).run())
 """)
 

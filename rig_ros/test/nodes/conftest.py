@@ -29,8 +29,8 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile
 
-from rig_ros import runner
 from rig_ros.graph import NodeSpec
+from rig_ros.run import runner
 
 DOMAIN_IDS = range(1, 101)
 DISCOVERY_TIMEOUT_S = 20.0  # wait_for_service took up to 3 s on a busy 2-core machine

@@ -33,9 +33,9 @@ from rig_ros.core.encoder import vae_weights_payload
 from rig_ros.core.policy_runtime import encode_policy_weights
 from rig_ros.core.td3 import GoalConditionedTD3, TD3Config
 from rig_ros.core.vae import ConvVAE, VAEConfig
+from rig_ros.edge.image_msgs import array_to_image
 from rig_ros.graph import NodeSpec
-from rig_ros.nodes.image_msgs import (
-    array_to_image, COMMAND_QOS, LATCHED_QOS, SENSOR_QOS, TRANSITION_QOS)
+from rig_ros.interfaces.qos import COMMAND_QOS, LATCHED_QOS, SENSOR_QOS, TRANSITION_QOS
 
 pytestmark = pytest.mark.slow
 

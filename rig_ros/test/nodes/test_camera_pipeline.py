@@ -12,8 +12,9 @@ from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image
 
 from rig_ros.core.preprocessing import CropBox, preprocess, PreprocessConfig
+from rig_ros.edge.image_msgs import array_to_image, image_to_array
+from rig_ros.interfaces.qos import SENSOR_QOS
 from rig_ros.nodes.camera_pipeline import CameraPipeline
-from rig_ros.nodes.image_msgs import array_to_image, image_to_array, SENSOR_QOS
 
 NAMESPACE = '/robot_0'
 CROP = {'crop.top': 20, 'crop.left': 40, 'crop.height': 200, 'crop.width': 240}

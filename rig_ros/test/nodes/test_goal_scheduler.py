@@ -16,8 +16,8 @@ from rig_msgs.srv import Encode
 from rig_ros.core.checkpoints import save_checkpoint
 from rig_ros.core.encoder import LatentEncoder
 from rig_ros.core.vae import ConvVAE, VAEConfig
-from rig_ros.nodes.image_msgs import (
-    array_to_image, image_to_array, LATCHED_QOS, SENSOR_QOS, TRANSITION_QOS)
+from rig_ros.edge.image_msgs import array_to_image, image_to_array
+from rig_ros.interfaces.qos import LATCHED_QOS, SENSOR_QOS, TRANSITION_QOS
 
 NAMESPACE = '/robot_0'
 FLEET = (('rig/weights', '/rig/weights'), ('rig/transition', '/rig/transition'))

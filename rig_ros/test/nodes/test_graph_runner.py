@@ -8,9 +8,10 @@ import numpy as np
 from sensor_msgs.msg import Image
 
 from rig_ros import graph
+from rig_ros.edge.image_msgs import array_to_image
 from rig_ros.graph import NodeSpec
-from rig_ros.nodes.image_msgs import array_to_image, SENSOR_QOS
-from rig_ros.runner import GraphRunner
+from rig_ros.interfaces.qos import SENSOR_QOS
+from rig_ros.run.runner import GraphRunner
 
 
 def test_runner_runs_namespaced_nodes_with_layered_parameters(ros, wait_for):

@@ -18,7 +18,7 @@ from rig_ros.core.checkpoints import save_checkpoint
 from rig_ros.core.policy_runtime import decode_policy_weights
 from rig_ros.core.vae import ConvVAE, VAEConfig
 from rig_ros.graph import config_file, TASKS
-from rig_ros.nodes.image_msgs import (
+from rig_ros.interfaces.qos import (
     COMMAND_QOS, LATCHED_QOS, SENSOR_QOS, TRANSITION_QOS, WEIGHTS_QOS)
 from rig_ros.nodes.learner import LearnerNode
 from rig_ros.nodes.policy import PolicyNode

@@ -10,8 +10,9 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import Trigger
 
-from rig_ros.nodes.image_msgs import COMMAND_QOS, image_to_array, LATCHED_QOS, SENSOR_QOS
-from rig_ros.nodes.mujoco_sim import STATE_QOS
+from rig_ros.edge.image_msgs import image_to_array
+
+from rig_ros.interfaces.qos import COMMAND_QOS, LATCHED_QOS, SENSOR_QOS, STATE_QOS
 from rig_ros.sim.sawyer import SawyerSim, SawyerSimConfig
 
 NAMESPACE = '/robot_0'

@@ -8,7 +8,8 @@ import numpy as np
 from sensor_msgs.msg import Image
 
 from rig_ros import cli
-from rig_ros.nodes.image_msgs import image_to_array, SENSOR_QOS
+from rig_ros.edge.image_msgs import image_to_array
+from rig_ros.interfaces.qos import SENSOR_QOS
 
 
 def test_send_goal_publishes_the_file(ros, wait_for, tmp_path):

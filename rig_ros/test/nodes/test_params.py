@@ -1,4 +1,4 @@
-"""rig_ros.nodes.params: dataclass configs from ROS parameters (in process, no DDS traffic)."""
+"""rig_ros.edge.params: dataclass configs from ROS parameters (in process, no DDS traffic)."""
 
 from dataclasses import dataclass, field
 from typing import Iterator, Literal, Optional
@@ -9,7 +9,7 @@ from rclpy.context import Context
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
-from rig_ros.nodes.params import ConfigParameters, declare_config, ParameterError
+from rig_ros.edge.params import ConfigParameters, declare_config, ParameterError
 
 
 @dataclass(frozen=True)

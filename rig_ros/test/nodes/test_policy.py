@@ -8,8 +8,7 @@ import numpy as np
 from std_srvs.srv import SetBool
 
 from rig_msgs.msg import Goal, LatentState, Transition, Weights
-from rig_ros.nodes.image_msgs import (
-    COMMAND_QOS, LATCHED_QOS, SENSOR_QOS, TRANSITION_QOS)
+from rig_ros.interfaces.qos import COMMAND_QOS, LATCHED_QOS, SENSOR_QOS, TRANSITION_QOS
 
 NS = '/robot_0'
 DIM = 4

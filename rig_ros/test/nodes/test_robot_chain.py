@@ -13,7 +13,8 @@ from rig_msgs.msg import Goal, LatentState
 from rig_ros import graph
 from rig_ros.core.checkpoints import save_checkpoint
 from rig_ros.core.vae import ConvVAE, VAEConfig
-from rig_ros.nodes.image_msgs import array_to_image, COMMAND_QOS, LATCHED_QOS, SENSOR_QOS
+from rig_ros.edge.image_msgs import array_to_image
+from rig_ros.interfaces.qos import COMMAND_QOS, LATCHED_QOS, SENSOR_QOS
 from rig_ros.nodes.robot_chain import member_arguments
 
 NAMESPACE = '/robot_0'

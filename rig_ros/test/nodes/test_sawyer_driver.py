@@ -19,9 +19,8 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image, JointState
 from std_srvs.srv import SetBool, Trigger
 
-from rig_ros.nodes.image_msgs import COMMAND_QOS, SENSOR_QOS
-from rig_ros.nodes.intera_msgs import ARM_QOS, STANDIN_SUFFIX
-from rig_ros.robot.backends import JOINT_COMMAND_TOPIC
+from rig_ros.interfaces.names import JOINT_COMMAND_TOPIC, STANDIN_SUFFIX
+from rig_ros.interfaces.qos import ARM_QOS, COMMAND_QOS, SENSOR_QOS
 from rig_ros.robot.kinematics import JOINT_NAMES, SawyerKinematics
 
 pytestmark = pytest.mark.robot  # `make test-robot` runs these alone

@@ -17,7 +17,8 @@ from rig_ros.core.checkpoints import save_checkpoint
 from rig_ros.core.encoder import vae_weights_payload
 from rig_ros.core.preprocessing import preprocess, PreprocessConfig
 from rig_ros.core.vae import ConvVAE, encode_images, VAEConfig
-from rig_ros.nodes.image_msgs import array_to_image, LATCHED_QOS, SENSOR_QOS
+from rig_ros.edge.image_msgs import array_to_image
+from rig_ros.interfaces.qos import LATCHED_QOS, SENSOR_QOS
 from rig_ros.nodes.vae_encoder import VAEEncoder
 
 NAMESPACE = '/robot_0'

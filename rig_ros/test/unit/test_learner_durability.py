@@ -5,8 +5,7 @@ import pytest
 import torch
 
 from rig_ros.core import checkpoints
-from rig_ros.core.learner import (
-    CHECKPOINT_FILE, EPISODES_DIR, Learner, LearnerConfig, REPLAY_FILE)
+from rig_ros.core.learner import CHECKPOINT_FILE, EPISODES_DIR, Learner, LearnerConfig, REPLAY_FILE
 from rig_ros.core.policy_runtime import TransitionRecord
 from rig_ros.core.td3 import TD3Config
 

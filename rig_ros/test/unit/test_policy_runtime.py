@@ -5,8 +5,7 @@ import pytest
 
 from rig_ros.core.checkpoints import serialize_state
 from rig_ros.core.policy_runtime import (
-    decode_policy_weights, encode_policy_weights, EpisodeGoal, Latent, PolicyConfig,
-    PolicyRuntime)
+    decode_policy_weights, encode_policy_weights, EpisodeGoal, Latent, PolicyConfig, PolicyRuntime)
 from rig_ros.core.td3 import GoalConditionedTD3, TD3Config
 
 DIM = 4

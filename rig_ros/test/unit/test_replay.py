@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from rig_ros.core.replay import (FUTURE_GOAL, GoalReplayBuffer, PRIOR_GOAL, RelabelConfig,
-                                 ROLLOUT_GOAL)
+from rig_ros.core.replay import (
+    FUTURE_GOAL, GoalReplayBuffer, PRIOR_GOAL, RelabelConfig, ROLLOUT_GOAL)
 from rig_ros.core.rewards import euclidean_latent_reward
 
 # Rollout goals sit far from every achieved goal, so their rewards are recognisable.

@@ -6,8 +6,8 @@ import pytest
 from rig_ros.robot.control import (
     ControllerConfig, dls_joint_velocities, EEVelocityController, limit_joint_velocities)
 from rig_ros.robot.kinematics import (
-    JOINT_LOWER, JOINT_UPPER, JOINT_VELOCITY_LIMITS, matrix_to_quaternion,
-    quaternion_to_matrix, rotation_error, SawyerKinematics)
+    JOINT_LOWER, JOINT_UPPER, JOINT_VELOCITY_LIMITS, matrix_to_quaternion, quaternion_to_matrix,
+    rotation_error, SawyerKinematics)
 
 RNG_SEED = 3
 

@@ -5,7 +5,8 @@ import pytest
 import yaml
 
 from rig_ros import cli, graph
-from rig_ros.session import (
+from rig_ros.interfaces import names
+from rig_ros.run.session import (
     config_from_args, evaluation_summary, merged_params, SessionConfig, state_distances,
     with_parameters)
 
@@ -50,11 +51,11 @@ def test_session_settings_win_over_the_users_and_keep_the_rest(tmp_path):
 
 
 def test_evaluation_policy_reports_its_steps():
-    specs = with_parameters(graph.reach_graph(), graph.POLICY, publish_transitions=True)
-    policy = next(spec for spec in specs if spec.executable == graph.POLICY)
+    specs = with_parameters(graph.reach_graph(), names.POLICY, publish_transitions=True)
+    policy = next(spec for spec in specs if spec.executable == names.POLICY)
     assert policy.parameters['publish_transitions'] is True
     assert policy.parameters['explore'] is False
-    others = [spec for spec in specs if spec.executable != graph.POLICY]
+    others = [spec for spec in specs if spec.executable != names.POLICY]
     assert all('publish_transitions' not in spec.parameters for spec in others)
 
 

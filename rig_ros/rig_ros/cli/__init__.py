@@ -44,7 +44,7 @@ def run_pipeline(config: 'PipelineConfig', run_dir: pathlib.Path,  # noqa: F821
 
 def _demo(args: argparse.Namespace) -> int:
     if not args.in_process:
-        from rig_ros import session
+        from rig_ros.run import session
         return session.run_demo(args.task, args.seed, pathlib.Path(args.run_dir or 'runs/demo'),
                                 args.quick, progress=not args.no_progress)
     config = demo_config(args.task, args.seed, args.quick)
@@ -99,11 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
     pipeline.set_defaults(handler=_pipeline)
 
     try:
-        from rig_ros import runner
+        from rig_ros.run import runner
     except ImportError:  # the graph runner lands with the ROS graph
         runner = None
     if runner is not None:
-        from rig_ros import session
+        from rig_ros.run import session
         practice = commands.add_parser('practice', help='the RIG practice graph over DDS; '
                                        'with --steps a whole session (pretrain, practise, '
                                        'evaluate, report)')
@@ -113,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
         reach = commands.add_parser('reach', help='reach goal images with a trained model')
         runner.add_reach_arguments(reach)
         reach.set_defaults(handler=runner.run_reach)
-    from rig_ros import operator_tools
+    from rig_ros.run import operator_tools
     operator_tools.add_commands(commands)
     return parser
 

@@ -18,20 +18,14 @@ from __future__ import annotations
 
 from typing import Any, Literal, Sequence
 
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 
+from rig_ros.interfaces.names import STANDIN_SUFFIX
 from rig_ros.robot.backends import (
     JointCommandPayload, parse_joint_command, POSITION_MODE, VELOCITY_MODE)
 
-STANDIN_SUFFIX = '_standin'
 _MODE_NAMES = {VELOCITY_MODE: 'velocity_mode', POSITION_MODE: 'position_mode'}
-
-# Joint states and commands: the newest one matters; reliable so a bridge (reliable) matches.
-ARM_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
-                     reliability=ReliabilityPolicy.RELIABLE,
-                     durability=DurabilityPolicy.VOLATILE)
 
 
 def intera_messages_available() -> bool:

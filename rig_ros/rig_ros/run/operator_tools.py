@@ -50,8 +50,10 @@ def send_goal(image_path: str, namespace: str = 'robot_0', topic: str = 'rig/goa
     from rclpy.context import Context
     from sensor_msgs.msg import Image
 
+    from rig_ros.edge.image_msgs import array_to_image
+
     from rig_ros.graph import join_names
-    from rig_ros.nodes.image_msgs import array_to_image, LATCHED_QOS
+    from rig_ros.interfaces.qos import LATCHED_QOS
     name = topic if topic.startswith('/') else join_names(namespace or '/', topic)
     context = Context()
     rclpy.init(context=context)

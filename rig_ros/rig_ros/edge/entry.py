@@ -17,7 +17,7 @@ from rclpy.executors import Executor, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 
-from rig_ros.nodes.params import ParameterError
+from rig_ros.edge.params import ParameterError
 
 EXIT_BAD_PARAMETERS = 2
 

@@ -3,10 +3,9 @@
 from rclpy.node import Node
 
 from rig_msgs.msg import Weights
-from rig_ros.core.encoder import LatentEncoder, VAE_MODEL_NAME, WeightsError
-from rig_ros.nodes.log_limits import KeyedThrottle
-
-KNOWN_MODELS = (VAE_MODEL_NAME, 'policy')  # the models broadcast on rig/weights
+from rig_ros.core.encoder import LatentEncoder, WeightsError
+from rig_ros.edge.log_limits import KeyedThrottle
+from rig_ros.interfaces.names import KNOWN_MODELS, VAE_MODEL
 
 
 def load_vae_weights(node: Node, encoder: LatentEncoder, msg: Weights,
@@ -16,7 +15,7 @@ def load_vae_weights(node: Node, encoder: LatentEncoder, msg: Weights,
     Other known models are ignored quietly, unknown ones logged; weights that do not fit are
     refused with a log line and the ones in use are kept.
     """
-    if msg.model_name != VAE_MODEL_NAME:
+    if msg.model_name != VAE_MODEL:
         if msg.model_name not in KNOWN_MODELS and throttle.due(msg.model_name):
             node.get_logger().warning(f'ignored weights of unknown model '
                                       f'{msg.model_name!r} (v{msg.version})')

@@ -7,10 +7,10 @@ Stages, each written into the run directory:
    `rig/image`); that is future work.
 2. Practise: the practice graph (`graph.practice_graph`) runs as processes; its learner
    broadcasts the VAE (`vae_checkpoint`) and trains on the fleet's transitions in
-   `<run_dir>` (resumed if a checkpoint is there). The operator (`rig_ros.graph_operator`) counts
-   the transitions; at the step budget it switches the policies off, lets the learner pay
-   the updates it owes (so the graph's updates per step match the in-process pipeline's)
-   and stops the graph (the learner checkpoints on SIGINT).
+   `<run_dir>` (resumed if a checkpoint is there). The operator
+   (`rig_ros.run.session_operator`) counts the transitions; at the step budget it switches
+   the policies off, lets the learner pay the updates it owes (so the graph's updates per
+   step match the in-process pipeline's) and stops the graph (the learner checkpoints on SIGINT).
 3. Evaluate: the reach graph serves the learner's checkpoint (`train: false`). For each
    evaluation goal state (`core.pipeline.evaluation_goals`, the in-process pipeline's goals
    for the seed) the operator switches the policy off, resets the robot, has the sim render
@@ -36,7 +36,9 @@ import numpy as np
 import yaml
 
 from rig_ros import graph, report
+
 from rig_ros.graph import NodeSpec
+from rig_ros.interfaces import names
 
 STATUS_LOG = 'practice_status.jsonl'
 SESSION_PARAMS = 'session_params.yaml'
@@ -227,14 +229,14 @@ class Session:
     # Graph plumbing.
 
     def _start(self, specs: list[NodeSpec], log_name: str) -> tuple[Any, TextIO]:
-        from rig_ros.runner import GraphRunner
+        from rig_ros.run.runner import GraphRunner
         stream = (self.run_dir / log_name).open('a')
         runner = GraphRunner(specs, output=stream, sigint_timeout=60.0)
         runner.start()
         return runner, stream
 
     def _operator(self, runner: Any, log_name: str) -> Any:
-        from rig_ros.graph_operator import Operator
+        from rig_ros.run.session_operator import Operator
 
         def alive() -> None:
             ended = runner.wait(timeout=0.0)
@@ -357,7 +359,7 @@ class Session:
         specs = graph.reach_graph(task=config.task, robots=1, params_file=params_file,
                                   seed=config.seed, checkpoint=checkpoint)
         # The operator counts the policy's steps by its transitions (no learner reads them).
-        specs = with_parameters(specs, graph.POLICY, publish_transitions=True)
+        specs = with_parameters(specs, names.POLICY, publish_transitions=True)
         log_name = 'graph_evaluate.log'
         runner, stream = self._start(specs, log_name)
         operator = None
@@ -545,7 +547,7 @@ def print_outcome(result: dict[str, Any], run_dir: pathlib.Path) -> None:
 def run_practice_command(args: Any) -> int:
     """`rig practice`: a session with --steps, else the practice graph until Ctrl-C."""
     if args.steps is None:
-        from rig_ros import runner
+        from rig_ros.run import runner
         return runner.run_practice(args)
     if args.dry_run or args.nodes or not args.sim or args.namespace:
         raise ValueError('--steps runs a whole simulated session: it does not combine with '

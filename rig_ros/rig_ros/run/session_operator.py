@@ -1,4 +1,4 @@
-"""The operator: the one rclpy node a session (`rig_ros.session`) drives the graph through.
+"""The operator: the one rclpy node a session (`rig_ros.run.session`) drives the graph through.
 
 It does what a person at the robot would do, through the graph's own interfaces and nothing
 else: watches the learner (`rig/learner_status`) and the fleet's transitions, switches a
@@ -26,23 +26,17 @@ import rclpy
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 from std_msgs.msg import Float64MultiArray, String
 from std_srvs.srv import SetBool, Trigger
 
 from rig_msgs.msg import Goal, Transition
 from rig_ros import graph
-from rig_ros.nodes.image_msgs import LATCHED_QOS, SENSOR_QOS, TRANSITION_QOS
-from rig_ros.nodes.learner import STATUS_TOPIC
+from rig_ros.interfaces import names
+from rig_ros.interfaces.names import LEARNER_STATUS_TOPIC
+from rig_ros.interfaces.qos import (
+    GOAL_READER_QOS, LATCHED_QOS, SENSOR_QOS, STATE_READER_QOS, TRANSITION_QOS)
 
-# Readers deeper than the sim's keep-last-1 writers: a busy operator keeps every frame's state.
-STATE_READER_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=200,
-                              reliability=ReliabilityPolicy.RELIABLE,
-                              durability=DurabilityPolicy.VOLATILE)
-GOAL_READER_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
-                             reliability=ReliabilityPolicy.RELIABLE,
-                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
 FRAMES_KEPT = 2000
 # A transition's stamp went through float seconds (the policy runtime's clock): it matches its
 # frame's stamp to well under a microsecond; frames are tens of milliseconds apart.
@@ -78,19 +72,19 @@ class _Robot:
         self.last_frame_ns = 0
         self.goal: Optional[Goal] = None
         self.goal_images: list[Image] = []
-        self.reset_client = node.create_client(Trigger, name(graph.RESET_SERVICE))
-        self.activate_client = node.create_client(SetBool, name(graph.ACTIVATE_SERVICE))
+        self.reset_client = node.create_client(Trigger, name(names.RESET_SERVICE))
+        self.activate_client = node.create_client(SetBool, name(names.ACTIVATE_SERVICE))
         self.goal_state_publisher = node.create_publisher(
-            Float64MultiArray, name(graph.SIM_GOAL_STATE_TOPIC), STATE_READER_QOS)
+            Float64MultiArray, name(names.SIM_GOAL_STATE_TOPIC), STATE_READER_QOS)
         self.goal_image_publisher = node.create_publisher(
-            Image, name(graph.GOAL_IMAGE_TOPIC), SENSOR_QOS)
-        node.create_subscription(PointStamped, name(graph.ROBOT_STATE_TOPIC),
+            Image, name(names.GOAL_IMAGE_TOPIC), SENSOR_QOS)
+        node.create_subscription(PointStamped, name(names.ROBOT_STATE_TOPIC),
                                  self.state_callback, STATE_READER_QOS)
-        node.create_subscription(Float64MultiArray, name(graph.GROUND_TRUTH_TOPIC),
+        node.create_subscription(Float64MultiArray, name(names.GROUND_TRUTH_TOPIC),
                                  self.truth_callback, STATE_READER_QOS)
-        node.create_subscription(Goal, name(graph.GOAL_TOPIC), self.goal_callback,
+        node.create_subscription(Goal, name(names.GOAL_TOPIC), self.goal_callback,
                                  GOAL_READER_QOS)
-        node.create_subscription(Image, name(graph.SIM_GOAL_IMAGE_TOPIC),
+        node.create_subscription(Image, name(names.SIM_GOAL_IMAGE_TOPIC),
                                  self.goal_image_callback, LATCHED_QOS)
 
     def state_callback(self, msg: PointStamped) -> None:
@@ -140,10 +134,10 @@ class Operator:
         fleet = graph.fleet_namespace(namespace)
         self.robots = [_Robot(self.node, graph.robot_namespace(i, namespace))
                        for i in range(robots)]
-        self.node.create_subscription(String, graph.join_names(fleet, STATUS_TOPIC),
+        self.node.create_subscription(String, graph.join_names(fleet, LEARNER_STATUS_TOPIC),
                                       self._status_callback, LATCHED_QOS)
         self.node.create_subscription(Transition, graph.join_names(
-            fleet, graph.TRANSITION_TOPIC), self._transition_callback, TRANSITION_QOS)
+            fleet, names.TRANSITION_TOPIC), self._transition_callback, TRANSITION_QOS)
         self._executor = SingleThreadedExecutor(context=self.context)
         self._executor.add_node(self.node)
         self._thread = threading.Thread(target=self._spin, name='operator', daemon=True)
