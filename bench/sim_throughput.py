@@ -10,6 +10,8 @@ import os
 import sys
 import time
 
+from rig_ros.tasks import TASK_NAMES
+
 TARGET_STEP_RENDER_PER_S_84 = 120.0
 
 
@@ -25,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     """Measure and report; exit status 0 whether or not the target is met."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--quick', action='store_true', help='fewer iterations (~2 s)')
-    parser.add_argument('--task', default='pusher', choices=['reacher', 'pusher', 'multi_pusher'])
+    parser.add_argument('--task', default='pusher', choices=TASK_NAMES)
     args = parser.parse_args(argv)
     # One core: Mesa's llvmpipe rasteriser reads LP_NUM_THREADS when the GL context starts.
     os.environ.setdefault('LP_NUM_THREADS', '1')

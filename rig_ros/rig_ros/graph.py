@@ -15,13 +15,17 @@ Layout (see docs/fleet.md):
 - One goal scheduler per robot: episodes, resets and goals are per robot.
 - `sim=True` starts a `mujoco_sim` per robot. `sim=False` starts a `sawyer_driver` per robot
   (docs/real_robot.md), which serves the same `camera/image_raw`, `ee_velocity`, `robot/reset`
-  and `robot/state` in the robot's namespace; its `backend` parameter (config/sawyer_<task>.yaml,
-  layered before the user's params_file) picks ros1_bridge topics or intera_interface;
-  `camera_topic` remaps the camera input to another camera's topic.
+  and `robot/state` in the robot's namespace; its `backend` parameter (in the task's real-robot
+  file, `TaskSpec.robot_config`) picks ros1_bridge topics or intera_interface; `camera_topic`
+  remaps the camera input to another camera's topic.
 - `nodes` selects one machine's share of the graph (globs such as `robot_1/*` or `learner`),
   so a fleet spans machines with one description.
-- Parameter files are layered: the task's `config/<task>.yaml`, then the user's
-  `params_file`; the spec's own `parameters` (task, seeds, modes) come last and win.
+- Parameter files are layered (`task_param_files`): the base `config/rig.yaml` (every task),
+  the task's own file if its `TaskSpec.param_file` names one (only what it sets differently),
+  with `sim=False` the task's real-robot file (`TaskSpec.robot_config`, e.g.
+  config/sawyer_reacher.yaml), then the user's `params_file`; the spec's own `parameters`
+  (task, seeds, modes) come last and win.
+- Which tasks exist is `rig_ros.tasks` (the registry); `TASKS` here is its names.
 - `compose=True` runs each chain's per-frame nodes (mujoco_sim with `sim`, camera_pipeline,
   vae_encoder, policy) in one `robot_chain` process on one executor, as ROS 2 composition
   does: the same nodes, names, parameter files and remappings (`compose_chain`).
@@ -34,12 +38,14 @@ import fnmatch
 import pathlib
 from typing import Any, Callable, Mapping, Optional, Sequence
 
+from rig_ros import tasks
 from rig_ros.interfaces.names import (
     CAMERA_IMAGE_TOPIC, CAMERA_PIPELINE, COMPOSABLE, GOAL_SCHEDULER, LEARNER, MUJOCO_SIM, POLICY,
     ROBOT_CHAIN, SAWYER_DRIVER, TRANSITION_TOPIC, VAE_ENCODER, WEIGHTS_TOPIC)
 
 PACKAGE = 'rig_ros'
-TASKS = ('reacher', 'pusher', 'multi_pusher')
+TASKS = tasks.TASK_NAMES
+BASE_CONFIG = 'rig'  # config/rig.yaml: the parameters every task shares
 ROBOT_NAMESPACE_PREFIX = 'robot_'
 
 
@@ -103,9 +109,9 @@ def robot_namespace(index: int, namespace: str = '') -> str:
     return join_names(namespace, f'{ROBOT_NAMESPACE_PREFIX}{index}')
 
 
-def config_file(task: str) -> str:
-    """Return the task's parameter file: the installed share's, else the source tree's."""
-    name = f'{task}.yaml'
+def config_file(stem: str) -> str:
+    """Return `config/<stem>.yaml`: the installed share's, else the source tree's."""
+    name = f'{stem}.yaml'
     try:
         from ament_index_python.packages import get_package_share_directory
         installed = pathlib.Path(get_package_share_directory(PACKAGE)) / 'config' / name
@@ -116,13 +122,29 @@ def config_file(task: str) -> str:
     source = pathlib.Path(__file__).resolve().parents[1] / 'config' / name
     if source.is_file():
         return str(source)
-    raise FileNotFoundError(f'no parameter file for task {task!r} (looked for {name} in the '
-                            f'{PACKAGE} share directory and {source.parent})')
+    raise FileNotFoundError(f'no parameter file {name} in the {PACKAGE} share directory or '
+                            f'{source.parent}')
+
+
+def task_param_files(task: str, params_file: Optional[str] = None,
+                     sim: bool = True) -> tuple[str, ...]:
+    """Return the parameter files of `task`'s nodes, in the order they apply (later wins).
+
+    config/rig.yaml; the task's own file (`TaskSpec.param_file`), if any; with `sim` False its
+    real-robot file (`TaskSpec.robot_config`: driver, safety box, camera crop); `params_file`.
+    """
+    spec = tasks.task(task)
+    stems = [BASE_CONFIG] + ([spec.param_file] if spec.param_file else [])
+    if not sim:
+        if not spec.robot_config:
+            raise ValueError(f'task {task!r} has no real-robot parameter file; run it with sim')
+        stems.append(spec.robot_config)
+    return tuple(config_file(stem) for stem in stems) + (
+        (str(params_file),) if params_file else ())
 
 
 def _check_common(task: str, robots: int, params_file: Optional[str]) -> None:
-    if task not in TASKS:
-        raise ValueError(f'unknown task {task!r}; expected one of {", ".join(TASKS)}')
+    tasks.task(task)
     if isinstance(robots, bool) or not isinstance(robots, int) or robots < 1:
         raise ValueError(f'robots must be a positive integer, got {robots!r}')
     if params_file and not pathlib.Path(params_file).is_file():
@@ -193,16 +215,6 @@ def compose_chain(nodes: Sequence[NodeSpec]) -> list[NodeSpec]:
     return result
 
 
-def _param_files(task: str, params_file: Optional[str], sim: bool = True) -> tuple[str, ...]:
-    # A real robot adds config/sawyer_<task>.yaml (driver limits, camera crop) after the task's.
-    robot = () if sim else (config_file(SAWYER_CONFIGS[task]),)
-    return (config_file(task),) + robot + ((str(params_file),) if params_file else ())
-
-
-SAWYER_CONFIGS = {'reacher': 'sawyer_reacher', 'pusher': 'sawyer_pusher',
-                  'multi_pusher': 'sawyer_pusher'}
-
-
 def practice_graph(task: str = 'reacher', sim: bool = True, robots: int = 1,
                    params_file: Optional[str] = None, lockstep: bool = True,
                    namespace: str = '', seed: int = 0, run_dir: Optional[str] = None,
@@ -210,10 +222,10 @@ def practice_graph(task: str = 'reacher', sim: bool = True, robots: int = 1,
                    nodes: Optional[str] = None, compose: bool = False) -> list[NodeSpec]:
     """Practice: robots act towards imagined goals; one learner trains and broadcasts weights.
 
-    task: reacher, pusher or multi_pusher (selects config/<task>.yaml and the sim scene).
+    task: a `rig_ros.tasks` name (its parameter files, see the module doc, and sim scene).
     sim: one MuJoCo sim per robot; False expects real robot drivers (see the module doc).
     robots: number of robot chains, namespaced robot_0 .. robot_<robots-1>.
-    params_file: YAML applied after the task's file (later keys win).
+    params_file: YAML applied after the package's files (`task_param_files`; later keys win).
     lockstep: the sim advances one control period per command (fast); False: 10 Hz wall clock.
         The sims and their policies read it.
     namespace: fleet namespace that holds the learner and the robot namespaces.
@@ -227,7 +239,7 @@ def practice_graph(task: str = 'reacher', sim: bool = True, robots: int = 1,
         its node names stay, `nodes` globs match the composed process's name.
     """
     _check_common(task, robots, params_file)
-    files = _param_files(task, params_file, sim)
+    files = task_param_files(task, params_file, sim)
     specs = []
     for index in range(robots):
         specs += _robot_chain(index, namespace=namespace, param_files=files, task=task,
@@ -253,7 +265,7 @@ def reach_graph(task: str = 'reacher', sim: bool = True, robots: int = 1,
     `practice_graph`; checkpoint: the run directory or checkpoint file to serve.
     """
     _check_common(task, robots, params_file)
-    files = _param_files(task, params_file, sim)
+    files = task_param_files(task, params_file, sim)
     specs = []
     for index in range(robots):
         specs += _robot_chain(index, namespace=namespace, param_files=files, task=task,
@@ -315,7 +327,7 @@ class GraphArgument:
 
 
 _TASK = GraphArgument('task', 'str', 'reacher', 'the task: scene, image crop and model sizes',
-                      TASKS)
+                      tasks.TASK_NAMES)
 _SIM = GraphArgument('sim', 'bool', True, 'simulate each robot in MuJoCo; false expects real '
                      'robot drivers in the robot namespaces')
 _ROBOTS = GraphArgument('robots', 'int', 1, 'number of robot chains (namespaces robot_0, '
@@ -323,12 +335,12 @@ _ROBOTS = GraphArgument('robots', 'int', 1, 'number of robot chains (namespaces 
 _NAMESPACE = GraphArgument('namespace', 'str', '', 'fleet namespace holding the learner and '
                            'the robot namespaces (empty: the root)')
 _PARAMS_FILE = GraphArgument('params_file', 'path', None, 'YAML parameter file applied after '
-                             'the task file config/<task>.yaml')
+                             "the package's: config/rig.yaml and the task's own files")
 _LOCKSTEP = GraphArgument('lockstep', 'bool', True, 'the sim advances one control period per '
                           'command (fast practice); false runs it at 10 Hz wall clock')
 _SEED = GraphArgument('seed', 'int', 0, 'base random seed of every node')
-_CAMERA_TOPIC = GraphArgument('camera_topic', 'str', '', "remap each chain's camera/image_raw "
-                              'to this topic (empty: no remapping)')
+_CAMERA_TOPIC = GraphArgument('camera_topic', 'str', '', f"remap each chain's "
+                              f'{CAMERA_IMAGE_TOPIC} to this topic (empty: no remapping)')
 _RUN_DIR = GraphArgument('run_dir', 'path', None, 'learner run directory (checkpoints, logs)')
 _NODES = GraphArgument('nodes', 'str', '', 'start only the nodes matching these comma-separated '
                        'name globs, relative to the fleet namespace unless absolute, e.g. '

@@ -7,17 +7,17 @@ a format tag and version, the JSON config and metadata, and a JSON layout that p
 and the plain values (step counters, optimizer param_groups) back into nested dicts.
 """
 
-import contextlib
 from dataclasses import dataclass, field
 import json
 import os
 from pathlib import Path
-import tempfile
 from typing import Any, Mapping, Optional, Union
 
 import numpy as np
 import safetensors.torch
 import torch
+
+from rig_ros.core.files import atomic_write_bytes
 
 FORMAT = 'rig_ros'
 FORMAT_VERSION = 1
@@ -162,30 +162,6 @@ def _check_names(kind: str, entries: Mapping[str, Any]) -> None:
             raise ValueError(f'{kind} names must be non-empty strings without "/", got {name!r}')
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Write via a synced temporary file and a rename: a crash leaves old or new, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
-    try:
-        os.fchmod(descriptor, 0o644)  # mkstemp's 0600 would hide checkpoints from other users
-        with open(descriptor, 'wb') as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    # Persist the rename itself; some filesystems refuse fsync on directories.
-    with contextlib.suppress(OSError):
-        directory = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
-
-
 def save_checkpoint(path: Union[str, os.PathLike],
                     modules: Mapping[str, Mapping[str, Any]],
                     optimizers: Optional[Mapping[str, Mapping[str, Any]]] = None,
@@ -206,7 +182,8 @@ def save_checkpoint(path: Union[str, os.PathLike],
         'optimizers': {name: _pack(state, f'optim/{name}', tensors)
                        for name, state in optimizers.items()},
     }
-    _write_atomically(Path(path), _encode('checkpoint', layout, tensors, config, metadata))
+    # A synced temporary file and a rename: a crash leaves the old file or the new, never half.
+    atomic_write_bytes(path, _encode('checkpoint', layout, tensors, config, metadata))
 
 
 def load_checkpoint(path: Union[str, os.PathLike]) -> Checkpoint:

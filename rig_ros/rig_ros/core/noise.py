@@ -1,6 +1,37 @@
-"""Exploration noise processes for continuous actions (numpy, stateful per episode)."""
+"""Exploration of continuous actions: its config and noise processes (numpy, per episode)."""
+
+from dataclasses import dataclass
+from typing import Literal, Union
 
 import numpy as np
+
+ExplorationKind = Literal['ou', 'gaussian']
+EXPLORATION_KINDS: tuple[str, ...] = ('ou', 'gaussian')
+
+
+@dataclass(frozen=True)
+class ExplorationConfig:
+    """Exploration noise added to actions while practising; the defaults are RIG's.
+
+    The field names are the policy node's parameter names (PolicyConfig extends this config).
+    """
+
+    exploration: ExplorationKind = 'ou'
+    """Noise process: 'ou' (Ornstein-Uhlenbeck, RIG's) or 'gaussian' (white)."""
+    exploration_sigma: float = 0.2
+    """Scale of the noise, in normalised action units."""
+    ou_theta: float = 0.15
+    """Mean reversion of the Ornstein-Uhlenbeck process, in (0, 1]."""
+
+    def __post_init__(self) -> None:
+        """Check the values; an error names the field."""
+        if self.exploration not in EXPLORATION_KINDS:
+            raise ValueError(f'exploration must be one of {EXPLORATION_KINDS}, '
+                             f'got {self.exploration!r}')
+        if not self.exploration_sigma >= 0:
+            raise ValueError(f'exploration_sigma must be >= 0, got {self.exploration_sigma!r}')
+        if not 0 < self.ou_theta <= 1:
+            raise ValueError(f'ou_theta must be in (0, 1], got {self.ou_theta!r}')
 
 
 class GaussianNoise:
@@ -41,3 +72,13 @@ class OrnsteinUhlenbeckNoise:
             self._state = np.zeros(shape)
         self._state += -self.theta * self._state + self.sigma * self._rng.standard_normal(shape)
         return self._state.copy()
+
+
+Noise = Union[GaussianNoise, OrnsteinUhlenbeckNoise]
+
+
+def make_noise(config: ExplorationConfig, rng: np.random.Generator) -> Noise:
+    """Return the noise process `config` asks for, drawing from `rng`."""
+    if config.exploration == 'ou':
+        return OrnsteinUhlenbeckNoise(config.exploration_sigma, config.ou_theta, rng)
+    return GaussianNoise(config.exploration_sigma, rng)

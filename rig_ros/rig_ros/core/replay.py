@@ -7,10 +7,11 @@ import math
 import numpy as np
 import torch
 
+from rig_ros.core.rewards import RewardFn
+
 ROLLOUT_GOAL, PRIOR_GOAL, FUTURE_GOAL = 0, 1, 2
 """Values of a batch's 'goal_source' entry."""
 
-RewardFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 GoalSampler = Callable[[int], np.ndarray]
 
 
@@ -49,7 +50,7 @@ class GoalReplayBuffer:
     Rewards are not stored; sample() computes them for every transition with reward_fn.
     """
 
-    def __init__(self, capacity: int, obs_dim: int, goal_dim: int, action_dim: int,
+    def __init__(self, *, capacity: int, obs_dim: int, goal_dim: int, action_dim: int,
                  reward_fn: RewardFn, prior_goal_sampler: GoalSampler | None,
                  relabel: RelabelConfig | None = None,
                  image_shape: tuple[int, ...] | None = None,
@@ -249,16 +250,17 @@ class GoalReplayBuffer:
         return state
 
     @classmethod
-    def restore(cls, state: Mapping[str, np.ndarray | int], reward_fn: RewardFn,
+    def restore(cls, state: Mapping[str, np.ndarray | int], *, reward_fn: RewardFn,
                 prior_goal_sampler: GoalSampler | None,
                 relabel: RelabelConfig | None = None,
                 rng: np.random.Generator | int | None = None) -> 'GoalReplayBuffer':
         """Rebuild a buffer from export(); an open episode stays open (end it on resume)."""
         obs, achieved, action = state['obs'], state['achieved_goal'], state['action']
         images = state.get('images')
-        buffer = cls(obs.shape[0], obs.shape[1], achieved.shape[1], action.shape[1],
-                     reward_fn, prior_goal_sampler, relabel,
-                     images.shape[1:] if images is not None else None, rng)
+        buffer = cls(capacity=obs.shape[0], obs_dim=obs.shape[1], goal_dim=achieved.shape[1],
+                     action_dim=action.shape[1], reward_fn=reward_fn,
+                     prior_goal_sampler=prior_goal_sampler, relabel=relabel,
+                     image_shape=images.shape[1:] if images is not None else None, rng=rng)
         buffer._obs[:] = obs
         buffer._achieved[:] = achieved
         buffer._action[:] = action

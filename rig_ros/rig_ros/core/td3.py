@@ -2,106 +2,132 @@
 
 from collections.abc import Mapping
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 import torch.nn.functional as F
 
-from rig_ros.core.noise import GaussianNoise, OrnsteinUhlenbeckNoise
-
-EXPLORATION_KINDS = ('ou', 'gaussian')
+from rig_ros.core.actor import Actor, mlp, PolicySpec
 
 
 @dataclass
-class TD3Config:
-    """TD3 hyper-parameters; the defaults are RIG's."""
+class TD3AlgorithmConfig:
+    """TD3's own hyper-parameters (networks, optimisers, targets); the defaults are RIG's."""
 
     hidden_sizes: tuple[int, ...] = (400, 300)
-    """Hidden layer widths shared by the actor and both critics."""
+    """Hidden layer widths of the actor and both critics."""
     actor_lr: float = 1e-3
     """Adam learning rate of the actor."""
     critic_lr: float = 1e-3
-    """Adam learning rate of the twin critics."""
+    """Adam learning rate of the critics."""
     gamma: float = 0.99
     """Discount factor."""
     tau: float = 0.005
-    """Polyak factor: target <- (1 - tau) * target + tau * online."""
+    """Polyak factor of the target networks: target <- (1 - tau) * target + tau * online."""
     target_policy_noise: float = 0.2
-    """Std of the Gaussian noise added to target actions (target policy smoothing)."""
+    """Std of the target policy smoothing noise added to target actions."""
     target_noise_clip: float = 0.5
-    """Target policy noise is clamped to [-clip, clip]."""
+    """Clip of the target policy smoothing noise: it is clamped to [-clip, clip]."""
     policy_delay: int = 2
-    """Actor and target networks are updated once every this many critic updates."""
-    batch_size: int = 128
-    """Replay batch size of one update (used by the learner loop)."""
-    exploration: str = 'ou'
-    """Exploration noise in act(explore=True): 'ou' (Ornstein-Uhlenbeck) or 'gaussian'."""
-    exploration_sigma: float = 0.2
-    """Scale of the exploration noise, in normalised action units."""
-    ou_theta: float = 0.15
-    """Mean reversion of the Ornstein-Uhlenbeck process."""
-    updates_per_step: int = 4
-    """Gradient updates per environment step (used by the learner loop)."""
-    learning_starts: int = 4000
-    """Environment steps collected before the first update (used by the learner loop)."""
-    seed: int = 0
-    """Seeds network initialisation, target policy noise and exploration noise."""
+    """Critic updates per actor and target update."""
 
     def __post_init__(self) -> None:
+        """Check the values; an error names the field."""
         self.hidden_sizes = tuple(int(size) for size in self.hidden_sizes)
         if not self.hidden_sizes or min(self.hidden_sizes) < 1:
             raise ValueError(f'hidden_sizes must be positive widths, got {self.hidden_sizes}')
-        positive = ('actor_lr', 'critic_lr', 'policy_delay', 'batch_size', 'updates_per_step')
-        for name in positive:
+        for name in ('actor_lr', 'critic_lr', 'policy_delay'):
             if not getattr(self, name) > 0:
                 raise ValueError(f'{name} must be > 0, got {getattr(self, name)}')
-        non_negative = ('target_policy_noise', 'target_noise_clip', 'exploration_sigma',
-                        'learning_starts')
-        for name in non_negative:
+        for name in ('target_policy_noise', 'target_noise_clip'):
             if not getattr(self, name) >= 0:
                 raise ValueError(f'{name} must be >= 0, got {getattr(self, name)}')
         if not 0.0 <= self.gamma <= 1.0:
             raise ValueError(f'gamma must be in [0, 1], got {self.gamma}')
         if not 0.0 < self.tau <= 1.0:
             raise ValueError(f'tau must be in (0, 1], got {self.tau}')
-        if not 0.0 < self.ou_theta <= 1.0:
-            raise ValueError(f'ou_theta must be in (0, 1], got {self.ou_theta}')
-        if self.exploration not in EXPLORATION_KINDS:
-            raise ValueError(
-                f'exploration must be one of {EXPLORATION_KINDS}, got {self.exploration!r}')
 
 
-def mlp(in_dim: int, hidden_sizes: tuple[int, ...], out_dim: int) -> nn.Sequential:
-    """Build a ReLU MLP whose last layer starts near zero (small initial Q and actions)."""
-    layers: list[nn.Module] = []
-    for width in hidden_sizes:
-        layers += [nn.Linear(in_dim, width), nn.ReLU()]
-        in_dim = width
-    last = nn.Linear(in_dim, out_dim)
-    nn.init.uniform_(last.weight, -3e-3, 3e-3)
-    nn.init.uniform_(last.bias, -3e-3, 3e-3)
-    return nn.Sequential(*layers, last)
+@dataclass
+class UpdateSchedule:
+    """How much TD3 trains per transition, and from when: the rule of both hosts."""
+
+    batch_size: int = 128
+    """Replay batch size of one update."""
+    updates_per_step: int = 4
+    """TD3 updates per stored transition."""
+    learning_starts: int = 4000
+    """Stored transitions before the first update (the pipeline acts randomly until then)."""
+
+    def __post_init__(self) -> None:
+        """Check the values; an error names the field."""
+        for name in ('batch_size', 'updates_per_step'):
+            if not getattr(self, name) > 0:
+                raise ValueError(f'{name} must be > 0, got {getattr(self, name)}')
+        if not self.learning_starts >= 0:
+            raise ValueError(f'learning_starts must be >= 0, got {self.learning_starts}')
+
+    def updates_due(self, stored: int) -> int:
+        """Return the updates owed in all once `stored` transitions were stored.
+
+        From the learning_starts-th transition on (the first, if learning_starts is 0), each
+        stored transition owes updates_per_step updates.
+        """
+        start = max(self.learning_starts, 1)
+        return self.updates_per_step * (stored - start + 1) if stored >= start else 0
+
+
+@dataclass
+class TD3Config(UpdateSchedule, TD3AlgorithmConfig):
+    """A host's `td3` settings: TD3AlgorithmConfig's fields and UpdateSchedule's, side by side.
+
+    One flat namespace keeps the parameter names of the YAML files and of saved runs
+    (`td3.hidden_sizes`, `td3.learning_starts`); `algorithm` and `schedule` give the two
+    configs the agent and the trainer take. No field is declared here.
+    """
+
+    def __post_init__(self) -> None:
+        """Check both parts."""
+        TD3AlgorithmConfig.__post_init__(self)
+        UpdateSchedule.__post_init__(self)
+
+    @property
+    def algorithm(self) -> TD3AlgorithmConfig:
+        """The algorithm's part."""
+        return _part(self, TD3AlgorithmConfig)
+
+    @property
+    def schedule(self) -> UpdateSchedule:
+        """The update schedule's part."""
+        return _part(self, UpdateSchedule)
+
+
+def _part(config: Any, part: type) -> Any:
+    return part(**{field.name: getattr(config, field.name) for field in fields(part)})
 
 
 class GoalConditionedTD3:
     """TD3 actor and twin critics over concat(obs, goal); actions lie in [-1, 1].
 
-    Time limits are not terminations: targets bootstrap everywhere unless a batch carries an
-    optional 'done' entry.
+    Training only: acting goes through `GoalPolicy(agent.actor, ...)` (core.actor), which adds
+    the exploration noise. Time limits are not terminations: targets bootstrap everywhere
+    unless a batch carries an optional 'done' entry. `seed` seeds the networks' initialisation
+    and the target policy noise.
     """
 
-    def __init__(self, obs_dim: int, goal_dim: int, action_dim: int, config: TD3Config,
-                 device: str | torch.device = 'cpu') -> None:
+    def __init__(self, obs_dim: int, goal_dim: int, action_dim: int,
+                 config: TD3AlgorithmConfig, device: str | torch.device = 'cpu',
+                 seed: int = 0) -> None:
         self.obs_dim, self.goal_dim, self.action_dim = obs_dim, goal_dim, action_dim
         self.config = config
         self.device = torch.device(device)
+        spec = PolicySpec(obs_dim, goal_dim, action_dim, tuple(config.hidden_sizes))
         in_dim = obs_dim + goal_dim
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(config.seed)
-            self.actor = mlp(in_dim, config.hidden_sizes, action_dim).to(self.device)
+            torch.manual_seed(seed)
+            self.actor = Actor(spec).to(self.device)
             self.critic1 = mlp(in_dim + action_dim, config.hidden_sizes, 1).to(self.device)
             self.critic2 = mlp(in_dim + action_dim, config.hidden_sizes, 1).to(self.device)
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
@@ -118,44 +144,12 @@ class GoalConditionedTD3:
         self.critic_optimizer = torch.optim.Adam(self._critic_params, config.critic_lr,
                                                  fused=True)
         self.updates = 0
-        self._generator = torch.Generator(self.device).manual_seed(config.seed)
-        rng = np.random.default_rng(config.seed)
-        if config.exploration == 'ou':
-            self._noise = OrnsteinUhlenbeckNoise(config.exploration_sigma, config.ou_theta, rng)
-        else:
-            self._noise = GaussianNoise(config.exploration_sigma, rng)
-
-    def act(self, obs: np.ndarray, goal: np.ndarray, explore: bool) -> np.ndarray:
-        """Return actions for one (obs_dim,) or a batch (N, obs_dim) of observations.
-
-        With explore=True the stateful exploration noise is added (call reset_noise() at every
-        episode start); the result is clipped to [-1, 1].
-        """
-        obs = np.asarray(obs, dtype=np.float32)
-        goal = np.asarray(goal, dtype=np.float32)
-        shapes_ok = (obs.ndim in (1, 2) and obs.shape[:-1] == goal.shape[:-1]
-                     and obs.shape[-1] == self.obs_dim and goal.shape[-1] == self.goal_dim)
-        if not shapes_ok:
-            raise ValueError(f'expected obs (..., {self.obs_dim}) and goal (..., '
-                             f'{self.goal_dim}) with one leading shape, got {obs.shape} and '
-                             f'{goal.shape}')
-        if not (np.isfinite(obs).all() and np.isfinite(goal).all()):
-            raise ValueError('obs and goal must be finite (found NaN or inf)')
-        with torch.no_grad():
-            inputs = torch.from_numpy(np.concatenate([obs, goal], axis=-1)).to(self.device)
-            action = torch.tanh(self.actor(inputs)).cpu().numpy()
-        if explore:
-            action = action + self._noise(action.shape)
-        return np.clip(action, -1.0, 1.0).astype(np.float32)
-
-    def reset_noise(self) -> None:
-        """Restart the exploration noise process (episode start)."""
-        self._noise.reset()
+        self._generator = torch.Generator(self.device).manual_seed(seed)
 
     def target_action(self, next_inputs: torch.Tensor) -> torch.Tensor:
         """Target actor action with clamped Gaussian smoothing noise, clipped to [-1, 1]."""
         config = self.config
-        action = torch.tanh(self.actor_target(next_inputs))
+        action = self.actor_target(next_inputs)
         noise = torch.randn(action.shape, generator=self._generator, device=self.device)
         noise = (noise * config.target_policy_noise).clamp_(-config.target_noise_clip,
                                                             config.target_noise_clip)
@@ -188,7 +182,7 @@ class GoalConditionedTD3:
         self.updates += 1
         metrics = {'critic_loss': critic_loss.item(), 'q_mean': q1.mean().item()}
         if self.updates % config.policy_delay == 0:
-            policy_sa = torch.cat([inputs, torch.tanh(self.actor(inputs))], dim=1)
+            policy_sa = torch.cat([inputs, self.actor(inputs)], dim=1)
             actor_loss = -self.critic1(policy_sa).mean()
             # Gradients w.r.t. the actor only: no wasted critic weight gradients.
             grads = torch.autograd.grad(actor_loss, self._actor_params)
@@ -212,15 +206,6 @@ class GoalConditionedTD3:
         for name in self._module_names():
             getattr(self, name).load_state_dict(state[name])
         self.updates = int(state['updates'])
-
-    def actor_state_dict(self) -> dict[str, torch.Tensor]:
-        """Return the policy weights alone, for broadcasting to acting processes."""
-        return {name: value.detach().cpu().clone()
-                for name, value in self.actor.state_dict().items()}
-
-    def load_actor_state_dict(self, state: Mapping[str, torch.Tensor]) -> None:
-        """Load broadcast policy weights (an acting-only copy needs nothing else)."""
-        self.actor.load_state_dict(state)
 
     @staticmethod
     def _module_names() -> tuple[str, ...]:

@@ -10,14 +10,18 @@ refuse, and accepted changes rebuild `config` (and call `on_change`).
 Field types: bool, int, str (statically typed parameters); float (accepts integers too, so
 `lr: 1` works); lists and tuples of those; `Literal[...]` of strings; `Optional[...]` of any of
 those (unset parameter -> None); nested dataclasses, optionally `Optional` (None when none of
-its required fields is set). Descriptions come from `field(metadata={'description': ...})` or
-from `name: text` lines of the dataclass docstring.
+its required fields is set). Descriptions come from `field(metadata={'description': ...})`,
+else `field_descriptions`: the string under the field or its `name: text` docstring line.
+`exclude` leaves fields a node does not use undeclared (they keep the dataclass defaults).
 """
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import inspect
 import re
+import textwrap
 import types
 import typing
 from typing import Any, Callable, Generic, Iterable, Mapping, Optional, TypeVar, Union
@@ -128,20 +132,57 @@ def _strip_optional(annotation: Any) -> tuple[Any, bool]:
     return annotation, False
 
 
-def _docstring_descriptions(config_type: type) -> dict[str, str]:
-    """Map field names to `name: text` (or `name (type): text`) lines of the docstring."""
+def field_descriptions(config_type: type) -> dict[str, str]:
+    """Map a dataclass's field names to their descriptions, from its source and docstring.
+
+    Two forms, as written across the package: a string literal right under the field (an
+    attribute docstring, whitespace collapsed), or a `name: text` (or `name (type): text`)
+    line of the class docstring, continued by more deeply indented lines. Fields of dataclass
+    bases are described by the bases' text; a field's own class wins, its attribute
+    docstring over its docstring line.
+    """
+    names = {field.name for field in dataclasses.fields(config_type)}
+    descriptions: dict[str, str] = {}
+    for owner in reversed(config_type.__mro__):
+        if not dataclasses.is_dataclass(owner):
+            continue
+        descriptions.update(_docstring_lines(owner.__doc__ or '', names))
+        descriptions.update(_attribute_docstrings(owner, names))
+    return descriptions
+
+
+def _docstring_lines(doc: str, names: set[str]) -> dict[str, str]:
     descriptions: dict[str, str] = {}
     current = None
     indent = 0
-    for line in (config_type.__doc__ or '').splitlines():
+    for line in doc.splitlines():
         match = re.match(r'^(\s*)(\w+)(?:\s*\([^)]*\))?:\s+(\S.*)$', line)
-        if match and match.group(2) in {f.name for f in dataclasses.fields(config_type)}:
+        if match and match.group(2) in names:
             current, indent = match.group(2), len(match.group(1))
             descriptions[current] = match.group(3).strip()
         elif current and line.strip() and len(line) - len(line.lstrip()) > indent:
             descriptions[current] += ' ' + line.strip()
         else:
             current = None
+    return descriptions
+
+
+def _attribute_docstrings(owner: type, names: set[str]) -> dict[str, str]:
+    try:
+        source = textwrap.dedent(inspect.getsource(owner))
+    except (OSError, TypeError):  # no source: built in, or defined at a prompt
+        return {}
+    definition = ast.parse(source).body[0]
+    if not isinstance(definition, ast.ClassDef):
+        return {}
+    descriptions = {}
+    body = definition.body
+    for statement, following in zip(body, body[1:]):
+        if (isinstance(statement, ast.AnnAssign) and isinstance(statement.target, ast.Name)
+                and statement.target.id in names and isinstance(following, ast.Expr)
+                and isinstance(following.value, ast.Constant)
+                and isinstance(following.value.value, str)):
+            descriptions[statement.target.id] = ' '.join(following.value.value.split())
     return descriptions
 
 
@@ -154,10 +195,20 @@ def _field_default(field: dataclasses.Field) -> Any:
 
 
 def describe_config(config_type: type, prefix: str = '',
-                    defaults: Optional[Mapping[str, Any]] = None) -> list[_Leaf]:
-    """Flatten a dataclass into its parameter leaves (dotted names under `prefix`)."""
+                    defaults: Optional[Mapping[str, Any]] = None,
+                    exclude: Iterable[str] = ()) -> list[_Leaf]:
+    """Flatten a dataclass into its parameter leaves (dotted names under `prefix`).
+
+    `exclude` names fields (leaves or nested dataclasses) to leave out: they keep their
+    dataclass defaults, so each needs one.
+    """
     defaults = dict(defaults or {})
-    leaves = _describe(config_type, prefix, (), defaults, optional_parent=False)
+    excluded = set(exclude)
+    left_out: set[str] = set()
+    leaves = _describe(config_type, prefix, (), defaults, False, excluded, left_out)
+    if excluded - left_out:
+        raise TypeError('cannot exclude unknown parameters: '
+                        f'{", ".join(sorted(excluded - left_out))}')
     unknown = set(defaults) - {leaf.name for leaf in leaves}
     if unknown:
         raise TypeError(f'defaults for unknown parameters: {", ".join(sorted(unknown))}')
@@ -165,22 +216,28 @@ def describe_config(config_type: type, prefix: str = '',
 
 
 def _describe(config_type: type, prefix: str, path: tuple[str, ...],
-              defaults: Mapping[str, Any], optional_parent: bool) -> list[_Leaf]:
+              defaults: Mapping[str, Any], optional_parent: bool, exclude: set[str],
+              left_out: set[str]) -> list[_Leaf]:
     if not dataclasses.is_dataclass(config_type):
         raise TypeError(f'{config_type!r} is not a dataclass')
     hints = typing.get_type_hints(config_type)
-    docs = _docstring_descriptions(config_type)
+    docs = field_descriptions(config_type)
     leaves = []
     for field in dataclasses.fields(config_type):
         if not field.init:
             continue
         name = f'{prefix}.{field.name}' if prefix else field.name
+        if name in exclude:
+            if field.default is _MISSING and field.default_factory is _MISSING:
+                raise TypeError(f'cannot exclude {name}: it has no default')
+            left_out.add(name)
+            continue
         annotation, optional = _strip_optional(hints[field.name])
         default = _field_default(field)
         if dataclasses.is_dataclass(annotation):
             nested_optional = optional or optional_parent
             leaves += _describe(annotation, name, path + (field.name,), defaults,
-                                nested_optional)
+                                nested_optional, exclude, left_out)
             continue
         if name in defaults:
             default = defaults[name]
@@ -239,6 +296,8 @@ def _build(config_type: type, path: tuple[str, ...], leaves: list[_Leaf],
         annotation, optional = _strip_optional(hints[field.name])
         if dataclasses.is_dataclass(annotation):
             inner = [leaf for leaf in leaves if leaf.path[:len(sub_path)] == sub_path]
+            if not inner:  # excluded: the dataclass default
+                continue
             required = [leaf for leaf in inner if leaf.default is _MISSING]
             # Set: a required field has a value, or a field differs from its default.
             given = [leaf for leaf in inner if values.get(leaf.name) is not None and (
@@ -253,8 +312,9 @@ def _build(config_type: type, path: tuple[str, ...], leaves: list[_Leaf],
                     f'{", ".join(leaf.name for leaf in given)}')
             kwargs[field.name] = _build(annotation, sub_path, leaves, values, prefix)
             continue
-        leaf = next(leaf for leaf in leaves if leaf.path == sub_path)
-        kwargs[field.name] = leaf.check(values.get(leaf.name))
+        leaf = next((leaf for leaf in leaves if leaf.path == sub_path), None)
+        if leaf is not None:  # an excluded field keeps the dataclass default
+            kwargs[field.name] = leaf.check(values.get(leaf.name))
     try:
         return config_type(**kwargs)
     except (ValueError, TypeError) as error:
@@ -276,18 +336,21 @@ class ConfigParameters(Generic[T]):
     read_only: True, or the dotted names that cannot change after startup.
     on_change: called with the new config after an accepted change.
     descriptions: parameter descriptions that replace the dataclass's (by dotted name).
+    exclude: dotted names (leaves or nested dataclasses) the node does not use: not declared,
+        the dataclass defaults kept.
     """
 
     def __init__(self, node: Node, config_type: type[T], *, prefix: str = '',
                  defaults: Optional[Mapping[str, Any]] = None,
                  read_only: Union[bool, Iterable[str]] = False,
                  on_change: Optional[Callable[[T], None]] = None,
-                 descriptions: Optional[Mapping[str, str]] = None) -> None:
+                 descriptions: Optional[Mapping[str, str]] = None,
+                 exclude: Iterable[str] = ()) -> None:
         self._node = node
         self._type = config_type
         self._prefix = prefix
         self._on_change = on_change
-        self._leaves = describe_config(config_type, prefix, defaults)
+        self._leaves = describe_config(config_type, prefix, defaults, exclude)
         if descriptions:
             unknown = set(descriptions) - {leaf.name for leaf in self._leaves}
             if unknown:

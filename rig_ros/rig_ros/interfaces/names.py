@@ -47,6 +47,12 @@ SAWYER_DRIVER = 'sawyer_driver'  # the real robot (sim=False)
 FAKE_SAWYER = 'fake_sawyer'  # an intera-like stand-in for tests
 ROBOT_CHAIN = 'robot_chain'  # a chain's per-frame nodes composed in one process
 COMPOSABLE = (MUJOCO_SIM, CAMERA_PIPELINE, VAE_ENCODER, POLICY)
+EXECUTABLES = (MUJOCO_SIM, CAMERA_PIPELINE, VAE_ENCODER, POLICY, GOAL_SCHEDULER, LEARNER,
+               SAWYER_DRIVER, FAKE_SAWYER, ROBOT_CHAIN)  # setup.py's NODES (a test compares)
+
+# Node names of the operators' tools (`rig` commands), not executables of their own.
+OPERATOR_NODE = 'rig_operator'  # a session's reader/writer of a running graph
+SEND_GOAL_NODE = 'rig_send_goal'  # `rig send-goal`
 
 # Models broadcast on rig/weights (rig_msgs/Weights.model_name).
 VAE_MODEL = 'vae'

@@ -25,12 +25,11 @@ from rig_ros.edge.image_msgs import array_to_image
 from rig_ros.edge.intera_msgs import InteraTopics
 from rig_ros.edge.params import declare_config
 from rig_ros.interfaces.names import (
-    ENDPOINT_STATE_TOPIC, HEAD_CAMERA_TOPIC, JOINT_COMMAND_TOPIC, JOINT_STATES_TOPIC)
+    ENDPOINT_STATE_TOPIC, FAKE_SAWYER, HEAD_CAMERA_TOPIC, JOINT_COMMAND_TOPIC, JOINT_STATES_TOPIC)
 from rig_ros.interfaces.qos import ARM_QOS, SENSOR_QOS
 from rig_ros.robot.fake_arm import FakeSawyerArm, NEUTRAL_JOINT_POSITIONS
 from rig_ros.robot.kinematics import METAWORLD_HAND_OFFSET_M
 
-FAKE_SAWYER = 'fake_sawyer'
 THROTTLE_S = 5.0
 
 

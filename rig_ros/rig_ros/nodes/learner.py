@@ -17,7 +17,8 @@ a final checkpoint is written. With train false the node only serves the actor o
 VAE goes out once on `rig/weights` (model 'vae', from a second latched writer, so that late
 joiners get the last weights of both models).
 
-Parameters: `rig_ros.core.learner.LearnerConfig` (td3.* and relabel.* nested).
+Parameters: `rig_ros.core.learner.LearnerConfig` (td3.* and relabel.* nested), but for
+UNUSED_PARAMETERS (td3's exploration noise and seed), which the learner does not read.
 """
 
 import pathlib
@@ -45,26 +46,8 @@ TRAIN_CHUNK = 16  # updates between checks for broadcasts, checkpoints and stop
 LOG_THROTTLE_S = 2.0
 TENSORBOARD_PERIOD_S = 2.0  # seconds between TensorBoard points
 TENSORBOARD_DIR = 'tensorboard'
-DESCRIPTIONS = {
-    'td3.hidden_sizes': 'hidden layer widths of the actor and both critics',
-    'td3.actor_lr': 'Adam learning rate of the actor',
-    'td3.critic_lr': 'Adam learning rate of the critics',
-    'td3.gamma': 'discount factor',
-    'td3.tau': 'Polyak factor of the target networks',
-    'td3.target_policy_noise': 'std of the target policy smoothing noise',
-    'td3.target_noise_clip': 'clip of the target policy smoothing noise',
-    'td3.policy_delay': 'critic updates per actor and target update',
-    'td3.batch_size': 'replay batch size of one update',
-    'td3.exploration': 'unused here: the policy nodes explore',
-    'td3.exploration_sigma': 'unused here: the policy nodes explore',
-    'td3.ou_theta': 'unused here: the policy nodes explore',
-    'td3.updates_per_step': 'TD3 updates per stored transition',
-    'td3.learning_starts': 'stored transitions before the first update',
-    'td3.seed': 'unused: the learner seed seeds TD3',
-    'relabel.fraction_rollout_goal': 'fraction of sampled goals kept from the rollout',
-    'relabel.fraction_prior_goal': 'fraction of goals imagined from the VAE prior N(0, I)',
-    'relabel.fraction_future_goal': 'fraction of goals achieved later in the same episode',
-}
+# TD3 fields the learner does not read: the policy nodes explore, and `seed` seeds TD3.
+UNUSED_PARAMETERS = ('td3.exploration', 'td3.exploration_sigma', 'td3.ou_theta', 'td3.seed')
 
 
 def record_from_message(msg: Transition) -> TransitionRecord:
@@ -81,7 +64,8 @@ class LearnerNode(Node):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(LEARNER, **kwargs)
-        config = declare_config(self, LearnerConfig, read_only=True, descriptions=DESCRIPTIONS)
+        config = declare_config(self, LearnerConfig, read_only=True,
+                                exclude=UNUSED_PARAMETERS)
         self.config = config
         if config.num_threads:
             torch.set_num_threads(config.num_threads)

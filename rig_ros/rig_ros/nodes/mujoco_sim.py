@@ -22,9 +22,6 @@ image_width, max_speed_m_s, ...) and `rig_ros.sim.driver.SimDriverConfig` (locks
 idle_frame_period_s, reset_frame_delay_s, command_timeout_s).
 """
 
-import ast
-import dataclasses
-import inspect
 import time
 from typing import Any, Optional, Sequence
 
@@ -51,28 +48,12 @@ WORLD_FRAME = 'world'
 THROTTLE_S = 5.0
 
 
-def attribute_docstrings(config_type: type) -> dict[str, str]:
-    """Return the docstrings written under a dataclass's fields (parameter descriptions)."""
-    tree = ast.parse(inspect.getsource(config_type))
-    body = tree.body[0].body  # type: ignore[attr-defined]
-    descriptions = {}
-    for statement, following in zip(body, body[1:]):
-        if (isinstance(statement, ast.AnnAssign) and isinstance(statement.target, ast.Name)
-                and isinstance(following, ast.Expr)
-                and isinstance(following.value, ast.Constant)
-                and isinstance(following.value.value, str)):
-            descriptions[statement.target.id] = ' '.join(following.value.value.split())
-    names = {field.name for field in dataclasses.fields(config_type)}
-    return {name: text for name, text in descriptions.items() if name in names}
-
-
 class MujocoSim(Node):
     """Steps a SawyerSim on velocity commands and publishes its camera and state."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(MUJOCO_SIM, **kwargs)
-        sim_config = declare_config(self, SawyerSimConfig, read_only=True,
-                                    descriptions=attribute_docstrings(SawyerSimConfig))
+        sim_config = declare_config(self, SawyerSimConfig, read_only=True)
         driver_config = declare_config(self, SimDriverConfig, read_only=True)
         try:
             self._sim = SawyerSim(sim_config)

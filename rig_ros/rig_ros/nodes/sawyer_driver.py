@@ -95,7 +95,7 @@ class SawyerDriverNode(Node):
                             callback_group=self._reset_group)
         self.create_service(SetBool, DRIVER_ACTIVATE_SERVICE, self.activate_callback)
         self.create_service(Trigger, DRIVER_STOP_SERVICE, self.stop_callback)
-        self.loop = PeriodicLoop(self.driver.period_s, self.tick_callback, name='sawyer_driver',
+        self.loop = PeriodicLoop(self.driver.period_s, self.tick_callback, name=SAWYER_DRIVER,
                                  on_error=self._tick_failed)
         self.get_logger().info(
             f'backend {self.config.backend}, {self.config.command_rate_hz:g} Hz, box '

@@ -21,6 +21,7 @@ from typing import Literal, Optional
 
 import numpy as np
 
+from rig_ros.interfaces.names import HEAD_CAMERA_TOPIC
 from rig_ros.robot.control import ControllerConfig, EEVelocityController
 from rig_ros.robot.kinematics import (
     JOINT_LOWER, JOINT_UPPER, JOINT_VELOCITY_LIMITS, Pose, SawyerKinematics)
@@ -58,7 +59,7 @@ class DriverConfig:
     reset_gain: float = 3.0
     reset_speed_fraction: float = 0.3
     intera_command_timeout_s: float = 0.2
-    camera_source_topic: str = '/io/internal_camera/head_camera/image_rect_color'
+    camera_source_topic: str = HEAD_CAMERA_TOPIC
 
     def __post_init__(self) -> None:
         """Reject bad values, naming the field."""

@@ -1,10 +1,11 @@
-"""Run a node graph from `rig_ros.graph` as OS processes: `rig practice` and `rig reach`.
+"""Run a node graph from `rig_ros.graph` as OS processes (`rig practice` and `rig reach`).
 
 The project's stand-in for `ros2 launch` where launch is not installed. Each `NodeSpec` becomes
 one process, started like launch_ros starts it:
 
     python -m rig_ros.nodes.<executable> --ros-args -r __node:=NAME -r __ns:=NS
-        --params-file <task.yaml> [--params-file <params_file>] --params-file <overrides.yaml>
+        --params-file <rig.yaml> [task and robot files] [--params-file <params_file>]
+        --params-file <overrides.yaml>
         -r from:=to ...
 
 The spec's `parameters` go into a small YAML file keyed by the node's fully qualified name and
@@ -21,7 +22,6 @@ grace period. The graph also stops when any node exits. Child output is prefixed
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import ctypes
 import os
@@ -33,10 +33,10 @@ import sys
 import tempfile
 import threading
 import time
-from typing import Any, Callable, Iterable, Optional, Sequence, TextIO
+from typing import Any, Callable, Optional, Sequence, TextIO
 
 from rig_ros import graph
-from rig_ros.graph import GraphArgument, NodeSpec
+from rig_ros.graph import NodeSpec
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 _PR_SET_PDEATHSIG = 1
@@ -333,64 +333,17 @@ class GraphRunner:
                 signal.signal(sig, handler)
 
 
-# The `rig practice` / `rig reach` subcommands (cli.py adds them).
+def run_graph(specs: Sequence[NodeSpec], *, sigint_timeout: float = 10.0,
+              dry_run: bool = False, output: TextIO = sys.stdout) -> int:
+    """Run the graph until a signal or a node exits; return the exit code.
 
-def _add_graph_arguments(parser: argparse.ArgumentParser,
-                         arguments: Iterable[GraphArgument]) -> None:
-    for argument in arguments:
-        flag = '--' + argument.name.replace('_', '-')
-        if argument.kind == 'bool':
-            parser.add_argument(flag, dest=argument.name, action=argparse.BooleanOptionalAction,
-                                default=argument.default, help=argument.description)
-        else:
-            parser.add_argument(flag, dest=argument.name,
-                                type=int if argument.kind == 'int' else str,
-                                default=argument.default, choices=argument.choices,
-                                help=argument.description)
-    parser.add_argument('--dry-run', action='store_true',
-                        help='print the command line of every node and exit')
-    parser.add_argument('--sigint-timeout', type=float, default=10.0,
-                        help='seconds a node gets to exit after SIGINT before SIGTERM')
-
-
-def add_practice_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the `rig practice` options (the practice launch file's arguments)."""
-    _add_graph_arguments(parser, graph.PRACTICE_ARGUMENTS)
-
-
-def add_reach_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the `rig reach` options (the reach launch file's arguments)."""
-    _add_graph_arguments(parser, graph.REACH_ARGUMENTS)
-
-
-def specs_from_args(graph_name: str, args: argparse.Namespace) -> list[NodeSpec]:
-    """Build the named graph from parsed command-line options."""
-    function, arguments = graph.GRAPHS[graph_name]
-    kwargs = {argument.name: getattr(args, argument.name) for argument in arguments}
-    specs = function(**kwargs)
-    graph.check_graph(specs)
-    return specs
-
-
-def run_graph_command(graph_name: str, args: argparse.Namespace,
-                      output: TextIO = sys.stdout) -> int:
-    """Run (or with --dry-run print) the named graph; the return value is the exit code."""
-    specs = specs_from_args(graph_name, args)
-    runner = GraphRunner(specs, output=output, sigint_timeout=args.sigint_timeout)
-    if args.dry_run:
+    With `dry_run`, print every node's parameters and command line instead.
+    """
+    runner = GraphRunner(specs, output=output, sigint_timeout=sigint_timeout)
+    if dry_run:
         with tempfile.TemporaryDirectory(prefix='rig_graph_') as params_dir:
             for spec, command in zip(specs, runner.commands(params_dir)):
                 output.write(f'# {spec.fully_qualified_name} {dict(spec.parameters)}\n')
                 output.write(shlex.join(command) + '\n')
         return 0
     return runner.run()
-
-
-def run_practice(args: argparse.Namespace) -> int:
-    """`rig practice`: the practice graph until Ctrl-C or a node exits."""
-    return run_graph_command('practice', args)
-
-
-def run_reach(args: argparse.Namespace) -> int:
-    """`rig reach`: the reach graph until Ctrl-C or a node exits."""
-    return run_graph_command('reach', args)

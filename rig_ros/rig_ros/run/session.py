@@ -1,4 +1,4 @@
-"""RIG through the graph, as a session a user runs: `rig practice --steps N` and `rig demo`.
+"""RIG through the graph, as a session a user runs (`rig practice --steps N` and `rig demo`).
 
 Stages, each written into the run directory:
 1. Pretrain (only without a given VAE): `core.pipeline.RigPipeline`'s collection and VAE
@@ -438,8 +438,8 @@ class Session:
         title = f'RIG through the ROS graph, simulated {self.config.task}'
         report.plot_learning_curves({f'graph, seed {self.config.seed}': self.curve},
                                     self.run_dir / 'learning_curve.png', title)
-        plot_practice_progress(self.run_dir / STATUS_LOG,
-                               self.run_dir / 'practice_progress.png', title)
+        report.plot_practice_progress(self.run_dir / STATUS_LOG,
+                                      self.run_dir / 'practice_progress.png', title)
         summary = {k: v for k, v in result.items() if k not in ('learner',)}
         report.write_summary(summary, self.run_dir / 'report.md')
         learner = result.get('learner', {})
@@ -474,98 +474,3 @@ def reach_goal(operator: Any, robot: int, goal_state: np.ndarray, steps: int,
     result['initial_hand_distance'] = state_distances(initial.state, goal_state)[
         'hand_distance']
     return result
-
-
-def plot_practice_progress(status_log: pathlib.Path, path: pathlib.Path, title: str) -> None:
-    """Plot steps received and TD3 updates against wall time (the practice status log)."""
-    if not status_log.is_file():
-        return
-    rows = [json.loads(line) for line in status_log.read_text().splitlines() if line.strip()]
-    if not rows:
-        return
-    import matplotlib.pyplot as plt
-    figure, axis = plt.subplots(figsize=(6, 4))
-    wall = np.cumsum([0.0] + [max(0.0, b['wall_s'] - a['wall_s']) if b['wall_s'] >= a['wall_s']
-                              else b['wall_s'] for a, b in zip(rows, rows[1:])])
-    axis.plot(wall, [row.get('received', 0) for row in rows], label='steps received')
-    axis.plot(wall, [row.get('updates', 0) for row in rows], label='TD3 updates')
-    axis.set(xlabel='practice wall time (s)', ylabel='count', title=title)
-    axis.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-
-
-# `rig practice --steps N` and `rig demo` (cli.py adds them).
-
-DEMO_CONFIG = SessionConfig(steps=4000, collect_images=3000, vae_steps=2500,
-                            learning_starts=1000, updates_per_step=2, eval_goals=20)
-QUICK_DEMO_CONFIG = SessionConfig(steps=300, collect_images=300, vae_steps=60,
-                                  learning_starts=100, updates_per_step=1, eval_goals=3,
-                                  episode_length=30, broadcast_every=50)
-
-
-def add_session_arguments(parser: Any) -> None:
-    """Add the options of a practice session (`rig practice --steps N ...`)."""
-    default = SessionConfig()
-    parser.add_argument('--steps', type=int, default=None,
-                        help='practise this many steps through the graph, then evaluate on '
-                             'goal images and write a report into --run-dir (without it: run '
-                             'the graph until Ctrl-C)')
-    parser.add_argument('--vae-checkpoint', default='',
-                        help='VAE file or pipeline run directory (default: pretrain one in '
-                             '<run-dir>/pretrain first)')
-    parser.add_argument('--eval-goals', type=int, default=default.eval_goals)
-    parser.add_argument('--eval-every', type=int, default=default.eval_every,
-                        help='practice steps between evaluations (0: only at the end)')
-    parser.add_argument('--episode-length', type=int, default=default.episode_length)
-    parser.add_argument('--collect-images', type=int, default=default.collect_images)
-    parser.add_argument('--vae-steps', type=int, default=default.vae_steps)
-    parser.add_argument('--learning-starts', type=int, default=default.learning_starts)
-    parser.add_argument('--updates-per-step', type=int, default=default.updates_per_step)
-    parser.add_argument('--no-progress', action='store_true')
-
-
-def config_from_args(args: Any) -> SessionConfig:
-    """Build a SessionConfig from `rig practice` options."""
-    return SessionConfig(
-        task=args.task, seed=args.seed, steps=args.steps, eval_every=args.eval_every,
-        eval_goals=args.eval_goals, episode_length=args.episode_length,
-        vae_checkpoint=args.vae_checkpoint or '', collect_images=args.collect_images,
-        vae_steps=args.vae_steps, learning_starts=args.learning_starts,
-        updates_per_step=args.updates_per_step, robots=args.robots,
-        params_file=args.params_file)
-
-
-def print_outcome(result: dict[str, Any], run_dir: pathlib.Path) -> None:
-    """One line: success, median distance, wall time, where the report is."""
-    print(f"success rate {result['rig_success_rate']:.2f}, median final hand distance "
-          f"{100 * result['rig_final_hand_distance_median']:.1f} cm, wall "
-          f"{result['wall_s']:.0f} s; report: {run_dir / 'report.md'}")
-
-
-def run_practice_command(args: Any) -> int:
-    """`rig practice`: a session with --steps, else the practice graph until Ctrl-C."""
-    if args.steps is None:
-        from rig_ros.run import runner
-        return runner.run_practice(args)
-    if args.dry_run or args.nodes or not args.sim or args.namespace:
-        raise ValueError('--steps runs a whole simulated session: it does not combine with '
-                         '--dry-run, --nodes, --no-sim or --namespace')
-    run_dir = pathlib.Path(args.run_dir or 'runs/practice')
-    result = Session(config_from_args(args), run_dir, progress=not args.no_progress).run()
-    print_outcome(result, run_dir)
-    return 0
-
-
-def run_demo(task: str, seed: int, run_dir: pathlib.Path, quick: bool,
-             progress: bool = True) -> int:
-    """`rig demo` (the graph): pretrain, practise through the graph, evaluate, report."""
-    config = dataclasses.replace(QUICK_DEMO_CONFIG if quick else DEMO_CONFIG, task=task,
-                                 seed=seed)
-    print(f'RIG demo through the ROS 2 graph on the simulated {task}: pretrain a VAE on '
-          f'{config.collect_images} images ({config.vae_steps} steps), practise '
-          f'{config.steps} steps, evaluate {config.eval_goals} goal images -> {run_dir}')
-    result = Session(config, run_dir, progress=progress).run()
-    print_outcome(result, run_dir)
-    return 0

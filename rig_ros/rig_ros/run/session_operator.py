@@ -125,7 +125,7 @@ class Operator:
         self._alive = alive
         self.context = Context()
         rclpy.init(context=self.context)
-        self.node = Node('rig_operator', context=self.context)
+        self.node = Node(names.OPERATOR_NODE, context=self.context)
         self._lock = threading.Lock()
         self.status: dict[str, Any] = {}
         self.transitions = 0

@@ -7,9 +7,8 @@ import math
 import mujoco
 import numpy as np
 
+from rig_ros import tasks
 from rig_ros.sim import scene
-
-TASK_PUCK_COUNTS = {'reacher': 0, 'pusher': 1, 'multi_pusher': 2}
 
 # Elbow posture the arm is gently pulled toward (joint springs). The 7-dof arm is redundant
 # for a welded hand: without the pull its elbow drifts with the path taken, and the same hand
@@ -22,34 +21,7 @@ GOAL_INSET_M = 0.005  # the hand stops ~2.5 mm short of far box walls; goals sta
 HAND_PUCK_CLEARANCE_M = 0.035  # fingers' half-footprint plus margin, for goal sampling
 
 
-@dataclasses.dataclass(frozen=True)
-class _TaskLayout:
-    """Per-task defaults: workspace box, start and goal boxes (x, y in metres), camera."""
-
-    workspace_low: tuple[float, float]
-    workspace_high: tuple[float, float]
-    hand_start: tuple[float, float]
-    puck_starts: tuple[tuple[float, float], ...]
-    hand_goal_low: tuple[float, float] | None  # None: the workspace box, inset
-    hand_goal_high: tuple[float, float] | None
-    camera_lookat: tuple[float, float, float]
-    camera_distance_m: float
-
-
-# RIG's boxes (multiworld): reacher hand x [-0.2, 0.2], y [0.55, 0.75]; pusher puck starts at
-# (0, 0.6), puck goals x +-0.2 (easy +-0.15), y [0.5, 0.7], hand goals x +-0.05, y [0.55, 0.65].
-_PUSHER_WORKSPACE = ((-0.25, 0.45), (0.25, 0.8))
-_LAYOUTS = {
-    'reacher': _TaskLayout(
-        (-0.2, 0.55), (0.2, 0.75), (0.0, 0.6), (), None, None, (0.0, 0.67, 0.0), 1.6),
-    'pusher': _TaskLayout(
-        *_PUSHER_WORKSPACE, (0.0, 0.5), ((0.0, 0.6),), (-0.05, 0.55), (0.05, 0.65),
-        (0.0, 0.64, 0.0), 1.9),
-    'multi_pusher': _TaskLayout(
-        *_PUSHER_WORKSPACE, (0.0, 0.5), ((-0.1, 0.6), (0.1, 0.6)), (-0.05, 0.55),
-        (0.05, 0.65), (0.0, 0.64, 0.0), 1.9),
-}
-_PUCK_GOAL_Y = (0.5, 0.7)
+EASY_PUCK_GOAL_X_M = 0.15  # easy_puck_goals: puck goals within x +-0.15 m (RIG)
 
 
 def _pair(name: str, value: Sequence[float], size: int = 2) -> tuple[float, ...]:
@@ -64,7 +36,7 @@ class SawyerSimConfig:
     """Settings of the simulated Sawyer; `None` fields take the task's defaults."""
 
     task: str = 'reacher'
-    """'reacher' (hand only), 'pusher' (one puck) or 'multi_pusher' (two pucks)."""
+    """A `rig_ros.tasks` name: reacher (hand only), pusher (one puck), multi_pusher (two)."""
     control_period_s: float = 0.1
     """Duration of one `step` (RIG: 10 Hz); a multiple of the 2.5 ms physics step."""
     max_speed_m_s: float = 0.2
@@ -92,7 +64,7 @@ class SawyerSimConfig:
     puck_radius_m: float = 0.025
     """Puck radius; 0.025 m is ~7 px wide at 84x84 with the default pusher camera."""
     easy_puck_goals: bool = False
-    """Puck goals within x +-0.15 m instead of +-0.2 m (RIG's easy pusher)."""
+    """Puck goals within x +-0.15 m instead of the task's box (RIG's easy pusher: +-0.2 m)."""
     random_hand_start: bool = False
     """Start the hand at a seeded random point of the workspace instead of the task's point."""
     seed: int = 0
@@ -102,13 +74,12 @@ class SawyerSimConfig:
 
     def __post_init__(self) -> None:
         """Fill in task defaults and reject bad values, naming the field."""
-        if self.task not in _LAYOUTS:
-            raise ValueError(f'task must be one of {sorted(_LAYOUTS)}, got {self.task!r}')
-        layout = _LAYOUTS[self.task]
+        spec = tasks.task(self.task)
+        layout = scene.scene_layout(self.task)
         if self.workspace_low is None:
-            self.workspace_low = layout.workspace_low
+            self.workspace_low = spec.workspace_low
         if self.workspace_high is None:
-            self.workspace_high = layout.workspace_high
+            self.workspace_high = spec.workspace_high
         if self.camera_lookat is None:
             self.camera_lookat = layout.camera_lookat
         if self.camera_distance_m is None:
@@ -156,8 +127,8 @@ class SawyerSim:
         """Build the scene, settle the arm at the task's start and keep that as the reset."""
         self.config = config if config is not None else SawyerSimConfig()
         cfg = self.config
-        layout = _LAYOUTS[cfg.task]
-        self.n_pucks = TASK_PUCK_COUNTS[cfg.task]
+        spec = tasks.task(cfg.task)
+        self.n_pucks = spec.puck_count
         self.state_dim = 2 + 2 * self.n_pucks
         self.model = mujoco.MjModel.from_xml_string(
             scene.sawyer_scene_xml(self.n_pucks, cfg.puck_radius_m))
@@ -194,13 +165,15 @@ class SawyerSim:
 
         self._reachable_low = self._workspace_low + GOAL_INSET_M
         self._reachable_high = self._workspace_high - GOAL_INSET_M
-        self._hand_goal_low = np.array(layout.hand_goal_low or self._reachable_low)
-        self._hand_goal_high = np.array(layout.hand_goal_high or self._reachable_high)
-        puck_goal_x = 0.15 if cfg.easy_puck_goals else 0.2
-        self._puck_goal_low = np.array([-puck_goal_x, _PUCK_GOAL_Y[0]])
-        self._puck_goal_high = np.array([puck_goal_x, _PUCK_GOAL_Y[1]])
-        self._hand_start = np.array(layout.hand_start)
-        self._puck_starts = np.array(layout.puck_starts).reshape(self.n_pucks, 2)
+        self._hand_goal_low = np.array(spec.hand_goal_low or self._reachable_low)
+        self._hand_goal_high = np.array(spec.hand_goal_high or self._reachable_high)
+        self._puck_goal_low = np.array(spec.puck_goal_low or (0.0, 0.0))  # (0, 0): no pucks
+        self._puck_goal_high = np.array(spec.puck_goal_high or (0.0, 0.0))
+        if cfg.easy_puck_goals:
+            self._puck_goal_low[0] = max(self._puck_goal_low[0], -EASY_PUCK_GOAL_X_M)
+            self._puck_goal_high[0] = min(self._puck_goal_high[0], EASY_PUCK_GOAL_X_M)
+        self._hand_start = np.array(spec.hand_start)
+        self._puck_starts = np.array(spec.puck_starts).reshape(self.n_pucks, 2)
 
         self._state_size = mujoco.mj_stateSize(self.model, mujoco.mjtState.mjSTATE_INTEGRATION)
         self._home_state = self._settled_home_state()

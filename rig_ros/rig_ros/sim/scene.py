@@ -1,6 +1,44 @@
-"""MJCF for the RIG Sawyer scenes, built at run time around metaworld's installed assets."""
+"""MJCF for the RIG Sawyer scenes, built at run time around metaworld's installed assets.
 
+The objects, starts and goal boxes of a scene are its task's (`rig_ros.tasks`); what only the
+sim has, how the camera frames the task, is its `SCENE_LAYOUTS` entry, one per task.
+"""
+
+from dataclasses import dataclass
 import pathlib
+
+from rig_ros import tasks
+
+
+@dataclass(frozen=True)
+class SceneLayout:
+    """How the sim's fixed camera frames a task's workspace (the task's defaults).
+
+    camera_lookat: world point (x, y, z) the camera looks at, metres.
+    camera_distance_m: camera distance from `camera_lookat`.
+    """
+
+    camera_lookat: tuple[float, float, float]
+    camera_distance_m: float
+
+
+_PUSHING_VIEW = SceneLayout((0.0, 0.64, 0.0), 1.9)
+SCENE_LAYOUTS: dict[str, SceneLayout] = {
+    'reacher': SceneLayout((0.0, 0.67, 0.0), 1.6),
+    'pusher': _PUSHING_VIEW,
+    'multi_pusher': _PUSHING_VIEW,
+}
+"""Every registry task's scene layout, by task name (test_tasks.py checks they match)."""
+
+
+def scene_layout(task: str) -> SceneLayout:
+    """Return the scene layout of registry task `task`; ValueError names the known tasks."""
+    tasks.task(task)
+    layout = SCENE_LAYOUTS.get(task)
+    if layout is None:
+        raise ValueError(f'task {task!r} has no scene layout in rig_ros.sim.scene.SCENE_LAYOUTS')
+    return layout
+
 
 PUCK_COLOURS = ((0.1, 0.3, 0.95), (0.1, 0.8, 0.2))
 PUCK_HALF_HEIGHT_M = 0.02

@@ -17,8 +17,6 @@ states) stays inside the driver's box throughout; a clean stop (exit codes, no t
 zero velocity and zero joint commands last, the arm still afterwards).
 """
 
-import dataclasses
-import importlib.util
 import io
 import json
 import pathlib
@@ -26,25 +24,24 @@ import time
 from typing import Iterator
 
 from geometry_msgs.msg import TwistStamped
+from harness import wait_for
 import numpy as np
 import pytest
 from sensor_msgs.msg import JointState
 from std_msgs.msg import String
 from std_srvs.srv import SetBool
-import torch
 import yaml
 
 from rig_msgs.msg import Goal, LatentState, Transition, Weights
 from rig_ros import graph
-from rig_ros.core.checkpoints import save_checkpoint
-from rig_ros.core.vae import ConvVAE, VAEConfig
 from rig_ros.interfaces.names import JOINT_COMMAND_TOPIC, JOINT_STATES_TOPIC, STANDIN_SUFFIX
 from rig_ros.interfaces.qos import (
     ARM_QOS, COMMAND_QOS, LATCHED_QOS, SENSOR_QOS, TRANSITION_QOS, WEIGHTS_QOS)
 from rig_ros.robot.kinematics import JOINT_NAMES, SawyerKinematics
 from rig_ros.run.runner import GraphRunner
 
-pytestmark = pytest.mark.robot  # `make test-robot` runs these alone
+# `make test-robot` runs these alone; processes race over DDS.
+pytestmark = [pytest.mark.robot, pytest.mark.multiprocess]
 
 ROBOT = 'robot_0'
 DEADLINE_S = 90.0  # start (torch imports in 6 processes) + practice, on a loaded 2-core box
@@ -61,27 +58,8 @@ RESET_TOLERANCE_RAD = 0.02  # the driver answers within reset_tolerance_rad (0.0
 STILL_RAD = 1e-4  # the arm after the stop: intera holds position
 
 
-def _load_harness():
-    """Load the node tests' harness (isolated domains, an in-test node) by path."""
-    path = pathlib.Path(__file__).resolve().parents[1] / 'nodes' / 'conftest.py'
-    spec = importlib.util.spec_from_file_location('rig_ros_node_harness', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-harness = _load_harness()
-ros_domain_id = harness.ros_domain_id
-ros = harness.ros
-start_node = harness.start_node
-
-
-def practice_params(tmp_path: pathlib.Path) -> pathlib.Path:
-    """Write an untrained VAE and a parameter file for a small real-time practice run."""
-    torch.manual_seed(0)
-    vae = ConvVAE(VAEConfig(image_size=48, latent_dim=4))
-    checkpoint = tmp_path / 'vae.safetensors'
-    save_checkpoint(checkpoint, {'vae': vae.state_dict()}, {}, dataclasses.asdict(vae.config))
+def practice_params(tmp_path: pathlib.Path, checkpoint: pathlib.Path) -> pathlib.Path:
+    """Write a parameter file for a small real-time practice run with VAE `checkpoint`."""
     params = {
         '/**/sawyer_driver': {'ros__parameters': {
             'bridge': {'message_types': 'standin'},
@@ -111,10 +89,12 @@ def joint_angles(msg: JointState) -> np.ndarray:
 
 
 @pytest.fixture
-def practice(ros, start_node, tmp_path) -> Iterator[tuple[GraphRunner, io.StringIO, object]]:
+def practice(ros, start_node, tmp_path,
+             vae_checkpoint) -> Iterator[tuple[GraphRunner, io.StringIO, object]]:
     """Start the fake Sawyer and the sim=False practice graph; stop the graph at the end."""
     fake = start_node('fake_sawyer', parameters={'message_types': 'standin'})
-    specs = graph.practice_graph(sim=False, params_file=str(practice_params(tmp_path)),
+    params = practice_params(tmp_path, vae_checkpoint)
+    specs = graph.practice_graph(sim=False, params_file=str(params),
                                  run_dir=str(tmp_path / 'run'), lockstep=False)
     assert sorted(spec.fully_qualified_name for spec in specs) == [
         '/learner', f'/{ROBOT}/camera_pipeline', f'/{ROBOT}/goal_scheduler', f'/{ROBOT}/policy',
@@ -156,14 +136,14 @@ def test_practice_graph_on_the_fake_sawyer(ros, practice):
         return runner.wait(timeout=0.0) is None and fake.returncode is None
 
     def wait(predicate, timeout: float) -> bool:
-        return harness.wait_for(lambda: predicate() or not alive(),
-                                timeout=timeout, interval=0.1) and alive()
+        return wait_for(lambda: predicate() or not alive(),
+                        timeout=timeout, interval=0.1) and alive()
 
     def activate(name: str) -> None:
         client = clients[name]
         assert client.wait_for_service(timeout_sec=SERVICE_TIMEOUT_S), report()
         future = client.call_async(SetBool.Request(data=True))
-        assert harness.wait_for(future.done, timeout=SERVICE_TIMEOUT_S), report()
+        assert wait_for(future.done, timeout=SERVICE_TIMEOUT_S), report()
         assert future.result().success, report()
 
     # Before activation: the whole graph runs (latents flow, the learner serves the VAE, the
@@ -204,8 +184,8 @@ def test_practice_graph_on_the_fake_sawyer(ros, practice):
     # Every episode starts at the reset pose: the joint state at the goal's stamp (taken after
     # the driver answered robot/reset).
     last_goal_s = stamp_s(goals.messages[-1])
-    assert harness.wait_for(lambda: stamp_s(joints.messages[-1]) > last_goal_s + 0.2,
-                            timeout=10.0), report()
+    assert wait_for(lambda: stamp_s(joints.messages[-1]) > last_goal_s + 0.2,
+                    timeout=10.0), report()
     states = joints.messages
     times = np.array([stamp_s(m) for m in states])
     q = np.array([joint_angles(m) for m in states])
@@ -237,7 +217,7 @@ def test_practice_graph_on_the_fake_sawyer(ros, practice):
     stop_s = time.monotonic() - stopping
     assert code == 0, (runner.exit_codes, report())
     assert 'Traceback' not in output.getvalue(), report()
-    assert harness.wait_for(lambda: len(joints.messages) > len(states) + 50, timeout=10.0)
+    assert wait_for(lambda: len(joints.messages) > len(states) + 50, timeout=10.0)
     last_velocity = velocities.messages[-1].twist.linear
     assert (last_velocity.x, last_velocity.y, last_velocity.z) == (0.0, 0.0, 0.0), report()
     assert not any(joint_commands.messages[-1].velocity), (

@@ -5,50 +5,29 @@ per robot chain, a goal scheduler per robot, one learner), on its own ROS_DOMAIN
 small settings from a parameter file written here and an untrained VAE checkpoint.
 """
 
-import dataclasses
-import importlib.util
 import io
 import json
 import pathlib
 import time
 from typing import Iterator
 
+from harness import wait_for
 import pytest
 from std_msgs.msg import String
-import torch
 import yaml
 
 from rig_msgs.msg import Transition, Weights
 from rig_ros import graph
-from rig_ros.core.checkpoints import save_checkpoint
-from rig_ros.core.vae import ConvVAE, VAEConfig
 from rig_ros.interfaces.qos import LATCHED_QOS, TRANSITION_QOS, WEIGHTS_QOS
 from rig_ros.run.runner import GraphRunner
 
 ROBOTS = ('robot_0', 'robot_1')
 DEADLINE_S = 90.0  # start (torch, MuJoCo imports in 5 processes) + practice on a loaded box
+pytestmark = pytest.mark.multiprocess
 
 
-def _load_harness():
-    """Load the node tests' harness (isolated domains, an in-test node) by path."""
-    path = pathlib.Path(__file__).resolve().parents[1] / 'nodes' / 'conftest.py'
-    spec = importlib.util.spec_from_file_location('rig_ros_node_harness', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-harness = _load_harness()
-ros_domain_id = harness.ros_domain_id
-ros = harness.ros
-
-
-def fleet_params(tmp_path: pathlib.Path) -> pathlib.Path:
-    """Write an untrained VAE and a parameter file for a small, fast practice run."""
-    torch.manual_seed(0)
-    vae = ConvVAE(VAEConfig(image_size=48, latent_dim=4))
-    checkpoint = tmp_path / 'vae.safetensors'
-    save_checkpoint(checkpoint, {'vae': vae.state_dict()}, {}, dataclasses.asdict(vae.config))
+def fleet_params(tmp_path: pathlib.Path, checkpoint: pathlib.Path) -> pathlib.Path:
+    """Write a parameter file for a small, fast practice run with VAE `checkpoint`."""
     params = {
         '/**/vae_encoder': {'ros__parameters': {'vae_checkpoint': str(checkpoint)}},
         '/**/goal_scheduler': {'ros__parameters': {
@@ -65,9 +44,10 @@ def fleet_params(tmp_path: pathlib.Path) -> pathlib.Path:
 
 
 @pytest.fixture
-def fleet(ros, tmp_path) -> Iterator[tuple[GraphRunner, io.StringIO]]:
+def fleet(ros, tmp_path, vae_checkpoint) -> Iterator[tuple[GraphRunner, io.StringIO]]:
     """Start the two-robot practice graph; stop it (cleanly) at the end."""
-    specs = graph.practice_graph(robots=2, params_file=str(fleet_params(tmp_path)),
+    params = fleet_params(tmp_path, vae_checkpoint)
+    specs = graph.practice_graph(robots=2, params_file=str(params),
                                  run_dir=str(tmp_path / 'run'), compose=True)
     assert sorted(spec.fully_qualified_name for spec in specs) == [
         '/learner', '/robot_0/goal_scheduler', '/robot_0/robot_chain',
@@ -107,8 +87,8 @@ def test_two_robots_feed_one_learner(ros, fleet):
     def report() -> str:
         return f'status {latest()}\n{output.getvalue()[-6000:]}'
 
-    assert harness.wait_for(lambda: done() or runner.wait(timeout=0.0) is not None,
-                            timeout=DEADLINE_S, interval=0.2), report()
+    assert wait_for(lambda: done() or runner.wait(timeout=0.0) is not None,
+                    timeout=DEADLINE_S, interval=0.2), report()
     assert runner.wait(timeout=0.0) is None, report()  # no node exited
     final = latest()
     for key in ('invalid', 'duplicate', 'out_of_order'):

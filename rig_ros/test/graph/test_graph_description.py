@@ -18,9 +18,10 @@ import pytest
 import setuptools
 import yaml
 
-from rig_ros import graph, runner
-
+from rig_ros import graph
+from rig_ros.cli import graph as graph_commands
 from rig_ros.interfaces import names
+from rig_ros.run import runner
 
 PACKAGE_DIR = pathlib.Path(__file__).resolve().parents[2]
 LAUNCH_DIR = PACKAGE_DIR / 'launch'
@@ -33,7 +34,7 @@ CASES = {
         {'robots': '3', 'namespace': 'lab', 'task': 'pusher', 'seed': '7', 'run_dir': '/runs/a',
          'lockstep': 'false'},
         {'sim': 'false', 'robots': '2', 'camera_topic': '/io/internal_camera/head/image_raw'},
-        {'task': 'multi_pusher', 'params_file': str(PACKAGE_DIR / 'config' / 'pusher.yaml')},
+        {'task': 'multi_pusher', 'params_file': str(PACKAGE_DIR / 'config' / 'rig.yaml')},
         {'compose': 'true', 'robots': '2', 'namespace': 'lab'},
         {'compose': 'true', 'sim': 'false', 'camera_topic': '/camera/color'},
     ],
@@ -78,7 +79,7 @@ def console_scripts() -> dict[str, str]:
 def cli_specs(name: str, values: dict[str, str]) -> list[graph.NodeSpec]:
     """Return the runner's specs for the same arguments given as `rig <graph>` options."""
     parser = argparse.ArgumentParser()
-    getattr(runner, f'add_{name}_arguments')(parser)
+    getattr(graph_commands, f'add_{name}_arguments')(parser)
     argv = []
     for argument in graph.GRAPHS[name][1]:
         if argument.name not in values:
@@ -89,7 +90,7 @@ def cli_specs(name: str, values: dict[str, str]) -> list[graph.NodeSpec]:
             argv.append(flag if on else '--no-' + flag[2:])
         else:
             argv += [flag, values[argument.name]]
-    return runner.specs_from_args(name, parser.parse_args(argv))
+    return graph_commands.specs_from_args(name, parser.parse_args(argv))
 
 
 # (a) Well-formed graphs.
@@ -97,8 +98,8 @@ def cli_specs(name: str, values: dict[str, str]) -> list[graph.NodeSpec]:
 @pytest.mark.parametrize('name, case', CASE_IDS)
 def test_graph_is_well_formed(name, case):
     specs = graph.graph_from_arguments(name, CASES[name][case])
-    names = [spec.fully_qualified_name for spec in specs]
-    assert len(names) == len(set(names))
+    full_names = [spec.fully_qualified_name for spec in specs]
+    assert len(full_names) == len(set(full_names))
     scripts = console_scripts()
     for spec in specs:
         assert spec.package == graph.PACKAGE
@@ -236,7 +237,7 @@ def test_launch_file_cli_and_runner_agree(name, case):
 def test_cli_options_mirror_launch_arguments():
     for name in GRAPHS:
         parser = argparse.ArgumentParser()
-        getattr(runner, f'add_{name}_arguments')(parser)
+        getattr(graph_commands, f'add_{name}_arguments')(parser)
         defaults = vars(parser.parse_args([]))
         for argument in graph.GRAPHS[name][1]:
             assert defaults[argument.name] == graph.parse_argument(

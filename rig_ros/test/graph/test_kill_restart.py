@@ -4,11 +4,9 @@
     files), training goes on from the checkpoint; (b) vae_encoder: the policy stops the robot
     (stale latents) and practice resumes after the restart; (c) policy: the real-time sim's
     watchdog stops the hand, practice resumes after the restart. Small budgets, an untrained
-    VAE saved here.
+    VAE (the `vae_checkpoint` fixture).
 """
 
-import dataclasses
-import importlib.util
 import json
 import pathlib
 import signal
@@ -17,28 +15,18 @@ import time
 from typing import Any, Callable
 
 from geometry_msgs.msg import PointStamped, TwistStamped
+from harness import wait_for
 import numpy as np
 import pytest
 from std_msgs.msg import String
-import torch
 
 from rig_msgs.msg import Transition
 from rig_ros import graph
 from rig_ros.core import checkpoints
 from rig_ros.core.learner import CHECKPOINT_FILE, EPISODES_DIR, REPLAY_FILE
-from rig_ros.core.vae import ConvVAE, VAEConfig
 from rig_ros.interfaces.qos import COMMAND_QOS, LATCHED_QOS, TRANSITION_QOS
 
-pytestmark = pytest.mark.slow
-
-_spec = importlib.util.spec_from_file_location(
-    'rig_node_test_harness_drills',
-    pathlib.Path(__file__).resolve().parents[1] / 'nodes' / 'conftest.py')
-harness = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(harness)
-wait_for = harness.wait_for
-# The node-test fixtures (an isolated domain, node processes, a test node).
-ros_domain_id, ros, start_node = harness.ros_domain_id, harness.ros, harness.start_node
+pytestmark = [pytest.mark.slow, pytest.mark.multiprocess]
 
 EPISODE_LENGTH = 8
 LEARNER = {'td3.hidden_sizes': [32, 32], 'td3.batch_size': 16, 'td3.learning_starts': 16,
@@ -62,17 +50,10 @@ class Stamped:
             return [(t, m) for t, m in self.items if t >= start]
 
 
-def save_vae(path: pathlib.Path) -> pathlib.Path:
-    torch.manual_seed(0)
-    vae = ConvVAE(VAEConfig(image_size=48, latent_dim=4))
-    checkpoints.save_checkpoint(path, {'vae': vae.state_dict()}, {},
-                                dataclasses.asdict(vae.config))
-    return path
-
-
-def start_graph(start_node: Callable, run_dir: pathlib.Path, lockstep: bool) -> dict:
+def start_graph(start_node: Callable, run_dir: pathlib.Path, lockstep: bool,
+                vae_checkpoint: pathlib.Path) -> dict:
     """Start the reacher practice graph node by node; return them by executable."""
-    vae = str(save_vae(run_dir.parent / 'vae.safetensors'))
+    vae = str(vae_checkpoint)
     overrides = {
         'vae_encoder': {'vae_checkpoint': vae, 'reconstruction_period_s': 0.0},
         'goal_scheduler': {'vae_checkpoint': vae, 'episode_length': EPISODE_LENGTH,
@@ -120,10 +101,10 @@ def saved_rows(run_dir: pathlib.Path) -> set[bytes]:
     return rows
 
 
-def test_learner_sigkill_loses_no_finished_episode(ros, start_node, tmp_path):
+def test_learner_sigkill_loses_no_finished_episode(ros, start_node, tmp_path, vae_checkpoint):
     began = time.monotonic()
     run_dir = tmp_path / 'run'
-    nodes = start_graph(start_node, run_dir, lockstep=True)
+    nodes = start_graph(start_node, run_dir, lockstep=True, vae_checkpoint=vae_checkpoint)
     status = ros.collect(String, '/rig/learner_status', LATCHED_QOS)
     sent = Stamped()
     ros.node.create_subscription(Transition, '/rig/transition', sent.callback, TRANSITION_QOS)
@@ -179,9 +160,10 @@ def moving(commands: list) -> bool:
 
 @pytest.mark.parametrize('victim', ['vae_encoder', 'policy'])
 def test_kill_and_restart_stops_the_robot_then_practice_resumes(ros, start_node, tmp_path,
-                                                                victim):
+                                                                vae_checkpoint, victim):
     began = time.monotonic()
-    nodes = start_graph(start_node, tmp_path / 'run', lockstep=False)
+    nodes = start_graph(start_node, tmp_path / 'run', lockstep=False,
+                        vae_checkpoint=vae_checkpoint)
     commands, states, sent = Stamped(), Stamped(), Stamped()
     ros.node.create_subscription(TwistStamped, '/robot_0/ee_velocity', commands.callback,
                                  COMMAND_QOS)

@@ -11,7 +11,6 @@ practice --steps` drives them:
 Every wait is bounded (the session's timeouts).
 """
 
-import importlib.util
 import pathlib
 
 import numpy as np
@@ -24,18 +23,6 @@ from rig_ros.sim.sawyer import SawyerSim, SawyerSimConfig
 
 PRACTICE_STEPS = 300
 FAR_GOALS = 5
-
-
-def _load_harness():
-    """Load the node tests' harness (isolated domains) by path."""
-    path = pathlib.Path(__file__).resolve().parents[1] / 'nodes' / 'conftest.py'
-    spec = importlib.util.spec_from_file_location('rig_ros_node_harness', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-ros_domain_id = _load_harness().ros_domain_id
 
 
 @pytest.fixture(scope='module')
@@ -67,6 +54,7 @@ def far_goals(count: int) -> np.ndarray:
     return goals[np.argsort(distances)[-count:]]
 
 
+@pytest.mark.multiprocess
 def test_practice_through_the_graph_then_goal_images_are_reached(
         ros_domain_id, trained_run, tmp_path):
     user_params = tmp_path / 'small.yaml'

@@ -8,17 +8,18 @@ at startup must stop a node with exit code 2 and a message naming the culprit, n
 """
 
 import dataclasses
-import importlib.util
 import json
 import os
 import pathlib
 import re
 import signal
-import tempfile
 import time
 from typing import Any, Callable, Iterator, Optional
 
+from factories import save_vae, untrained_vae
 from geometry_msgs.msg import PointStamped, TwistStamped
+import harness
+from harness import wait_for
 import numpy as np
 import pytest
 from sensor_msgs.msg import Image
@@ -32,26 +33,14 @@ from rig_ros.core.checkpoints import save_checkpoint, serialize_state
 from rig_ros.core.encoder import vae_weights_payload
 from rig_ros.core.policy_runtime import encode_policy_weights
 from rig_ros.core.td3 import GoalConditionedTD3, TD3Config
-from rig_ros.core.vae import ConvVAE, VAEConfig
+from rig_ros.core.vae import ConvVAE
 from rig_ros.edge.image_msgs import array_to_image
-from rig_ros.graph import NodeSpec
 from rig_ros.interfaces.qos import COMMAND_QOS, LATCHED_QOS, SENSOR_QOS, TRANSITION_QOS
 
 pytestmark = pytest.mark.slow
 
-_spec = importlib.util.spec_from_file_location(
-    'rig_node_test_harness', pathlib.Path(__file__).with_name('conftest.py'))
-harness = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(harness)
-wait_for = harness.wait_for
-
 DIM = 4
 LOG_TIMEOUT_S = 20.0
-
-
-def small_vae(seed: int, latent_dim: int = DIM) -> ConvVAE:
-    torch.manual_seed(seed)
-    return ConvVAE(VAEConfig(image_size=48, latent_dim=latent_dim)).eval()
 
 
 def vae_weights(vae: ConvVAE, version: int, model_name: str = 'vae') -> Weights:
@@ -61,7 +50,7 @@ def vae_weights(vae: ConvVAE, version: int, model_name: str = 'vae') -> Weights:
 
 
 def nan_vae_weights(version: int) -> Weights:
-    vae = small_vae(5)
+    vae = untrained_vae(5)
     state = vae.state_dict()
     next(value for value in state.values() if value.is_floating_point()).fill_(float('nan'))
     config = dataclasses.asdict(vae.config)
@@ -120,28 +109,23 @@ def big_frame(encoding: str = 'mono8') -> Image:
 class Harness:
     """The module's ROS domain, test node and node processes (started once each)."""
 
-    def __init__(self, root: pathlib.Path) -> None:
+    def __init__(self, root: pathlib.Path, vae_file: pathlib.Path) -> None:
         self.root = root
-        self.domain, self._lock = harness._reserve_domain_id()
         self._env = pytest.MonkeyPatch()
-        self._env.setenv('ROS_DOMAIN_ID', str(self.domain))
-        self._env.setenv('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+        self.domain, self._lock = harness.isolate_domain(self._env)
         # 4000x4000 frames cross DDS in one piece only with the large-data transports.
         self._env.setenv('FASTDDS_BUILTIN_TRANSPORTS', 'LARGE_DATA')
         self.ros = harness.RosHarness(self.domain)
         self.nodes: dict[str, Any] = {}
-        self.vae_file = root / 'vae.safetensors'
-        vae = small_vae(0)
-        save_checkpoint(self.vae_file, {'vae': vae.state_dict()}, {},
-                        dataclasses.asdict(vae.config))
-        self._params = tempfile.TemporaryDirectory(prefix='rig_bad_input_')
+        self.vae_file = vae_file
+        self._starter = harness.NodeStarter()
         self.resets = 0
 
     def start(self, key: str, executable: str, namespace: str,
               parameters: dict) -> Any:
         if key not in self.nodes:
-            spec = NodeSpec(executable, executable, namespace, parameters)
-            self.nodes[key] = harness.NodeUnderTest(spec, self._params.name)
+            self.nodes[key] = self._starter.start(executable, namespace=namespace,
+                                                  parameters=parameters)
         return self.nodes[key]
 
     def reset_callback(self, request: Trigger.Request,
@@ -151,18 +135,17 @@ class Harness:
         return response
 
     def close(self) -> None:
-        for node in self.nodes.values():
-            node.stop(timeout=harness.STOP_TIMEOUT_S)
+        self._starter.close()
         self.ros.close()
-        self._params.cleanup()
         self._env.undo()
         self._lock.close()
 
 
 @pytest.fixture(scope='module')
-def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
+def rig(tmp_path_factory: pytest.TempPathFactory,
+        vae_checkpoint: pathlib.Path) -> Iterator[Harness]:
     """Start nothing yet: nodes start on first use and stop at the end of the module."""
-    rig = Harness(tmp_path_factory.mktemp('bad_input'))
+    rig = Harness(tmp_path_factory.mktemp('bad_input'), vae_checkpoint)
     try:
         yield rig
     finally:
@@ -236,6 +219,7 @@ def sim_node(rig: Harness) -> Any:
 
 # One test per subscription and service.
 
+@pytest.mark.multiprocess
 def test_camera_pipeline_camera_image_raw(rig):
     node = camera_node(rig)
     out = rig.ros.collect(Image, '/cam/rig/image', SENSOR_QOS)
@@ -258,6 +242,7 @@ def test_camera_pipeline_camera_image_raw(rig):
     assert_alive(node)
 
 
+@pytest.mark.multiprocess
 def test_vae_encoder_rig_image(rig):
     node = encoder_node(rig)
     latents = rig.ros.collect(LatentState, '/bad/rig/latent', SENSOR_QOS)
@@ -285,6 +270,7 @@ def test_vae_encoder_rig_image(rig):
     assert_alive(node)
 
 
+@pytest.mark.multiprocess
 def test_vae_encoder_rig_encode(rig):
     node = encoder_node(rig)
     client = rig.ros.node.create_client(Encode, '/bad/rig/encode')
@@ -312,20 +298,21 @@ def bad_vae_weights() -> list[tuple[str, Weights, str]]:
                                      0, 256, 4096, dtype=np.uint8).tobytes()),
                                  config_json='{}'), 'rejected VAE weights v11'),
         ('truncated', Weights(model_name='vae', version=12,
-                              safetensors=vae_weights(small_vae(1), 12).safetensors[:5000],
-                              config_json=vae_weights(small_vae(1), 12).config_json),
+                              safetensors=vae_weights(untrained_vae(1), 12).safetensors[:5000],
+                              config_json=vae_weights(untrained_vae(1), 12).config_json),
          'rejected VAE weights v12.*truncated'),
-        ('other latent size', vae_weights(small_vae(2, latent_dim=6), 13),
+        ('other latent size', vae_weights(untrained_vae(2, latent_dim=6), 13),
          'rejected VAE weights v13.*6 latents'),
         ('NaN weights', nan_vae_weights(14), 'rejected VAE weights v14.*NaN'),
         ('config not JSON', Weights(model_name='vae', version=15, config_json='{oops',
-                                    safetensors=vae_weights(small_vae(1), 15).safetensors),
+                                    safetensors=vae_weights(untrained_vae(1), 15).safetensors),
          'rejected VAE weights v15.*not JSON'),
-        ('unknown model name', vae_weights(small_vae(1), 16, model_name='vea'),
+        ('unknown model name', vae_weights(untrained_vae(1), 16, model_name='vea'),
          "unknown model 'vea'"),
     ]
 
 
+@pytest.mark.multiprocess
 @pytest.mark.parametrize('which', ['vae_encoder', 'goal_scheduler'])
 def test_rig_weights_vae(rig, which):
     node = encoder_node(rig) if which == 'vae_encoder' else scheduler_node(rig)
@@ -338,12 +325,13 @@ def test_rig_weights_vae(rig, which):
         weights.publish(msg)
         assert wait_for(lambda: re.search(error, node.output[mark:]), LOG_TIMEOUT_S), (
             case, node.output[-3000:])
-    weights.publish(vae_weights(small_vae(3), version))
+    weights.publish(vae_weights(untrained_vae(3), version))
     assert wait_for(lambda: f'VAE v{version} from weights message' in node.output), (
         node.output[-3000:])
     assert_alive(node)
 
 
+@pytest.mark.multiprocess
 def test_policy_rig_latent_and_rig_goal(rig):
     node = policy_node(rig)
     velocities = rig.ros.collect(TwistStamped, '/pol/ee_velocity', COMMAND_QOS)
@@ -394,6 +382,7 @@ def test_policy_rig_latent_and_rig_goal(rig):
     assert_alive(node)
 
 
+@pytest.mark.multiprocess
 def test_policy_rig_weights(rig):
     node = policy_node(rig)
     weights = rig.ros.publisher(Weights, '/pol/rig/weights', LATCHED_QOS)
@@ -418,6 +407,7 @@ def test_policy_rig_weights(rig):
     assert_alive(node)
 
 
+@pytest.mark.multiprocess
 def test_policy_activate(rig):
     node = policy_node(rig)
     client = rig.ros.node.create_client(SetBool, '/pol/policy/activate')
@@ -429,6 +419,7 @@ def test_policy_activate(rig):
     assert_alive(node)
 
 
+@pytest.mark.multiprocess
 def test_goal_scheduler_rig_transition(rig):
     node = scheduler_node(rig)
     goals = rig.ros.collect(Goal, '/bad/rig/goal', LATCHED_QOS)
@@ -456,6 +447,7 @@ def test_goal_scheduler_rig_transition(rig):
     assert_alive(node)
 
 
+@pytest.mark.multiprocess
 def test_goal_scheduler_rig_goal_image(rig):
     encoder_node(rig)
     node = scheduler_node(rig)
@@ -479,6 +471,7 @@ def test_goal_scheduler_rig_goal_image(rig):
     assert_alive(node)
 
 
+@pytest.mark.multiprocess
 def test_learner_rig_transition(rig):
     node = learner_node(rig)
     status = rig.ros.collect(String, '/learn/rig/learner_status', LATCHED_QOS)
@@ -521,6 +514,7 @@ def test_learner_rig_transition(rig):
     assert_alive(node)
 
 
+@pytest.mark.multiprocess
 def test_mujoco_sim_ee_velocity_and_goal_state(rig):
     node = sim_node(rig)
     states = rig.ros.collect(PointStamped, '/sim/robot/state', COMMAND_QOS)
@@ -583,8 +577,7 @@ def corrupt_checkpoints(tmp_path: pathlib.Path) -> list[tuple[str, str, dict, st
     garbage = tmp_path / 'garbage.safetensors'
     garbage.write_bytes(np.random.default_rng(1).integers(0, 256, 3000, np.uint8).tobytes())
     truncated = tmp_path / 'truncated.safetensors'
-    vae = small_vae(0)
-    save_checkpoint(truncated, {'vae': vae.state_dict()}, {}, dataclasses.asdict(vae.config))
+    save_vae(truncated, untrained_vae(0))
     truncated.write_bytes(truncated.read_bytes()[:2000])
     no_vae = tmp_path / 'no_vae.safetensors'
     save_checkpoint(no_vae, {'actor': {'w': torch.zeros(2)}}, {}, {})

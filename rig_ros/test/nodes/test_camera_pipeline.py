@@ -58,6 +58,7 @@ def publish_until(ros, wait_for, publisher, msg, received, timeout=20.0) -> bool
     return False
 
 
+@pytest.mark.multiprocess
 def test_frames_preprocessed_malformed_dropped_clean_exit(ros, start_node, wait_for):
     node = start_node('camera_pipeline', namespace=NAMESPACE, parameters=CROP)
     images = ros.collect(Image, f'{NAMESPACE}/rig/image', SENSOR_QOS)
@@ -109,6 +110,7 @@ def test_frames_preprocessed_malformed_dropped_clean_exit(ros, start_node, wait_
     assert 'Traceback' not in node.output
 
 
+@pytest.mark.multiprocess
 def test_sigterm_exits_cleanly(ros, start_node, wait_for):
     node = start_node('camera_pipeline', namespace=NAMESPACE)
     assert wait_for(lambda: ros.node.count_publishers(f'{NAMESPACE}/rig/image') >= 1), (

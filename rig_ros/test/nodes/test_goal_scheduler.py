@@ -1,21 +1,18 @@
 """goal_scheduler as a separate process, against stub reset and encode servers in the test."""
 
-import dataclasses
 import signal
 import threading
 import time
 
 import numpy as np
+import pytest
 from rclpy.time import Time
 from sensor_msgs.msg import Image
 from std_srvs.srv import Trigger
-import torch
 
 from rig_msgs.msg import Goal, Transition
 from rig_msgs.srv import Encode
-from rig_ros.core.checkpoints import save_checkpoint
 from rig_ros.core.encoder import LatentEncoder
-from rig_ros.core.vae import ConvVAE, VAEConfig
 from rig_ros.edge.image_msgs import array_to_image, image_to_array
 from rig_ros.interfaces.qos import LATCHED_QOS, SENSOR_QOS, TRANSITION_QOS
 
@@ -44,15 +41,6 @@ class StubServer:
             return len(self.calls)
 
 
-def save_vae(path) -> LatentEncoder:
-    torch.manual_seed(0)
-    vae = ConvVAE(VAEConfig(image_size=48, latent_dim=4))
-    save_checkpoint(path, {'vae': vae.state_dict()}, {}, dataclasses.asdict(vae.config))
-    encoder = LatentEncoder()
-    encoder.load_checkpoint(path)
-    return encoder
-
-
 def reset_fails_first(index, request, response):
     response.success = index > 1
     response.message = 'ok' if response.success else 'arm not enabled'
@@ -63,9 +51,11 @@ def end_of(robot_id: str, episode_id: int, end: bool = True) -> Transition:
     return Transition(robot_id=robot_id, episode_id=episode_id, step_index=4, episode_end=end)
 
 
+@pytest.mark.multiprocess
 def test_practice_resets_per_episode_and_goal_images_switch_to_reach(
-        ros, start_node, wait_for, tmp_path):
-    encoder = save_vae(tmp_path / 'vae.safetensors')
+        ros, start_node, wait_for, vae_checkpoint):
+    encoder = LatentEncoder()
+    encoder.load_checkpoint(vae_checkpoint)
     resets = StubServer(ros, Trigger, f'{NAMESPACE}/robot/reset', reset_fails_first)
 
     def encode(index, request, response):
@@ -80,7 +70,7 @@ def test_practice_resets_per_episode_and_goal_images_switch_to_reach(
     goals = ros.collect(Goal, f'{NAMESPACE}/rig/goal', LATCHED_QOS)
     decoded = ros.collect(Image, f'{NAMESPACE}/rig/goal_image_decoded', LATCHED_QOS)
     node = start_node('goal_scheduler', namespace=NAMESPACE, remappings=FLEET, parameters={
-        'vae_checkpoint': str(tmp_path), 'episode_length': 5, 'retry_period_s': 0.2,
+        'vae_checkpoint': str(vae_checkpoint.parent), 'episode_length': 5, 'retry_period_s': 0.2,
         'seed': 7})
 
     # A failed reset is retried; the first goal follows the successful one.
@@ -135,6 +125,7 @@ def test_practice_resets_per_episode_and_goal_images_switch_to_reach(
     assert 'Traceback' not in node.output
 
 
+@pytest.mark.multiprocess
 def test_reach_mode_needs_no_vae_and_never_resets(ros, start_node, wait_for):
     resets = StubServer(ros, Trigger, f'{NAMESPACE}/robot/reset', reset_fails_first)
 

@@ -5,6 +5,7 @@ import threading
 
 from builtin_interfaces.msg import Time
 import numpy as np
+import pytest
 from sensor_msgs.msg import Image
 
 from rig_ros import graph
@@ -14,8 +15,9 @@ from rig_ros.interfaces.qos import SENSOR_QOS
 from rig_ros.run.runner import GraphRunner
 
 
+@pytest.mark.multiprocess
 def test_runner_runs_namespaced_nodes_with_layered_parameters(ros, wait_for):
-    task_file = graph.config_file('reacher')  # size: 84 for every camera_pipeline
+    task_file = graph.config_file(graph.BASE_CONFIG)  # size: 84 for every camera_pipeline
     specs = [
         NodeSpec('camera_pipeline', 'camera_pipeline', '/robot_0', {}, (task_file,)),
         # The spec's parameters come last and win over the task file's.

@@ -1,7 +1,7 @@
 """learner as a process: every transition stored in order, checkpoints, weights reach a policy."""
 
-import dataclasses
 import json
+import shutil
 import signal
 import time
 
@@ -14,10 +14,8 @@ from rclpy.parameter import Parameter
 from std_msgs.msg import String
 
 from rig_msgs.msg import Goal, LatentState, Transition, Weights
-from rig_ros.core.checkpoints import save_checkpoint
 from rig_ros.core.policy_runtime import decode_policy_weights
-from rig_ros.core.vae import ConvVAE, VAEConfig
-from rig_ros.graph import config_file, TASKS
+from rig_ros.graph import task_param_files, TASKS
 from rig_ros.interfaces.qos import (
     COMMAND_QOS, LATCHED_QOS, SENSOR_QOS, TRANSITION_QOS, WEIGHTS_QOS)
 from rig_ros.nodes.learner import LearnerNode
@@ -51,7 +49,9 @@ def transitions(robot: str, episode_id: int, length: int, rng) -> list[Transitio
                        episode_end=t == length - 1) for t in range(length)]
 
 
-def test_every_transition_stored_in_order_and_resumed(ros, start_node, wait_for, tmp_path):
+@pytest.mark.multiprocess
+def test_every_transition_stored_in_order_and_resumed(ros, start_node, wait_for, tmp_path,
+                                                      vae_checkpoint):
     parameters = {**SMALL, 'run_dir': str(tmp_path), 'td3.learning_starts': 100,
                   'td3.updates_per_step': 1, 'broadcast_every': 50}
     node = start_node('learner', parameters=parameters)
@@ -93,9 +93,7 @@ def test_every_transition_stored_in_order_and_resumed(ros, start_node, wait_for,
 
     # Restarted on the same run directory (now also serving a VAE): counters resume and the
     # policy weights are re-broadcast; a late joiner gets the last weights of both models.
-    vae = ConvVAE(VAEConfig(image_size=48, latent_dim=DIM))
-    save_checkpoint(tmp_path / 'vae.safetensors', {'vae': vae.state_dict()},
-                    config=dataclasses.asdict(vae.config))
+    shutil.copy(vae_checkpoint, tmp_path / 'vae.safetensors')
     again = start_node('learner', name='learner', parameters={
         **parameters, 'vae_checkpoint': str(tmp_path)})
     assert wait_for(lambda: status_has(status, received=301, stored=300, updates=201,
@@ -107,6 +105,7 @@ def test_every_transition_stored_in_order_and_resumed(ros, start_node, wait_for,
         ('vae', 1), ('policy', 5)}), [(m.model_name, m.version) for m in late.messages]
 
 
+@pytest.mark.multiprocess
 def test_weights_reach_the_policy_and_change_its_actions(ros, start_node, wait_for, tmp_path):
     # Full-size networks (400, 300): the weights (about 0.5 MB) cross DDS as in practice.
     learner = start_node('learner', parameters={
@@ -182,9 +181,10 @@ def test_weights_reach_the_policy_and_change_its_actions(ros, start_node, wait_f
 
 @pytest.mark.parametrize('task', TASKS)
 def test_task_configs_are_accepted(ros_domain_id, tmp_path, task):
-    """In process: the task's parameter file builds both nodes' configs."""
+    """In process: the task's parameter files build both nodes' configs."""
     context = Context()
-    rclpy.init(context=context, args=['--ros-args', '--params-file', config_file(task)])
+    files = [arg for path in task_param_files(task) for arg in ('--params-file', path)]
+    rclpy.init(context=context, args=['--ros-args', *files])
     try:
         policy = PolicyNode(context=context)
         assert policy.config.max_speed_m_s == 0.2 and not policy.runtime.active

@@ -5,6 +5,7 @@ import time
 
 from geometry_msgs.msg import PointStamped, TwistStamped
 import numpy as np
+import pytest
 from rclpy.time import Time
 from sensor_msgs.msg import Image
 from std_msgs.msg import Float64MultiArray
@@ -33,6 +34,7 @@ def stamp_s(msg) -> float:
     return Time.from_msg(msg.header.stamp).nanoseconds / 1e9
 
 
+@pytest.mark.multiprocess
 def test_lockstep_reset_idle_frames_nan_and_goal_images(ros, start_node, wait_for):
     node = start_node('mujoco_sim', namespace=NAMESPACE, parameters={
         'task': 'reacher', 'lockstep': True, 'idle_frame_period_s': 0.3,
@@ -111,6 +113,7 @@ def test_lockstep_reset_idle_frames_nan_and_goal_images(ros, start_node, wait_fo
     assert 'Traceback' not in node.output
 
 
+@pytest.mark.multiprocess
 def test_real_time_ticks_and_watchdog(ros, start_node, wait_for):
     node = start_node('mujoco_sim', namespace=NAMESPACE, parameters={
         'lockstep': False, 'command_timeout_s': 0.2})

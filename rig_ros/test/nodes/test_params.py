@@ -9,7 +9,8 @@ from rclpy.context import Context
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
-from rig_ros.edge.params import ConfigParameters, declare_config, ParameterError
+from rig_ros.edge.params import (
+    ConfigParameters, declare_config, field_descriptions, ParameterError)
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,26 @@ class Config:
             raise ValueError(f'rate_hz must be positive, got {self.rate_hz}')
         if not 0.0 <= self.weight <= 1.0:
             raise ValueError(f'weight must lie in [0, 1], got {self.weight}')
+
+
+@dataclass(frozen=True)
+class Gains:
+    """Fields described by the strings under them."""
+
+    proportional: float = 1.0
+    """Proportional gain,
+    per metre."""
+    derivative: float = 0.0
+
+
+@dataclass(frozen=True)
+class TunedGains(Gains):
+    """Gains with a name.
+
+    label: shown in logs.
+    """
+
+    label: str = 'pd'
 
 
 @pytest.fixture
@@ -124,3 +145,30 @@ def test_prefix_and_default_overrides(context):
     assert (config.steps, config.name) == (3, 'sim')
     with pytest.raises(TypeError, match='unknown parameters'):
         declare_config(make_node(context), Config, defaults={'nope': 1})
+
+
+def test_field_descriptions_of_both_forms(context):
+    assert field_descriptions(Gains) == {'proportional': 'Proportional gain, per metre.'}
+    assert field_descriptions(TunedGains) == {'proportional': 'Proportional gain, per metre.',
+                                              'label': 'shown in logs.'}
+    assert field_descriptions(Box) == {'low': 'lower corner.', 'high': 'upper corner.'}
+    node = make_node(context)
+    parameters = ConfigParameters(node, TunedGains)
+    descriptors = dict(zip(parameters.names, node.describe_parameters(parameters.names)))
+    assert descriptors['proportional'].description == 'Proportional gain, per metre.'
+    assert descriptors['derivative'].description == 'TunedGains.derivative'  # undocumented
+
+
+def test_excluded_fields_are_not_declared_and_keep_their_defaults(context):
+    node = make_node(context, steps=7, **{'box.low': [0.0, 0.5]})
+    parameters = ConfigParameters(node, Config, exclude=('steps', 'box'))
+    assert set(parameters.names) == {
+        'rate_hz', 'verbose', 'name', 'mode', 'gains', 'tags', 'limit', 'weight'}
+    assert not node.has_parameter('steps') and not node.has_parameter('box.low')
+    assert parameters.config == Config()
+    assert node.set_parameters([Parameter('weight', value=1)])[0].successful
+    assert parameters.config == Config(weight=1)
+    with pytest.raises(TypeError, match='cannot exclude unknown parameters: nope'):
+        declare_config(make_node(context), Config, exclude=('nope',))
+    with pytest.raises(TypeError, match='cannot exclude box.low: it has no default'):
+        declare_config(make_node(context), Config, exclude=('box.low',))

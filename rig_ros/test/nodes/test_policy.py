@@ -5,6 +5,7 @@ import time
 
 from geometry_msgs.msg import TwistStamped
 import numpy as np
+import pytest
 from std_srvs.srv import SetBool
 
 from rig_msgs.msg import Goal, LatentState, Transition, Weights
@@ -26,6 +27,7 @@ def call(ros, wait_for, client, data: bool) -> SetBool.Response:
     return future.result()
 
 
+@pytest.mark.multiprocess
 def test_gated_by_activation_and_fresh_latents(ros, start_node, wait_for):
     node = start_node('policy', namespace=NS, parameters={
         'control_rate_hz': 20.0, 'stale_after_s': 0.3, 'max_speed_m_s': 0.2})

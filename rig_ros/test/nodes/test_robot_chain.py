@@ -1,18 +1,14 @@
 """robot_chain: a chain's nodes composed in one process keep their names, settings and remaps."""
 
-import dataclasses
 import signal
 
 from geometry_msgs.msg import TwistStamped
 import numpy as np
 import pytest
 from sensor_msgs.msg import Image
-import torch
 
 from rig_msgs.msg import Goal, LatentState
 from rig_ros import graph
-from rig_ros.core.checkpoints import save_checkpoint
-from rig_ros.core.vae import ConvVAE, VAEConfig
 from rig_ros.edge.image_msgs import array_to_image
 from rig_ros.interfaces.qos import COMMAND_QOS, LATCHED_QOS, SENSOR_QOS
 from rig_ros.nodes.robot_chain import member_arguments
@@ -32,19 +28,16 @@ def test_member_arguments_keep_files_and_own_remappings():
     assert 'policy:rig/goal:=/goal' not in member_arguments(args, 'camera_pipeline', '/x')
 
 
-def test_composed_chain_acts_on_camera_frames(ros, start_node, wait_for, tmp_path):
-    torch.manual_seed(0)
-    vae = ConvVAE(VAEConfig(image_size=48, latent_dim=4))
-    checkpoint = tmp_path / 'vae.safetensors'
-    save_checkpoint(checkpoint, {'vae': vae.state_dict()}, {}, dataclasses.asdict(vae.config))
+@pytest.mark.multiprocess
+def test_composed_chain_acts_on_camera_frames(ros, start_node, wait_for, vae_checkpoint):
     specs = graph.compose_chain([
         graph.NodeSpec('camera_pipeline', 'camera_pipeline', NAMESPACE, {'size': 48},
-                       (graph.config_file('reacher'),), (('camera/image_raw', CAMERA),)),
+                       (graph.config_file(graph.BASE_CONFIG),), (('camera/image_raw', CAMERA),)),
         graph.NodeSpec('vae_encoder', 'vae_encoder', NAMESPACE,
-                       {'vae_checkpoint': str(checkpoint)}, (graph.config_file('reacher'),)),
+                       {'vae_checkpoint': str(vae_checkpoint)}, (graph.config_file(graph.BASE_CONFIG),)),
         graph.NodeSpec('policy', 'policy', NAMESPACE, {
             'start_active': True, 'act_on_latent': True, 'publish_transitions': False,
-            'robot_id': 'robot_7'}, (graph.config_file('reacher'),)),
+            'robot_id': 'robot_7'}, (graph.config_file(graph.BASE_CONFIG),)),
     ])
     assert [spec.name for spec in specs] == ['robot_chain']
     chain = specs[0]

@@ -116,6 +116,7 @@ def rig(ros, start_node, wait_for) -> Rig:
     return handles
 
 
+@pytest.mark.multiprocess
 def test_driver_contract_on_the_fake_sawyer(rig: Rig):
     # Nothing moves before activation: commands are ignored, reset refused.
     start = rig.joint_angles()
@@ -188,6 +189,7 @@ def test_driver_contract_on_the_fake_sawyer(rig: Rig):
     assert rig.call('robot/reset').success
 
 
+@pytest.mark.multiprocess
 def test_box_holds_for_10k_driver_cycles_over_dds(rig: Rig, ros):
     """10,000 cycles (100 s) of random and always-outward commands, segments of 1 s each.
 

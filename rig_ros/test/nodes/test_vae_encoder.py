@@ -1,40 +1,27 @@
 """vae_encoder as a separate process: latents as the core computes them, weights broadcasts."""
 
-import dataclasses
 import signal
 import time
 
 from builtin_interfaces.msg import Time
+from factories import untrained_vae
 import numpy as np
+import pytest
 import rclpy
 from rclpy.context import Context
 from sensor_msgs.msg import Image
-import torch
 
 from rig_msgs.msg import LatentState, Weights
 from rig_msgs.srv import Encode
-from rig_ros.core.checkpoints import save_checkpoint
 from rig_ros.core.encoder import vae_weights_payload
 from rig_ros.core.preprocessing import preprocess, PreprocessConfig
-from rig_ros.core.vae import ConvVAE, encode_images, VAEConfig
+from rig_ros.core.vae import ConvVAE, encode_images
 from rig_ros.edge.image_msgs import array_to_image
 from rig_ros.interfaces.qos import LATCHED_QOS, SENSOR_QOS
 from rig_ros.nodes.vae_encoder import VAEEncoder
 
 NAMESPACE = '/robot_0'
 FLEET_WEIGHTS = ('rig/weights', '/rig/weights')  # the graph's remapping
-
-
-def small_vae(seed: int) -> ConvVAE:
-    """Return a freshly initialised, seeded 48x48 VAE (no training needed here)."""
-    torch.manual_seed(seed)
-    return ConvVAE(VAEConfig(image_size=48, latent_dim=4)).eval()
-
-
-def save_vae(path, seed: int = 0) -> ConvVAE:
-    vae = small_vae(seed)
-    save_checkpoint(path, {'vae': vae.state_dict()}, {}, dataclasses.asdict(vae.config))
-    return vae
 
 
 def core_latent(vae: ConvVAE, image: np.ndarray, encoding: str = 'rgb8') -> np.ndarray:
@@ -58,10 +45,11 @@ def call(ros, wait_for, client, request, timeout=20.0):
     return future.result()
 
 
-def test_encode_latents_and_weights_broadcasts(ros, start_node, wait_for, tmp_path):
-    vae = save_vae(tmp_path / 'vae.safetensors')
+@pytest.mark.multiprocess
+def test_encode_latents_and_weights_broadcasts(ros, start_node, wait_for, vae_checkpoint):
+    vae = untrained_vae()  # the checkpoint's
     node = start_node('vae_encoder', namespace=NAMESPACE, remappings=[FLEET_WEIGHTS],
-                      parameters={'vae_checkpoint': str(tmp_path)})
+                      parameters={'vae_checkpoint': str(vae_checkpoint.parent)})
     client = ros.node.create_client(Encode, f'{NAMESPACE}/rig/encode')
     assert client.wait_for_service(timeout_sec=30.0), node.output
     rng = np.random.default_rng(0)
@@ -105,15 +93,15 @@ def test_encode_latents_and_weights_broadcasts(ros, start_node, wait_for, tmp_pa
     # a good one changes latents and the version.
     weights = ros.publisher(Weights, '/rig/weights', LATCHED_QOS)
     assert ros.wait_for_subscribers(weights), node.output
-    weights.publish(weights_message(small_vae(1), 4, model_name='policy'))
-    corrupt = weights_message(small_vae(1), 5)
+    weights.publish(weights_message(untrained_vae(1), 4, model_name='policy'))
+    corrupt = weights_message(untrained_vae(1), 5)
     corrupt.safetensors = bytes(corrupt.safetensors)[:200]
     weights.publish(corrupt)
     assert wait_for(lambda: 'rejected VAE weights v5' in node.output), node.output
     response = call(ros, wait_for, client, Encode.Request(image=array_to_image(bgr, 'bgr8')))
     assert response.success and response.model_version == 0
     np.testing.assert_allclose(response.mean, core_latent(vae, bgr, 'bgr8'), atol=1e-5)
-    new_vae = small_vae(2)
+    new_vae = untrained_vae(2)
     weights.publish(weights_message(new_vae, 6))
     assert wait_for(lambda: 'VAE v6' in node.output), node.output
     response = call(ros, wait_for, client, Encode.Request(image=array_to_image(bgr, 'bgr8')))
@@ -125,9 +113,10 @@ def test_encode_latents_and_weights_broadcasts(ros, start_node, wait_for, tmp_pa
     assert 'Traceback' not in node.output
 
 
+@pytest.mark.multiprocess
 def test_late_joiner_gets_latched_weights(ros, start_node, wait_for):
     weights = ros.publisher(Weights, '/rig/weights', LATCHED_QOS)
-    vae = small_vae(3)
+    vae = untrained_vae(3)
     weights.publish(weights_message(vae, 1))  # before the node exists
     node = start_node('vae_encoder', namespace=NAMESPACE, remappings=[FLEET_WEIGHTS])
     client = ros.node.create_client(Encode, f'{NAMESPACE}/rig/encode')
@@ -149,11 +138,11 @@ def test_without_weights_nothing_is_encoded(ros_domain_id):
         response = node.encode_callback(Encode.Request(image=image), Encode.Response())
         assert not response.success and response.message == 'no VAE weights yet'
         node.image_callback(image)
-        corrupt = weights_message(small_vae(0), 1)
+        corrupt = weights_message(untrained_vae(0), 1)
         corrupt.safetensors = b'garbage'
         node.weights_callback(corrupt)
         assert not node.encoder.ready
-        node.weights_callback(weights_message(small_vae(0), 2))
+        node.weights_callback(weights_message(untrained_vae(0), 2))
         assert node.encoder.ready and node.encoder.version == 2
         node.destroy_node()
     finally:

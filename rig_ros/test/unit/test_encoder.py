@@ -1,8 +1,8 @@
 """Tests of the nodes' VAE holder: weights from files and messages, refusals, encode/decode."""
 
-import dataclasses
 import json
 
+from factories import save_vae, untrained_vae
 import numpy as np
 import pytest
 import torch
@@ -11,12 +11,7 @@ from rig_ros.core.checkpoints import save_checkpoint, serialize_state
 from rig_ros.core.encoder import (
     EncoderConfig, LatentEncoder, vae_config_from_dict, vae_weights_payload, WeightsError)
 from rig_ros.core.preprocessing import preprocess, PreprocessConfig
-from rig_ros.core.vae import ConvVAE, encode_images, VAEConfig
-
-
-def small_vae(seed: int, image_size: int = 48, latent_dim: int = 4) -> ConvVAE:
-    torch.manual_seed(seed)
-    return ConvVAE(VAEConfig(image_size=image_size, latent_dim=latent_dim)).eval()
+from rig_ros.core.vae import encode_images
 
 
 def frame(seed: int = 0, size: int = 84) -> np.ndarray:
@@ -25,11 +20,8 @@ def frame(seed: int = 0, size: int = 84) -> np.ndarray:
 
 @pytest.fixture
 def checkpoint(tmp_path):
-    vae = small_vae(0)
-    path = tmp_path / 'vae.safetensors'
-    save_checkpoint(path, {'vae': vae.state_dict()}, {}, dataclasses.asdict(vae.config),
-                    {'version': 3})
-    return vae, path
+    vae = untrained_vae(0)
+    return vae, save_vae(tmp_path / 'vae.safetensors', vae, {'version': 3})
 
 
 def test_checkpoint_file_or_run_directory_encodes_like_the_core(checkpoint):
@@ -53,22 +45,23 @@ def test_payload_replaces_weights_and_version(checkpoint):
     encoder = LatentEncoder()
     encoder.load_checkpoint(path)
     before = encoder.encode(frame())[0]
-    config_json, data = vae_weights_payload(small_vae(1))
+    config_json, data = vae_weights_payload(untrained_vae(1))
     encoder.load_payload(data, 7, config_json)
     assert encoder.version == 7 and 'v7' in encoder.source
     assert not np.allclose(encoder.encode(frame())[0], before)
     # Nested {'vae': state_dict} as in checkpoints, and no config_json (the blob's or current).
-    nested = serialize_state({'vae': small_vae(2).state_dict()})
+    nested = serialize_state({'vae': untrained_vae(2).state_dict()})
     encoder.load_payload(nested, 8)
-    expected = encode_images(small_vae(2), preprocess(frame(), PreprocessConfig(size=48))[None])
+    expected = encode_images(untrained_vae(2),
+                             preprocess(frame(), PreprocessConfig(size=48))[None])
     np.testing.assert_allclose(encoder.encode(frame())[0], expected[0][0], atol=1e-6)
 
 
 def test_first_payload_defines_the_vae():
     encoder = LatentEncoder()
     with pytest.raises(WeightsError, match='without a config'):
-        encoder.load_payload(serialize_state(small_vae(0).state_dict()), 1)
-    config_json, data = vae_weights_payload(small_vae(0, image_size=84, latent_dim=6))
+        encoder.load_payload(serialize_state(untrained_vae(0).state_dict()), 1)
+    config_json, data = vae_weights_payload(untrained_vae(0, image_size=84, latent_dim=6))
     encoder.load_payload(data, 1, config_json)
     assert encoder.config.image_size == 84 and encoder.encode(frame())[0].shape == (6,)
 
@@ -78,12 +71,12 @@ def test_bad_weights_are_refused_and_the_old_ones_kept(checkpoint, tmp_path):
     encoder = LatentEncoder()
     encoder.load_checkpoint(path)
     before = encoder.encode(frame())[0]
-    config_json, data = vae_weights_payload(small_vae(1))
-    nan_vae = small_vae(1)
+    config_json, data = vae_weights_payload(untrained_vae(1))
+    nan_vae = untrained_vae(1)
     with torch.no_grad():
         nan_vae.mean_head.weight[0, 0] = float('nan')
-    other_json, other_data = vae_weights_payload(small_vae(1, latent_dim=5))
-    wrong_state = serialize_state(small_vae(1, image_size=84).state_dict())
+    other_json, other_data = vae_weights_payload(untrained_vae(1, latent_dim=5))
+    wrong_state = serialize_state(untrained_vae(1, image_size=84).state_dict())
     cases = {
         'corrupt': (data[:100], config_json),
         'not JSON': (data, '{oops'),
@@ -108,7 +101,7 @@ def test_not_ready_and_bad_images():
     encoder = LatentEncoder()
     with pytest.raises(RuntimeError, match='no VAE weights'):
         encoder.encode(frame())
-    config_json, data = vae_weights_payload(small_vae(0))
+    config_json, data = vae_weights_payload(untrained_vae(0))
     encoder.load_payload(data, 1, config_json)
     with pytest.raises(ValueError, match='unsupported image encoding'):
         encoder.encode(frame(), 'yuv422')

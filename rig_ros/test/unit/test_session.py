@@ -5,10 +5,11 @@ import pytest
 import yaml
 
 from rig_ros import cli, graph
+from rig_ros.cli.demo import DEMO_BUDGET, QUICK_DEMO_BUDGET
+from rig_ros.cli.graph import config_from_args
 from rig_ros.interfaces import names
 from rig_ros.run.session import (
-    config_from_args, evaluation_summary, merged_params, SessionConfig, state_distances,
-    with_parameters)
+    evaluation_summary, merged_params, SessionConfig, state_distances, with_parameters)
 
 
 def test_evaluation_points_end_at_the_budget():
@@ -72,3 +73,15 @@ def test_cli_demo_runs_the_graph_unless_in_process():
     assert parser.parse_args(['demo']).in_process is False
     assert parser.parse_args(['demo', '--graph']).in_process is False
     assert parser.parse_args(['demo', '--in-process']).in_process is True
+
+
+@pytest.mark.parametrize('budget', [DEMO_BUDGET, QUICK_DEMO_BUDGET])
+def test_demo_budget_is_the_same_through_the_graph_and_in_process(budget):
+    session = budget.session_config('pusher', 5)
+    pipeline = budget.pipeline_config('pusher', 5)
+    assert (session.task, session.seed) == (pipeline.task, pipeline.seed) == ('pusher', 5)
+    assert session.steps == pipeline.rl_steps
+    for name in ('collect_images', 'vae_steps', 'eval_goals', 'episode_length'):
+        assert getattr(session, name) == getattr(pipeline, name), name
+    assert (session.learning_starts, session.updates_per_step) == (
+        pipeline.td3.learning_starts, pipeline.td3.updates_per_step)

@@ -1,14 +1,14 @@
-"""Harness for node tests: an isolated ROS domain, an in-test node, node processes, waits.
+"""The node and graph tests' harness: isolated ROS domains, an in-test node, node processes.
 
-Fixtures:
-- `ros_domain_id`: a ROS_DOMAIN_ID (1..100) reserved for this test with a lock file, so
-  parallel tests and other test sessions on the machine never share one; set in os.environ
-  (for rclpy.init and for child processes), together with ROS_AUTOMATIC_DISCOVERY_RANGE=
+Imported by name (`rig_ros/test` is on pytest's `pythonpath`); the fixtures built on it
+(`ros_domain_id`, `ros`, `start_node`, `wait_for`) are in `rig_ros/test/conftest.py`.
+- `reserve_domain_id` / `isolate_domain`: a ROS_DOMAIN_ID (1..100) held with a lock file, so
+  parallel tests and other test sessions on the machine never share one; `isolate_domain`
+  also exports it (for rclpy.init and child processes) with ROS_AUTOMATIC_DISCOVERY_RANGE=
   LOCALHOST.
-- `ros`: a `RosHarness` (own rclpy context, a node, an executor spinning in a thread).
-- `start_node`: start a rig_ros node as a process, with the runner's command line; every
-  process still running at teardown is stopped (SIGINT, then SIGKILL).
-- `wait_for`: `wait_for(predicate, timeout=..., interval=...) -> bool`, always bounded.
+- `RosHarness`: an own rclpy context, a node, an executor spinning in a thread.
+- `NodeUnderTest`: a rig_ros node started as a process with the runner's command line.
+- `wait_for(predicate, timeout=..., interval=...) -> bool`, always bounded.
 """
 
 import fcntl
@@ -20,7 +20,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from typing import Any, Callable, Iterator, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import pytest
 import rclpy
@@ -51,7 +51,7 @@ def wait_for(predicate: Callable[[], Any], timeout: float = DISCOVERY_TIMEOUT_S,
         time.sleep(interval)
 
 
-def _reserve_domain_id() -> tuple[int, Any]:
+def reserve_domain_id() -> tuple[int, Any]:
     """Lock a free domain id; the lock dies with the file handle (or the process)."""
     _LOCK_DIR.mkdir(parents=True, exist_ok=True)
     start = (os.getpid() * 31 + next(_counter)) % len(DOMAIN_IDS)
@@ -67,16 +67,15 @@ def _reserve_domain_id() -> tuple[int, Any]:
     raise RuntimeError(f'all ROS domain ids {DOMAIN_IDS.start}..{DOMAIN_IDS.stop - 1} are busy')
 
 
-@pytest.fixture
-def ros_domain_id(monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
-    """Reserve a ROS domain id for this test and export it."""
-    domain, handle = _reserve_domain_id()
+def isolate_domain(monkeypatch: pytest.MonkeyPatch) -> tuple[int, Any]:
+    """Reserve a domain id and export it with `monkeypatch`; return it and its lock handle.
+
+    Close the handle after `monkeypatch.undo()` to free the id.
+    """
+    domain, handle = reserve_domain_id()
     monkeypatch.setenv('ROS_DOMAIN_ID', str(domain))
     monkeypatch.setenv('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
-    try:
-        yield domain
-    finally:
-        handle.close()
+    return domain, handle
 
 
 class MessageCollector:
@@ -147,18 +146,8 @@ class RosHarness:
         self.node.destroy_node()
 
 
-@pytest.fixture
-def ros(ros_domain_id: int) -> Iterator[RosHarness]:
-    """Give the test an rclpy node on its own domain, spun in a background thread."""
-    harness = RosHarness(ros_domain_id)
-    try:
-        yield harness
-    finally:
-        harness.close()
-
-
 class NodeUnderTest:
-    """A node process started by `start_node`, with its output and a bounded stop."""
+    """A node process started by `NodeStarter`, with its output and a bounded stop."""
 
     def __init__(self, spec: NodeSpec, params_dir: str) -> None:
         self.spec = spec
@@ -200,30 +189,25 @@ class NodeUnderTest:
         return code
 
 
-@pytest.fixture
-def start_node(ros_domain_id: int) -> Iterator[Callable[..., NodeUnderTest]]:
-    """Return a factory that starts rig_ros nodes as processes, stopped at teardown."""
-    started: list[NodeUnderTest] = []
-    params_dir = tempfile.TemporaryDirectory(prefix='rig_node_test_')
+class NodeStarter:
+    """Starts rig_ros nodes as processes (in the current environment); `close` stops them."""
 
-    def _start(executable: str, *, name: Optional[str] = None, namespace: str = '/',
-               parameters: Optional[dict] = None, param_files: Sequence[str] = (),
-               remappings: Sequence[tuple[str, str]] = ()) -> NodeUnderTest:
+    def __init__(self) -> None:
+        self.started: list[NodeUnderTest] = []
+        self._params_dir = tempfile.TemporaryDirectory(prefix='rig_node_test_')
+
+    def start(self, executable: str, *, name: Optional[str] = None, namespace: str = '/',
+              parameters: Optional[dict] = None, param_files: Sequence[str] = (),
+              remappings: Sequence[tuple[str, str]] = ()) -> NodeUnderTest:
+        """Start `executable` as the node `namespace/name` with the runner's command line."""
         spec = NodeSpec(name or executable, executable, namespace, parameters or {},
                         tuple(param_files), tuple(remappings))
-        node = NodeUnderTest(spec, params_dir.name)
-        started.append(node)
+        node = NodeUnderTest(spec, self._params_dir.name)
+        self.started.append(node)
         return node
 
-    try:
-        yield _start
-    finally:
-        for node in started:
+    def close(self) -> None:
+        """Stop every node still running (SIGINT, then SIGKILL); remove the parameter files."""
+        for node in self.started:
             node.stop(timeout=STOP_TIMEOUT_S)
-        params_dir.cleanup()
-
-
-@pytest.fixture(name='wait_for')
-def wait_for_fixture() -> Callable[..., bool]:
-    """Return `wait_for(predicate, timeout=..., interval=...) -> bool`."""
-    return wait_for
+        self._params_dir.cleanup()
