@@ -214,7 +214,7 @@ def receive_main(argv: list[str]) -> int:
 # The measuring process.
 
 def transport_env(config: str, profile: str) -> dict[str, str]:
-    """The environment of a run's processes: the profile, or Fast DDS's defaults."""
+    """Return the environment of a run's processes: the profile, or Fast DDS's defaults."""
     env = {key: value for key, value in os.environ.items() if key not in _TRANSPORT_VARIABLES}
     if config == 'profile':
         env['FASTDDS_DEFAULT_PROFILES_FILE'] = profile
@@ -223,7 +223,7 @@ def transport_env(config: str, profile: str) -> dict[str, str]:
 
 
 def last_json(text: str) -> dict[str, Any]:
-    """The last line of `text` that parses as a JSON object ({} if none)."""
+    """Return the last line of `text` that parses as a JSON object ({} if none)."""
     for line in reversed(text.strip().splitlines()):
         try:
             value = json.loads(line)
@@ -359,7 +359,7 @@ def describe(label: str, figures_: dict[str, Any]) -> str:
 
 
 def default_profile() -> str:
-    """The package's profile: the installed share's, else the source tree's."""
+    """Return the package's profile: the installed share's, else the source tree's."""
     from rig_ros.run.launch_description import fastdds_profile
     path = fastdds_profile()
     if path is None:
@@ -383,16 +383,20 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument('--configs', default=','.join(CONFIGS),
                         help='profile (the Fast DDS profile), defaults (Fast DDS defaults)')
     parser.add_argument('--profile', default=None,
-                        help='Fast DDS XML profile file (default: the package\'s)')
+                        help="Fast DDS XML profile file (default: the package's)")
+    parser.add_argument('--discovery-range', default='LOCALHOST',
+                        choices=('LOCALHOST', 'SUBNET'),
+                        help='ROS_AUTOMATIC_DISCOVERY_RANGE of the processes')
     args = parser.parse_args(argv)
     seconds = args.seconds or (4.0 if args.quick else 15.0)
     sizes = [s.strip() for s in args.sizes.split(',') if s.strip()]
     modes = [m.strip() for m in args.modes.split(',') if m.strip()]
     configs = [c.strip() for c in args.configs.split(',') if c.strip()]
     profile = str(pathlib.Path(args.profile).resolve()) if args.profile else default_profile()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # stop the children on the way out
     domain, lock = reserve_domain_id()
     os.environ['ROS_DOMAIN_ID'] = str(domain)
-    os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+    os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = args.discovery_range
     work = pathlib.Path(tempfile.mkdtemp(prefix='rig_camera_frames_'))
     os.environ.setdefault('ROS_LOG_DIR', str(work / 'ros_log'))
     print(f'camera_frames: domain {domain}, {seconds:g} s per run at {RATE_HZ:g} Hz after '

@@ -315,10 +315,9 @@ def measure_inprocess_steps(checkpoint: pathlib.Path, td3: Any, steps: int, warm
 
     from rig_ros.core.checkpoints import load_checkpoint
     from rig_ros.core.encoder import vae_config_from_dict
-    from rig_ros.core.pipeline import LatentObserver, make_agent, PipelineConfig, practice_loop
+    from rig_ros.core.pipeline import LatentObserver, make_trainer, PipelineConfig, practice_loop
     from rig_ros.core.preprocessing import PreprocessConfig
-    from rig_ros.core.replay import GoalReplayBuffer
-    from rig_ros.core.rewards import euclidean_latent_reward
+    from rig_ros.core.trainer import latent_prior
     from rig_ros.core.vae import ConvVAE
     from rig_ros.sim.sawyer import SawyerSim, SawyerSimConfig
     saved = load_checkpoint(checkpoint)
@@ -330,21 +329,17 @@ def measure_inprocess_steps(checkpoint: pathlib.Path, td3: Any, steps: int, warm
         td3, learning_starts=learning_starts), rl_steps=total, episode_length=episode_length,
         replay_capacity=max(total * 2, 1000), image_size=48)
     observer = LatentObserver(vae, PreprocessConfig(size=48))
-    agent = make_agent(config, LATENT_DIM, LATENT_DIM, 2)
     rng = np.random.default_rng(1)
-
-    def prior(count: int) -> np.ndarray:
-        return rng.standard_normal((count, LATENT_DIM)).astype(np.float32)
-
-    buffer = GoalReplayBuffer(config.replay_capacity, LATENT_DIM, LATENT_DIM, 2,
-                              euclidean_latent_reward, prior, config.relabel, rng=0)
+    prior = latent_prior(rng, LATENT_DIM)
+    trainer = make_trainer(config, LATENT_DIM, 2, prior)
     times: dict[int, float] = {}
     with SawyerSim(SawyerSimConfig(task='reacher')) as env:
         def observe() -> tuple[np.ndarray, None]:
             # The graph renders 84x84 frames; camera_pipeline and vae_encoder then resize.
             return observer.observe(env.render(84, 84))[1], None
 
-        practice_loop(env, agent, buffer, observe, lambda: prior(1)[0], config, rng, 0,
+        practice_loop(env, trainer, trainer.acting_policy(config.exploration), observe,
+                      lambda: prior(1)[0], config, rng, 0,
                       lambda step: times.__setitem__(step, time.perf_counter()),
                       progress=False)
     return {'steps_per_s': round(steps / (times[total] - times[warmup]), 2), 'steps': steps}
@@ -378,12 +373,14 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     from rig_ros import graph
 
-    from rig_ros.core.td3 import GoalConditionedTD3, TD3Config
+    from rig_ros.core.actor import Actor, GoalPolicy, PolicySpec
+    from rig_ros.core.td3 import TD3Config
     from rig_ros.interfaces import names
     episode_length, learning_starts, warmup = 50, 100, 30
     td3 = TD3Config(updates_per_step=1, batch_size=128, learning_starts=learning_starts)
     checkpoint, params_file = setup_files(work, td3, episode_length, learning_starts)
-    agent = GoalConditionedTD3(LATENT_DIM, LATENT_DIM, 2, dataclasses.replace(td3, seed=0))
+    torch.manual_seed(0)
+    agent = GoalPolicy(Actor(PolicySpec(LATENT_DIM, LATENT_DIM, 2, td3.hidden_sizes)))
     print(f'graph_latency: domain {domain}, logs in {work}, frames {frame_shape}, '
           f'{frames} frames, {steps} steps', flush=True)
     result: dict[str, Any] = {}

@@ -29,13 +29,20 @@ Layout (see docs/fleet.md):
 - `compose=True` runs each chain's per-frame nodes (mujoco_sim with `sim`, camera_pipeline,
   vae_encoder, policy) in one `robot_chain` process on one executor, as ROS 2 composition
   does: the same nodes, names, parameter files and remappings (`compose_chain`).
+- Restarts: every node of both graphs carries `RESPAWN` (`NodeSpec.respawn`): a crashed node
+  is started again, by launch (`respawn`, `respawn_delay`) and by the runner (with back-off);
+  practice heals itself, and `rig reach` keeps serving goal images. The nodes make that safe:
+  the learner resumes its run directory, latched goals and weights reach a restarted node,
+  and a robot stands still while a node it needs is missing.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 import fnmatch
 import pathlib
+import signal
 from typing import Any, Callable, Mapping, Optional, Sequence
 
 from rig_ros import tasks
@@ -47,6 +54,44 @@ PACKAGE = 'rig_ros'
 TASKS = tasks.TASK_NAMES
 BASE_CONFIG = 'rig'  # config/rig.yaml: the parameters every task shares
 ROBOT_NAMESPACE_PREFIX = 'robot_'
+# A node's exit code for parameters it refuses (edge.entry): a restart would fail the same way.
+EXIT_BAD_PARAMETERS = 2
+# Exit codes of a node stopped on purpose, never restarted: rclpy nodes exit 0 after SIGINT; a
+# plain Python process dies of it (-2), a shell reports 128 + 2.
+CLEAN_EXITS = (0, -signal.SIGINT, 128 + signal.SIGINT)
+
+
+@dataclass(frozen=True)
+class RespawnPolicy:
+    """How a node that crashed is started again (the graph's one description of restarts).
+
+    A crash is any exit but a clean one (CLEAN_EXITS: someone stopped the node on purpose) that
+    the runner or the launch did not cause by stopping the graph.
+    launch_ros restarts after `delay_s` each time (`respawn_delay`); on a clean exit or
+    EXIT_BAD_PARAMETERS the launch files shut the launch down instead
+    (`launch_description.on_node_exit`).
+    The runner (`run.runner.RestartTracker`) backs off: it waits delay_s before the first
+    restart, twice as long before each next one up to max_delay_s, and delay_s again once the
+    node had stayed up for stable_s. It gives up, and stops the graph saying why, when a node
+    would restart more than max_restarts times within window_s, exits cleanly or exits with
+    EXIT_BAD_PARAMETERS.
+    """
+
+    delay_s: float = 1.0
+    max_delay_s: float = 30.0
+    stable_s: float = 60.0
+    max_restarts: int = 10
+    window_s: float = 600.0
+
+    def __post_init__(self) -> None:
+        for name in ('delay_s', 'max_delay_s', 'stable_s', 'window_s'):
+            if not getattr(self, name) > 0:
+                raise ValueError(f'{name} must be > 0, got {getattr(self, name)!r}')
+        if self.max_delay_s < self.delay_s or self.max_restarts < 1:
+            raise ValueError(f'max_delay_s must be >= delay_s and max_restarts >= 1: {self}')
+
+
+RESPAWN = RespawnPolicy()  # every node of the practice and reach graphs
 
 
 @dataclass(frozen=True)
@@ -60,6 +105,7 @@ class NodeSpec:
     param_files: YAML files, applied in order (later files win).
     remappings: (from, to) topic/service remappings.
     package: the ROS package of the executable.
+    respawn: start the node again after a crash, as this says; None: its exit stops the graph.
     """
 
     name: str
@@ -69,6 +115,7 @@ class NodeSpec:
     param_files: tuple[str, ...] = ()
     remappings: tuple[tuple[str, str], ...] = ()
     package: str = PACKAGE
+    respawn: Optional[RespawnPolicy] = None
 
     def __post_init__(self) -> None:
         if not _is_name(self.name):
@@ -179,6 +226,7 @@ def _robot_chain(index: int, *, namespace: str, param_files: tuple[str, ...], ta
     nodes.append(NodeSpec(GOAL_SCHEDULER, GOAL_SCHEDULER, ns, {
         'goal_source': 'prior' if practice else 'image', 'seed': robot_seed + 2},
         param_files, weights + transitions))
+    nodes = [dataclasses.replace(spec, respawn=RESPAWN) for spec in nodes]
     return compose_chain(nodes) if compose else nodes
 
 
@@ -195,17 +243,18 @@ def compose_chain(nodes: Sequence[NodeSpec]) -> list[NodeSpec]:
         return list(nodes)
     first = members[0]
     for spec in members:
-        if (spec.namespace, spec.param_files, spec.package) != (
-                first.namespace, first.param_files, first.package) or spec.name != spec.executable:
+        if (spec.namespace, spec.param_files, spec.package, spec.respawn) != (
+                first.namespace, first.param_files, first.package, first.respawn) or (
+                spec.name != spec.executable):
             raise ValueError(f'cannot compose {spec.fully_qualified_name} with '
-                             f'{first.fully_qualified_name}: namespace, parameter files or '
-                             'name differ')
+                             f'{first.fully_qualified_name}: namespace, parameter files, '
+                             'restarts or name differ')
     parameters: dict[str, Any] = {'nodes': [spec.executable for spec in members]}
     parameters.update({spec.name: dict(spec.parameters) for spec in members if spec.parameters})
     remappings = tuple((f'{spec.name}:{source}', target) for spec in members
                        for source, target in spec.remappings)
     chain = NodeSpec(ROBOT_CHAIN, ROBOT_CHAIN, first.namespace, parameters, first.param_files,
-                     remappings, first.package)
+                     remappings, first.package, first.respawn)
     result = []
     for spec in nodes:
         if spec is first:
@@ -249,7 +298,7 @@ def practice_graph(task: str = 'reacher', sim: bool = True, robots: int = 1,
     if run_dir:
         learner_parameters['run_dir'] = str(run_dir)
     specs.append(NodeSpec(LEARNER, LEARNER, fleet_namespace(namespace), learner_parameters,
-                          files))
+                          files, respawn=RESPAWN))
     return select_nodes(specs, nodes, namespace)
 
 
@@ -275,7 +324,7 @@ def reach_graph(task: str = 'reacher', sim: bool = True, robots: int = 1,
     if checkpoint:
         learner_parameters['checkpoint'] = str(checkpoint)
     specs.append(NodeSpec(LEARNER, LEARNER, fleet_namespace(namespace), learner_parameters,
-                          files))
+                          files, respawn=RESPAWN))
     return select_nodes(specs, nodes, namespace)
 
 

@@ -17,6 +17,8 @@ matplotlib.use('Agg')  # no display on robots' PCs or CI
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from rig_ros.core.evaluation import METRICS_FILE, read_evaluations  # noqa: E402
+
 
 def plot_learning_curves(curves: dict[str, Sequence[dict[str, Any]]], path: pathlib.Path,
                          title: str, references: dict[str, float] | None = None) -> None:
@@ -152,13 +154,12 @@ def plot_run(run_dir: str) -> list[pathlib.Path]:
     if not run.is_dir():
         raise ValueError(f'no run directory {run_dir!r}')
     written: list[pathlib.Path] = []
-    result_file, metrics_file = run / 'result.json', run / 'metrics.jsonl'
+    result_file, metrics_file = run / 'result.json', run / METRICS_FILE
     curve: list[dict[str, Any]] = []
     if result_file.is_file():
         curve = json.loads(result_file.read_text()).get('curve', [])
     elif metrics_file.is_file():
-        lines = [json.loads(line) for line in metrics_file.read_text().splitlines() if line]
-        curve = [line for line in lines if line.get('stage') == 'eval']
+        curve = [record.to_row() for record in read_evaluations(metrics_file)]
     if curve:
         path = run / 'learning_curve.png'
         plot_learning_curves({run.name: curve}, path, f'RIG evaluations: {run.name}')

@@ -24,6 +24,9 @@ from rig_ros.core.vae import ConvVAE, decode_latents, encode_images, VAEConfig
 from rig_ros.interfaces.names import VAE_MODEL
 
 VAE_CHECKPOINT_FILE = 'vae.safetensors'  # what a run directory holds
+# Metadata of a VAE checkpoint: the encoder's mean posterior variance per latent axis over the
+# pretraining images, the metric of the Mahalanobis reward (core.rewards).
+LATENT_VARIANCE_KEY = 'latent_variance'
 
 
 class WeightsError(ValueError):
@@ -73,6 +76,26 @@ def vae_weights_payload(vae: ConvVAE) -> tuple[str, bytes]:
     """Return (config_json, safetensors) for a `rig_msgs/Weights` message of `vae`."""
     config = asdict(vae.config)
     return json.dumps(config), serialize_state(vae.state_dict(), config)
+
+
+def saved_latent_variance(metadata: Mapping[str, Any],
+                          latent_dim: int) -> Optional[np.ndarray]:
+    """Return a VAE checkpoint's latent variance (LATENT_VARIANCE_KEY), None if it has none.
+
+    Raises WeightsError when it is not `latent_dim` positive numbers.
+    """
+    values = metadata.get(LATENT_VARIANCE_KEY)
+    if values is None:
+        return None
+    try:
+        variance = np.asarray(values, np.float32)
+    except (TypeError, ValueError):
+        variance = np.zeros(0, np.float32)
+    if variance.shape != (latent_dim,) or not (np.isfinite(variance).all()
+                                               and (variance > 0).all()):
+        raise WeightsError(f'{LATENT_VARIANCE_KEY} must be {latent_dim} positive numbers, '
+                           f'got {values!r}')
+    return variance
 
 
 def resolve_checkpoint(path: Union[str, os.PathLike]) -> Path:

@@ -5,7 +5,8 @@ Practice (goal source 'prior'): WAITING until a VAE gives the latent size, then 
 `episode_length` steps) in turn. An episode ends when the robot's last transition of it
 arrives (or after `episode_timeout_s`), which calls for the next reset.
 Reach (goal source 'image', or once a user's goal image arrives, for good): REACHING the
-latest encoded goal image, without resets or episode ends.
+latest encoded goal image for `episode_length` steps (then the robot stands still, and a
+lockstep sim stops stepping, until the next goal image), without resets.
 
 Pure logic: the node performs resets and encodings and reports back; times are passed in.
 """
@@ -27,7 +28,8 @@ class GoalSchedulerConfig:
     goal_source: 'prior' practises towards imagined goals with resets between episodes;
         'image' waits for goal images on rig/goal_image (a goal image also switches a
         practising scheduler to reaching it).
-    episode_length: steps of a practice episode (the policy marks the last one).
+    episode_length: steps of an episode, practising or reaching a goal image (the policy
+        marks the last one and then stands still).
     seed: seed of the imagined goals.
     robot_id: robot whose transitions end its episodes; empty: the node's namespace without
         the leading '/' ('policy' in the root namespace), as the policy names itself.
@@ -156,6 +158,6 @@ class GoalScheduler:
         """Take an encoded goal image: reach it without exploring, from now on."""
         self._episode_id += 1
         self._phase = Phase.REACHING
-        self.goal = GoalCommand(np.asarray(mean, np.float32), self._episode_id, 0, 'image',
-                                False)
+        self.goal = GoalCommand(np.asarray(mean, np.float32), self._episode_id,
+                                self.config.episode_length, 'image', False)
         return self.goal

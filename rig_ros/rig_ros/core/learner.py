@@ -8,22 +8,31 @@ Ingestion checks every transition and says what it did with it:
 - 'out_of_order': an older episode than the robot's current one; dropped. An older episode id
   at step 0 is taken as the robot's restart ('restart'), not as disorder.
 - 'gap': steps are missing (a lost message, or an episode joined late): the part before the
-  gap is stored as a truncated episode and a new part starts here. 'discontinuity': the
+  gap is stored as a truncated episode and a new part starts here. A robot's first transition
+  since the learner started is no gap, wherever in an episode it is (the robot practised
+  before the learner listened, or while it restarted). 'discontinuity': the
   observation is not the previous step's next observation (e.g. new encoder weights): the
   same split. Both transitions are kept.
 Truncated parts are valid data: time limits are never terminations, targets bootstrap.
 
-Training mirrors `core.pipeline.practice_loop`: once `td3.learning_starts` transitions are in
-the replay buffer, every stored transition owes `td3.updates_per_step` updates. `train()` pays
-what is owed. Every `broadcast_every` updates the actor is due for broadcast (a new version).
+Storage and training are `core.trainer.RigTrainer`'s, as in `core.pipeline`: once
+`td3.learning_starts` transitions are stored, every stored transition owes
+`td3.updates_per_step` updates, `train()` pays what is owed; the reward is the Euclidean or
+(`reward: mahalanobis`) the Mahalanobis latent distance, with the variance saved in the VAE
+checkpoint `vae_checkpoint`. Every `broadcast_every` updates the actor is due for broadcast (a
+new version).
 
 Durability: with `record_episodes(run_dir)` every part stored in the replay buffer is also
-written at once to `run_dir/episodes/<sequence>.npz` (atomically: a temporary file, fsync,
-rename), so a learner killed with SIGKILL loses at most the robots' unfinished episodes.
+written at once to `run_dir/episodes/<sequence>.npz` (atomically, `core.files`), so a learner
+killed with SIGKILL loses at most the robots' unfinished episodes.
 `save` records in the replay file the last sequence number it holds and then deletes the
 files it covers; `resume` loads the checkpoint (if any), the replay, then the newer episode
 files in order. An unreadable episode file is renamed `*.corrupt` and reported in
 `skipped_files`.
+
+Checkpoints are due every `checkpoint_every` updates and, with new updates, every
+`checkpoint_period_s` seconds (`checkpoint_due`, on the injected clock), so a crash costs at
+most that much training.
 
 Threads: `ingest` and `status` may be called from any thread; `train`, `policy_weights`,
 `save` and `resume` from one (the training worker), or while it is stopped.
@@ -39,17 +48,23 @@ import json
 import os
 import pathlib
 import threading
-from typing import Any, Optional
+import time
+from typing import Any, Callable, Optional
 import zipfile
 
 import numpy as np
 
 from rig_ros.core import checkpoints
-from rig_ros.core.encoder import resolve_checkpoint as resolve_vae_checkpoint, vae_config_from_dict
+from rig_ros.core.actor import Actor
+from rig_ros.core.encoder import (
+    LATENT_VARIANCE_KEY, resolve_checkpoint as resolve_vae_checkpoint, saved_latent_variance,
+    vae_config_from_dict)
+from rig_ros.core.files import atomic_write
 from rig_ros.core.policy_runtime import encode_policy_weights, TransitionRecord
 from rig_ros.core.replay import GoalReplayBuffer, RelabelConfig
-from rig_ros.core.rewards import euclidean_latent_reward
+from rig_ros.core.rewards import REWARD_KINDS, RewardKind
 from rig_ros.core.td3 import GoalConditionedTD3, TD3Config
+from rig_ros.core.trainer import latent_prior, RigTrainer
 from rig_ros.interfaces.names import VAE_MODEL
 
 FORMAT_VERSION = 1
@@ -61,60 +76,65 @@ _EPISODE_KEYS = ('observation', 'action', 'next_observation', 'goal')
 PIPELINE_CHECKPOINT_FILE = 'rl.safetensors'  # core.pipeline's RL checkpoint, servable too
 REJECTIONS = ('invalid', 'duplicate', 'out_of_order')
 SPLITS = ('gap', 'discontinuity', 'restart')
-_OPTIMIZERS = ('actor_optimizer', 'critic_optimizer')
 
 
 @dataclass
 class LearnerConfig:
-    """The fleet's learner.
-
-    task: the task trained (checked when resuming a run directory).
-    train: train on transitions; false: only serve the weights of `checkpoint`.
-    latent_dim: size of latents and goals (the VAE's latent size; the prior is N(0, I)).
-    action_dim: size of actions.
-    replay_capacity: replay buffer size in frames (an episode of T steps takes T + 1).
-    broadcast_every: updates between policy weight broadcasts.
-    checkpoint_every: updates between checkpoints (0: on shutdown only).
-    run_dir: checkpoints go here; a checkpoint found here is resumed. Empty: none.
-    checkpoint: run directory or checkpoint file whose weights to serve when train is false.
-    vae_checkpoint: VAE checkpoint file or run directory (vae.safetensors) to broadcast as
-        model 'vae' for encoders and goal schedulers without their own; empty: none.
-    seed: seeds networks, target noise, replay sampling and imagined goals.
-    device: torch device of the networks ('cpu', 'cuda').
-    num_threads: torch CPU threads (0: torch's default).
-    status_period_s: seconds between status logs and rig/learner_status messages.
-    tensorboard: write TensorBoard scalars (losses, Q, goal distances, rates) to
-        run_dir/tensorboard.
-    """
+    """The fleet's learner (the learner node's parameters)."""
 
     task: str = 'reacher'
+    """The task trained (checked when resuming a run directory)."""
     train: bool = True
+    """Train on transitions; false: only serve the weights of `checkpoint`."""
     latent_dim: int = 4
+    """Size of latents and goals (the VAE's latent size; the prior is N(0, I))."""
     action_dim: int = 2
+    """Size of actions."""
     replay_capacity: int = 100_000
+    """Replay buffer size in frames (an episode of T steps takes T + 1)."""
+    reward: RewardKind = 'euclidean'
+    """Latent reward: 'euclidean', or 'mahalanobis' with the variance saved in vae_checkpoint."""
     broadcast_every: int = 200
+    """Updates between policy weight broadcasts."""
     checkpoint_every: int = 5000
+    """Updates between checkpoints (0: none by count; checkpoint_period_s and shutdown)."""
+    checkpoint_period_s: float = 60.0
+    """Seconds between checkpoints when there are new updates, on top of checkpoint_every:
+    a crash costs at most this much training (0: none by time)."""
     run_dir: str = 'runs/practice'
+    """Checkpoints go here; a checkpoint found here is resumed. Empty: none."""
     checkpoint: str = ''
+    """Run directory or checkpoint file whose weights to serve when train is false."""
     vae_checkpoint: str = ''
+    """VAE checkpoint file or run directory (vae.safetensors) to broadcast as model 'vae' for
+    encoders and goal schedulers without their own; empty: none."""
     seed: int = 0
+    """Seeds networks, target noise, replay sampling and imagined goals."""
     device: str = 'cpu'
+    """Torch device of the networks ('cpu', 'cuda')."""
     num_threads: int = 1
+    """Torch CPU threads (0: torch's default)."""
     status_period_s: float = 5.0
+    """Seconds between status logs and rig/learner_status messages."""
     tensorboard: bool = True
+    """Write TensorBoard scalars (losses, Q, goal distances, rates) to run_dir/tensorboard."""
     td3: TD3Config = field(default_factory=TD3Config)
+    """TD3 and its update schedule."""
     relabel: RelabelConfig = field(default_factory=RelabelConfig)
+    """Goal relabelling of sampled transitions."""
 
     def __post_init__(self) -> None:
         """Check the values; an error names the field."""
         for name in ('latent_dim', 'action_dim', 'broadcast_every', 'status_period_s'):
             if not getattr(self, name) > 0:
                 raise ValueError(f'{name} must be > 0, got {getattr(self, name)!r}')
-        for name in ('checkpoint_every', 'num_threads'):
+        for name in ('checkpoint_every', 'checkpoint_period_s', 'num_threads'):
             if not getattr(self, name) >= 0:
                 raise ValueError(f'{name} must be >= 0, got {getattr(self, name)!r}')
         if self.replay_capacity < 2:
             raise ValueError(f'replay_capacity must be >= 2, got {self.replay_capacity!r}')
+        if self.reward not in REWARD_KINDS:
+            raise ValueError(f'reward must be one of {REWARD_KINDS}, got {self.reward!r}')
 
 
 @dataclass
@@ -142,26 +162,12 @@ def resolve_checkpoint(path: str | os.PathLike) -> pathlib.Path:
     return path
 
 
-def actor_sizes(actor: dict[str, Any]) -> tuple[int, tuple[int, ...], int]:
-    """Return (input size, hidden sizes, output size) of an MLP actor's state dict."""
-    weights = [actor[key] for key in sorted(
-        (k for k in actor if k.endswith('.weight')), key=lambda k: int(k.split('.')[0]))]
-    if not weights:
-        raise checkpoints.CheckpointError('the checkpoint holds no actor weights')
-    return (int(weights[0].shape[1]), tuple(int(w.shape[0]) for w in weights[:-1]),
-            int(weights[-1].shape[0]))
-
-
 def load_vae_weights(path: str | os.PathLike, latent_dim: int) -> tuple[int, str, bytes]:
     """Return (version, config JSON, safetensors) of a VAE checkpoint for a Weights message.
 
     Raises ValueError for an unreadable checkpoint or one whose latent size is not latent_dim.
     """
-    file = resolve_vae_checkpoint(path)
-    try:
-        saved = checkpoints.load_checkpoint(file)
-    except OSError as error:
-        raise ValueError(f'cannot read VAE checkpoint {str(file)!r}: {error}') from None
+    file, saved = _read_vae_checkpoint(path)
     if VAE_MODEL not in saved.modules:
         raise ValueError(f'{file} has no {VAE_MODEL!r} module')
     config = dataclasses.asdict(vae_config_from_dict(saved.config))
@@ -174,54 +180,97 @@ def load_vae_weights(path: str | os.PathLike, latent_dim: int) -> tuple[int, str
         saved.modules[VAE_MODEL], config)
 
 
-class Learner:
-    """Replay, TD3 and counters of the fleet's learner (see the module doc)."""
+def load_latent_variance(path: str | os.PathLike, latent_dim: int) -> np.ndarray:
+    """Return the latent variance a VAE checkpoint holds (the Mahalanobis reward's metric).
 
-    def __init__(self, config: LearnerConfig) -> None:
+    The pipeline's VAE pretraining saves it. Raises ValueError for an unreadable checkpoint or
+    one without it.
+    """
+    file, saved = _read_vae_checkpoint(path)
+    variance = saved_latent_variance(saved.metadata, latent_dim)
+    if variance is None:
+        raise ValueError(f'{file} holds no {LATENT_VARIANCE_KEY!r} (the pipeline saves it with '
+                         "the VAE it pretrains): the 'mahalanobis' reward needs it")
+    return variance
+
+
+def _read_vae_checkpoint(path: str | os.PathLike) -> tuple[pathlib.Path, checkpoints.Checkpoint]:
+    file = resolve_vae_checkpoint(path)
+    try:
+        return file, checkpoints.load_checkpoint(file)
+    except OSError as error:
+        raise ValueError(f'cannot read VAE checkpoint {str(file)!r}: {error}') from None
+
+
+class Learner:
+    """Ingestion, the trainer and the counters of the fleet's learner (see the module doc).
+
+    Raises ValueError when the 'mahalanobis' reward finds no latent variance in
+    vae_checkpoint (training only).
+    """
+
+    def __init__(self, config: LearnerConfig,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.config = config
         self._lock = threading.Lock()
-        td3 = dataclasses.replace(config.td3, seed=config.seed)
+        self._clock = clock  # seconds, for checkpoint_period_s
         dim = config.latent_dim
-        self.agent = GoalConditionedTD3(dim, dim, config.action_dim, td3, config.device)
-        self._prior_rng = np.random.default_rng(config.seed + 1)
-        self.buffer = self._new_buffer()
+        mahalanobis = config.train and config.reward == 'mahalanobis'
+        if mahalanobis and not config.vae_checkpoint:
+            raise ValueError("the 'mahalanobis' reward needs vae_checkpoint (its variance)")
+        self.trainer = RigTrainer(
+            obs_dim=dim, goal_dim=dim, action_dim=config.action_dim, td3=config.td3,
+            relabel=config.relabel, replay_capacity=config.replay_capacity,
+            prior_goal_sampler=latent_prior(np.random.default_rng(config.seed + 1), dim),
+            reward=config.reward if config.train else 'euclidean',
+            latent_variance=(load_latent_variance(config.vae_checkpoint, dim)
+                             if mahalanobis else None),
+            seed=config.seed, device=config.device)
+        self.served_actor: Optional[Actor] = None  # load_actor()'s, served instead of training
         self._episodes: dict[str, _Episode] = {}
-        self.counts = {'received': 0, 'stored': 0, **dict.fromkeys(REJECTIONS + SPLITS, 0)}
+        self._counts = {'received': 0, **dict.fromkeys(REJECTIONS + SPLITS, 0)}
         # Per robot, since this process started: {'received': n, 'stored': n}.
         self.robot_counts: dict[str, dict[str, int]] = {}
         self.weights_version = 0
         self._broadcast_at = 0  # updates at the last broadcast
         self._checkpoint_at = 0  # updates at the last checkpoint
+        self._checkpoint_time = clock()  # of the last checkpoint (or the start)
         self._episode_dir: Optional[pathlib.Path] = None
         self._sequence = 0  # of the last episode file written (or resumed)
         self.skipped_files: list[str] = []  # unreadable episode files met by resume()
-        self.last_metrics: dict[str, float] = {}  # of the latest TD3 update
         # Final latent distance to the rollout goal of each finished part (a reader pops).
         self.goal_distances: collections.deque = collections.deque(maxlen=1000)
 
-    def _prior(self, count: int) -> np.ndarray:
-        return self._prior_rng.standard_normal((count, self.config.latent_dim)).astype(
-            np.float32)
+    @property
+    def agent(self) -> GoalConditionedTD3:
+        """The trainer's TD3 agent."""
+        return self.trainer.agent
 
-    def _new_buffer(self, state: Optional[dict[str, Any]] = None) -> GoalReplayBuffer:
-        config = self.config
-        if state is not None:
-            return GoalReplayBuffer.restore(state, euclidean_latent_reward, self._prior,
-                                            config.relabel, rng=config.seed)
-        return GoalReplayBuffer(config.replay_capacity, config.latent_dim, config.latent_dim,
-                                config.action_dim, euclidean_latent_reward, self._prior,
-                                config.relabel, rng=config.seed)
+    @property
+    def buffer(self) -> GoalReplayBuffer:
+        """The trainer's replay buffer."""
+        return self.trainer.buffer
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Transitions received, stored (the trainer's count), rejected and split, by kind."""
+        return {**self._counts, 'stored': self.trainer.stored}
+
+    @property
+    def last_metrics(self) -> dict[str, float]:
+        """Metrics of the latest TD3 update."""
+        return self.trainer.last_metrics
 
     # Ingestion (any thread).
 
     def ingest(self, robot_id: str, record: TransitionRecord) -> str:
         """Check and keep one transition; return 'stored', 'pending' or the problem."""
         with self._lock:
-            self.counts['received'] += 1
+            self._counts['received'] += 1
             self._robot_count(robot_id)['received'] += 1
             verdict = self._ingest(robot_id, record)
-            if verdict in self.counts:
-                self.counts[verdict] += 1
+            if verdict in self._counts:
+                self._counts[verdict] += 1
             if verdict in REJECTIONS:
                 return verdict
             episode = self._episodes[robot_id]
@@ -241,7 +290,7 @@ class Learner:
                 if record.step_index != 0:
                     return 'out_of_order'
                 verdict = 'restart'
-            elif record.step_index != 0:
+            elif episode is not None and record.step_index != 0:
                 verdict = 'gap'  # the episode's first steps never arrived
             if episode is not None:
                 self._flush(episode)
@@ -294,15 +343,14 @@ class Learner:
     def _store(self, arrays: dict[str, np.ndarray]) -> None:
         for observation, action, next_observation, goal in zip(
                 *(arrays[key] for key in _EPISODE_KEYS)):
-            self.buffer.add_step(observation, action, next_observation, goal)
-        self.buffer.end_episode()
-        self.counts['stored'] += len(arrays['action'])
+            self.trainer.add_step(observation, action, next_observation, goal)
+        self.trainer.end_episode()
 
     def _write_episode(self, episode: _Episode, arrays: dict[str, np.ndarray]) -> None:
         assert self._episode_dir is not None
         self._sequence += 1
         path = self._episode_dir / f'{self._sequence:09d}.npz'
-        _save_npz_atomically(path, {
+        _save_npz(path, {
             **arrays, 'robot_id': np.array(episode.robot_id),
             'episode_id': np.array(episode.episode_id),
             'first_step': np.array(episode.steps[0].step_index)})
@@ -327,30 +375,18 @@ class Learner:
     @property
     def updates(self) -> int:
         """TD3 updates done (resumed runs included)."""
-        return self.agent.updates
+        return self.trainer.updates
 
     def updates_due(self) -> int:
         """Return the updates owed for the transitions stored so far (done ones included)."""
-        start = max(self.config.td3.learning_starts, 1)
-        stored = self.counts['stored']
-        return self.config.td3.updates_per_step * (stored - start + 1) if stored >= start else 0
+        return self.trainer.updates_due()
 
     def train(self, max_updates: int) -> int:
         """Run up to `max_updates` of the owed updates; return how many ran.
 
         Stops early at a multiple of broadcast_every, so that weights go out exactly there.
         """
-        done = 0
-        while done < max_updates:
-            with self._lock:
-                if self.updates >= self.updates_due() or len(self.buffer) == 0:
-                    break
-                batch = self.buffer.sample(self.config.td3.batch_size)
-            self.last_metrics = self.agent.update(batch)
-            done += 1
-            if self.broadcast_due():
-                break
-        return done
+        return self.trainer.train(max_updates, lock=self._lock, stop=self.broadcast_due)
 
     def broadcast_due(self) -> bool:
         """Whether the updates passed a multiple of broadcast_every since the last broadcast."""
@@ -358,17 +394,26 @@ class Learner:
         return self.updates // every > self._broadcast_at // every
 
     def checkpoint_due(self) -> bool:
-        """Whether the updates passed a multiple of checkpoint_every (> 0) since the last."""
-        every = self.config.checkpoint_every
-        return bool(every) and self.updates // every > self._checkpoint_at // every
+        """Whether a checkpoint is due (see the module doc).
+
+        Due when the updates passed a multiple of checkpoint_every (> 0) since the last
+        checkpoint, or when checkpoint_period_s (> 0) passed since it with new updates.
+        """
+        config = self.config
+        every, period = config.checkpoint_every, config.checkpoint_period_s
+        if every and self.updates // every > self._checkpoint_at // every:
+            return True
+        return bool(period) and self.updates > self._checkpoint_at and (
+            self._clock() - self._checkpoint_time >= period)
 
     def policy_weights(self) -> tuple[int, str, bytes]:
         """Return a new weights version: (version, config JSON, safetensors bytes)."""
         self.weights_version += 1
         self._broadcast_at = self.updates
+        actor = self.served_actor if self.served_actor is not None else self.agent.actor
         config_json, data = encode_policy_weights(
-            self.agent, {'version': self.weights_version, 'updates': self.updates,
-                         'task': self.config.task})
+            actor, {'version': self.weights_version, 'updates': self.updates,
+                    'task': self.config.task})
         return self.weights_version, config_json, data
 
     def status(self) -> dict[str, Any]:
@@ -391,19 +436,18 @@ class Learner:
         run_dir.mkdir(parents=True, exist_ok=True)
         with self._lock:
             replay = self.buffer.export()
-            counts = dict(self.counts)
+            counts = self.counts
             sequence = self._sequence
-        _save_npz_atomically(run_dir / REPLAY_FILE, {**replay, _SEQUENCE_KEY: sequence})
-        state = self.agent.state_dict()
-        optimizers = {name: state.pop(name) for name in _OPTIMIZERS}
-        updates = state.pop('updates')
+        _save_npz(run_dir / REPLAY_FILE, {**replay, _SEQUENCE_KEY: sequence})
+        modules, optimizers = self.trainer.network_state()
+        updates = self.updates
         path = run_dir / CHECKPOINT_FILE
         checkpoints.save_checkpoint(
-            path, state, optimizers, dataclasses.asdict(self.config),
+            path, modules, optimizers, dataclasses.asdict(self.config),
             {'format_version': FORMAT_VERSION, 'updates': updates, 'counts': counts,
              'weights_version': self.weights_version, 'broadcast_at': self._broadcast_at,
              'episode_sequence': sequence})
-        self._checkpoint_at = updates
+        self._checkpoint_at, self._checkpoint_time = updates, self._clock()
         for number, file in _episode_files(run_dir / EPISODES_DIR):
             if number <= sequence:  # in the replay file now
                 with contextlib.suppress(FileNotFoundError):
@@ -423,8 +467,8 @@ class Learner:
             saved = checkpoints.load_checkpoint(path)
             self._check_compatible(saved.config, path)
             try:
-                self.agent.load_state_dict({**saved.modules, **saved.optimizers,
-                                            'updates': int(saved.metadata['updates'])})
+                self.trainer.load_network_state(saved.modules, saved.optimizers,
+                                                int(saved.metadata['updates']))
             except (KeyError, RuntimeError, TypeError, ValueError) as error:
                 text = ' '.join(str(error).split())[:300]
                 raise checkpoints.CheckpointError(
@@ -435,19 +479,19 @@ class Learner:
         replay = run_dir / REPLAY_FILE
         sequence = 0
         with self._lock:
+            if found:
+                counts = saved.metadata.get('counts', {})
+                self._counts.update({key: int(value) for key, value in counts.items()
+                                     if key in self._counts})
+                self.trainer.stored = int(counts.get('stored', 0))  # with a replay or not
             if found and replay.is_file():
                 state = _load_npz(replay)
                 sequence = int(state.pop(_SEQUENCE_KEY, 0))
                 try:
-                    self.buffer = self._new_buffer(state)
+                    self.trainer.restore_replay(state, self.trainer.stored)
                 except (KeyError, IndexError, TypeError, ValueError) as error:
                     raise checkpoints.CheckpointError(
                         f'{replay} is not a replay buffer: {error!r}') from None
-                self.buffer.end_episode()
-            if found:
-                self.counts.update({key: int(value) for key, value in
-                                    saved.metadata.get('counts', {}).items()
-                                    if key in self.counts})
             self._episodes.clear()
             self._sequence = sequence
             for number, file in _episode_files(run_dir / EPISODES_DIR):
@@ -463,7 +507,7 @@ class Learner:
                 self._store(arrays)
                 self._sequence = number
                 found = True
-            self.counts['received'] = max(self.counts['received'], self.counts['stored'])
+            self._counts['received'] = max(self._counts['received'], self.trainer.stored)
         return found
 
     def _read_episode(self, file: pathlib.Path) -> dict[str, np.ndarray]:
@@ -493,30 +537,25 @@ class Learner:
                              f'hidden_sizes) {theirs}, not {mine}: use another run_dir')
 
     def load_actor(self, path: str | os.PathLike) -> pathlib.Path:
-        """Load the actor of a learner or pipeline checkpoint for serving; return its file."""
+        """Load the actor of a learner or pipeline checkpoint for serving; return its file.
+
+        The actor alone, of the checkpoint's sizes (goals the size of observations); it is
+        what policy_weights() broadcasts from then on.
+        """
         path = resolve_checkpoint(path)
-        actor = checkpoints.load_checkpoint(path).modules.get('actor')
-        if actor is None:
+        state = checkpoints.load_checkpoint(path).modules.get('actor')
+        if state is None:
             raise checkpoints.CheckpointError(f'{path} holds no actor')
-        in_size, hidden, out_size = actor_sizes(actor)
-        config = self.config
-        if (in_size, hidden, out_size) != (2 * config.latent_dim,
-                                           tuple(config.td3.hidden_sizes), config.action_dim):
-            td3 = dataclasses.replace(config.td3, hidden_sizes=hidden, seed=config.seed)
-            self.agent = GoalConditionedTD3(in_size // 2, in_size - in_size // 2, out_size,
-                                            td3, config.device)
-        self.agent.load_actor_state_dict(actor)
+        try:
+            self.served_actor = Actor.from_state_dict(state)
+        except ValueError as error:
+            raise checkpoints.CheckpointError(f'{path}: {error}') from None
         return path
 
 
-def _save_npz_atomically(path: pathlib.Path, arrays: dict[str, Any]) -> None:
-    """Write arrays to `path` via a synced temporary file and a rename."""
-    tmp = path.with_name(f'.{path.name}.tmp')
-    with open(tmp, 'wb') as stream:
-        np.savez(stream, **arrays)
-        stream.flush()
-        os.fsync(stream.fileno())
-    os.replace(tmp, path)
+def _save_npz(path: pathlib.Path, arrays: dict[str, Any]) -> None:
+    """Write arrays to `path` atomically (core.files)."""
+    atomic_write(path, lambda stream: np.savez(stream, **arrays))
 
 
 def _load_npz(path: pathlib.Path) -> dict[str, np.ndarray]:

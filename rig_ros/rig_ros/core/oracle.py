@@ -8,16 +8,16 @@ VAE latent has (raw metres give rewards of a few centimetres, which TD3 learns p
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
 import numpy as np
 
+from rig_ros.core.actor import GoalPolicy
+from rig_ros.core.evaluation import Evaluation
 from rig_ros.core.pipeline import (
-    _evaluation, Evaluation, GoalEnv, make_agent, PipelineConfig, practice_loop, rollout_to_goal)
-from rig_ros.core.replay import GoalReplayBuffer
-from rig_ros.core.rewards import euclidean_latent_reward
-from rig_ros.core.td3 import GoalConditionedTD3
+    GoalEnv, make_trainer, PipelineConfig, practice_loop, rollout_to_goal)
 
 
 class StateScaler:
@@ -35,42 +35,44 @@ class StateScaler:
 
 
 def train_oracle(env: GoalEnv, config: PipelineConfig, scaler: StateScaler,
-                 progress: bool = True) -> tuple[GoalConditionedTD3, float]:
-    """Practise on true state with goals from the task's goal space; returns (agent, wall s)."""
+                 progress: bool = True) -> tuple[GoalPolicy, float]:
+    """Practise on true state with goals from the task's goal space; returns (policy, wall s).
+
+    The reward is the Euclidean distance of standardised states whatever `config.reward` says
+    (the Mahalanobis metric is the VAE encoder's).
+    """
     rng = np.random.default_rng(config.seed + 2)
     state_dim = env.state_vector().shape[0]
-    agent = make_agent(config, state_dim, state_dim, env.action_dim)
 
     def goal_space(count: int) -> np.ndarray:
         return np.stack([scaler(env.sample_goal_state(rng)) for _ in range(count)])
 
-    buffer = GoalReplayBuffer(
-        capacity=config.replay_capacity, obs_dim=state_dim, goal_dim=state_dim,
-        action_dim=env.action_dim, reward_fn=euclidean_latent_reward,
-        prior_goal_sampler=goal_space, relabel=config.relabel, rng=config.seed)
+    trainer = make_trainer(dataclasses.replace(config, reward='euclidean'), state_dim,
+                           env.action_dim, goal_space)
+    policy = trainer.acting_policy(config.exploration)
     start = time.perf_counter()
-    practice_loop(env, agent, buffer, lambda: (scaler(env.state_vector()), None),
+    practice_loop(env, trainer, policy, lambda: (scaler(env.state_vector()), None),
                   lambda: goal_space(1)[0], config, rng, 0, lambda step: None,
                   progress=progress)
-    return agent, time.perf_counter() - start
+    return policy, time.perf_counter() - start
 
 
-def evaluate_oracle(env: GoalEnv, agent: GoalConditionedTD3, config: PipelineConfig,
+def evaluate_oracle(env: GoalEnv, policy: GoalPolicy, config: PipelineConfig,
                     scaler: StateScaler, goal_states: np.ndarray) -> Evaluation:
     """Reach each goal state from the true state, policy without noise."""
     results = []
     for index, goal_state in enumerate(goal_states):
         goal = scaler(goal_state)
         results.append(rollout_to_goal(
-            env, lambda: agent.act(scaler(env.state_vector()), goal, explore=False),
+            env, lambda: policy.act(scaler(env.state_vector()), goal, explore=False),
             config.episode_length, goal_state, reset_seed=index))
-    return _evaluation(results, config.success_threshold_m)
+    return Evaluation.from_results(results, config.success_threshold_m)
 
 
 def oracle_figures(env: GoalEnv, config: PipelineConfig, goal_states: np.ndarray,
                    progress: bool = True) -> dict[str, Any]:
     """Train and evaluate the oracle; figures keyed `oracle_*`."""
     scaler = StateScaler(env, seed=config.seed)
-    agent, wall_s = train_oracle(env, config, scaler, progress)
-    return {**evaluate_oracle(env, agent, config, scaler, goal_states).summary('oracle'),
+    policy, wall_s = train_oracle(env, config, scaler, progress)
+    return {**evaluate_oracle(env, policy, config, scaler, goal_states).summary('oracle'),
             'oracle_wall_s': wall_s}

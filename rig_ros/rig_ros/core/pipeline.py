@@ -3,28 +3,36 @@
 Every stage writes its result into a run directory and is skipped when that result is already
 there, so an interrupted run resumes where it stopped (RL resumes from its last checkpoint).
 The environment is anything with the `GoalEnv` shape below (the simulated Sawyer here).
+Practice stores and trains through `core.trainer.RigTrainer`, as the graph's learner does;
+evaluations go to metrics.jsonl as `core.evaluation.EvaluationRecord`s.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import os
 import pathlib
 import time
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Optional, Protocol
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from rig_ros.core import checkpoints
+from rig_ros.core.actor import GoalPolicy
+from rig_ros.core.encoder import LATENT_VARIANCE_KEY, saved_latent_variance
+from rig_ros.core.evaluation import (
+    append_evaluation, append_row, Evaluation, EvaluationRecord, METRICS_FILE)
+from rig_ros.core.files import atomic_write, atomic_write_text
+from rig_ros.core.noise import ExplorationConfig
 from rig_ros.core.preprocessing import CropBox, preprocess, PreprocessConfig
-from rig_ros.core.replay import GoalReplayBuffer, RelabelConfig
-from rig_ros.core.rewards import euclidean_latent_reward, mahalanobis_latent_reward
-from rig_ros.core.td3 import GoalConditionedTD3, TD3Config
-from rig_ros.core.vae import ConvVAE, encode_images, VAEConfig, VAETrainer
+from rig_ros.core.replay import GoalSampler, RelabelConfig
+from rig_ros.core.rewards import REWARD_KINDS, RewardKind
+from rig_ros.core.td3 import TD3Config
+from rig_ros.core.trainer import latent_prior, RigTrainer, VAEFineTuning, VAEStage
+from rig_ros.core.vae import ConvVAE, encode_images, latent_variance, VAEConfig, VAETrainer
 
 FORMAT_VERSION = 1
 
@@ -55,32 +63,51 @@ class PipelineConfig:
     """One RIG run: every stage's budget and settings."""
 
     task: str = 'reacher'
+    """Simulated task ('reacher', 'pusher', 'multi_pusher')."""
     seed: int = 0
-    # Camera frames as the robot delivers them, and the crop the camera pipeline applies.
+    """Seeds the scene, the networks, replay sampling, exploration and evaluation goals."""
     raw_height: int = 84
+    """Height of the camera frames as the robot delivers them."""
     raw_width: int = 84
-    crop: tuple[int, int, int, int] | None = None  # top, left, height, width in raw pixels
+    """Width of the camera frames as the robot delivers them."""
+    crop: tuple[int, int, int, int] | None = None
+    """Crop the camera pipeline applies (top, left, height, width, raw pixels); None: none."""
     image_size: int = 48
-    # Stage 1: random exploration images (the scene is re-set every `collect_episode_length`).
+    """Side of the VAE's square input, 48 or 84."""
     collect_images: int = 5000
+    """Stage 1: random exploration images."""
     collect_episode_length: int = 50
-    # Stage 2: VAE pretraining.
+    """Stage 1: steps between scene re-sets."""
     vae: VAEConfig = dataclasses.field(default_factory=VAEConfig)
+    """Stage 2: the VAE and its training."""
     vae_steps: int = 5000
-    # Stage 3: RL with imagined goals.
+    """Stage 2: VAE pretraining minibatches."""
     td3: TD3Config = dataclasses.field(default_factory=TD3Config)
+    """Stage 3: TD3 and its update schedule."""
+    exploration: ExplorationConfig = dataclasses.field(default_factory=ExplorationConfig)
+    """Stage 3: exploration noise while practising."""
     relabel: RelabelConfig = dataclasses.field(default_factory=RelabelConfig)
+    """Stage 3: goal relabelling of sampled transitions."""
     rl_steps: int = 10_000
+    """Stage 3: practice steps (environment steps with imagined goals)."""
     episode_length: int = 50
+    """Steps of a practice episode and of an evaluation attempt."""
     replay_capacity: int = 20_000
-    reward: str = 'euclidean'  # or 'mahalanobis'
-    fine_tune_vae_every: int = 0  # env steps between VAE fine-tuning rounds; 0 keeps it frozen
+    """Replay size in frames (an episode of T steps takes T + 1)."""
+    reward: RewardKind = 'euclidean'
+    """Latent reward: 'euclidean' or 'mahalanobis' (the pretrained encoder's variance)."""
+    fine_tune_vae_every: int = 0
+    """Practice steps between VAE fine-tuning rounds on the replay's images; 0: frozen VAE."""
     fine_tune_vae_steps: int = 200
+    """Minibatches of one fine-tuning round."""
     checkpoint_every: int = 2500
-    # Stage 4: evaluation on goal images.
+    """Practice steps between checkpoints (and one at the end)."""
     eval_every: int = 2500
+    """Stage 4: practice steps between evaluations on goal images (and at 0 and the end)."""
     eval_goals: int = 20
+    """Stage 4: evaluation goals."""
     success_threshold_m: float = 0.05
+    """Stage 4: final hand (+ puck) distance counted as a success."""
 
     def __post_init__(self) -> None:
         """Check the budgets; a bad value names itself."""
@@ -94,8 +121,8 @@ class PipelineConfig:
                 raise ValueError(f'{name} must be >= 0, got {getattr(self, name)!r}')
         if self.image_size not in (48, 84):
             raise ValueError(f'image_size must be 48 or 84, got {self.image_size!r}')
-        if self.reward not in ('euclidean', 'mahalanobis'):
-            raise ValueError(f"reward must be 'euclidean' or 'mahalanobis', got {self.reward!r}")
+        if self.reward not in REWARD_KINDS:
+            raise ValueError(f'reward must be one of {REWARD_KINDS}, got {self.reward!r}')
         if self.vae.image_size != self.image_size:
             self.vae = dataclasses.replace(self.vae, image_size=self.image_size)
 
@@ -111,14 +138,25 @@ class PipelineConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> 'PipelineConfig':
-        """Inverse of `to_dict`."""
+        """Inverse of `to_dict`; also reads the layout of runs before the TD3 config split.
+
+        Those kept the exploration noise in td3 (now `exploration`) and a td3 seed, which the
+        run's seed always replaced (now dropped).
+        """
         values = dict(values)
+        td3 = _tuples(values.get('td3', {}))
+        moved = {key: td3.pop(key) for key in _EXPLORATION_FIELDS if key in td3}
+        td3.pop('seed', None)
         values['vae'] = VAEConfig(**values.get('vae', {}))
-        values['td3'] = TD3Config(**_tuples(values.get('td3', {})))
+        values['td3'] = TD3Config(**td3)
+        values['exploration'] = ExplorationConfig(**values.get('exploration', moved))
         values['relabel'] = RelabelConfig(**values.get('relabel', {}))
         if values.get('crop') is not None:
             values['crop'] = tuple(values['crop'])
         return cls(**values)
+
+
+_EXPLORATION_FIELDS = tuple(field.name for field in dataclasses.fields(ExplorationConfig))
 
 
 def _tuples(values: dict[str, Any]) -> dict[str, Any]:
@@ -149,14 +187,7 @@ class LatentObserver:
 
 
 def _write_json(path: pathlib.Path, values: Any) -> None:
-    tmp = path.with_suffix(path.suffix + '.tmp')
-    tmp.write_text(json.dumps(values, indent=2, sort_keys=True))
-    os.replace(tmp, path)
-
-
-def _append_jsonl(path: pathlib.Path, values: dict[str, Any]) -> None:
-    with path.open('a') as stream:
-        stream.write(json.dumps(values) + '\n')
+    atomic_write_text(path, json.dumps(values, indent=2, sort_keys=True))
 
 
 def collect_images(env: GoalEnv, config: PipelineConfig, progress: bool = True) -> np.ndarray:
@@ -187,39 +218,21 @@ def make_vae(config: PipelineConfig) -> ConvVAE:
     return ConvVAE(config.vae)
 
 
-def make_agent(config: PipelineConfig, obs_dim: int, goal_dim: int,
-               action_dim: int) -> GoalConditionedTD3:
-    """Make the goal-conditioned TD3 agent, seeded."""
-    td3 = dataclasses.replace(config.td3, seed=config.seed)
-    return GoalConditionedTD3(obs_dim, goal_dim, action_dim, td3)
+def make_trainer(config: PipelineConfig, obs_dim: int, action_dim: int,
+                 prior_goal_sampler: GoalSampler, *,
+                 image_shape: Optional[tuple[int, ...]] = None,
+                 latent_variance: Optional[np.ndarray] = None,
+                 vae_stage: Optional[VAEStage] = None) -> RigTrainer:
+    """Make this run's trainer (goals are the size of observations), seeded.
 
-
-@dataclasses.dataclass
-class Evaluation:
-    """Final distances to each evaluation goal."""
-
-    hand_distance: list[float]
-    puck_distance: list[float]
-    success_threshold_m: float
-
-    @property
-    def success_rate(self) -> float:
-        """Fraction of goals finished within the threshold (hand+puck for pushing)."""
-        total = np.asarray(self.hand_distance) + np.asarray(self.puck_distance or 0.0)
-        return float(np.mean(total < self.success_threshold_m))
-
-    def summary(self, prefix: str) -> dict[str, float]:
-        """Median/mean/success figures with a key prefix."""
-        figures = {
-            f'{prefix}_success_rate': self.success_rate,
-            f'{prefix}_final_hand_distance_median': float(np.median(self.hand_distance)),
-            f'{prefix}_final_hand_distance_mean': float(np.mean(self.hand_distance)),
-        }
-        if self.puck_distance:
-            figures[f'{prefix}_final_puck_distance_median'] = float(
-                np.median(self.puck_distance))
-            figures[f'{prefix}_final_puck_distance_mean'] = float(np.mean(self.puck_distance))
-        return figures
+    latent_variance: needed by the 'mahalanobis' reward, unused by the Euclidean one.
+    """
+    return RigTrainer(
+        obs_dim=obs_dim, goal_dim=obs_dim, action_dim=action_dim, td3=config.td3,
+        relabel=config.relabel, replay_capacity=config.replay_capacity,
+        prior_goal_sampler=prior_goal_sampler, reward=config.reward,
+        latent_variance=latent_variance if config.reward == 'mahalanobis' else None,
+        image_shape=image_shape, seed=config.seed, vae_stage=vae_stage)
 
 
 def evaluation_goals(env: GoalEnv, count: int, seed: int) -> np.ndarray:
@@ -240,14 +253,7 @@ def rollout_to_goal(env: GoalEnv, act: Callable[[], np.ndarray], steps: int,
     return env.distances(goal_state)
 
 
-def _evaluation(results: list[dict[str, float]], threshold: float) -> Evaluation:
-    return Evaluation(
-        hand_distance=[r['hand_distance'] for r in results],
-        puck_distance=[r['puck_distance'] for r in results if 'puck_distance' in r],
-        success_threshold_m=threshold)
-
-
-def evaluate_rig(env: GoalEnv, agent: GoalConditionedTD3, observer: LatentObserver,
+def evaluate_rig(env: GoalEnv, policy: GoalPolicy, observer: LatentObserver,
                  config: PipelineConfig, goal_states: np.ndarray,
                  frames: list | None = None) -> Evaluation:
     """Reach each goal given as an image (rendered at the goal state), policy without noise.
@@ -266,11 +272,11 @@ def evaluate_rig(env: GoalEnv, agent: GoalConditionedTD3, observer: LatentObserv
             latent['z'] = observer.observe(env.render(config.raw_height, config.raw_width))[1]
 
         results.append(rollout_to_goal(
-            env, lambda: agent.act(latent['z'], goal, explore=False), config.episode_length,
+            env, lambda: policy.act(latent['z'], goal, explore=False), config.episode_length,
             goal_state, reset_seed=index, before_step=observe))
         if frames is not None:
             frames.append((raw_goal, env.render(config.raw_height, config.raw_width)))
-    return _evaluation(results, config.success_threshold_m)
+    return Evaluation.from_results(results, config.success_threshold_m)
 
 
 def evaluate_random(env: GoalEnv, config: PipelineConfig,
@@ -281,47 +287,47 @@ def evaluate_random(env: GoalEnv, config: PipelineConfig,
         rollout_to_goal(env, lambda: rng.uniform(-1.0, 1.0, env.action_dim),
                         config.episode_length, goal_state, reset_seed=index)
         for index, goal_state in enumerate(goal_states)]
-    return _evaluation(results, config.success_threshold_m)
+    return Evaluation.from_results(results, config.success_threshold_m)
 
 
-def practice_loop(env: GoalEnv, agent: GoalConditionedTD3, buffer: GoalReplayBuffer,
+def practice_loop(env: GoalEnv, trainer: RigTrainer, policy: GoalPolicy,
                   observe: Callable[[], tuple[np.ndarray, np.ndarray | None]],
                   episode_goal: Callable[[], np.ndarray], config: PipelineConfig,
                   rng: np.random.Generator, start_step: int,
                   after_step: Callable[[int], None], metrics_path: pathlib.Path | None = None,
                   progress: bool = True) -> int:
-    """Goal-conditioned practice: an episode per goal, TD3 updates after every step.
+    """Goal-conditioned practice: an episode per goal, the trainer's updates after every step.
 
-    `observe` returns the observation (a latent, or the true state for the oracle) and the image
-    kept for latent refreshes (or None); `episode_goal` draws the goal of an episode (an imagined
-    goal from the VAE prior for RIG). Before `learning_starts` the actions are uniform random.
+    `policy` acts (exploring) with the trainer's actor. `observe` returns the observation (a
+    latent, or the true state for the oracle) and the image kept for latent refreshes (or
+    None); `episode_goal` draws the goal of an episode (an imagined goal from the VAE prior for
+    RIG). Before `learning_starts` the actions are uniform random. After each step's updates
+    the trainer's VAE stage runs if it is due, then `after_step(step)`.
     """
     step = start_step
     bar = tqdm(total=config.rl_steps, initial=step, desc='practice', unit='step',
                disable=not progress)
     while step < config.rl_steps:
         env.reset(seed=int(rng.integers(2**31)))
-        agent.reset_noise()
+        policy.reset_noise()
         goal = episode_goal()
         observation, image = observe()
         for t in range(config.episode_length):
-            if step < config.td3.learning_starts:
+            if not trainer.learning():
                 action = rng.uniform(-1.0, 1.0, env.action_dim)
             else:
-                action = agent.act(observation, goal, explore=True)
+                action = policy.act(observation, goal, explore=True)
             env.step(action)
             next_observation, next_image = observe()
-            buffer.add_step(observation, action, next_observation, goal, image=image,
-                            next_image=next_image, episode_end=t == config.episode_length - 1)
+            trainer.add_step(observation, action, next_observation, goal, image=image,
+                             next_image=next_image, episode_end=t == config.episode_length - 1)
             observation, image = next_observation, next_image
             step += 1
             bar.update(1)
-            if step >= config.td3.learning_starts:
-                for _ in range(config.td3.updates_per_step):
-                    metrics = agent.update(buffer.sample(config.td3.batch_size))
-                if metrics_path is not None and step % 500 == 0:
-                    _append_jsonl(metrics_path, {'stage': 'practice', 'rl_step': step,
-                                                 **metrics})
+            if trainer.train() and metrics_path is not None and step % 500 == 0:
+                append_row(metrics_path, {'stage': 'practice', 'rl_step': step,
+                                          **trainer.last_metrics})
+            trainer.run_vae_stage()
             after_step(step)
             if step >= config.rl_steps:
                 break
@@ -368,15 +374,19 @@ class RigPipeline:
 
     @property
     def metrics_path(self) -> pathlib.Path:
-        """One JSON line per evaluation and per logging interval."""
-        return self.run_dir / 'metrics.jsonl'
+        """One JSON line per evaluation and per logging interval (core.evaluation)."""
+        return self.run_dir / METRICS_FILE
 
     def _check_config(self) -> None:
         path = self.run_dir / 'config.json'
-        current = self.config.to_dict()
+        current = json.loads(json.dumps(self.config.to_dict()))
         if path.exists():
-            saved = json.loads(path.read_text())
-            if saved != json.loads(json.dumps(current)):
+            try:  # through from_dict: runs of an older layout compare in the new one
+                saved = json.loads(json.dumps(
+                    PipelineConfig.from_dict(json.loads(path.read_text())).to_dict()))
+            except (TypeError, ValueError):
+                saved = None
+            if saved != current:
                 raise ValueError(
                     f'{self.run_dir} holds a run with a different configuration; '
                     'use another --run-dir or delete it')
@@ -414,9 +424,7 @@ class RigPipeline:
         self.log(f'collecting {self.config.collect_images} exploration images')
         images = self._timed('collect', lambda: collect_images(
             self.env, self.config, self.progress))
-        tmp = self.run_dir / 'images.tmp.npz'
-        np.savez_compressed(tmp, images=images)
-        os.replace(tmp, self.images_path)
+        atomic_write(self.images_path, lambda stream: np.savez_compressed(stream, images=images))
         return images
 
     # Stage 2.
@@ -434,32 +442,34 @@ class RigPipeline:
         history = self._timed('pretrain', lambda: trainer.fit(
             images, self.config.vae_steps, progress=self.progress))
         if history:
-            _append_jsonl(self.metrics_path, {'stage': 'pretrain', **history[-1]})
+            append_row(self.metrics_path, {'stage': 'pretrain', **history[-1]})
         vae.eval()
+        # The encoder's variance on these images: the Mahalanobis reward's metric, in graph
+        # sessions too (the learner reads it from this file).
         checkpoints.save_checkpoint(
             self.vae_path, {'vae': vae.state_dict()}, {}, dataclasses.asdict(self.config.vae),
-            {'format_version': FORMAT_VERSION, 'steps': self.config.vae_steps})
+            {'format_version': FORMAT_VERSION, 'steps': self.config.vae_steps,
+             LATENT_VARIANCE_KEY: latent_variance(vae, images).tolist()})
         return vae
 
     # Stage 3 (+ periodic stage 4).
-    def practise(self) -> tuple[GoalConditionedTD3, LatentObserver, list[dict[str, Any]]]:
+    def practise(self) -> tuple[RigTrainer, LatentObserver, list[dict[str, Any]]]:
         """RL with imagined goals, resuming from the last checkpoint."""
         config, env = self.config, self.env
         vae = self._vae = self.vae()
         observer = LatentObserver(vae, config.preprocess_config)
         latent_dim = config.vae.latent_dim
-        agent = make_agent(config, latent_dim, latent_dim, env.action_dim)
         rng = np.random.default_rng(config.seed + 1)
-
-        def prior(count: int) -> np.ndarray:
-            return rng.standard_normal((count, latent_dim)).astype(np.float32)
-
-        reward_fn = self._reward_fn(vae)
-        buffer = GoalReplayBuffer(
-            capacity=config.replay_capacity, obs_dim=latent_dim, goal_dim=latent_dim,
-            action_dim=env.action_dim, reward_fn=reward_fn,
-            prior_goal_sampler=prior, relabel=config.relabel,
-            image_shape=(config.image_size, config.image_size, 3), rng=config.seed)
+        prior = latent_prior(rng, latent_dim)
+        fine_tuning = (VAEFineTuning(vae, config.vae, config.fine_tune_vae_every,
+                                     config.fine_tune_vae_steps)
+                       if config.fine_tune_vae_every else None)
+        trainer = make_trainer(
+            config, latent_dim, env.action_dim, prior,
+            image_shape=(config.image_size, config.image_size, 3),
+            latent_variance=self._latent_variance(vae) if config.reward == 'mahalanobis'
+            else None, vae_stage=fine_tuning)
+        policy = trainer.acting_policy(config.exploration)
         step = 0
         curve: list[dict[str, Any]] = []
         if self.rl_path.exists() and self.replay_path.exists():
@@ -467,84 +477,66 @@ class RigPipeline:
             if 'vae' in saved.modules:  # fine-tuned during practice: the replay's latents match it
                 vae.load_state_dict(saved.modules.pop('vae'))
                 vae.eval()
-            agent.load_state_dict({**saved.modules, **saved.optimizers,
-                                   'updates': saved.metadata['updates']})
-            with np.load(self.replay_path) as data:
-                buffer = GoalReplayBuffer.restore(
-                    {key: data[key] for key in data.files}, reward_fn, prior,
-                    config.relabel, rng=config.seed)
-            buffer.end_episode()  # an episode cut by the interruption ends there
+            trainer.load_network_state(saved.modules, saved.optimizers,
+                                       saved.metadata['updates'])
             step = int(saved.metadata['step'])
+            with np.load(self.replay_path) as data:
+                trainer.restore_replay({key: data[key] for key in data.files}, stored=step)
             curve = list(saved.metadata.get('curve', []))
             self.log(f'resuming practice at step {step}')
         goal_states = evaluation_goals(env, config.eval_goals, config.seed)
 
         def evaluate(at_step: int) -> None:
             frames: list = []
-            result = evaluate_rig(env, agent, observer, config, goal_states, frames)
+            result = evaluate_rig(env, policy, observer, config, goal_states, frames)
             # The latest evaluation's goal images and final frames, for `rig report`.
-            tmp = self.run_dir / 'eval_frames.tmp.npz'
-            np.savez_compressed(tmp, goals=np.stack([g for g, _ in frames]),
-                                finals=np.stack([f for _, f in frames]), rl_step=at_step)
-            os.replace(tmp, self.run_dir / 'eval_frames.npz')
-            point = {'stage': 'eval', 'rl_step': at_step,
-                     'env_steps_total': at_step + config.collect_images,
-                     **result.summary('rig'), 'rig_hand_distances': result.hand_distance,
-                     'rig_puck_distances': result.puck_distance}
-            curve.append(point)
-            _append_jsonl(self.metrics_path, point)
-            self.log(f"step {at_step}: success {point['rig_success_rate']:.2f}, median hand "
-                     f"distance {point['rig_final_hand_distance_median'] * 100:.1f} cm")
+            atomic_write(self.run_dir / 'eval_frames.npz', lambda stream: np.savez_compressed(
+                stream, goals=np.stack([g for g, _ in frames]),
+                finals=np.stack([f for _, f in frames]), rl_step=at_step))
+            record = EvaluationRecord.of(result, rl_step=at_step,
+                                         env_steps_total=at_step + config.collect_images)
+            curve.append(record.to_row())
+            append_evaluation(self.metrics_path, record)
+            self.log(f'step {at_step}: success {record.rig_success_rate:.2f}, median hand '
+                     f'distance {record.rig_final_hand_distance_median * 100:.1f} cm')
 
         if step == 0 and not curve:
             evaluate(0)
 
         def after_step(at_step: int) -> None:
-            if config.fine_tune_vae_every and at_step % config.fine_tune_vae_every == 0:
-                self._fine_tune(vae, buffer)
             if at_step % config.eval_every == 0 or at_step == config.rl_steps:
                 evaluate(at_step)
             if at_step % config.checkpoint_every == 0 or at_step == config.rl_steps:
-                self._save_rl(agent, buffer, at_step, curve)
+                self._save_rl(trainer, at_step, curve)
 
         def observe() -> tuple[np.ndarray, np.ndarray]:
             image, latent = observer.observe(env.render(config.raw_height, config.raw_width))
             return latent, image
 
         self._timed('practice', lambda: practice_loop(
-            env, agent, buffer, observe, lambda: prior(1)[0], config, rng, step, after_step,
+            env, trainer, policy, observe, lambda: prior(1)[0], config, rng, step, after_step,
             self.metrics_path, self.progress))
-        return agent, observer, curve
+        return trainer, observer, curve
 
-    def _reward_fn(self, vae: ConvVAE) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
-        if self.config.reward == 'euclidean':
-            return euclidean_latent_reward
-        # A fixed diagonal metric: the encoder's mean posterior variance over the collected
-        # images (per-sample variances would have to live in the replay buffer).
-        _, logvar = encode_images(vae, self.images())
-        return functools.partial(mahalanobis_latent_reward,
-                                 variance=np.exp(logvar).mean(axis=0))
+    def _latent_variance(self, vae: ConvVAE) -> np.ndarray:
+        """Return the pretrained encoder's variance per latent axis (the Mahalanobis metric).
 
-    def _fine_tune(self, vae: ConvVAE, buffer: GoalReplayBuffer) -> None:
-        images = buffer.images().copy()  # a writable copy for torch
-        trainer = VAETrainer(vae, self.config.vae)
-        trainer.fit(images, self.config.fine_tune_vae_steps, progress=False)
-        vae.eval()
-        buffer.refresh_latents(lambda batch: encode_images(vae, batch)[0])
+        Saved with the VAE; a VAE checkpoint from before that is measured on the images.
+        """
+        saved = checkpoints.load_checkpoint(self.vae_path)
+        variance = saved_latent_variance(saved.metadata, self.config.vae.latent_dim)
+        return variance if variance is not None else latent_variance(vae, self.images())
 
-    def _save_rl(self, agent: GoalConditionedTD3, buffer: GoalReplayBuffer, step: int,
-                 curve: list[dict[str, Any]]) -> None:
-        tmp = self.run_dir / 'replay.tmp.npz'
-        np.savez(tmp, **buffer.export())
-        os.replace(tmp, self.replay_path)
-        state = agent.state_dict()
-        optimizers = {name: state.pop(name) for name in list(state) if name.endswith('optimizer')}
-        updates = state.pop('updates')
+    def _save_rl(self, trainer: RigTrainer, step: int, curve: list[dict[str, Any]]) -> None:
+        atomic_write(self.replay_path,
+                     lambda stream: np.savez(stream, **trainer.buffer.export()))
+        modules, optimizers = trainer.network_state()
         if self.config.fine_tune_vae_every:
-            state['vae'] = self._vae.state_dict()
+            modules['vae'] = self._vae.state_dict()
         checkpoints.save_checkpoint(
-            self.rl_path, state, optimizers, dataclasses.asdict(self.config.td3),
-            {'format_version': FORMAT_VERSION, 'step': step, 'updates': updates, 'curve': curve})
+            self.rl_path, modules, optimizers, dataclasses.asdict(self.config.td3),
+            {'format_version': FORMAT_VERSION, 'step': step, 'updates': trainer.updates,
+             'curve': curve})
         self._record_time()
 
     def run(self) -> dict[str, Any]:
@@ -552,7 +544,7 @@ class RigPipeline:
         start = time.perf_counter()
         self.images()
         self.vae()
-        agent, observer, curve = self.practise()
+        _, _, curve = self.practise()
         result = {'task': self.config.task, 'seed': self.config.seed, 'curve': curve,
                   'stage_wall_s': self.stage_wall_s, 'wall_s': sum(self.stage_wall_s.values()),
                   'session_wall_s': time.perf_counter() - start, **curve[-1]}

@@ -16,7 +16,8 @@ Timer mode holds the last action until a new latent arrives (one step per latent
 transition's next observation is always the next step's observation.
 
 Policy weights travel as safetensors bytes (`encode_policy_weights`/`decode_policy_weights`):
-the actor's tensors and, as JSON, the network's dimensions and hidden sizes.
+the actor's tensors and, as JSON, the network's dimensions and hidden sizes. Acting loads them
+into a `core.actor.Actor` alone: no critics, targets or optimisers.
 """
 
 from __future__ import annotations
@@ -24,60 +25,50 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 import json
-from typing import Any, Literal, Mapping, Optional
+from typing import Any, Mapping, Optional, Protocol, Union
 
 import numpy as np
 import torch
 
+from rig_ros.core.actor import Actor, GoalPolicy, PolicySpec
 from rig_ros.core.checkpoints import CheckpointError, deserialize_state, serialize_state
-from rig_ros.core.td3 import GoalConditionedTD3, TD3Config
+from rig_ros.core.noise import ExplorationConfig
 
 
 @dataclass(frozen=True)
-class PolicyConfig:
-    """The acting policy of one robot.
-
-    robot_id: id sent with every transition; empty: the node's namespace.
-    act_on_latent: act once per new latent (lockstep sims); false: act at control_rate_hz on
-        the latest latent (real time).
-    control_rate_hz: command rate in timer mode.
-    stale_after_s: in timer mode a latent older than this (by its stamp) stops the robot.
-    max_speed_m_s: end-effector speed of action 1 (ee_velocity = action * max_speed_m_s).
-    action_dim: action size (x, y velocity).
-    frame_id: frame of the ee_velocity commands.
-    explore: allow exploration noise when the goal asks for it (false: never explore).
-    exploration: noise process, 'ou' (Ornstein-Uhlenbeck) or 'gaussian'.
-    exploration_sigma: noise scale in normalised action units.
-    ou_theta: mean reversion of the Ornstein-Uhlenbeck noise.
-    publish_transitions: send (z_t, a_t, z_t+1) to the learner.
-    start_active: act without waiting for policy/activate (sims).
-    seed: seeds exploration noise and random actions.
-    """
+class PolicyConfig(ExplorationConfig):
+    """The acting policy of one robot: ExplorationConfig's noise settings, and these."""
 
     robot_id: str = ''
+    """Id sent with every transition; empty: the node's namespace."""
     act_on_latent: bool = False
+    """Act once per new latent (lockstep sims); false: act at control_rate_hz on the latest
+    latent (real time)."""
     control_rate_hz: float = 10.0
+    """Command rate in timer mode."""
     stale_after_s: float = 0.3
+    """In timer mode a latent older than this (by its stamp) stops the robot."""
     max_speed_m_s: float = 0.2
+    """End-effector speed of action 1 (ee_velocity = action * max_speed_m_s)."""
     action_dim: int = 2
+    """Action size (x, y velocity)."""
     frame_id: str = 'base'
+    """Frame of the ee_velocity commands."""
     explore: bool = True
-    exploration: Literal['ou', 'gaussian'] = 'ou'
-    exploration_sigma: float = 0.2
-    ou_theta: float = 0.15
+    """Allow exploration noise when the goal asks for it (false: never explore)."""
     publish_transitions: bool = True
+    """Send (z_t, a_t, z_t+1) to the learner."""
     start_active: bool = False
+    """Act without waiting for policy/activate (sims)."""
     seed: int = 0
+    """Seeds exploration noise and random actions."""
 
     def __post_init__(self) -> None:
         """Check the values; an error names the field."""
+        super().__post_init__()
         for name in ('control_rate_hz', 'stale_after_s', 'max_speed_m_s', 'action_dim'):
             if not getattr(self, name) > 0:
                 raise ValueError(f'{name} must be > 0, got {getattr(self, name)!r}')
-        if not self.exploration_sigma >= 0:
-            raise ValueError(f'exploration_sigma must be >= 0, got {self.exploration_sigma!r}')
-        if not 0 < self.ou_theta <= 1:
-            raise ValueError(f'ou_theta must be in (0, 1], got {self.ou_theta!r}')
 
 
 @dataclass(frozen=True)
@@ -125,23 +116,18 @@ class StepResult:
     reason: str  # 'act', 'hold', or why the robot is stopped
 
 
-@dataclass(frozen=True)
-class PolicySpec:
-    """Shape of a broadcast actor."""
+class HasActor(Protocol):
+    """Anything holding an actor (a GoalConditionedTD3, a GoalPolicy)."""
 
-    obs_dim: int
-    goal_dim: int
-    action_dim: int
-    hidden_sizes: tuple[int, ...]
+    actor: Actor
 
 
-def encode_policy_weights(agent: GoalConditionedTD3,
+def encode_policy_weights(source: Union[Actor, HasActor],
                           metadata: Optional[Mapping[str, Any]] = None) -> tuple[str, bytes]:
-    """Return (config JSON, safetensors bytes) of the agent's actor for a Weights message."""
-    spec = PolicySpec(agent.obs_dim, agent.goal_dim, agent.action_dim,
-                      tuple(agent.config.hidden_sizes))
-    config = dataclasses.asdict(spec)
-    return json.dumps(config), serialize_state(agent.actor_state_dict(), config, metadata)
+    """Return (config JSON, safetensors bytes) of an actor for a Weights message."""
+    actor = source if isinstance(source, Actor) else source.actor
+    config = dataclasses.asdict(actor.spec)
+    return json.dumps(config), serialize_state(actor.detached_state_dict(), config, metadata)
 
 
 def decode_policy_weights(data: bytes) -> tuple[dict[str, torch.Tensor], PolicySpec]:
@@ -177,7 +163,7 @@ class PolicyRuntime:
     def __init__(self, config: PolicyConfig) -> None:
         self.config = config
         self.active = config.start_active
-        self.agent: Optional[GoalConditionedTD3] = None
+        self.policy: Optional[GoalPolicy] = None  # the loaded actor, with exploration noise
         self.version = 0
         self.goal: Optional[EpisodeGoal] = None
         self.latent: Optional[Latent] = None
@@ -212,8 +198,8 @@ class PolicyRuntime:
         if new_episode:
             self.steps = 0
             self._pending = None
-            if self.agent is not None:
-                self.agent.reset_noise()
+            if self.policy is not None:
+                self.policy.reset_noise()
         return new_episode
 
     def load_weights(self, data: bytes, version: int) -> None:
@@ -225,22 +211,14 @@ class PolicyRuntime:
                              f'{self.config.action_dim} dimensions with goals like latents')
         if not all(torch.isfinite(tensor).all() for tensor in state.values()):
             raise ValueError('policy weights hold NaN or infinite values')
-        agent = self.agent
-        if agent is None or (agent.obs_dim, agent.goal_dim, agent.action_dim,
-                             agent.config.hidden_sizes) != (
-                spec.obs_dim, spec.goal_dim, spec.action_dim, spec.hidden_sizes):
-            config = TD3Config(hidden_sizes=spec.hidden_sizes,
-                               exploration=self.config.exploration,
-                               exploration_sigma=self.config.exploration_sigma,
-                               ou_theta=self.config.ou_theta, seed=self.config.seed)
-            agent = GoalConditionedTD3(spec.obs_dim, spec.goal_dim, spec.action_dim, config)
-        backup = agent.actor_state_dict()
-        try:
-            agent.load_actor_state_dict(state)
-        except (RuntimeError, KeyError, ValueError) as error:
-            agent.load_actor_state_dict(backup)  # a partial load must not stay
+        try:  # into a new actor first: a partial load never reaches the one acting
+            actor = Actor.from_state_dict(state, spec)
+        except ValueError as error:
             raise ValueError(f'policy weights do not fit the actor: {error}') from None
-        self.agent = agent
+        if self.policy is not None and self.policy.spec == spec:
+            self.policy.actor.load_state_dict(actor.state_dict())  # the noise process goes on
+        else:
+            self.policy = GoalPolicy(actor, self.config, seed=self.config.seed)
         self.version = int(version)
 
     def step(self, now: float) -> StepResult:
@@ -289,9 +267,9 @@ class PolicyRuntime:
             return 'non-finite latent or goal'
         if latent.mean.shape != goal.mean.shape:
             return (f'latent size {latent.mean.size} differs from goal size {goal.mean.size}')
-        if self.agent is not None and latent.mean.size != self.agent.obs_dim:
+        if self.policy is not None and latent.mean.size != self.policy.spec.obs_dim:
             return (f"latent size {latent.mean.size} differs from the policy's "
-                    f'{self.agent.obs_dim}')
+                    f'{self.policy.spec.obs_dim}')
         if latent.stamp < goal.stamp:
             return 'latent older than the episode'
         if not self.config.act_on_latent and now - latent.stamp > self.config.stale_after_s:
@@ -300,11 +278,11 @@ class PolicyRuntime:
 
     def _act(self, observation: np.ndarray, goal: EpisodeGoal) -> Optional[np.ndarray]:
         explore = goal.explore and self.config.explore
-        if self.agent is None:
+        if self.policy is None:
             if not explore:
                 return None
             return self._rng.uniform(-1.0, 1.0, self.config.action_dim).astype(np.float32)
-        return self.agent.act(observation, goal.mean, explore=explore)
+        return self.policy.act(observation, goal.mean, explore=explore)
 
     def _result(self, action: np.ndarray, transition: Optional[TransitionRecord], acted: bool,
                 reason: str) -> StepResult:

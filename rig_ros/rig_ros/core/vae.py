@@ -218,6 +218,16 @@ def encode_images(vae: ConvVAE, images: np.ndarray,
     return np.concatenate(means), np.concatenate(logvars)
 
 
+def latent_variance(vae: ConvVAE, images: np.ndarray) -> np.ndarray:
+    """Return the encoder's mean posterior variance per latent axis over uint8 NHWC images.
+
+    The fixed diagonal metric of the Mahalanobis latent reward (per-sample variances would
+    have to live in the replay buffer).
+    """
+    _, logvar = encode_images(vae, images)
+    return np.exp(logvar).mean(axis=0).astype(np.float32)
+
+
 def decode_latents(vae: ConvVAE, z: Union[np.ndarray, torch.Tensor],
                    batch_size: int = 512) -> np.ndarray:
     """Decode latents [N, latent_dim] to uint8 NHWC RGB images."""

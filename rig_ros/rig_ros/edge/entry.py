@@ -2,11 +2,15 @@
 
 SIGINT and SIGTERM both stop the spin loop (within `poll_s`); the node's optional
 `on_shutdown()` then runs while the context is still valid (a policy sends a zero velocity),
-the node is destroyed and rclpy shut down; the process exits 0 without a traceback. A
-`ParameterError` at construction (already logged by the node) exits 2. `run_nodes` does the
-same for several nodes on one executor (a composed process, `robot_chain`).
+the node is destroyed and rclpy shut down; the process exits 0 without a traceback, at once:
+Python's own teardown is skipped (`exit_process`). A `ParameterError` at construction (already
+logged by the node) exits 2 (`graph.EXIT_BAD_PARAMETERS`: the runner and the launch files do
+not restart such a node). `run_nodes` does the same for several nodes on one executor (a
+composed process, `robot_chain`).
 """
 
+import contextlib
+import os
 import signal
 import sys
 import threading
@@ -18,25 +22,41 @@ from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 
 from rig_ros.edge.params import ParameterError
-
-EXIT_BAD_PARAMETERS = 2
+from rig_ros.graph import EXIT_BAD_PARAMETERS
 
 
 def run_node(make_node: Callable[[], Node], args: Optional[Sequence[str]] = None, *,
              make_executor: Callable[[], Executor] = SingleThreadedExecutor,
-             poll_s: float = 0.1) -> int:
+             poll_s: float = 0.1, exit_process: bool = True) -> int:
     """Create the node, spin it until SIGINT/SIGTERM or rclpy shutdown, and clean up."""
-    return run_nodes(lambda: [make_node()], args, make_executor=make_executor, poll_s=poll_s)
+    return run_nodes(lambda: [make_node()], args, make_executor=make_executor, poll_s=poll_s,
+                     exit_process=exit_process)
 
 
 def run_nodes(make_nodes: Callable[[], List[Node]], args: Optional[Sequence[str]] = None, *,
               make_executor: Callable[[], Executor] = SingleThreadedExecutor,
-              poll_s: float = 0.1) -> int:
+              poll_s: float = 0.1, exit_process: bool = True) -> int:
     """Create nodes, spin them on one executor until SIGINT/SIGTERM, and clean up.
 
     `make_nodes` returns the nodes in start order; they shut down in reverse order. Nodes it
     created before a `ParameterError` must be destroyed by it (the process then exits 2).
+    exit_process: end the process with the exit code once everything is closed (a node's
+    `main`); false returns it.
     """
+    code = _spin_nodes(make_nodes, args, make_executor, poll_s)
+    if exit_process:
+        # Interpreter teardown (torch, MuJoCo, DDS libraries) took 0.5-3 s per node with a
+        # graph's six nodes stopping at once on two cores (measured): past launch's 5 s SIGINT
+        # grace under load. Files, logs (rclpy's shut down) and DDS are closed by now.
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError):  # a reader gone, a stream closed
+                stream.flush()
+        os._exit(code)
+    return code
+
+
+def _spin_nodes(make_nodes: Callable[[], List[Node]], args: Optional[Sequence[str]],
+                make_executor: Callable[[], Executor], poll_s: float) -> int:
     stop = threading.Event()
 
     def _stop_handler(signum: int, frame: object) -> None:

@@ -12,7 +12,6 @@ Field types: bool, int, str (statically typed parameters); float (accepts intege
 those (unset parameter -> None); nested dataclasses, optionally `Optional` (None when none of
 its required fields is set). Descriptions come from `field(metadata={'description': ...})`,
 else `field_descriptions`: the string under the field or its `name: text` docstring line.
-`exclude` leaves fields a node does not use undeclared (they keep the dataclass defaults).
 """
 
 from __future__ import annotations
@@ -195,20 +194,10 @@ def _field_default(field: dataclasses.Field) -> Any:
 
 
 def describe_config(config_type: type, prefix: str = '',
-                    defaults: Optional[Mapping[str, Any]] = None,
-                    exclude: Iterable[str] = ()) -> list[_Leaf]:
-    """Flatten a dataclass into its parameter leaves (dotted names under `prefix`).
-
-    `exclude` names fields (leaves or nested dataclasses) to leave out: they keep their
-    dataclass defaults, so each needs one.
-    """
+                    defaults: Optional[Mapping[str, Any]] = None) -> list[_Leaf]:
+    """Flatten a dataclass into its parameter leaves (dotted names under `prefix`)."""
     defaults = dict(defaults or {})
-    excluded = set(exclude)
-    left_out: set[str] = set()
-    leaves = _describe(config_type, prefix, (), defaults, False, excluded, left_out)
-    if excluded - left_out:
-        raise TypeError('cannot exclude unknown parameters: '
-                        f'{", ".join(sorted(excluded - left_out))}')
+    leaves = _describe(config_type, prefix, (), defaults, optional_parent=False)
     unknown = set(defaults) - {leaf.name for leaf in leaves}
     if unknown:
         raise TypeError(f'defaults for unknown parameters: {", ".join(sorted(unknown))}')
@@ -216,8 +205,7 @@ def describe_config(config_type: type, prefix: str = '',
 
 
 def _describe(config_type: type, prefix: str, path: tuple[str, ...],
-              defaults: Mapping[str, Any], optional_parent: bool, exclude: set[str],
-              left_out: set[str]) -> list[_Leaf]:
+              defaults: Mapping[str, Any], optional_parent: bool) -> list[_Leaf]:
     if not dataclasses.is_dataclass(config_type):
         raise TypeError(f'{config_type!r} is not a dataclass')
     hints = typing.get_type_hints(config_type)
@@ -227,17 +215,12 @@ def _describe(config_type: type, prefix: str, path: tuple[str, ...],
         if not field.init:
             continue
         name = f'{prefix}.{field.name}' if prefix else field.name
-        if name in exclude:
-            if field.default is _MISSING and field.default_factory is _MISSING:
-                raise TypeError(f'cannot exclude {name}: it has no default')
-            left_out.add(name)
-            continue
         annotation, optional = _strip_optional(hints[field.name])
         default = _field_default(field)
         if dataclasses.is_dataclass(annotation):
             nested_optional = optional or optional_parent
             leaves += _describe(annotation, name, path + (field.name,), defaults,
-                                nested_optional, exclude, left_out)
+                                nested_optional)
             continue
         if name in defaults:
             default = defaults[name]
@@ -296,8 +279,6 @@ def _build(config_type: type, path: tuple[str, ...], leaves: list[_Leaf],
         annotation, optional = _strip_optional(hints[field.name])
         if dataclasses.is_dataclass(annotation):
             inner = [leaf for leaf in leaves if leaf.path[:len(sub_path)] == sub_path]
-            if not inner:  # excluded: the dataclass default
-                continue
             required = [leaf for leaf in inner if leaf.default is _MISSING]
             # Set: a required field has a value, or a field differs from its default.
             given = [leaf for leaf in inner if values.get(leaf.name) is not None and (
@@ -312,9 +293,8 @@ def _build(config_type: type, path: tuple[str, ...], leaves: list[_Leaf],
                     f'{", ".join(leaf.name for leaf in given)}')
             kwargs[field.name] = _build(annotation, sub_path, leaves, values, prefix)
             continue
-        leaf = next((leaf for leaf in leaves if leaf.path == sub_path), None)
-        if leaf is not None:  # an excluded field keeps the dataclass default
-            kwargs[field.name] = leaf.check(values.get(leaf.name))
+        leaf = next(leaf for leaf in leaves if leaf.path == sub_path)
+        kwargs[field.name] = leaf.check(values.get(leaf.name))
     try:
         return config_type(**kwargs)
     except (ValueError, TypeError) as error:
@@ -336,21 +316,18 @@ class ConfigParameters(Generic[T]):
     read_only: True, or the dotted names that cannot change after startup.
     on_change: called with the new config after an accepted change.
     descriptions: parameter descriptions that replace the dataclass's (by dotted name).
-    exclude: dotted names (leaves or nested dataclasses) the node does not use: not declared,
-        the dataclass defaults kept.
     """
 
     def __init__(self, node: Node, config_type: type[T], *, prefix: str = '',
                  defaults: Optional[Mapping[str, Any]] = None,
                  read_only: Union[bool, Iterable[str]] = False,
                  on_change: Optional[Callable[[T], None]] = None,
-                 descriptions: Optional[Mapping[str, str]] = None,
-                 exclude: Iterable[str] = ()) -> None:
+                 descriptions: Optional[Mapping[str, str]] = None) -> None:
         self._node = node
         self._type = config_type
         self._prefix = prefix
         self._on_change = on_change
-        self._leaves = describe_config(config_type, prefix, defaults, exclude)
+        self._leaves = describe_config(config_type, prefix, defaults)
         if descriptions:
             unknown = set(descriptions) - {leaf.name for leaf in self._leaves}
             if unknown:

@@ -2,17 +2,31 @@
 
 Subscribes `camera/image_raw` (rgb8, bgr8, rgba8, bgra8, mono8, 16-bit variants; any size),
 crops and resizes with `rig_ros.core.preprocessing.preprocess`, and publishes `rig/image`
-(rgb8, same header) with sensor-data QoS: only the newest frame is kept, stale ones dropped.
+(rgb8, same header) with sensor-data QoS.
 A malformed frame is logged (each distinct problem, throttled) and skipped; the node keeps running.
+
+Always the newest frame: the subscription keeps the last frame only (keep last 1), so a frame
+that arrives while one is being processed replaces the one waiting, and the node never works
+through a backlog of stale frames. Frames it never saw are counted from the publisher's
+sequence numbers (skipped for a newer one, or lost by the transport) and logged at most every
+10 s with the time a frame takes here; on shutdown one line sums up the frames processed,
+skipped and malformed.
 
 Parameters (`rig_ros.core.preprocessing.PreprocessConfig`, changeable at runtime):
 size (int, 84), crop.top / crop.left / crop.height / crop.width (unset: whole frame),
 crop.fractional (bool, false: pixels; true: fractions of the frame).
+Read-only, standard ROS QoS override: `qos_overrides./<ns>/camera/image_raw.subscription.
+reliability` (best_effort, the default, matches every camera publisher; reliable receives
+only from reliable publishers and then no frame is lost in transport).
 """
 
+import time
 from typing import Any, Optional, Sequence
 
 from rclpy.node import Node
+from rclpy.qos import QoSPolicyKind
+from rclpy.qos_overriding_options import QoSOverridingOptions
+from rclpy.subscription import MessageInfo
 from sensor_msgs.msg import Image
 
 from rig_ros.core.preprocessing import preprocess, PreprocessConfig
@@ -24,6 +38,8 @@ from rig_ros.interfaces.names import CAMERA_IMAGE_TOPIC, CAMERA_PIPELINE, IMAGE_
 from rig_ros.interfaces.qos import SENSOR_QOS
 
 ERROR_THROTTLE_S = 2.0
+SKIP_LOG_PERIOD_S = 10.0
+MAX_PUBLISHERS = 16  # publishers whose sequence numbers are followed
 _CROP = ('first row of the crop', 'first column of the crop', 'rows in the crop',
          'columns in the crop')
 DESCRIPTIONS = {
@@ -45,10 +61,14 @@ class CameraPipeline(Node):
         self._config: PreprocessConfig = self._preprocess_parameters.config
         self._frames = 0
         self._dropped = 0
+        self._skipped = 0
+        self._sequences: dict[bytes, int] = {}  # publisher gid -> last sequence number seen
+        self._period = {'frames': 0, 'skipped': 0, 'busy_s': 0.0, 'start': time.monotonic()}
         self._throttle = KeyedThrottle(ERROR_THROTTLE_S)
         self._publisher = self.create_publisher(Image, IMAGE_TOPIC, SENSOR_QOS)
         self._subscription = self.create_subscription(
-            Image, CAMERA_IMAGE_TOPIC, self.image_callback, SENSOR_QOS)
+            Image, CAMERA_IMAGE_TOPIC, self.frame_callback, SENSOR_QOS,
+            qos_overriding_options=QoSOverridingOptions([QoSPolicyKind.RELIABILITY]))
         self.get_logger().info(
             f'{self._subscription.topic_name} -> {self._publisher.topic_name}: {self._config}')
 
@@ -61,6 +81,48 @@ class CameraPipeline(Node):
         """Use new, already validated parameters from the next frame on."""
         self._config = config
         self.get_logger().info(f'preprocessing changed: {config}')
+
+    @property
+    def skipped(self) -> int:
+        """Frames never processed: replaced by a newer one while waiting, or lost in transport."""
+        return self._skipped
+
+    def frame_callback(self, msg: Image, info: MessageInfo) -> None:
+        """Count the frames skipped since the previous one, then process this one."""
+        started = time.monotonic()
+        self.count_skipped(info.get('publisher_gid'), info.get('publication_sequence_number'))
+        self.image_callback(msg)
+        period = self._period
+        period['frames'] += 1
+        period['busy_s'] += time.monotonic() - started
+        if started - period['start'] >= SKIP_LOG_PERIOD_S:
+            if period['skipped']:
+                self.get_logger().info(
+                    f'skipped {period["skipped"]} of {period["skipped"] + period["frames"]} '
+                    f'camera frames in the last {started - period["start"]:.0f} s (a newer '
+                    'frame replaced them while one was processed, or the transport lost them); '
+                    f'a frame takes {1e3 * period["busy_s"] / period["frames"]:.1f} ms here')
+            self._period = {'frames': 0, 'skipped': 0, 'busy_s': 0.0, 'start': started}
+
+    def count_skipped(self, gid: Optional[Any], sequence: Optional[int]) -> int:
+        """Note a frame's publisher sequence number; return how many frames were skipped."""
+        if gid is None or sequence is None:
+            return 0
+        key = bytes(gid.get('data', b'')) if isinstance(gid, dict) else bytes(gid)
+        last = self._sequences.pop(key, None)
+        if len(self._sequences) >= MAX_PUBLISHERS:
+            self._sequences.pop(next(iter(self._sequences)))
+        self._sequences[key] = sequence  # the most recent publisher last
+        skipped = sequence - last - 1 if last is not None and sequence > last else 0
+        self._skipped += skipped
+        self._period['skipped'] += skipped
+        return skipped
+
+    def on_shutdown(self) -> None:
+        """Sum up the frames seen."""
+        self.get_logger().info(
+            f'camera frames: {self._frames - self._dropped} processed, {self._skipped} skipped '
+            f'(replaced by newer ones or lost in transport), {self._dropped} malformed')
 
     def image_callback(self, msg: Image) -> None:
         """Preprocess one camera frame and publish it; log and drop a malformed one."""

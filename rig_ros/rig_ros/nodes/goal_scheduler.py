@@ -14,12 +14,13 @@ again). The end of the current episode starts the next one; so does `episode_tim
 
 Reach (`goal_source: image`, or from the first goal image on): an image on `rig/goal_image`
 (sensor_msgs/Image, any size and encoding) is encoded through `rig/encode` (asynchronously;
-only the newest waiting image is kept) and published as a Goal with episode_length 0, source
-'image', explore false. No resets. A malformed image (size, step or data that do not agree,
-an unknown encoding) is logged and dropped before it is sent, and does not switch a practising
-scheduler to reaching; an image the encoder rejects is logged with its reason. An episode end
-with non-finite or missing values is logged (the learner drops it) but still ends the
-episode; weights of an unknown model are logged and ignored.
+only the newest waiting image is kept) and published as a Goal with episode_length, source
+'image', explore false: the robot reaches for that many steps, then stands still. No resets.
+A malformed image (size, step or data that do not agree, an unknown encoding) is logged and
+dropped before it is sent, and does not switch a practising scheduler to reaching; an image
+the encoder rejects is logged with its reason. An episode end with non-finite or missing
+values is logged (the learner drops it) but still ends the episode; weights of an unknown
+model are logged and ignored.
 
 Parameters: `rig_ros.core.goals.GoalSchedulerConfig` (read-only).
 """

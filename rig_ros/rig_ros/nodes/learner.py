@@ -9,7 +9,8 @@ status_period_s.
 
 A worker thread trains (`rig_ros.core.learner.Learner`: updates owed per stored transition,
 sampling under a lock shared with ingestion, TD3 steps outside it), broadcasts weights every
-broadcast_every updates and checkpoints to run_dir every checkpoint_every updates. On start a
+broadcast_every updates and checkpoints to run_dir every checkpoint_every updates and every
+checkpoint_period_s seconds with new updates (a crash costs at most that). On start a
 checkpoint in run_dir is resumed (counters, networks, optimisers, replay) and its weights
 broadcast. On SIGINT/SIGTERM the worker stops, unfinished episodes are stored as truncated and
 a final checkpoint is written. With train false the node only serves the actor of
@@ -17,8 +18,7 @@ a final checkpoint is written. With train false the node only serves the actor o
 VAE goes out once on `rig/weights` (model 'vae', from a second latched writer, so that late
 joiners get the last weights of both models).
 
-Parameters: `rig_ros.core.learner.LearnerConfig` (td3.* and relabel.* nested), but for
-UNUSED_PARAMETERS (td3's exploration noise and seed), which the learner does not read.
+Parameters: `rig_ros.core.learner.LearnerConfig` (td3.* and relabel.* nested).
 """
 
 import pathlib
@@ -46,8 +46,6 @@ TRAIN_CHUNK = 16  # updates between checks for broadcasts, checkpoints and stop
 LOG_THROTTLE_S = 2.0
 TENSORBOARD_PERIOD_S = 2.0  # seconds between TensorBoard points
 TENSORBOARD_DIR = 'tensorboard'
-# TD3 fields the learner does not read: the policy nodes explore, and `seed` seeds TD3.
-UNUSED_PARAMETERS = ('td3.exploration', 'td3.exploration_sigma', 'td3.ou_theta', 'td3.seed')
 
 
 def record_from_message(msg: Transition) -> TransitionRecord:
@@ -64,12 +62,15 @@ class LearnerNode(Node):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(LEARNER, **kwargs)
-        config = declare_config(self, LearnerConfig, read_only=True,
-                                exclude=UNUSED_PARAMETERS)
+        config = declare_config(self, LearnerConfig, read_only=True)
         self.config = config
         if config.num_threads:
             torch.set_num_threads(config.num_threads)
-        self.learner = Learner(config)
+        try:
+            self.learner = Learner(config)
+        except ValueError as error:  # e.g. a 'mahalanobis' reward without the VAE's variance
+            self.get_logger().error(f'cannot start the learner: {error}')
+            raise ParameterError(str(error)) from None
         # One latched writer per model: a late joiner gets the last weights of each.
         self._weights_publisher = self.create_publisher(Weights, WEIGHTS_TOPIC, LATCHED_QOS)
         self._vae_publisher = self.create_publisher(Weights, WEIGHTS_TOPIC, LATCHED_QOS)

@@ -16,14 +16,23 @@ which node keys first appear, so a `-p` rule (stored under `/**`) would lose to 
 Every child gets its own session and process group and dies with the runner (Linux parent-death
 signal). SIGINT, SIGTERM and SIGHUP to the runner stop the graph: SIGINT to every child's group,
 SIGTERM after `sigint_timeout`, SIGKILL after `sigterm_timeout`; a second signal skips the
-grace period. The graph also stops when any node exits. Child output is prefixed with
-`[namespace/node]`.
+grace period. Child output is prefixed with `[namespace/node]`.
+
+Restarts: a supervisor thread watches the nodes. A node whose spec has a `respawn` policy
+(`graph.RespawnPolicy`) and crashed is started again with the same command line after a
+back-off (`RestartTracker`), and the runner says what died and what it does ('restarting
+/robot_0/policy in 2.0 s, restart 3'). The graph stops, saying why, when a node without a
+policy exits, when a node exits cleanly (code 0 or SIGINT: someone stopped it on purpose), when
+it refused its parameters (`graph.EXIT_BAD_PARAMETERS`) or crashed too often. The runner's
+own stop halts the supervisor first, so no node is restarted while the graph stops.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import ctypes
+from dataclasses import dataclass
 import os
 import pathlib
 import shlex
@@ -36,9 +45,11 @@ import time
 from typing import Any, Callable, Optional, Sequence, TextIO
 
 from rig_ros import graph
-from rig_ros.graph import NodeSpec
+from rig_ros.graph import NodeSpec, RespawnPolicy
+from rig_ros.run.launch_description import transport_environment
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+SUPERVISE_PERIOD_S = 0.05
 _PR_SET_PDEATHSIG = 1
 
 
@@ -139,15 +150,71 @@ def _parent_death_signal() -> Optional[Callable[[], None]]:
     return _set
 
 
+def describe_exit(code: int) -> str:
+    """Return 'code 3', or 'code -9 (SIGKILL)' for a death by a signal."""
+    if code >= 0:
+        return f'code {code}'
+    try:
+        return f'code {code} ({signal.Signals(-code).name})'
+    except ValueError:
+        return f'code {code} (signal {-code})'
+
+
+@dataclass(frozen=True)
+class RestartDecision:
+    """What to do about a node that exited: restart it after `delay_s`, or not (`reason`)."""
+
+    delay_s: Optional[float]  # None: no restart; the graph stops
+    restart: int  # the number of this restart (the node's restarts so far when none)
+    reason: str = ''
+
+
+class RestartTracker:
+    """One node's restarts under a `graph.RespawnPolicy` (None: never); times are passed in."""
+
+    def __init__(self, policy: Optional[RespawnPolicy]) -> None:
+        self.policy = policy
+        self.restarts = 0
+        self._times: collections.deque[float] = collections.deque()  # recent restarts
+        self._delay = policy.delay_s if policy else 0.0
+
+    def exited(self, code: int, started_at: float, now: float) -> RestartDecision:
+        """Decide about a node that started at `started_at` and exited with `code` at `now`."""
+        policy = self.policy
+        if policy is None:
+            return RestartDecision(None, self.restarts)
+        if code in graph.CLEAN_EXITS:
+            return RestartDecision(None, self.restarts, 'not restarting a clean exit')
+        if code == graph.EXIT_BAD_PARAMETERS:
+            return RestartDecision(None, self.restarts, 'it refused its parameters, a restart '
+                                   'would fail the same way: giving up')
+        if now - started_at >= policy.stable_s:
+            self._delay = policy.delay_s  # it had recovered: back off from the start again
+        while self._times and now - self._times[0] > policy.window_s:
+            self._times.popleft()
+        if len(self._times) >= policy.max_restarts:
+            return RestartDecision(None, self.restarts, f'it was restarted {len(self._times)} '
+                                   f'times within {policy.window_s:g} s: giving up')
+        delay = self._delay
+        self._delay = min(2.0 * delay, policy.max_delay_s)
+        self._times.append(now)
+        self.restarts += 1
+        return RestartDecision(delay, self.restarts)
+
+
 class NodeProcess:
-    """One running node: its process, its process group and its prefixed output."""
+    """One running node: its process, its process group and its prefixed output.
+
+    lines: with `keep_lines`, the list to append the output to (a restarted node continues
+    its predecessor's).
+    """
 
     def __init__(self, label: str, command: list[str], env: dict[str, str],
                  output: Optional[TextIO], lock: threading.Lock,
-                 keep_lines: bool = False) -> None:
+                 keep_lines: bool = False, lines: Optional[list[str]] = None) -> None:
         self.label = label
         self.command = command
-        self.lines: list[str] = []
+        self.lines: list[str] = [] if lines is None else lines
         self._output = output
         self._lock = lock
         self._keep = keep_lines
@@ -220,9 +287,9 @@ def stop_processes(processes: Sequence[NodeProcess], *, sigint_timeout: float,
 
 
 class GraphRunner:
-    """Start a graph's nodes as processes, supervise them and stop them all.
+    """Start a graph's nodes as processes, supervise them (restarts) and stop them all.
 
-    specs: the nodes to run.
+    specs: the nodes to run; their `respawn` policies say which are restarted after a crash.
     env: environment of the children (default: this process's).
     output: where prefixed child output goes (None: discarded).
     sigint_timeout / sigterm_timeout: grace periods of the stop sequence, seconds.
@@ -239,16 +306,27 @@ class GraphRunner:
         self._command = command
         self.env = dict(os.environ if env is None else env)
         self.env.setdefault('PYTHONUNBUFFERED', '1')
+        # The package's Fast DDS profile unless the environment chooses transports itself.
+        self.env.update(transport_environment(self.env))
         self.output = output
         self.sigint_timeout = sigint_timeout
         self.sigterm_timeout = sigterm_timeout
         self.keep_lines = keep_lines
-        self.processes: list[NodeProcess] = []
+        self.processes: list[NodeProcess] = []  # the current process of each spec
         self._lock = threading.Lock()
         self._tmp: Optional[tempfile.TemporaryDirectory] = None
         self._stop_requested = threading.Event()
         self._hurry = threading.Event()
         self.exit_codes: dict[str, Optional[int]] = {}
+        self._commands: list[list[str]] = []
+        self._started_at: list[float] = []
+        self._trackers = [RestartTracker(spec.respawn) for spec in self.specs]
+        self._restart_at: dict[int, float] = {}  # spec index -> when to start it again
+        self._ended: Optional[NodeProcess] = None  # the node whose exit stops the graph
+        self._halt = threading.Event()  # no more checks and restarts
+        self._released = threading.Event()  # every node is stopped: the supervisor may end
+        self._supervising = threading.Lock()  # held while the supervisor checks or restarts
+        self._supervisor: Optional[threading.Thread] = None
 
     def commands(self, params_dir: str) -> list[list[str]]:
         """Every node's command line (writes the overrides files into `params_dir`)."""
@@ -261,18 +339,82 @@ class GraphRunner:
                 self.output.write(f'[runner] {text}\n')
                 self.output.flush()
 
+    @property
+    def restarts(self) -> dict[str, int]:
+        """How often each node was restarted, by label."""
+        return {spec.fully_qualified_name.lstrip('/'): tracker.restarts
+                for spec, tracker in zip(self.specs, self._trackers)}
+
     def start(self) -> None:
-        """Start every node (in order); on a failure stop the ones already started."""
+        """Start every node (in order) and the supervisor; on a failure stop what started."""
         self._tmp = tempfile.TemporaryDirectory(prefix='rig_graph_')
         try:
-            for spec, command in zip(self.specs, self.commands(self._tmp.name)):
+            self._commands = self.commands(self._tmp.name)
+            for spec, command in zip(self.specs, self._commands):
                 label = spec.fully_qualified_name.lstrip('/')
                 self.processes.append(NodeProcess(label, command, self.env, self.output,
                                                   self._lock, self.keep_lines))
+                self._started_at.append(time.monotonic())
                 self.say(f'started {label} (pid {self.processes[-1].pid})')
         except BaseException:
             self.stop()
             raise
+        self._supervisor = threading.Thread(target=self._supervise, name='graph supervisor',
+                                            daemon=True)
+        self._supervisor.start()
+
+    def _supervise(self) -> None:
+        """Check the nodes until the stop; live on until every node is stopped.
+
+        A child's parent-death signal fires when the *thread* that started it ends, so the
+        thread that starts restarted nodes must outlive them.
+        """
+        while not self._halt.wait(SUPERVISE_PERIOD_S):
+            with self._supervising:
+                if not self._halt.is_set() and self._ended is None:
+                    self._check()
+        self._released.wait()
+
+    def _check(self) -> None:
+        """Restart crashed nodes when due; note an exit that stops the graph."""
+        for index, process in enumerate(self.processes):
+            now = time.monotonic()
+            if index in self._restart_at:
+                if now >= self._restart_at[index] and not self._restart(index):
+                    return
+                continue
+            code = process.poll()
+            if code is None:
+                continue
+            # Whatever the node started in its group goes with it.
+            process.signal_group(signal.SIGKILL)
+            decision = self._trackers[index].exited(code, self._started_at[index], now)
+            what = f'{process.label} exited with {describe_exit(code)}'
+            if decision.delay_s is None:
+                reason = f'{decision.reason}; ' if decision.reason else ''
+                self.say(f'{what}; {reason}stopping the graph')
+                self._ended = process
+                return
+            self.say(f'{what}; restarting {self.specs[index].fully_qualified_name} in '
+                     f'{decision.delay_s:.1f} s, restart {decision.restart}')
+            self._restart_at[index] = now + decision.delay_s
+
+    def _restart(self, index: int) -> bool:
+        """Start spec `index` again with its command line; False (graph ends) if it fails."""
+        del self._restart_at[index]
+        old = self.processes[index]
+        old.join_output(0.5)
+        try:
+            process = NodeProcess(old.label, self._commands[index], self.env, self.output,
+                                  self._lock, self.keep_lines, lines=old.lines)
+        except OSError as error:
+            self.say(f'cannot restart {old.label}: {error}; stopping the graph')
+            self._ended = old
+            return False
+        self.processes[index] = process
+        self._started_at[index] = time.monotonic()
+        self.say(f'restarted {old.label} (pid {process.pid})')
+        return True
 
     def request_stop(self) -> None:
         """Ask `run` to stop the graph; a second request shortens the grace periods."""
@@ -281,26 +423,35 @@ class GraphRunner:
         self._stop_requested.set()
 
     def wait(self, timeout: Optional[float] = None) -> Optional[NodeProcess]:
-        """Block until a node exits (returned) or a stop is requested / `timeout` (None)."""
+        """Block until the graph must stop, a stop is requested or `timeout` passes.
+
+        Returns the node whose exit stops the graph, else None. Restarted crashes do not end
+        the wait.
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self._stop_requested.is_set():
-            for process in self.processes:
-                if process.poll() is not None:
-                    return process
+            if self._ended is not None:
+                return self._ended
             if deadline is not None and time.monotonic() >= deadline:
                 return None
-            self._stop_requested.wait(0.05)
+            self._stop_requested.wait(SUPERVISE_PERIOD_S)
         return None
 
     def stop(self) -> int:
         """Stop every node; return 0 if all ended cleanly, else the first bad exit code."""
+        self._halt.set()
+        with self._supervising:  # a restart under way completes; none follows
+            pass
         stop_processes(self.processes, sigint_timeout=self.sigint_timeout,
                        sigterm_timeout=self.sigterm_timeout, hurry=self._hurry)
+        self._released.set()
+        if self._supervisor is not None:
+            self._supervisor.join()
         code = 0
         for process in self.processes:
             returncode = process.poll()
             self.exit_codes[process.label] = returncode
-            if returncode not in (0, -signal.SIGINT, 130) and code == 0:
+            if returncode not in graph.CLEAN_EXITS and code == 0:
                 code = 1 if returncode is None or returncode < 0 else returncode
         if self._tmp is not None:
             self._tmp.cleanup()
@@ -317,9 +468,7 @@ class GraphRunner:
         try:
             self.start()
             ended = self.wait()
-            if ended is not None:
-                self.say(f'{ended.label} exited with code {ended.poll()}; stopping the graph')
-            else:
+            if ended is None:  # else the supervisor said why
                 self.say('stopping the graph')
             code = self.stop()
             stopped = True

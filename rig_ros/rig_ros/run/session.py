@@ -37,6 +37,9 @@ import yaml
 
 from rig_ros import graph, report
 
+from rig_ros.core.evaluation import (
+    append_evaluation, Evaluation, EvaluationRecord, METRICS_FILE, read_evaluations)
+from rig_ros.core.files import atomic_write_text
 from rig_ros.graph import NodeSpec
 from rig_ros.interfaces import names
 
@@ -132,14 +135,8 @@ def state_distances(state: np.ndarray, goal_state: np.ndarray) -> dict[str, floa
 
 
 def evaluation_summary(results: list[dict[str, float]], threshold: float) -> dict[str, Any]:
-    """Return the pipeline's evaluation figures (`rig_*`) from per-goal distances."""
-    from rig_ros.core.pipeline import Evaluation
-    evaluation = Evaluation(
-        hand_distance=[r['hand_distance'] for r in results],
-        puck_distance=[r['puck_distance'] for r in results if 'puck_distance' in r],
-        success_threshold_m=threshold)
-    return {**evaluation.summary('rig'), 'rig_hand_distances': evaluation.hand_distance,
-            'rig_puck_distances': evaluation.puck_distance,
+    """Return an EvaluationRecord's fields of per-goal results, but for the step counts."""
+    return {**EvaluationRecord.figures(Evaluation.from_results(results, threshold)),
             'initial_hand_distances': [r['initial_hand_distance'] for r in results]}
 
 
@@ -327,9 +324,9 @@ class Session:
         """Wait until the learner has every step that will come and paid the updates owed.
 
         Done when its `received` count has stood still for QUIET_S and nothing is owed. (A
-        learner may miss the first steps of a run, sent before it subscribed: it counts them
-        as a gap, so the operator's own count is no target.) Steps of the episodes the
-        switch-off cut are stored (and owed) only at shutdown: fewer than an episode per robot.
+        learner may miss the first steps of a run, sent before it subscribed, so the
+        operator's own count is no target.) Steps of the episodes the switch-off cut are
+        stored (and owed) only at shutdown: fewer than an episode per robot.
         """
         quiet: dict[str, Any] = {'received': -1, 'since': 0.0}
 
@@ -402,15 +399,15 @@ class Session:
             status = self.practise(until, params_file)
             self.log(f'evaluating {len(goal_states)} goal images through the graph')
             results = self.evaluate(str(self.run_dir), params_file, goal_states)
-            point = {'stage': 'eval', 'target_steps': until,
-                     'rl_step': int(status.get('received', until)),
-                     'env_steps_total': int(status.get('received', until)) + (
-                         0 if config.vae_checkpoint else config.collect_images),
-                     'updates': status.get('updates'), 'learner': status,
-                     **evaluation_summary(results, config.success_threshold_m)}
+            record = EvaluationRecord(
+                target_steps=until, rl_step=int(status.get('received', until)),
+                env_steps_total=int(status.get('received', until)) + (
+                    0 if config.vae_checkpoint else config.collect_images),
+                updates=status.get('updates'), learner=status,
+                **evaluation_summary(results, config.success_threshold_m))
+            point = record.to_row()
             self.curve.append(point)
-            with (self.run_dir / 'metrics.jsonl').open('a') as stream:
-                stream.write(json.dumps(point) + '\n')
+            append_evaluation(self.run_dir / METRICS_FILE, record)
             self.log(f"step {point['rl_step']}: success {point['rig_success_rate']:.2f}, "
                      f'median hand distance '
                      f"{100 * point['rig_final_hand_distance_median']:.1f} cm")
@@ -420,18 +417,16 @@ class Session:
                   'curve': self.curve, 'stage_wall_s': self.stage_wall_s,
                   'wall_s': time.perf_counter() - start, 'learner': status,
                   'vae_checkpoint': vae, **self.curve[-1]}
-        (self.run_dir / 'result.json').write_text(json.dumps(result, indent=2, sort_keys=True))
+        atomic_write_text(self.run_dir / 'result.json',
+                          json.dumps(result, indent=2, sort_keys=True))
         self.write_report(result)
         return result
 
     def finished_evaluations(self) -> dict[int, dict[str, Any]]:
         """Return the evaluations already in metrics.jsonl, by their target step count."""
-        path = self.run_dir / 'metrics.jsonl'
-        if not path.is_file():
-            return {}
-        points = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-        return {point['target_steps']: point for point in points
-                if point.get('stage') == 'eval' and 'target_steps' in point}
+        return {record.target_steps: record.to_row()
+                for record in read_evaluations(self.run_dir / METRICS_FILE)
+                if record.target_steps is not None}
 
     def write_report(self, result: dict[str, Any]) -> None:
         """Learning curve, practice progress and report.md next to result.json."""

@@ -124,6 +124,12 @@ def test_graph_is_well_formed(name, case):
                 assert target == graph.join_names(fleet, source)
 
 
+@pytest.mark.parametrize('name, case', CASE_IDS)
+def test_every_node_is_restarted_after_a_crash(name, case):
+    for spec in graph.graph_from_arguments(name, CASES[name][case]):
+        assert spec.respawn == graph.RESPAWN, spec
+
+
 def test_graph_structure_per_mode():
     practice = graph.practice_graph(robots=2)
     reach = graph.reach_graph(checkpoint='/runs/a')
@@ -174,7 +180,7 @@ def decompose(spec: graph.NodeSpec) -> list[graph.NodeSpec]:
         remappings = tuple((source[len(prefix):], target) for source, target in spec.remappings
                            if source.startswith(prefix))
         members.append(graph.NodeSpec(name, name, spec.namespace, spec.parameters.get(name, {}),
-                                      spec.param_files, remappings, spec.package))
+                                      spec.param_files, remappings, spec.package, spec.respawn))
     return members
 
 
@@ -261,9 +267,8 @@ def fake_launch_modules() -> dict[str, types.ModuleType]:
     modules = {name: types.ModuleType(name) for name in (
         'launch', 'launch.actions', 'launch.substitutions', 'launch_ros', 'launch_ros.actions')}
     modules['launch'].LaunchDescription = _Recorder
-    modules['launch.actions'].DeclareLaunchArgument = type('DeclareLaunchArgument',
-                                                           (_Recorder,), {})
-    modules['launch.actions'].OpaqueFunction = type('OpaqueFunction', (_Recorder,), {})
+    for action in ('DeclareLaunchArgument', 'OpaqueFunction', 'LogInfo', 'Shutdown'):
+        setattr(modules['launch.actions'], action, type(action, (_Recorder,), {}))
     modules['launch.substitutions'].LaunchConfiguration = _LaunchConfiguration
     modules['launch_ros.actions'].Node = type('Node', (_Recorder,), {})
     return modules
@@ -293,3 +298,21 @@ def test_launch_description_turns_specs_into_nodes(name, case, monkeypatch):
         expected = list(spec.param_files) + ([dict(spec.parameters)] if spec.parameters else [])
         assert kwargs['parameters'] == expected
         assert kwargs['remappings'] == list(spec.remappings)
+        # The same restarts as the runner's: every node, after the graph's first delay.
+        assert (kwargs['respawn'], kwargs['respawn_delay']) == (True, spec.respawn.delay_s)
+        assert_exits_handled(kwargs['on_exit'], spec)
+
+
+def assert_exits_handled(on_exit: Any, spec: graph.NodeSpec) -> None:
+    """Check: a crash is restarted (and said so), a clean exit or bad parameters stop it all."""
+    def outcome(code: int, shutting_down: bool = False) -> list:
+        result = on_exit(types.SimpleNamespace(returncode=code),
+                         types.SimpleNamespace(is_shutdown=shutting_down))
+        return [(type(action).__name__, action.kwargs) for action in result or []]
+    name = spec.fully_qualified_name
+    assert outcome(-9) == [('LogInfo', {'msg': f'{name} exited with code -9; restarting it '
+                                               f'in {spec.respawn.delay_s:g} s'})]
+    for code in (0, graph.EXIT_BAD_PARAMETERS):
+        (kind, kwargs), = outcome(code)
+        assert kind == 'Shutdown' and name in kwargs['reason'], (code, kwargs)
+    assert outcome(-9, shutting_down=True) == []  # the launch's own stop

@@ -69,7 +69,7 @@ def test_practice_through_the_graph_then_goal_images_are_reached(
     params_file = session.params_file(config.vae_checkpoint)
 
     status = session.practise(PRACTICE_STEPS, params_file)
-    # The learner may miss the first few steps (sent before it subscribed: a 'gap').
+    # The learner may miss the first few steps (sent before it subscribed).
     assert status['received'] >= PRACTICE_STEPS - 30, status
     assert status['stored'] >= status['received'] - config.episode_length, status
     owed = config.updates_per_step * (status['stored'] - config.learning_starts + 1)

@@ -1,6 +1,7 @@
-"""The graph runner with stand-in nodes: prefixed output, stop sequence, signals, no orphans."""
+"""The graph runner with stand-in nodes: output, stop sequence, signals, no orphans, restarts."""
 
 import io
+import os
 import pathlib
 import re
 import signal
@@ -9,8 +10,10 @@ import sys
 import textwrap
 import time
 
-from rig_ros.graph import NodeSpec
-from rig_ros.run.runner import GraphRunner
+import pytest
+
+from rig_ros.graph import NodeSpec, RespawnPolicy
+from rig_ros.run.runner import GraphRunner, RestartDecision, RestartTracker
 
 # A stand-in node: prints its pid (and its helper's), then behaves as argv[1] says.
 NODE = textwrap.dedent("""
@@ -136,3 +139,108 @@ def test_a_killed_runner_leaves_no_orphans():
     process.wait(timeout=5.0)
     process.stdout.close()
     assert wait_until(lambda: not any(map(alive, pids)), 10.0)
+
+
+# Restarts. A stand-in that counts its runs in RUNS_DIR: 'crash_<n>' kills itself (SIGKILL) on
+# its first n runs and then stays up; 'exit_<code>' exits with that code.
+RESTARTED = textwrap.dedent("""
+    import os, pathlib, signal, sys, time
+    kind, number = sys.argv[1].rsplit('_', 1)
+    runs = pathlib.Path(os.environ['RUNS_DIR']) / sys.argv[1]
+    run = len(runs.read_text()) if runs.exists() else 0
+    runs.write_text('x' * (run + 1))
+    try:
+        time.sleep(0.2)
+        if kind == 'crash' and run < int(number):
+            os.kill(os.getpid(), signal.SIGKILL)
+        if kind == 'exit':
+            sys.exit(int(number))
+        while True:
+            time.sleep(0.02)
+    except KeyboardInterrupt:
+        print('bye', flush=True)
+""")
+FAST = RespawnPolicy(delay_s=0.1, max_delay_s=0.25, stable_s=30.0, max_restarts=3,
+                     window_s=60.0)
+
+
+def restarting(*modes: str) -> list[NodeSpec]:
+    return [NodeSpec(mode, 'policy', f'/robot_{i}', respawn=FAST) for i, mode in enumerate(modes)]
+
+
+def restarted_runner(tmp_path: pathlib.Path, *modes: str) -> tuple[GraphRunner, io.StringIO]:
+    output = io.StringIO()
+    runner = GraphRunner(restarting(*modes), output=output, sigint_timeout=5.0,
+                         env={**os.environ, 'RUNS_DIR': str(tmp_path)},
+                         command=lambda spec, _: [sys.executable, '-c', RESTARTED, spec.name])
+    return runner, output
+
+
+def runs(tmp_path: pathlib.Path, mode: str) -> int:
+    path = tmp_path / mode
+    return len(path.read_text()) if path.exists() else 0
+
+
+def test_a_crashed_node_is_restarted_with_back_off(tmp_path):
+    runner, output = restarted_runner(tmp_path, 'crash_3', 'crash_0')
+    runner.start()
+    try:
+        assert wait_until(lambda: runs(tmp_path, 'crash_3') == 4, 30.0), output.getvalue()
+        assert runner.wait(timeout=1.0) is None, output.getvalue()  # the graph keeps running
+    finally:
+        runner.request_stop()
+        assert runner.stop() == 0, output.getvalue()
+    text = output.getvalue()
+    for delay, restart in (('0.1', 1), ('0.2', 2), ('0.2', 3)):  # doubled, capped at 0.25 s
+        assert (f'[runner] robot_0/crash_3 exited with code -9 (SIGKILL); restarting '
+                f'/robot_0/crash_3 in {delay} s, restart {restart}\n') in text, text
+    assert text.count('[runner] restarted robot_0/crash_3 (pid ') == 3, text
+    assert runner.restarts == {'robot_0/crash_3': 3, 'robot_1/crash_0': 0}
+    assert text.count('bye') == 2 and runs(tmp_path, 'crash_0') == 1, text
+
+
+@pytest.mark.parametrize('mode, message', [
+    ('crash_9', 'exited with code -9 (SIGKILL); it was restarted 3 times within 60 s: giving '
+                'up; stopping the graph'),
+    ('exit_2', 'exited with code 2; it refused its parameters, a restart would fail the same '
+               'way: giving up; stopping the graph'),
+    ('exit_0', 'exited with code 0; not restarting a clean exit; stopping the graph'),
+])
+def test_the_runner_gives_up_on_a_node_and_says_why(tmp_path, mode, message):
+    runner, output = restarted_runner(tmp_path, mode, 'crash_0')
+    code = runner.run()
+    text = output.getvalue()
+    assert f'[runner] robot_0/{mode} {message}\n' in text, text
+    assert runs(tmp_path, mode) == (4 if mode == 'crash_9' else 1), text
+    assert code == {'crash_9': 1, 'exit_2': 2, 'exit_0': 0}[mode]
+    assert '[robot_1/crash_0] bye' in text
+
+
+def test_the_runners_own_stop_restarts_nothing(tmp_path):
+    runner, output = restarted_runner(tmp_path, 'crash_0', 'crash_0_')
+    runner.start()
+    assert wait_until(lambda: runs(tmp_path, 'crash_0_') == 1, 20.0)
+    time.sleep(0.3)
+    assert runner.stop() == 0
+    time.sleep(0.3)
+    assert runs(tmp_path, 'crash_0') == 1 and runner.restarts == {
+        'robot_0/crash_0': 0, 'robot_1/crash_0_': 0}, output.getvalue()
+
+
+def test_restart_tracker_backs_off_resets_and_gives_up():
+    policy = RespawnPolicy(delay_s=1.0, max_delay_s=5.0, stable_s=10.0, max_restarts=4,
+                           window_s=100.0)
+    tracker = RestartTracker(policy)
+    crash = -signal.SIGKILL
+    delays = [tracker.exited(crash, started_at=t, now=t + 1.0).delay_s for t in (0, 5, 10)]
+    assert delays == [1.0, 2.0, 4.0]
+    # Up for stable_s: the next crash is a first one again (but counts in the window).
+    assert tracker.exited(crash, started_at=20.0, now=31.0) == RestartDecision(1.0, 4)
+    given_up = tracker.exited(crash, started_at=40.0, now=41.0)
+    assert given_up.delay_s is None and 'restarted 4 times within 100 s' in given_up.reason
+    # Restarts older than the window no longer count.
+    assert tracker.exited(crash, started_at=150.0, now=151.0).delay_s == 2.0
+    assert tracker.restarts == 5
+    for code in (0, -signal.SIGINT, 130, 2):
+        assert RestartTracker(policy).exited(code, 0.0, 1.0).delay_s is None
+    assert RestartTracker(None).exited(crash, 0.0, 1.0) == RestartDecision(None, 0)

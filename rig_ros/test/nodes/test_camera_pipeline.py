@@ -1,5 +1,6 @@
-"""camera_pipeline as a separate process: conversion, robustness, clean shutdown."""
+"""camera_pipeline as a separate process: conversion, newest frame only, robustness, shutdown."""
 
+import re
 import signal
 import time
 
@@ -15,30 +16,35 @@ from rig_ros.core.preprocessing import CropBox, preprocess, PreprocessConfig
 from rig_ros.edge.image_msgs import array_to_image, image_to_array
 from rig_ros.interfaces.qos import SENSOR_QOS
 from rig_ros.nodes.camera_pipeline import CameraPipeline
+from rig_ros.run.launch_description import fastdds_profile, PROFILE_VARIABLE
 
 NAMESPACE = '/robot_0'
-CROP = {'crop.top': 20, 'crop.left': 40, 'crop.height': 200, 'crop.width': 240}
+HEIGHT, WIDTH = 480, 640  # a camera's frame: 900 KB of rgb8
+CROP_BOX = CropBox(40, 80, 400, 480)  # the quadrant split stays in the middle
+CROP = {'crop.top': 40, 'crop.left': 80, 'crop.height': 400, 'crop.width': 480}
 RED, GREEN, BLUE, WHITE = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255)
 
 
 @pytest.fixture(autouse=True)
 def large_frame_transport(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Use the transports a deployment with raw camera frames needs (docs/real_robot.md).
+    """Use the package's Fast DDS profile, as the runner and the launch files do.
 
-    Best-effort 640x480 frames (900 KB) stalled for 10-20 s at a time over Fast DDS here, with
-    default transports and with LARGE_DATA alike (this test failed 2 runs in 6 with them), so
-    it sends 320x240 frames (230 KB): the conversion under test is the same.
+    With Fast DDS's default transports best-effort 640x480 frames (900 KB, larger than the
+    default shared-memory segment) mostly never arrived: this test stalled for 10-20 s at a
+    time with them (FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA changes nothing under
+    ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST, where rmw_fastrtps sets the transports itself).
     """
-    monkeypatch.setenv('FASTDDS_BUILTIN_TRANSPORTS', 'LARGE_DATA')
+    monkeypatch.delenv('FASTDDS_BUILTIN_TRANSPORTS', raising=False)
+    monkeypatch.setenv(PROFILE_VARIABLE, fastdds_profile())
 
 
 def quadrant_frame() -> np.ndarray:
-    """Return a 240x320 RGB frame: red, green / blue, white quadrants."""
-    frame = np.zeros((240, 320, 3), np.uint8)
-    frame[:120, :160] = RED
-    frame[:120, 160:] = GREEN
-    frame[120:, :160] = BLUE
-    frame[120:, 160:] = WHITE
+    """Return a 480x640 RGB frame: red, green / blue, white quadrants."""
+    frame = np.zeros((HEIGHT, WIDTH, 3), np.uint8)
+    frame[:HEIGHT // 2, :WIDTH // 2] = RED
+    frame[:HEIGHT // 2, WIDTH // 2:] = GREEN
+    frame[HEIGHT // 2:, :WIDTH // 2] = BLUE
+    frame[HEIGHT // 2:, WIDTH // 2:] = WHITE
     return frame
 
 
@@ -66,7 +72,7 @@ def test_frames_preprocessed_malformed_dropped_clean_exit(ros, start_node, wait_
     assert ros.wait_for_subscribers(camera), node.output
     assert wait_for(lambda: ros.node.count_publishers(f'{NAMESPACE}/rig/image') >= 1)
 
-    # A bgr8 320x240 frame becomes the rgb8 84x84 crop, with the frame's header.
+    # A bgr8 640x480 frame becomes the rgb8 84x84 crop, with the frame's header.
     rgb = quadrant_frame()
     bgr = np.ascontiguousarray(rgb[:, :, ::-1])
     assert publish_until(ros, wait_for, camera, stamped(array_to_image(bgr, 'bgr8'), 1),
@@ -75,7 +81,7 @@ def test_frames_preprocessed_malformed_dropped_clean_exit(ros, start_node, wait_
     assert (out.encoding, out.height, out.width, out.step) == ('rgb8', 84, 84, 84 * 3)
     assert out.header.frame_id == 'camera'
     image = image_to_array(out)
-    config = PreprocessConfig(crop=CropBox(20, 40, 200, 240), size=84)
+    config = PreprocessConfig(crop=CROP_BOX, size=84)
     np.testing.assert_array_equal(image, preprocess(bgr, config, 'bgr8'))
     # The crop keeps the quadrant split at the middle; colours are RGB, not BGR.
     for (row, col), colour in {(10, 10): RED, (10, 73): GREEN, (73, 10): BLUE,
@@ -103,11 +109,25 @@ def test_frames_preprocessed_malformed_dropped_clean_exit(ros, start_node, wait_
     assert node.returncode is None
     assert not images.matching(lambda m: m.header.stamp.sec in (2, 3, 4))
 
-    # SIGINT: a quick exit 0, no traceback.
+    # A burst faster than the node converts: it works on the newest frame, never on a backlog
+    # of stale ones; the frames it skipped are counted.
+    burst = range(10, 40)
+    for sec in burst:
+        camera.publish(stamped(array_to_image(bgr, 'bgr8'), sec))
+    assert publish_until(ros, wait_for, camera, stamped(array_to_image(bgr, 'bgr8'), burst[-1]),
+                         lambda: images.matching(lambda m: m.header.stamp.sec == burst[-1])), (
+        node.output)
+    seen = [m.header.stamp.sec for m in images.matching(lambda m: m.header.stamp.sec in burst)]
+    assert seen == sorted(seen), seen  # never an older frame after a newer one
+
+    # SIGINT: a quick exit 0, no traceback, a summary of the frames seen.
     started = time.monotonic()
     assert node.stop(signal.SIGINT, timeout=10.0) == 0, node.output
     assert time.monotonic() - started < 5.0
     assert 'Traceback' not in node.output
+    summary = re.search(r'camera frames: (\d+) processed, (\d+) skipped', node.output)
+    assert summary, node.output
+    assert int(summary[1]) >= 2 + len(seen)  # frames 1 and 5 (maybe resent), the burst's
 
 
 @pytest.mark.multiprocess
@@ -147,13 +167,21 @@ def test_malformed_frames_name_the_problem(ros_domain_id):
         assert node.config.crop is None
         assert node.set_parameters_atomically(
             [Parameter(name, value=value) for name, value in CROP.items()]).successful
-        assert node.config.crop == CropBox(20, 40, 200, 240)
+        assert node.config.crop == CROP_BOX
         for msg, problem in ((short, 'too short'),
                              (unknown, "unsupported image encoding 'yuv422'"),
                              (narrow, 'step 10 is shorter'), (empty, 'size must be positive'),
                              (small, 'fall outside the 50x50 frame')):
             with pytest.raises(ValueError, match=problem):
                 node.convert(msg)
+        # Frames the node never saw are counted per publisher from its sequence numbers.
+        first, second = {'data': b'\x01' * 16}, {'data': b'\x02' * 16}
+        assert node.count_skipped(first, 1) == 0
+        assert node.count_skipped(first, 5) == 3
+        assert node.count_skipped(second, 7) == 0  # another publisher: its own numbers
+        assert node.count_skipped(first, 6) == 0
+        assert node.count_skipped(None, None) == 0
+        assert node.skipped == 3
         node.destroy_node()
     finally:
         context.try_shutdown()

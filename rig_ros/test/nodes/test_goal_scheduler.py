@@ -13,6 +13,7 @@ from std_srvs.srv import Trigger
 from rig_msgs.msg import Goal, Transition
 from rig_msgs.srv import Encode
 from rig_ros.core.encoder import LatentEncoder
+from rig_ros.core.goals import GoalSchedulerConfig
 from rig_ros.edge.image_msgs import array_to_image, image_to_array
 from rig_ros.interfaces.qos import LATCHED_QOS, SENSOR_QOS, TRANSITION_QOS
 
@@ -114,7 +115,7 @@ def test_practice_resets_per_episode_and_goal_images_switch_to_reach(
         wait_for(lambda: len(goals.messages) >= 3, timeout=0.3)
     reach = goals.messages[2]
     assert (reach.episode_id, reach.episode_length, reach.source, reach.explore) == (
-        3, 0, 'image', False)
+        3, 5, 'image', False)
     assert list(reach.mean) == [1.0, 2.0, 3.0, 4.0] and reach.model_version == 9
     transitions.publish(end_of('robot_0', 2))
     transitions.publish(end_of('robot_0', 3))
@@ -147,7 +148,7 @@ def test_reach_mode_needs_no_vae_and_never_resets(ros, start_node, wait_for):
     assert goals.messages, node.output
     goal = goals.messages[-1]
     assert (goal.source, goal.explore, goal.episode_length, list(goal.mean)) == (
-        'image', False, 0, [0.5, -0.5])
+        'image', False, GoalSchedulerConfig().episode_length, [0.5, -0.5])
     assert resets.count == 0
     assert node.stop(signal.SIGINT) == 0, node.output
     assert 'Traceback' not in node.output

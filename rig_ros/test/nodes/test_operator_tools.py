@@ -1,6 +1,9 @@
 """Operators' tools: `rig send-goal` reaches a subscriber; `rig report` writes its PNGs."""
 
 import json
+import os
+import pathlib
+import subprocess
 import threading
 
 import cv2
@@ -10,6 +13,8 @@ from sensor_msgs.msg import Image
 from rig_ros import cli
 from rig_ros.edge.image_msgs import image_to_array
 from rig_ros.interfaces.qos import SENSOR_QOS
+
+REPOSITORY = pathlib.Path(__file__).resolve().parents[3]
 
 
 def test_send_goal_publishes_the_file(ros, wait_for, tmp_path):
@@ -28,6 +33,25 @@ def test_send_goal_publishes_the_file(ros, wait_for, tmp_path):
     msg = received.messages[0]
     assert (msg.width, msg.height, msg.encoding) == (91, 37, 'mono8')
     np.testing.assert_array_equal(image_to_array(msg), image)
+
+
+def test_send_goal_command_in_a_shell_with_env_sh(ros, wait_for, tmp_path):
+    """The README's `rig send-goal` in a fresh shell that sourced scripts/env.sh only."""
+    image = np.full((24, 32, 3), 90, np.uint8)
+    path = tmp_path / 'goal.png'
+    cv2.imwrite(str(path), image)
+    received = ros.collect(Image, '/robot_0/rig/goal_image', SENSOR_QOS)
+    environment = {'PATH': '/usr/bin:/bin', 'HOME': os.environ.get('HOME', str(tmp_path)),
+                   'ROS_DOMAIN_ID': str(ros.domain_id),
+                   'ROS_AUTOMATIC_DISCOVERY_RANGE': 'LOCALHOST'}
+    result = subprocess.run(
+        ['bash', '-c', '. scripts/env.sh && rig send-goal "$0" --namespace robot_0 '
+         '--timeout 30 --linger 0.5', str(path)], cwd=REPOSITORY, env=environment,
+        capture_output=True, text=True, timeout=90)
+    assert result.returncode == 0, (result.stdout, result.stderr)
+    assert f'sent {path} (32x24 bgr8) on /robot_0/rig/goal_image' in result.stdout, result.stdout
+    assert wait_for(lambda: received.messages, timeout=10.0)
+    assert (received.messages[0].width, received.messages[0].height) == (32, 24)
 
 
 def test_send_goal_refuses_a_missing_or_unreadable_file(ros_domain_id, tmp_path, capsys):

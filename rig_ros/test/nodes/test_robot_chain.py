@@ -30,14 +30,15 @@ def test_member_arguments_keep_files_and_own_remappings():
 
 @pytest.mark.multiprocess
 def test_composed_chain_acts_on_camera_frames(ros, start_node, wait_for, vae_checkpoint):
+    base = (graph.config_file(graph.BASE_CONFIG),)
     specs = graph.compose_chain([
         graph.NodeSpec('camera_pipeline', 'camera_pipeline', NAMESPACE, {'size': 48},
-                       (graph.config_file(graph.BASE_CONFIG),), (('camera/image_raw', CAMERA),)),
+                       base, (('camera/image_raw', CAMERA),)),
         graph.NodeSpec('vae_encoder', 'vae_encoder', NAMESPACE,
-                       {'vae_checkpoint': str(vae_checkpoint)}, (graph.config_file(graph.BASE_CONFIG),)),
+                       {'vae_checkpoint': str(vae_checkpoint)}, base),
         graph.NodeSpec('policy', 'policy', NAMESPACE, {
             'start_active': True, 'act_on_latent': True, 'publish_transitions': False,
-            'robot_id': 'robot_7'}, (graph.config_file(graph.BASE_CONFIG),)),
+            'robot_id': 'robot_7'}, base),
     ])
     assert [spec.name for spec in specs] == ['robot_chain']
     chain = specs[0]

@@ -47,7 +47,7 @@ def test_image_goal_switches_to_reaching_for_good():
     scheduler.reset_done(4, 0.0)
     goal = scheduler.image_goal([0.5, -1.0, 0.0, 2.0])
     assert (goal.episode_id, goal.episode_length, goal.source, goal.explore) == (
-        2, 0, 'image', False)
+        2, GoalSchedulerConfig().episode_length, 'image', False)
     assert scheduler.phase is Phase.REACHING
     assert not scheduler.episode_end(2) and not scheduler.timed_out(1e9)
     assert scheduler.reset_done(4, 1.0) is None  # a reset answered late starts nothing

@@ -7,9 +7,11 @@ import pytest
 import torch
 
 from rig_ros.core import checkpoints
-from rig_ros.core.encoder import LatentEncoder
+from rig_ros.core.actor import GoalPolicy
+from rig_ros.core.encoder import LATENT_VARIANCE_KEY, LatentEncoder
 from rig_ros.core.learner import Learner, LearnerConfig, load_vae_weights, resolve_checkpoint
 from rig_ros.core.policy_runtime import decode_policy_weights, TransitionRecord
+from rig_ros.core.replay import RelabelConfig
 from rig_ros.core.td3 import TD3Config
 from rig_ros.core.vae import ConvVAE, VAEConfig
 
@@ -93,6 +95,41 @@ def test_disorder_is_counted_and_handled():
     assert learner.status()['pending'] == 0
 
 
+def test_a_robots_first_transition_is_no_gap():
+    learner = make_learner()
+    steps = episode(7, 8)
+    # The robot practised before the learner listened (or while it restarted).
+    assert learner.ingest('r', steps[3]) == 'pending'
+    assert learner.ingest('r', steps[5]) == 'gap'  # a real gap still is one
+    assert learner.status()['gap'] == 1
+
+
+def test_checkpoints_are_also_due_every_period_with_new_updates(tmp_path):
+    now = [100.0]
+    td3 = TD3Config(hidden_sizes=(16, 16), batch_size=8, learning_starts=10, updates_per_step=2)
+    learner = Learner(LearnerConfig(td3=td3, checkpoint_every=1000, checkpoint_period_s=30.0,
+                                    run_dir='', replay_capacity=1000), clock=lambda: now[0])
+    for record in episode(0, 12):
+        learner.ingest('r', record)
+    now[0] += 29.0
+    assert train_all(learner) > 0 and not learner.checkpoint_due()
+    now[0] += 1.0
+    assert learner.checkpoint_due()  # 30 s since the start, with new updates
+    learner.save(tmp_path)
+    assert not learner.checkpoint_due()
+    now[0] += 60.0
+    assert not learner.checkpoint_due()  # nothing new to save
+    for record in episode(1, 2):
+        learner.ingest('r', record)
+    assert train_all(learner) > 0 and learner.checkpoint_due()
+    off = Learner(dataclasses.replace(learner.config, checkpoint_every=0,
+                                      checkpoint_period_s=0.0), clock=lambda: now[0])
+    for record in episode(0, 12):
+        off.ingest('r', record)
+    now[0] += 1e6
+    assert train_all(off) > 0 and not off.checkpoint_due()
+
+
 def test_update_ratio_and_broadcasts():
     learner = make_learner()
     assert learner.train(100) == 0
@@ -110,7 +147,7 @@ def test_update_ratio_and_broadcasts():
     assert version == 1 and not learner.broadcast_due()
     state, spec = decode_policy_weights(data)
     assert spec.hidden_sizes == (16, 16) and '"obs_dim": 4' in config_json
-    for key, value in learner.agent.actor_state_dict().items():
+    for key, value in learner.agent.actor.detached_state_dict().items():
         assert torch.equal(state[key], value)
     assert learner.train(100) == 5 and learner.policy_weights()[0] == 2
     assert learner.train(100) == 2 and learner.updates == 12 and not learner.broadcast_due()
@@ -155,10 +192,15 @@ def test_serving_a_checkpoint_loads_its_actor(tmp_path):
     learner.save(tmp_path)
     server = make_learner(train=False, td3=TD3Config(hidden_sizes=(32,)))
     assert server.load_actor(tmp_path) == tmp_path / 'learner.safetensors'
-    assert server.agent.config.hidden_sizes == (16, 16)
+    assert server.served_actor.spec.hidden_sizes == (16, 16)
     obs = np.zeros(DIM)
-    np.testing.assert_array_equal(server.agent.act(obs, obs, False),
-                                  learner.agent.act(obs, obs, False))
+    np.testing.assert_array_equal(GoalPolicy(server.served_actor).act(obs, obs, False),
+                                  GoalPolicy(learner.agent.actor).act(obs, obs, False))
+    # The served actor is what goes out.
+    state, spec = decode_policy_weights(server.policy_weights()[2])
+    assert spec.hidden_sizes == (16, 16)
+    for key, value in learner.agent.actor.detached_state_dict().items():
+        assert torch.equal(state[key], value)
     with pytest.raises(FileNotFoundError):
         server.load_actor(tmp_path / 'missing')
 
@@ -175,3 +217,29 @@ def test_vae_weights_load_into_the_encoders(tmp_path):
         load_vae_weights(tmp_path / 'vae.safetensors', DIM + 1)
     with pytest.raises(ValueError):
         load_vae_weights(tmp_path / 'missing.safetensors', DIM)
+
+
+def test_mahalanobis_reward_uses_the_vae_checkpoints_variance(tmp_path):
+    vae = ConvVAE(VAEConfig(image_size=48, latent_dim=DIM))
+    variance = [0.5, 1.0, 2.0, 4.0]
+    checkpoints.save_checkpoint(tmp_path / 'vae.safetensors', {'vae': vae.state_dict()},
+                                config=dataclasses.asdict(vae.config),
+                                metadata={LATENT_VARIANCE_KEY: variance})
+    learner = make_learner(reward='mahalanobis', vae_checkpoint=str(tmp_path),
+                           relabel=RelabelConfig(1.0, 0.0, 0.0))
+    for record in episode(0, 12):
+        learner.ingest('r', record)
+    batch = learner.buffer.sample(32)
+    difference = (batch['achieved_goal'] - batch['goal']).numpy()
+    np.testing.assert_allclose(batch['reward'].numpy(),
+                               -np.sqrt((difference ** 2 / np.array(variance)).sum(axis=1)),
+                               rtol=1e-5)
+    # Without a variance to read, the learner refuses to start.
+    checkpoints.save_checkpoint(tmp_path / 'plain.safetensors', {'vae': vae.state_dict()},
+                                config=dataclasses.asdict(vae.config))
+    with pytest.raises(ValueError, match=LATENT_VARIANCE_KEY):
+        make_learner(reward='mahalanobis', vae_checkpoint=str(tmp_path / 'plain.safetensors'))
+    with pytest.raises(ValueError, match='vae_checkpoint'):
+        make_learner(reward='mahalanobis')
+    with pytest.raises(ValueError, match='reward'):
+        make_learner(reward='manhattan')

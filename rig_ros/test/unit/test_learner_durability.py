@@ -1,32 +1,13 @@
 """Learner durability: episode files survive a kill, checkpoints prune them, resume is exact."""
 
+from factories import episode, make_learner
 import numpy as np
 import pytest
 import torch
 
 from rig_ros.core import checkpoints
-from rig_ros.core.learner import CHECKPOINT_FILE, EPISODES_DIR, Learner, LearnerConfig, REPLAY_FILE
-from rig_ros.core.policy_runtime import TransitionRecord
+from rig_ros.core.learner import CHECKPOINT_FILE, EPISODES_DIR, Learner, REPLAY_FILE
 from rig_ros.core.td3 import TD3Config
-
-DIM = 4
-
-
-def make_learner(**overrides) -> Learner:
-    td3 = TD3Config(hidden_sizes=(16, 16), batch_size=8, learning_starts=10,
-                    updates_per_step=1)
-    values = {'td3': td3, 'broadcast_every': 5, 'checkpoint_every': 0, 'run_dir': '',
-              'replay_capacity': 1000, **overrides}
-    return Learner(LearnerConfig(**values))
-
-
-def episode(episode_id: int, length: int, seed: int = 0) -> list[TransitionRecord]:
-    rng = np.random.default_rng(seed * 1000 + episode_id)
-    latents = rng.standard_normal((length + 1, DIM)).astype(np.float32)
-    goal = rng.standard_normal(DIM).astype(np.float32)
-    return [TransitionRecord(episode_id, t, latents[t], rng.uniform(-1, 1, 2).astype(np.float32),
-                             latents[t + 1], goal, t == length - 1, 0, float(t))
-            for t in range(length)]
 
 
 def replay_rows(learner: Learner) -> np.ndarray:

@@ -5,6 +5,10 @@ import json
 import numpy as np
 import pytest
 
+from rig_ros.core import checkpoints
+from rig_ros.core.encoder import LATENT_VARIANCE_KEY
+from rig_ros.core.evaluation import read_evaluations
+from rig_ros.core.noise import ExplorationConfig
 from rig_ros.core.pipeline import PipelineConfig, RigPipeline
 from rig_ros.core.td3 import TD3Config
 from rig_ros.sim.sawyer import SawyerSim, SawyerSimConfig
@@ -56,6 +60,17 @@ def test_pipeline_writes_every_stage_and_a_learning_curve(sim, tmp_path):
     with np.load(tmp_path / 'eval_frames.npz') as data:  # for `rig report`'s goal grid
         assert data['goals'].shape == data['finals'].shape and len(data['goals']) == 2
         assert int(data['rl_step']) == 120
+    # metrics.jsonl's evaluation lines are the curve's points, as EvaluationRecords.
+    records = read_evaluations(tmp_path / 'metrics.jsonl')
+    assert [record.to_row() for record in records] == result['curve']
+    assert records[-1].env_steps_total == 120 + 120 and records[-1].success_threshold_m == 0.05
+    # The trainer paid the schedule's updates: one per step from learning_starts (40) on.
+    saved = checkpoints.load_checkpoint(tmp_path / 'rl.safetensors')
+    assert saved.metadata['updates'] == tiny_config().td3.schedule.updates_due(120) == 81
+    # The VAE checkpoint carries the Mahalanobis metric for graph sessions' learners.
+    variance = checkpoints.load_checkpoint(tmp_path / 'vae.safetensors').metadata[
+        LATENT_VARIANCE_KEY]
+    assert len(variance) == 4 and min(variance) > 0
 
 
 def test_interrupted_practice_resumes_from_its_checkpoint(sim, tmp_path):
@@ -92,6 +107,19 @@ def test_config_round_trips_through_json():
     assert again == config
 
 
+def test_runs_saved_before_the_td3_split_still_resume(sim, tmp_path):
+    """Their config.json kept exploration and a seed in td3: they move, and match."""
+    config = tiny_config(exploration=ExplorationConfig('gaussian', 0.3))
+    old = json.loads(json.dumps(config.to_dict()))
+    del old['exploration']
+    old['td3'].update(exploration='gaussian', exploration_sigma=0.3, ou_theta=0.15, seed=0)
+    assert PipelineConfig.from_dict(old) == config
+    (tmp_path / 'config.json').write_text(json.dumps(old))
+    RigPipeline(sim, config, tmp_path, progress=False)  # the same run: no error
+    with pytest.raises(ValueError, match='different configuration'):
+        RigPipeline(sim, tiny_config(), tmp_path, progress=False)  # OU noise: another run
+
+
 @pytest.mark.parametrize('field, value', [('rl_steps', -1), ('image_size', 64),
                                           ('reward', 'manhattan'), ('eval_goals', 0)])
 def test_bad_config_names_the_field(field, value):
@@ -100,7 +128,6 @@ def test_bad_config_names_the_field(field, value):
 
 
 def test_vae_fine_tuning_refreshes_latents_and_is_checkpointed(sim, tmp_path):
-    from rig_ros.core import checkpoints
     config = tiny_config(fine_tune_vae_every=60, fine_tune_vae_steps=5, reward='mahalanobis')
     RigPipeline(sim, config, tmp_path, progress=False).run()
     pretrained = checkpoints.load_checkpoint(tmp_path / 'vae.safetensors').modules['vae']

@@ -2,11 +2,13 @@
 
 import numpy as np
 import pytest
+import torch
 
+from rig_ros.core.actor import Actor, PolicySpec
 from rig_ros.core.checkpoints import serialize_state
 from rig_ros.core.policy_runtime import (
     decode_policy_weights, encode_policy_weights, EpisodeGoal, Latent, PolicyConfig, PolicyRuntime)
-from rig_ros.core.td3 import GoalConditionedTD3, TD3Config
+from rig_ros.core.td3 import GoalConditionedTD3, TD3AlgorithmConfig
 
 DIM = 4
 
@@ -15,9 +17,14 @@ def make_runtime(**overrides) -> PolicyRuntime:
     return PolicyRuntime(PolicyConfig(**{'start_active': True, **overrides}))
 
 
+def actor(seed: int = 0, hidden=(16,), action_dim: int = 2) -> Actor:
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return Actor(PolicySpec(DIM, DIM, action_dim, hidden))
+
+
 def weights(seed: int = 0, hidden=(16,)) -> bytes:
-    agent = GoalConditionedTD3(DIM, DIM, 2, TD3Config(hidden_sizes=hidden, seed=seed))
-    return encode_policy_weights(agent)[1]
+    return encode_policy_weights(actor(seed, hidden))[1]
 
 
 def goal(episode_id=1, length=3, explore=True, stamp=10.0) -> EpisodeGoal:
@@ -33,6 +40,14 @@ def test_config_rejects_bad_values_by_name():
                          ('max_speed_m_s', 0.0), ('ou_theta', 2.0)):
         with pytest.raises(ValueError, match=field):
             PolicyConfig(**{field: value})
+
+
+def test_acting_loads_the_actor_alone():
+    runtime = make_runtime()
+    runtime.load_weights(weights(hidden=(8, 6)), 1)
+    assert isinstance(runtime.policy.actor, Actor)
+    assert runtime.policy.spec == PolicySpec(DIM, DIM, 2, (8, 6))
+    assert runtime.policy.exploration.exploration == 'ou'  # the config's exploration fields
 
 
 def test_zero_unless_active_with_fresh_latent_and_goal():
@@ -136,24 +151,23 @@ def test_weights_change_actions_and_bad_payloads_keep_the_old():
     runtime.set_goal(goal(explore=False))
     runtime.load_weights(weights(seed=1), 1)
     obs = np.full(DIM, 0.3)
-    before = runtime.agent.act(obs, np.full(DIM, 0.5), explore=False)
+    before = runtime.policy.act(obs, np.full(DIM, 0.5), explore=False)
     for bad in (b'', b'garbage' * 10, weights(hidden=(16,))[:-10]):
         with pytest.raises(ValueError):
             runtime.load_weights(bad, 2)
-    wrong_action = encode_policy_weights(
-        GoalConditionedTD3(DIM, DIM, 3, TD3Config(hidden_sizes=(16,))))[1]
+    wrong_action = encode_policy_weights(actor(action_dim=3))[1]
     with pytest.raises(ValueError, match='3'):
         runtime.load_weights(wrong_action, 2)
-    state = GoalConditionedTD3(DIM, DIM, 2, TD3Config(hidden_sizes=(16,))).actor_state_dict()
+    state = actor().detached_state_dict()
     state['0.weight'][0, 0] = float('nan')
     spec = {'obs_dim': DIM, 'goal_dim': DIM, 'action_dim': 2, 'hidden_sizes': [16]}
     with pytest.raises(ValueError, match='NaN'):
         runtime.load_weights(serialize_state(state, spec), 2)
     assert runtime.version == 1
-    np.testing.assert_array_equal(before, runtime.agent.act(obs, np.full(DIM, 0.5), False))
+    np.testing.assert_array_equal(before, runtime.policy.act(obs, np.full(DIM, 0.5), False))
     runtime.load_weights(weights(seed=2), 2)
     assert runtime.version == 2
-    assert not np.allclose(before, runtime.agent.act(obs, np.full(DIM, 0.5), False))
+    assert not np.allclose(before, runtime.policy.act(obs, np.full(DIM, 0.5), False))
     # Other latent sizes than the actor's stop the robot.
     runtime.set_goal(EpisodeGoal(np.zeros(3), 5, 0, False, 0.0))
     runtime.set_latent(Latent(np.zeros(3), 1.0))
@@ -161,10 +175,10 @@ def test_weights_change_actions_and_bad_payloads_keep_the_old():
 
 
 def test_weights_round_trip():
-    agent = GoalConditionedTD3(DIM, DIM, 2, TD3Config(hidden_sizes=(8, 6)))
-    config_json, data = encode_policy_weights(agent)
+    agent = GoalConditionedTD3(DIM, DIM, 2, TD3AlgorithmConfig(hidden_sizes=(8, 6)))
+    config_json, data = encode_policy_weights(agent)  # a TD3 agent's actor, as the learner's
     state, spec = decode_policy_weights(data)
     assert (spec.obs_dim, spec.action_dim, spec.hidden_sizes) == (DIM, 2, (8, 6))
     assert '"hidden_sizes": [8, 6]' in config_json
-    for key, value in agent.actor_state_dict().items():
+    for key, value in agent.actor.detached_state_dict().items():
         assert (state[key] == value).all()

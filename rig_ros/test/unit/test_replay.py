@@ -48,8 +48,15 @@ def fill(buffer: GoalReplayBuffer, num_episodes: int, leave_last_open: bool,
 
 def make_buffer(capacity: int, relabel: RelabelConfig | None = None,
                 image_shape: tuple | None = None, rng: int = 0) -> GoalReplayBuffer:
-    return GoalReplayBuffer(capacity, 3, 3, 2, euclidean_latent_reward,
-                            standard_normal_sampler(), relabel, image_shape, rng)
+    return GoalReplayBuffer(capacity=capacity, obs_dim=3, goal_dim=3, action_dim=2,
+                            reward_fn=euclidean_latent_reward,
+                            prior_goal_sampler=standard_normal_sampler(), relabel=relabel,
+                            image_shape=image_shape, rng=rng)
+
+
+def test_construction_is_by_keyword_only():
+    with pytest.raises(TypeError):
+        GoalReplayBuffer(10, 3, 3, 2, euclidean_latent_reward, standard_normal_sampler())
 
 
 @pytest.mark.parametrize('fractions', [(0.5, 0.5, 0.1), (-0.1, 0.6, 0.5), (0.2, 0.5, 0.2)])
@@ -161,8 +168,8 @@ def test_export_restore_round_trip():
     fill(buffer, 12, leave_last_open=True)
     state = buffer.export()
     assert all(isinstance(value, (np.ndarray, int)) for value in state.values())
-    restored = GoalReplayBuffer.restore(state, euclidean_latent_reward,
-                                        standard_normal_sampler(), rng=5)
+    restored = GoalReplayBuffer.restore(state, reward_fn=euclidean_latent_reward,
+                                        prior_goal_sampler=standard_normal_sampler(), rng=5)
     assert len(restored) == len(buffer) and restored.num_episodes == buffer.num_episodes
     for key, value in restored.export().items():
         np.testing.assert_array_equal(value, state[key], err_msg=key)

@@ -1,0 +1,206 @@
+"""The RIG trainer both hosts share: replay, latent reward, update schedule, TD3, a VAE seam.
+
+The in-process pipeline (`core.pipeline`, one simulated robot, step by step) and the graph's
+learner (`core.learner`, whole episodes from a fleet) differ in where transitions come from.
+What they do with them is this class: store them in a `GoalReplayBuffer` (relabelling with
+rollout, imagined and future goals, rewarding with the Euclidean or Mahalanobis latent
+distance), and pay the TD3 updates that `UpdateSchedule` says the stored transitions owe:
+once `learning_starts` transitions are stored, `updates_per_step` updates per transition.
+
+The VAE seam: a `VAEStage` given to the trainer runs between updates when its `due()` says so,
+on the replay buffer (its images, its latents). The pipeline's online fine-tuning
+(`VAEFineTuning`: train on the replay's images, then re-encode them) plugs in there today; VAE
+pretraining and training augmentation inside the learner are to plug in the same way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Callable, ContextManager, Mapping, Optional, Protocol
+
+import numpy as np
+import torch
+
+from rig_ros.core.actor import GoalPolicy
+from rig_ros.core.noise import ExplorationConfig
+from rig_ros.core.replay import GoalReplayBuffer, GoalSampler, RelabelConfig
+from rig_ros.core.rewards import latent_reward_fn
+from rig_ros.core.td3 import GoalConditionedTD3, TD3Config
+from rig_ros.core.vae import ConvVAE, encode_images, VAEConfig, VAETrainer
+
+OPTIMIZERS = ('actor_optimizer', 'critic_optimizer')  # of GoalConditionedTD3.state_dict()
+
+
+class VAEStage(Protocol):
+    """VAE training the trainer runs on its replay buffer between TD3 updates."""
+
+    def due(self, stored: int, last_run: int) -> bool:
+        """Whether to run now: `stored` transitions stored, `last_run` stored at the last run."""
+        ...
+
+    def run(self, buffer: GoalReplayBuffer) -> Mapping[str, float]:
+        """Train on the buffer's images and re-encode its latents; return the last metrics."""
+        ...
+
+
+class VAEFineTuning:
+    """RIG's online VAE training: fine-tune on the replay's images, then refresh its latents.
+
+    Runs every `every` stored transitions (0: never), `steps` minibatches each time. The VAE is
+    trained in place, so everything holding it (the pipeline's observer) encodes with the new
+    weights afterwards.
+    """
+
+    def __init__(self, vae: ConvVAE, config: VAEConfig, every: int, steps: int) -> None:
+        self.vae = vae
+        self.config = config
+        self.every = every
+        self.steps = steps
+
+    def due(self, stored: int, last_run: int) -> bool:
+        """Whether a multiple of `every` was passed since the last run."""
+        return self.every > 0 and stored // self.every > last_run // self.every
+
+    def run(self, buffer: GoalReplayBuffer) -> Mapping[str, float]:
+        """Fine-tune on the buffer's images, then re-encode them."""
+        images = buffer.images().copy()  # a writable copy for torch
+        history = VAETrainer(self.vae, self.config).fit(images, self.steps, progress=False)
+        self.vae.eval()
+        buffer.refresh_latents(lambda batch: encode_images(self.vae, batch)[0])
+        return history[-1] if history else {}
+
+
+def latent_prior(rng: np.random.Generator, latent_dim: int) -> GoalSampler:
+    """Return a sampler of imagined goals z ~ N(0, I) (the VAE prior) drawing from `rng`."""
+    def sample(count: int) -> np.ndarray:
+        return rng.standard_normal((count, latent_dim)).astype(np.float32)
+    return sample
+
+
+class RigTrainer:
+    """Replay, reward, update schedule and TD3 of one RIG run (see the module doc).
+
+    obs_dim, goal_dim, action_dim: sizes of observations (latents), goals and actions.
+    td3: the TD3 algorithm (`td3.algorithm`) and the update schedule (`td3.schedule`).
+    relabel: where sampled transitions' goals come from.
+    replay_capacity: replay size in frames (an episode of T steps takes T + 1).
+    prior_goal_sampler: imagined goals for relabelling, sampler(n) -> (n, goal_dim).
+    reward: 'euclidean' or 'mahalanobis' (then `latent_variance`, the encoder's posterior
+        variance per latent axis, is required).
+    image_shape: store each frame's image (uint8) for VAE training and latent refreshes.
+    seed: seeds the networks, the target policy noise and replay sampling.
+    device: torch device of the networks.
+    vae_stage: VAE training run on the replay between updates (None: a frozen VAE).
+    """
+
+    def __init__(self, *, obs_dim: int, goal_dim: int, action_dim: int, td3: TD3Config,
+                 relabel: RelabelConfig, replay_capacity: int,
+                 prior_goal_sampler: Optional[GoalSampler], reward: str = 'euclidean',
+                 latent_variance: Optional[np.ndarray] = None,
+                 image_shape: Optional[tuple[int, ...]] = None, seed: int = 0,
+                 device: str | torch.device = 'cpu',
+                 vae_stage: Optional[VAEStage] = None) -> None:
+        self.schedule = td3.schedule
+        self.relabel = relabel
+        self.seed = seed
+        self.reward_fn = latent_reward_fn(reward, latent_variance)
+        self.prior_goal_sampler = prior_goal_sampler
+        self.agent = GoalConditionedTD3(obs_dim, goal_dim, action_dim, td3.algorithm, device,
+                                        seed=seed)
+        self.buffer = GoalReplayBuffer(
+            capacity=replay_capacity, obs_dim=obs_dim, goal_dim=goal_dim,
+            action_dim=action_dim, reward_fn=self.reward_fn,
+            prior_goal_sampler=prior_goal_sampler, relabel=relabel, image_shape=image_shape,
+            rng=seed)
+        self.vae_stage = vae_stage
+        self.stored = 0  # transitions stored, resumed ones included: what updates are owed for
+        self.last_metrics: dict[str, float] = {}  # of the latest TD3 update
+        self._vae_stage_at = 0  # `stored` at the VAE stage's last run
+
+    # Transitions.
+
+    def add_step(self, obs: np.ndarray, action: np.ndarray, next_obs: np.ndarray,
+                 goal: np.ndarray, *, image: Optional[np.ndarray] = None,
+                 next_image: Optional[np.ndarray] = None, episode_end: bool = False) -> None:
+        """Store one transition (see GoalReplayBuffer.add_step)."""
+        self.buffer.add_step(obs, action, next_obs, goal, image=image, next_image=next_image,
+                             episode_end=episode_end)
+        self.stored += 1
+
+    def end_episode(self) -> None:
+        """Close the open episode of the replay buffer."""
+        self.buffer.end_episode()
+
+    def restore_replay(self, state: Mapping[str, Any], stored: int) -> None:
+        """Replace the replay with an exported one holding `stored` transitions in all.
+
+        An episode the interruption cut is closed. Raises what GoalReplayBuffer.restore
+        raises for a state that is not a replay buffer.
+        """
+        self.buffer = GoalReplayBuffer.restore(
+            state, reward_fn=self.reward_fn, prior_goal_sampler=self.prior_goal_sampler,
+            relabel=self.relabel, rng=self.seed)
+        self.buffer.end_episode()
+        self.stored = self._vae_stage_at = int(stored)
+
+    # Updates.
+
+    @property
+    def updates(self) -> int:
+        """TD3 updates done (resumed runs included)."""
+        return self.agent.updates
+
+    def updates_due(self) -> int:
+        """Return the updates owed for the transitions stored so far (done ones included)."""
+        return self.schedule.updates_due(self.stored)
+
+    def learning(self) -> bool:
+        """Whether learning has started (before it the pipeline acts at random)."""
+        return self.stored >= self.schedule.learning_starts
+
+    def train(self, max_updates: Optional[int] = None, *,
+              lock: Optional[ContextManager[Any]] = None,
+              stop: Optional[Callable[[], bool]] = None) -> int:
+        """Pay up to `max_updates` (None: all) of the owed updates; return how many ran.
+
+        Batches are sampled holding `lock` (shared with whoever stores transitions), updates
+        run without it. `stop()` is asked after each update and ends the call early when true.
+        """
+        lock = lock if lock is not None else contextlib.nullcontext()
+        done = 0
+        while max_updates is None or done < max_updates:
+            with lock:
+                if self.updates >= self.updates_due() or len(self.buffer) == 0:
+                    break
+                batch = self.buffer.sample(self.schedule.batch_size)
+            self.last_metrics = self.agent.update(batch)
+            done += 1
+            if stop is not None and stop():
+                break
+        return done
+
+    def run_vae_stage(self) -> Optional[Mapping[str, float]]:
+        """Run the VAE stage if it is due; return its metrics (None when it did not run)."""
+        if self.vae_stage is None or not self.vae_stage.due(self.stored, self._vae_stage_at):
+            return None
+        metrics = self.vae_stage.run(self.buffer)
+        self._vae_stage_at = self.stored
+        return metrics
+
+    def acting_policy(self, exploration: Optional[ExplorationConfig] = None) -> GoalPolicy:
+        """Return a policy acting with the live actor (exploration noise seeded by seed)."""
+        return GoalPolicy(self.agent.actor, exploration, seed=self.seed)
+
+    # Checkpoints.
+
+    def network_state(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Return the agent's (modules, optimizers) state dicts, as save_checkpoint takes them."""
+        modules = self.agent.state_dict()
+        del modules['updates']
+        optimizers = {name: modules.pop(name) for name in OPTIMIZERS}
+        return modules, optimizers
+
+    def load_network_state(self, modules: Mapping[str, Any], optimizers: Mapping[str, Any],
+                           updates: int) -> None:
+        """Restore what network_state() returned and the update count."""
+        self.agent.load_state_dict({**modules, **optimizers, 'updates': int(updates)})
