@@ -20,7 +20,11 @@ subscription reliable, keep last 1, as with a driver whose images are reliable),
 `busy_best_effort` (best effort with both cores kept busy by two spinning processes). Each run
 is made with the package's Fast DDS profile (`config/fastdds_rig.xml`, or `--profile`) and
 with Fast DDS's default transports (`defaults_` keys), one after the other, so the difference
-is measured under the same conditions. The machine is shared: the 1-minute load average at the
+is measured under the same conditions (`--configs large_data` adds
+FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA, `large_data_` keys). `--direct` measures the transport
+alone: no pipeline, the receiver subscribes the camera frames. `--discovery-range SUBNET`
+runs as machines of a fleet do (default LOCALHOST, as the tests and `make demo`; rmw_fastrtps
+then adds transports of its own). The machine is shared: the 1-minute load average at the
 start of every run is recorded.
 
 Readable lines first; the last line is JSON: per mode and size `<mode>_<size>_delivered`
@@ -48,7 +52,8 @@ from graph_latency import reserve_domain_id
 
 SIZES = ('640x480', '1280x720', '1920x1080')
 MODES = ('best_effort', 'reliable', 'busy_best_effort')
-CONFIGS = ('profile', 'defaults')
+CONFIGS = ('profile', 'defaults')  # also 'large_data': FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA
+PREFIXES = {'profile': '', 'defaults': 'defaults_', 'large_data': 'large_data_'}
 RATE_HZ = 30.0
 WARMUP_S = 2.0
 NAMESPACE = '/bench_camera'
@@ -171,18 +176,23 @@ def publish_main(argv: list[str]) -> int:
     return 0
 
 
-# The receiver of the pipeline's output (a process of its own: `camera_frames.py receive`).
+# The receiver (a process of its own: `camera_frames.py receive [--direct [--reliable]]`).
 
 def receive_main(argv: list[str]) -> int:
-    """Note each `rig/image` stamp and arrival time until SIGINT/SIGTERM; print them as JSON."""
-    del argv
+    """Note each frame's stamp and arrival time until SIGINT/SIGTERM; print them as JSON.
+
+    The pipeline's `rig/image`, or with `--direct` the camera frames themselves.
+    """
+    parser = argparse.ArgumentParser(prog='camera_frames.py receive')
+    parser.add_argument('--direct', action='store_true')
+    parser.add_argument('--reliable', action='store_true')
+    args = parser.parse_args(argv)
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.node import Node
     from rclpy.signals import SignalHandlerOptions
     from sensor_msgs.msg import Image
 
-    from rig_ros.interfaces.qos import SENSOR_QOS
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -193,14 +203,16 @@ def receive_main(argv: list[str]) -> int:
     def on_image(msg: Image) -> None:
         arrivals.append((stamp_ns(msg.header.stamp), time.time_ns()))
 
-    node.create_subscription(Image, IMAGE_TOPIC, on_image, SENSOR_QOS)
+    topic = CAMERA_TOPIC if args.direct else IMAGE_TOPIC
+    node.create_subscription(Image, topic, on_image, frame_qos(args.direct and args.reliable))
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     ready = False
     try:
         while not stop.is_set():
             executor.spin_once(timeout_sec=0.05)
-            if not ready and node.count_publishers(IMAGE_TOPIC) >= 1:
+            # The publisher waits for its subscriber; the pipeline's output must be matched.
+            if not ready and (args.direct or node.count_publishers(topic) >= 1):
                 ready = True
                 print('ready', flush=True)
     finally:
@@ -214,10 +226,12 @@ def receive_main(argv: list[str]) -> int:
 # The measuring process.
 
 def transport_env(config: str, profile: str) -> dict[str, str]:
-    """Return the environment of a run's processes: the profile, or Fast DDS's defaults."""
+    """Return the environment of a run's processes: the profile, defaults or LARGE_DATA."""
     env = {key: value for key, value in os.environ.items() if key not in _TRANSPORT_VARIABLES}
     if config == 'profile':
         env['FASTDDS_DEFAULT_PROFILES_FILE'] = profile
+    elif config == 'large_data':
+        env['FASTDDS_BUILTIN_TRANSPORTS'] = 'LARGE_DATA'
     env['PYTHONUNBUFFERED'] = '1'
     return env
 
@@ -290,8 +304,11 @@ def wait_for_line(process: subprocess.Popen, text: str, timeout: float) -> bool:
 
 
 def run_once(mode: str, size: str, config: str, seconds: float, profile: str,
-             work: pathlib.Path) -> dict[str, Any]:
-    """Start busy loops (busy mode), the pipeline, the receiver and the publisher; measure."""
+             work: pathlib.Path, direct: bool = False) -> dict[str, Any]:
+    """Start busy loops (busy mode), the pipeline, the receiver and the publisher; measure.
+
+    `direct`: no pipeline, the receiver subscribes the camera frames.
+    """
     from rig_ros.graph import NodeSpec
     from rig_ros.run import runner
     reliable = mode == 'reliable'
@@ -308,12 +325,13 @@ def run_once(mode: str, size: str, config: str, seconds: float, profile: str,
     processes: list[subprocess.Popen] = []
     result: dict[str, Any] = {'load_1m': round(load, 2)}
     try:
-        with open(work / f'{label}_pipeline.log', 'w') as log:
-            pipeline = subprocess.Popen(runner.node_command(spec, str(work)), env=env,
-                                        stdout=log, stderr=subprocess.STDOUT,
-                                        start_new_session=True)
-        processes.append(pipeline)
-        receiver = subprocess.Popen([sys.executable, str(me), 'receive'], env=env,
+        if not direct:
+            with open(work / f'{label}_pipeline.log', 'w') as log:
+                processes.append(subprocess.Popen(
+                    runner.node_command(spec, str(work)), env=env, stdout=log,
+                    stderr=subprocess.STDOUT, start_new_session=True))
+        options = (['--direct'] + (['--reliable'] if reliable else [])) if direct else []
+        receiver = subprocess.Popen([sys.executable, str(me), 'receive', *options], env=env,
                                     stdout=subprocess.PIPE, text=True, start_new_session=True)
         processes.append(receiver)
         if not wait_for_line(receiver, 'ready', START_TIMEOUT_S):
@@ -336,7 +354,8 @@ def run_once(mode: str, size: str, config: str, seconds: float, profile: str,
     finally:
         for process in processes + busy:
             stop_process(process)
-    summary = _SUMMARY.findall((work / f'{label}_pipeline.log').read_text())
+    log_file = work / f'{label}_pipeline.log'
+    summary = _SUMMARY.findall(log_file.read_text()) if log_file.exists() else []
     if summary:
         result['pipeline_processed'], result['pipeline_skipped'] = map(int, summary[-1])
     return result
@@ -352,6 +371,8 @@ def describe(label: str, figures_: dict[str, Any]) -> str:
     if 'age_p50_s' in figures_:
         text += (f', age p50 {1e3 * figures_["age_p50_s"]:6.1f} ms '
                  f'p99 {1e3 * figures_["age_p99_s"]:7.1f} ms')
+    if figures_.get('late'):
+        text += f', {figures_["late"]} frames not sent (publisher late)'
     if 'pipeline_processed' in figures_:
         text += (f', pipeline {figures_["pipeline_processed"]} processed '
                  f'{figures_["pipeline_skipped"]} skipped')
@@ -381,7 +402,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument('--modes', default=','.join(MODES),
                         help=f'comma-separated, of {", ".join(MODES)}')
     parser.add_argument('--configs', default=','.join(CONFIGS),
-                        help='profile (the Fast DDS profile), defaults (Fast DDS defaults)')
+                        help='comma-separated: profile (the Fast DDS profile), defaults (Fast '
+                        'DDS defaults), large_data (FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA)')
+    parser.add_argument('--direct', action='store_true',
+                        help='transport only: no camera_pipeline, the receiver subscribes the '
+                        'camera frames')
     parser.add_argument('--profile', default=None,
                         help="Fast DDS XML profile file (default: the package's)")
     parser.add_argument('--discovery-range', default='LOCALHOST',
@@ -400,17 +425,21 @@ def main(argv: Optional[list[str]] = None) -> int:
     work = pathlib.Path(tempfile.mkdtemp(prefix='rig_camera_frames_'))
     os.environ.setdefault('ROS_LOG_DIR', str(work / 'ros_log'))
     print(f'camera_frames: domain {domain}, {seconds:g} s per run at {RATE_HZ:g} Hz after '
-          f'{WARMUP_S:g} s warm-up, profile {profile}, logs in {work}', flush=True)
+          f'{WARMUP_S:g} s warm-up, profile {profile}, '
+          f'{"transport only" if args.direct else "through camera_pipeline"}, '
+          f'{args.discovery_range}, logs in {work}', flush=True)
     result: dict[str, Any] = {'seconds_per_run': seconds, 'rate_hz': RATE_HZ,
                               'cpus': os.cpu_count(), 'profile': pathlib.Path(profile).name,
+                              'direct': args.direct, 'discovery_range': args.discovery_range,
                               'load_average_1m_start': round(os.getloadavg()[0], 2)}
     loads = []
     try:
         for mode in modes:
             for size in sizes:
                 for config in configs:
-                    figures_ = run_once(mode, size, config, seconds, profile, work)
-                    prefix = ('' if config == 'profile' else 'defaults_') + f'{mode}_{size}'
+                    figures_ = run_once(mode, size, config, seconds, profile, work,
+                                        args.direct)
+                    prefix = PREFIXES[config] + f'{mode}_{size}'
                     print(describe(prefix, figures_), flush=True)
                     loads.append(figures_['load_1m'])
                     for key in ('delivered', 'max_gap_s', 'age_p50_s', 'age_p99_s', 'sent'):

@@ -16,6 +16,7 @@ NODES = [
     'robot_chain',  # composed: a robot chain's per-frame nodes in one process
     'sawyer_driver',  # the real robot (sim:=false)
     'fake_sawyer',  # a stand-in for a bridged Sawyer, for tests
+    'scene_camera',  # the fake Sawyer's camera: the sim scene at its joint angles, for tests
 ]
 
 setup(

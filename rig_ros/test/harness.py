@@ -7,7 +7,8 @@ Imported by name (`rig_ros/test` is on pytest's `pythonpath`); the fixtures buil
   also exports it (for rclpy.init and child processes) with ROS_AUTOMATIC_DISCOVERY_RANGE=
   LOCALHOST.
 - `RosHarness`: an own rclpy context, a node, an executor spinning in a thread.
-- `NodeUnderTest`: a rig_ros node started as a process with the runner's command line.
+- `NodeStarter` / `NodeUnderTest`: rig_ros nodes started as processes with the runner's
+  command line, each with its output and a bounded stop.
 - `wait_for(predicate, timeout=..., interval=...) -> bool`, always bounded.
 """
 

@@ -10,7 +10,9 @@ once `learning_starts` transitions are stored, `updates_per_step` updates per tr
 The VAE seam: a `VAEStage` given to the trainer runs between updates when its `due()` says so,
 on the replay buffer (its images, its latents). The pipeline's online fine-tuning
 (`VAEFineTuning`: train on the replay's images, then re-encode them) plugs in there today; VAE
-pretraining and training augmentation inside the learner are to plug in the same way.
+pretraining inside the learner is to plug in the same way. Training-image augmentation is part
+of the `VAEConfig` a stage is given (`VAEConfig.augmentation`, applied by `VAETrainer`), so a
+stage trains with it by config, whichever host runs the stage.
 """
 
 from __future__ import annotations
@@ -46,9 +48,10 @@ class VAEStage(Protocol):
 class VAEFineTuning:
     """RIG's online VAE training: fine-tune on the replay's images, then refresh its latents.
 
-    Runs every `every` stored transitions (0: never), `steps` minibatches each time. The VAE is
-    trained in place, so everything holding it (the pipeline's observer) encodes with the new
-    weights afterwards.
+    Runs every `every` stored transitions (0: never), `steps` minibatches each time, with the
+    training-image augmentation of `config` (`VAEConfig.augmentation`). The VAE is trained in
+    place, so everything holding it (the pipeline's observer) encodes with the new weights
+    afterwards.
     """
 
     def __init__(self, vae: ConvVAE, config: VAEConfig, every: int, steps: int) -> None:

@@ -1,14 +1,16 @@
 """RIG's convolutional beta-VAE: images to a small latent space where goals are imagined.
 
 Images enter as float tensors [B, 3, H, W] in [0, 1]; the numpy helpers at the bottom take the
-uint8 NHWC arrays the rest of the project passes around.
+uint8 NHWC arrays the rest of the project passes around. `AugmentationConfig` (a field of
+`VAEConfig`) changes the light and shifts the view of training images, so that latent
+distances survive such changes in the room (`VAETrainer` applies it).
 """
 
 import contextlib
 from dataclasses import dataclass, fields
 import math
-from numbers import Integral
-from typing import Iterator, Literal, Optional, Union
+from numbers import Integral, Real
+from typing import Any, Iterator, Literal, Mapping, Optional, Union
 
 import numpy as np
 import torch
@@ -27,6 +29,82 @@ def _is_int(value: object) -> bool:
     return isinstance(value, Integral) and not isinstance(value, bool)
 
 
+def _is_number(value: object) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+@dataclass(frozen=True)
+class AugmentationConfig:
+    """Random changes of the light and the view applied to VAE training images (DrQ-style).
+
+    Each training image gets its own contrast and brightness factor and its own shift; the
+    encoder sees the changed image. Encoding (goals, observations) never augments.
+    """
+
+    enabled: bool = False
+    """Augment training images; False trains on the images as they are."""
+    shift_px: int = 4
+    """Largest shift per axis in pixels of the VAE's input: the image is padded by repeating
+    its border pixels and cropped back at a random offset in [-shift_px, shift_px]."""
+    brightness: tuple[float, float] = (0.7, 1.3)
+    """Range of the multiplicative brightness factor (pixel values are clipped to [0, 1])."""
+    contrast: tuple[float, float] = (0.8, 1.2)
+    """Range of the contrast factor, applied around the image's mean before the brightness."""
+    target: Literal['clean', 'augmented'] = 'clean'
+    """What the decoder reconstructs: 'clean' (the image before augmentation: a denoising
+    objective, which makes the encoder ignore the changes) or 'augmented' (the input)."""
+    consistency_weight: float = 0.0
+    """Weight of the squared distance between the posterior means of the augmented and the
+    clean image (summed over latent axes), added to the loss; 0: no such term."""
+
+    def __post_init__(self) -> None:
+        for name in ('brightness', 'contrast'):  # JSON gives lists
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        if not isinstance(self.enabled, bool):
+            raise ValueError(f'enabled must be a bool, got {self.enabled!r}')
+        if not _is_int(self.shift_px) or self.shift_px < 0:
+            raise ValueError(f'shift_px must be an integer >= 0, got {self.shift_px!r}')
+        for name in ('brightness', 'contrast'):
+            low_high = getattr(self, name)
+            if (len(low_high) != 2 or not all(_is_number(v) for v in low_high)
+                    or not 0 < low_high[0] <= low_high[1]):
+                raise ValueError(f'{name} must be a range (low, high) with 0 < low <= high, '
+                                 f'got {low_high!r}')
+        if self.target not in ('clean', 'augmented'):
+            raise ValueError(f"target must be 'clean' or 'augmented', got {self.target!r}")
+        if not _is_number(self.consistency_weight) or self.consistency_weight < 0:
+            raise ValueError(f'consistency_weight must be finite and >= 0, '
+                             f'got {self.consistency_weight!r}')
+
+
+def augment_images(x: torch.Tensor, config: AugmentationConfig,
+                   generator: torch.Generator) -> torch.Tensor:
+    """Return float images [B, 3, H, W] in [0, 1] with per-image contrast, brightness, shift.
+
+    Draws from `generator` (a CPU generator) in a fixed order, so a seeded generator gives the
+    same augmentation. Returns `x` itself when the config is not enabled.
+    """
+    if not config.enabled or len(x) == 0:
+        return x
+    count, _, height, width = x.shape
+
+    def uniform(low_high: tuple[float, float]) -> torch.Tensor:
+        low, high = low_high
+        draw = torch.rand(count, 1, 1, 1, generator=generator)
+        return (low + (high - low) * draw).to(device=x.device, dtype=x.dtype)
+
+    brightness, contrast = uniform(config.brightness), uniform(config.contrast)
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    changed = (((x - mean) * contrast + mean) * brightness).clamp_(0.0, 1.0)
+    pad = config.shift_px
+    if pad == 0:
+        return changed
+    offsets = torch.randint(0, 2 * pad + 1, (count, 2), generator=generator).tolist()
+    padded = functional.pad(changed, (pad, pad, pad, pad), mode='replicate')
+    return torch.stack([padded[i, :, top:top + height, left:left + width]
+                        for i, (top, left) in enumerate(offsets)])
+
+
 @dataclass(frozen=True)
 class VAEConfig:
     """Architecture and training settings of the VAE.
@@ -41,6 +119,8 @@ class VAEConfig:
     batch_size: images per train step.
     logvar_floor: lower bound of the encoder log-variance, log(1e-3) as RIG; keeps the
         posterior from collapsing to a point, which would make latent distances meaningless.
+    augmentation: training-image augmentation (an `AugmentationConfig`; a mapping of its
+        fields, as JSON gives it, is converted).
     """
 
     image_size: int = 84
@@ -51,8 +131,14 @@ class VAEConfig:
     learning_rate: float = 1e-3
     batch_size: int = 128
     logvar_floor: float = math.log(1e-3)
+    augmentation: AugmentationConfig = AugmentationConfig()
 
     def __post_init__(self) -> None:
+        if isinstance(self.augmentation, Mapping):
+            object.__setattr__(self, 'augmentation', _augmentation_from(self.augmentation))
+        if not isinstance(self.augmentation, AugmentationConfig):
+            raise ValueError(f'augmentation must be an AugmentationConfig, '
+                             f'got {type(self.augmentation).__name__}')
         if self.image_size not in ARCHITECTURES or not _is_int(self.image_size):
             raise ValueError(f'image_size must be one of {sorted(ARCHITECTURES)}, '
                              f'got {self.image_size!r}')
@@ -77,6 +163,14 @@ class VAEConfig:
         if self.beta_warmup_steps == 0:
             return self.beta
         return self.beta * min(1.0, max(step, 0) / self.beta_warmup_steps)
+
+
+def _augmentation_from(values: Mapping[str, Any]) -> AugmentationConfig:
+    known = {f.name for f in fields(AugmentationConfig)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f'unknown augmentation fields {unknown}')
+    return AugmentationConfig(**values)
 
 
 class ConvVAE(nn.Module):
@@ -160,17 +254,34 @@ class ConvVAE(nn.Module):
             error = (torch.sigmoid(logits) - x).pow(2)
         return error.flatten(1).sum(1)
 
-    def loss(self, x: torch.Tensor, step: int = 0) -> tuple[torch.Tensor, dict[str, float]]:
-        """Negative ELBO with beta-weighted KL, averaged over the batch, and its parts."""
-        mean, logvar = self.encode(x)
+    def loss(self, x: torch.Tensor, step: int = 0, target: Optional[torch.Tensor] = None,
+             anchor: Optional[torch.Tensor] = None,
+             consistency_weight: float = 0.0) -> tuple[torch.Tensor, dict[str, float]]:
+        """Negative ELBO with beta-weighted KL, averaged over the batch, and its parts.
+
+        target: what the decoder must reconstruct from x's latent (default x itself).
+        anchor: images whose posterior means x's should equal (x's clean versions); adds
+            `consistency_weight` times their squared distance ('consistency' in the metrics).
+            Both are encoded in one batch.
+        """
+        target = x if target is None else target
+        if anchor is None:
+            mean, logvar = self.encode(x)
+        else:
+            means, logvars = self.encode(torch.cat([x, anchor]))
+            mean, logvar = means[:len(x)], logvars[:len(x)]
         logits = self.decode_logits(self.reparameterize(mean, logvar))
-        recon = self.reconstruction_error(logits, x)
+        recon = self.reconstruction_error(logits, target)
         kl = 0.5 * (mean.pow(2) + logvar.exp() - 1.0 - logvar).sum(1)
         beta = self.config.beta_at(step)
-        loss = (recon + beta * kl).mean()
-        metrics = {'loss': loss.item(), 'recon': recon.mean().item(),
-                   'kl': kl.mean().item(), 'beta': beta}
-        return loss, metrics
+        per_image = recon + beta * kl
+        metrics = {'recon': recon.mean().item(), 'kl': kl.mean().item(), 'beta': beta}
+        if anchor is not None:
+            consistency = (mean - means[len(x):]).pow(2).sum(1)
+            per_image = per_image + consistency_weight * consistency
+            metrics['consistency'] = consistency.mean().item()
+        loss = per_image.mean()
+        return loss, {'loss': loss.item(), **metrics}
 
 
 @contextlib.contextmanager
@@ -246,13 +357,18 @@ def decode_latents(vae: ConvVAE, z: Union[np.ndarray, torch.Tensor],
 
 
 # Fields a trainer may set differently from the model's own config.
-_TRAINER_FIELDS = ('learning_rate', 'batch_size')
+_TRAINER_FIELDS = ('learning_rate', 'batch_size', 'augmentation')
 
 
 class VAETrainer:
-    """Adam training of a ConvVAE on uint8 images, with a step counter for beta warm-up."""
+    """Adam training of a ConvVAE on uint8 images, with a step counter for beta warm-up.
 
-    def __init__(self, vae: ConvVAE, config: Optional[VAEConfig] = None) -> None:
+    The config's `augmentation` is applied to every training batch, drawn from a generator
+    seeded with `seed` (and again by `fit` with its seed).
+    """
+
+    def __init__(self, vae: ConvVAE, config: Optional[VAEConfig] = None,
+                 seed: int = 0) -> None:
         config = config or vae.config
         mismatched = [f.name for f in fields(config) if f.name not in _TRAINER_FIELDS
                       and getattr(config, f.name) != getattr(vae.config, f.name)]
@@ -262,12 +378,26 @@ class VAETrainer:
         self.vae = vae
         self.config = config
         self.optimizer = torch.optim.Adam(vae.parameters(), lr=config.learning_rate)
+        self.generator = torch.Generator().manual_seed(seed)
         self.step = 0
 
     def train_step(self, images: np.ndarray) -> dict[str, float]:
-        """One gradient step on a uint8 NHWC batch; returns loss, recon, kl and beta."""
+        """One gradient step on a uint8 NHWC batch; returns loss, recon, kl and beta.
+
+        With augmentation the encoder sees the augmented batch and the decoder reconstructs
+        the target the config names; 'consistency' joins the metrics when it is weighted.
+        """
         self.vae.train()
-        loss, metrics = self.vae.loss(images_to_tensor(images, _device(self.vae)), self.step)
+        clean = images_to_tensor(images, _device(self.vae))
+        augmentation = self.config.augmentation
+        if not augmentation.enabled:
+            loss, metrics = self.vae.loss(clean, self.step)
+        else:
+            augmented = augment_images(clean, augmentation, self.generator)
+            target = clean if augmentation.target == 'clean' else augmented
+            anchor = clean if augmentation.consistency_weight > 0 else None
+            loss, metrics = self.vae.loss(augmented, self.step, target=target, anchor=anchor,
+                                          consistency_weight=augmentation.consistency_weight)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -298,6 +428,7 @@ class VAETrainer:
         if steps < 0 or eval_every < 1:
             raise ValueError(f'need steps >= 0 and eval_every >= 1, got {steps}, {eval_every}')
         rng = np.random.default_rng(seed)
+        self.generator.manual_seed(seed)
         order = rng.permutation(len(images))
         n_holdout = int(round(len(images) * holdout_fraction))
         holdout, train = images[order[:n_holdout]], images[order[n_holdout:]]

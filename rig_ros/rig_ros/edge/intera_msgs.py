@@ -16,6 +16,7 @@ the same names with the suffix `_standin` so that a stand-in never meets a real 
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal, Sequence
 
 from sensor_msgs.msg import JointState
@@ -24,8 +25,27 @@ from std_msgs.msg import Float64MultiArray
 from rig_ros.interfaces.names import STANDIN_SUFFIX
 from rig_ros.robot.backends import (
     JointCommandPayload, parse_joint_command, POSITION_MODE, VELOCITY_MODE)
+from rig_ros.robot.kinematics import JOINT_NAMES
 
 _MODE_NAMES = {VELOCITY_MODE: 'velocity_mode', POSITION_MODE: 'position_mode'}
+
+
+def arm_joint_positions(msg: JointState) -> list[float]:
+    """Return right_j0..right_j6 of a joint state (any order, other joints too).
+
+    ValueError says what is wrong: names and positions of different lengths, an arm joint
+    missing or named twice, a non-finite angle.
+    """
+    names = list(msg.name)
+    if len(names) != len(msg.position):
+        raise ValueError(f'{len(names)} joint names but {len(msg.position)} positions')
+    missing = [name for name in JOINT_NAMES if names.count(name) != 1]
+    if missing:
+        raise ValueError(f'joints {missing} missing or repeated in {names}')
+    angles = [float(msg.position[names.index(name)]) for name in JOINT_NAMES]
+    if not all(math.isfinite(angle) for angle in angles):
+        raise ValueError(f'non-finite joint angles {angles}')
+    return angles
 
 
 def intera_messages_available() -> bool:

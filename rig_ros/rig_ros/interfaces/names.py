@@ -45,10 +45,11 @@ GOAL_SCHEDULER = 'goal_scheduler'
 LEARNER = 'learner'
 SAWYER_DRIVER = 'sawyer_driver'  # the real robot (sim=False)
 FAKE_SAWYER = 'fake_sawyer'  # an intera-like stand-in for tests
+SCENE_CAMERA = 'scene_camera'  # the fake Sawyer's head camera: the sim scene at its joints
 ROBOT_CHAIN = 'robot_chain'  # a chain's per-frame nodes composed in one process
 COMPOSABLE = (MUJOCO_SIM, CAMERA_PIPELINE, VAE_ENCODER, POLICY)
 EXECUTABLES = (MUJOCO_SIM, CAMERA_PIPELINE, VAE_ENCODER, POLICY, GOAL_SCHEDULER, LEARNER,
-               SAWYER_DRIVER, FAKE_SAWYER, ROBOT_CHAIN)  # setup.py's NODES (a test compares)
+               SAWYER_DRIVER, FAKE_SAWYER, SCENE_CAMERA, ROBOT_CHAIN)  # setup.py's NODES
 
 # Node names of the operators' tools (`rig` commands), not executables of their own.
 OPERATOR_NODE = 'rig_operator'  # a session's reader/writer of a running graph

@@ -7,8 +7,10 @@ publishes `/robot/joint_states` (sensor_msgs/JointState: head_pan then right_j0.
 position), clips to joint velocity and position limits, and publishes the right_hand pose on
 `/robot/limb/right/endpoint_state` (types as in `rig_ros.edge.intera_msgs`: intera's when
 importable, else the `_standin` topics).
-Camera: a synthetic bgr8 image on the head camera topic at `camera_rate_hz` (grey table, a
-dark disc where the tool point is, seen from above), not a rendered scene.
+Camera: the fake's head camera is the `scene_camera` node (the sim's scene rendered at these
+joint states). With `camera_rate_hz` > 0 (default 0: none) this node publishes a cheap
+synthetic bgr8 image on the head camera topic instead (grey table, a dark disc where the tool
+point is, seen from above), for tests that only need frames to flow; never run both.
 """
 
 from dataclasses import dataclass
@@ -42,7 +44,7 @@ class FakeSawyerConfig:
     velocity_lag_s: time constant with which joints follow commanded velocities.
     initial_joint_positions: joint angles at startup (rad; default: intera's neutral pose).
     message_types: 'auto', 'intera' or 'standin' (see rig_ros.edge.intera_msgs).
-    camera_rate_hz: synthetic head-camera frames per second (0: none).
+    camera_rate_hz: synthetic head-camera frames per second (0: none; scene_camera renders).
     image_height: synthetic frame rows.
     image_width: synthetic frame columns.
     """
@@ -52,7 +54,7 @@ class FakeSawyerConfig:
     velocity_lag_s: float = 0.02
     initial_joint_positions: tuple[float, ...] = NEUTRAL_JOINT_POSITIONS
     message_types: Literal['auto', 'intera', 'standin'] = 'auto'
-    camera_rate_hz: float = 10.0
+    camera_rate_hz: float = 0.0
     image_height: int = 120
     image_width: int = 160
 

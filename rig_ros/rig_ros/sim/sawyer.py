@@ -8,6 +8,7 @@ import mujoco
 import numpy as np
 
 from rig_ros import tasks
+from rig_ros.core.preprocessing import CropBox
 from rig_ros.sim import scene
 
 # Elbow posture the arm is gently pulled toward (joint springs). The 7-dof arm is redundant
@@ -111,6 +112,24 @@ class SawyerSimConfig:
             raise ValueError(f'camera_fovy_deg must be in [1, 120], got {self.camera_fovy_deg!r}')
         if not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f'seed must be a non-negative integer, got {self.seed!r}')
+
+
+def _widen_frustum(camera: mujoco.MjvGLCamera, view: CropBox, aspect: float) -> None:
+    """Widen a camera's symmetric frustum so that fractional box `view` of it is the original.
+
+    aspect: width / height of the original view (MuJoCo derives its width from the frame's
+    aspect when `frustum_width` is 0; a non-zero width is the half-width at the near plane).
+    """
+    bottom, top = camera.frustum_bottom, camera.frustum_top
+    half_width = 0.5 * aspect * (top - bottom)
+    full_height = (top - bottom) / view.height
+    full_top = top + view.top * full_height
+    full_width = 2.0 * half_width / view.width
+    full_left = camera.frustum_center - half_width - view.left * full_width
+    camera.frustum_top = full_top
+    camera.frustum_bottom = full_top - full_height
+    camera.frustum_width = 0.5 * full_width
+    camera.frustum_center = full_left + 0.5 * full_width
 
 
 class SawyerSim:
@@ -336,8 +355,18 @@ class SawyerSim:
         return result
 
     # ------------------------------------------------------------- rendering
-    def render(self, height: int | None = None, width: int | None = None) -> np.ndarray:
-        """Return the fixed camera's RGB image, uint8 (height, width, 3)."""
+    def render(self, height: int | None = None, width: int | None = None,
+               view: CropBox | None = None) -> np.ndarray:
+        """Return the fixed camera's RGB image, uint8 (height, width, 3).
+
+        view: a fractional box of the frame that shows exactly what the camera shows at its
+            own `image_height` x `image_width`; the rest of the frame widens that view (an
+            off-centre frustum: the frame is a wider camera of which `view` is the crop).
+            Pixels are square only when the box has the camera's aspect. None: the frame is
+            the camera's view.
+        """
+        if view is not None and not view.fractional:
+            raise ValueError(f'view must be a fractional box, got {view}')
         height = self.config.image_height if height is None else int(height)
         width = self.config.image_width if width is None else int(width)
         renderer = self._renderers.get((height, width))
@@ -353,6 +382,9 @@ class SawyerSim:
             renderer.scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = False
             self._renderers[(height, width)] = renderer
         renderer.update_scene(self.data, self._camera, self._scene_option)
+        if view is not None:
+            for camera in renderer.scene.camera:  # both eyes: MuJoCo averages them
+                _widen_frustum(camera, view, self.config.image_width / self.config.image_height)
         return renderer.render()
 
     def close(self) -> None:

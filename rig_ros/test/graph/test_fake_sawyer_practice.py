@@ -1,20 +1,25 @@
 """The whole practice graph on the fake Sawyer (the `sim=False` path), end to end.
 
 `fake_sawyer` stands where intera would be (its topics at intera's names, stand-in message
-types, a synthetic head camera); the graph is `practice_graph(sim=False)` as `rig practice
---no-sim` runs it (GraphRunner, real time: a sawyer_driver, camera_pipeline, vae_encoder,
-policy and goal_scheduler in robot_0, the learner), on its own ROS_DOMAIN_ID, with small
-settings and a smaller safety box from a parameter file written here, and an untrained VAE
-checkpoint that the learner serves (`vae_checkpoint`) to the encoder and the scheduler. The
-driver's camera relay feeds the pipeline (no remapping). The test activates the driver and
-then the policy through their SetBool services, as an operator would.
+types) with `scene_camera` as its head camera (the sim's scene rendered at the fake's joint
+states); the graph is `practice_graph(sim=False)` as `rig practice --no-sim` runs it
+(GraphRunner, real time: a sawyer_driver, camera_pipeline, vae_encoder, policy and
+goal_scheduler in robot_0, the learner), on its own ROS_DOMAIN_ID, with small settings and a
+smaller safety box from a parameter file written here, and an untrained VAE checkpoint that
+the learner serves (`vae_checkpoint`) to the encoder and the scheduler. The driver's camera
+relay feeds the pipeline (no remapping), which crops with config/sawyer_reacher.yaml's crop.
+The test activates the driver and then the policy through their SetBool services, as an
+operator would.
 
 Asserted within bounded waits: nothing moves before activation; the learner stores the robot's
 transitions; policy weights versions advance and the policy acts with them; every episode
 starts after a reset through the driver (joint error < RESET_TOLERANCE_RAD when the goal
 goes out); the arm moves during practice and the tool (forward kinematics of the fake's joint
 states) stays inside the driver's box throughout; a clean stop (exit codes, no tracebacks,
-zero velocity and zero joint commands last, the arm still afterwards).
+zero velocity and zero joint commands last, the arm still afterwards); the frames move with
+the arm (identical images and latents while it stands still; during practice each sampled
+`rig/image` is the scene rendered at the fake's joint state of its stamp, and frames with the
+tool moved away from the reset pose differ from the reset pose's frame, as their latents do).
 """
 
 import io
@@ -27,18 +32,21 @@ from geometry_msgs.msg import TwistStamped
 from harness import wait_for
 import numpy as np
 import pytest
-from sensor_msgs.msg import JointState
+from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String
 from std_srvs.srv import SetBool
 import yaml
 
 from rig_msgs.msg import Goal, LatentState, Transition, Weights
 from rig_ros import graph
+from rig_ros.core.preprocessing import CropBox, preprocess, PreprocessConfig
+from rig_ros.edge.image_msgs import image_to_array
 from rig_ros.interfaces.names import JOINT_COMMAND_TOPIC, JOINT_STATES_TOPIC, STANDIN_SUFFIX
 from rig_ros.interfaces.qos import (
     ARM_QOS, COMMAND_QOS, LATCHED_QOS, SENSOR_QOS, TRANSITION_QOS, WEIGHTS_QOS)
 from rig_ros.robot.kinematics import JOINT_NAMES, SawyerKinematics
 from rig_ros.run.runner import GraphRunner
+from rig_ros.sim.joint_camera import JointCamera, JointCameraConfig
 
 # `make test-robot` runs these alone; processes race over DDS.
 pytestmark = [pytest.mark.robot, pytest.mark.multiprocess]
@@ -56,6 +64,10 @@ BOX_HIGH = (0.65, 0.06, 0.3)
 RESET = np.array([-0.297, -1.0206, 0.0393, 1.7965, -0.0288, 0.7954, 3.0729])  # the config's
 RESET_TOLERANCE_RAD = 0.02  # the driver answers within reset_tolerance_rad (0.01)
 STILL_RAD = 1e-4  # the arm after the stop: intera holds position
+FRAME_SAMPLES = 30  # practice frames compared with the scene rendered at their joint states
+MOVED_M = 0.03  # a tool this far from the reset pose moves the arm visibly (~6 px of 84)
+NEAR_M = 0.005  # and one this close hardly (~1 px)
+CAMERA_LAG_STATES = 15  # joint states (100 Hz) the camera's may lag behind a frame's stamp
 
 
 def practice_params(tmp_path: pathlib.Path, checkpoint: pathlib.Path) -> pathlib.Path:
@@ -90,9 +102,10 @@ def joint_angles(msg: JointState) -> np.ndarray:
 
 @pytest.fixture
 def practice(ros, start_node, tmp_path,
-             vae_checkpoint) -> Iterator[tuple[GraphRunner, io.StringIO, object]]:
-    """Start the fake Sawyer and the sim=False practice graph; stop the graph at the end."""
+             vae_checkpoint) -> Iterator[tuple[GraphRunner, io.StringIO, object, object]]:
+    """Start the fake Sawyer, its camera and the sim=False practice graph; stop them after."""
     fake = start_node('fake_sawyer', parameters={'message_types': 'standin'})
+    camera = start_node('scene_camera')  # the reacher's scene, 240x320 at 10 Hz
     params = practice_params(tmp_path, vae_checkpoint)
     specs = graph.practice_graph(sim=False, params_file=str(params),
                                  run_dir=str(tmp_path / 'run'), lockstep=False)
@@ -103,20 +116,21 @@ def practice(ros, start_node, tmp_path,
     runner = GraphRunner(specs, output=output, sigint_timeout=15.0)
     runner.start()
     try:
-        yield runner, output, fake
+        yield runner, output, fake, camera
     finally:
         runner.stop()
 
 
 @pytest.mark.slow
 def test_practice_graph_on_the_fake_sawyer(ros, practice):
-    runner, output, fake = practice
+    runner, output, fake, camera = practice
     began = time.monotonic()
     kinematics = SawyerKinematics(tool_offset_m=TOOL_OFFSET_M)
     joints = ros.collect(JointState, JOINT_STATES_TOPIC, ARM_QOS)
     joint_commands = ros.collect(JointState, JOINT_COMMAND_TOPIC + STANDIN_SUFFIX, ARM_QOS)
     velocities = ros.collect(TwistStamped, f'/{ROBOT}/ee_velocity', COMMAND_QOS)
     latents = ros.collect(LatentState, f'/{ROBOT}/rig/latent', SENSOR_QOS)
+    images = ros.collect(Image, f'/{ROBOT}/rig/image', SENSOR_QOS)
     goals = ros.collect(Goal, f'/{ROBOT}/rig/goal', LATCHED_QOS)
     status = ros.collect(String, '/rig/learner_status', LATCHED_QOS)
     weights = ros.collect(Weights, '/rig/weights', WEIGHTS_QOS)
@@ -125,15 +139,16 @@ def test_practice_graph_on_the_fake_sawyer(ros, practice):
                for name in ('driver/activate', 'policy/activate')}
 
     def report() -> str:
-        return (f'status {latest()}\n[fake_sawyer]\n{fake.output[-2000:]}\n'
-                f'{output.getvalue()[-8000:]}')
+        return (f'status {latest()}\n[fake_sawyer]\n{fake.output[-2000:]}\n[scene_camera]\n'
+                f'{camera.output[-2000:]}\n{output.getvalue()[-8000:]}')
 
     def latest() -> dict:
         messages = status.messages
         return json.loads(messages[-1].data) if messages else {}
 
     def alive() -> bool:
-        return runner.wait(timeout=0.0) is None and fake.returncode is None
+        return (runner.wait(timeout=0.0) is None and fake.returncode is None
+                and camera.returncode is None)
 
     def wait(predicate, timeout: float) -> bool:
         return wait_for(lambda: predicate() or not alive(),
@@ -154,6 +169,11 @@ def test_practice_graph_on_the_fake_sawyer(ros, practice):
     assert np.max(np.abs(before - before[0])) < 1e-9, report()
     assert all(not any(m.velocity) for m in joint_commands.messages), report()
     assert not goals.messages, report()  # no episode without a reset
+    # The camera renders the arm where it stands: every image, and every latent, the same.
+    resting = [image_to_array(m) for m in images.messages]
+    assert resting and all(np.array_equal(i, resting[0]) for i in resting), report()
+    resting_latents = np.array([m.mean for m in latents.messages])
+    assert np.allclose(resting_latents, resting_latents[0], atol=1e-6), report()
     ready_s = time.monotonic() - began
 
     # The operator's order: the driver, then the policy (a real robot's policy starts inactive).
@@ -226,8 +246,63 @@ def test_practice_graph_on_the_fake_sawyer(ros, practice):
     after = np.array([joint_angles(m) for m in joints.messages[-50:]])
     assert np.max(np.abs(after - after[0])) < STILL_RAD, report()
     assert fake.returncode is None and 'Traceback' not in fake.output, report()
+    assert camera.returncode is None and 'Traceback' not in camera.output, report()
+
+    # The frames move with the arm. Each sampled practice image is camera_pipeline's crop of
+    # the scene rendered at a joint state of the last CAMERA_LAG_STATES before its stamp (the
+    # camera renders the newest state it has; a busy process may not have the newest sent);
+    # a frame with the tool away from the reset pose throughout that window differs from the
+    # reset pose's frame, and so does its latent from the latents of frames at the reset pose.
+    pipeline = PreprocessConfig(crop=CropBox.from_fractions(*JointCameraConfig().view))
+    offsets = np.linalg.norm(tool - reset_tool, axis=1)
+
+    def window(msg) -> slice:
+        """Return the joint states the camera may have had for a frame (stamped before it)."""
+        last = int(np.searchsorted(times, stamp_s(msg), side='right')) - 1
+        return slice(max(last - CAMERA_LAG_STATES, 0), last + 1)
+
+    practised = [m for m in images.messages
+                 if stamp_s(episode_goals[0]) <= stamp_s(m) <= times[-1]]
+    assert len(practised) >= FRAME_SAMPLES, (len(practised), report())
+    render_errors, changes, distances = [], [], []
+    with JointCamera() as twin:
+        reset_image = preprocess(twin.render(RESET), pipeline).astype(int)
+        for msg in practised[::len(practised) // FRAME_SAMPLES]:
+            image = image_to_array(msg).astype(int)
+            candidates = q[window(msg)][::-1]  # the newest first: usually the one
+            errors_here = []
+            for angles in candidates[::3]:
+                expected = preprocess(twin.render(angles), pipeline).astype(int)
+                errors_here.append(float(np.abs(image - expected).mean()))
+                if errors_here[-1] < 0.3:
+                    break
+            render_errors.append(min(errors_here))
+            changes.append(float(np.abs(image - reset_image).mean()))
+            distances.append(float(offsets[window(msg)].min()))
+    render_errors, changes = np.array(render_errors), np.array(changes)
+    moved_away = np.array(distances) > MOVED_M
+    assert moved_away.any(), (distances, report())
+    # Grey levels, mean over the image: measured 0.02-0.7 rendered-vs-received (newest state
+    # only), 2.6-3.4 with the tool 3-6 cm from the reset pose.
+    assert render_errors.max() < 1.0, (render_errors, distances)
+    assert changes[moved_away].min() > 2 * max(render_errors.max(), 0.5), (changes, distances)
+    practice_latents = [m for m in latents.messages
+                        if stamp_s(episode_goals[0]) <= stamp_s(m) <= times[-1]]
+    means = np.array([m.mean for m in practice_latents])
+    at_reset = means[[offsets[window(m)].max() < NEAR_M for m in practice_latents]]
+    away = means[[offsets[window(m)].min() > MOVED_M for m in practice_latents]]
+    assert len(at_reset) and len(away), report()
+    centre = at_reset.mean(axis=0)
+    spread_at_reset = float(np.linalg.norm(at_reset - centre, axis=1).max())
+    spread_away = float(np.linalg.norm(away - centre, axis=1).max())
+    assert spread_away > 2 * spread_at_reset, (spread_at_reset, spread_away)
     print(f'fake Sawyer practice: ready {ready_s:.1f} s, practice {practice_s:.1f} s: '
           f'{final["robots"][ROBOT]["stored"]} transitions stored, weights '
           f'v{final["weights_version"]}, {len(episode_goals)} episodes, reset joint error '
           f'max {max(errors):.4f} rad, tool moved up to {moved:.3f} m, closest to a wall '
-          f'{closest:.4f} m, {len(joint_commands.messages)} joint commands; stop {stop_s:.1f} s')
+          f'{closest:.4f} m, {len(joint_commands.messages)} joint commands; stop {stop_s:.1f} s; '
+          f'{len(practised)} practice frames, sampled: rendered-vs-received error max '
+          f'{render_errors.max():.2f}, moved frames differ by >= '
+          f'{changes[moved_away].min():.1f} '
+          f'(grey levels); latents {spread_at_reset:.4f} apart at resets, up to '
+          f'{spread_away:.4f} away')

@@ -8,6 +8,7 @@ import threading
 
 import cv2
 import numpy as np
+import pytest
 from sensor_msgs.msg import Image
 
 from rig_ros import cli
@@ -35,6 +36,7 @@ def test_send_goal_publishes_the_file(ros, wait_for, tmp_path):
     np.testing.assert_array_equal(image_to_array(msg), image)
 
 
+@pytest.mark.multiprocess
 def test_send_goal_command_in_a_shell_with_env_sh(ros, wait_for, tmp_path):
     """The README's `rig send-goal` in a fresh shell that sourced scripts/env.sh only."""
     image = np.full((24, 32, 3), 90, np.uint8)

@@ -16,18 +16,20 @@ from rig_ros.core.policy_runtime import PolicyConfig
 from rig_ros.edge.params import (
     ConfigParameters, declare_config, describe_config, field_descriptions, ParameterError)
 from rig_ros.nodes.fake_sawyer import FakeSawyerConfig
+from rig_ros.nodes.scene_camera import SceneCameraConfig
 from rig_ros.robot.backends import BridgeConfig
 from rig_ros.robot.control import ControllerConfig
 from rig_ros.robot.driver import DriverConfig
 from rig_ros.robot.safety import SafetyConfig
 from rig_ros.sim.driver import SimDriverConfig
+from rig_ros.sim.joint_camera import JointCameraConfig
 from rig_ros.sim.sawyer import SawyerSimConfig
 
 # The configs nodes declare whole, described by their own text. (PreprocessConfig and
 # EncoderConfig hold a CropBox, whose fields camera_pipeline describes itself.)
 NODE_CONFIGS = (LearnerConfig, SawyerSimConfig, SimDriverConfig, PolicyConfig,
                 GoalSchedulerConfig, DriverConfig, SafetyConfig, ControllerConfig, BridgeConfig,
-                FakeSawyerConfig)
+                FakeSawyerConfig, SceneCameraConfig, JointCameraConfig)
 
 
 @dataclass(frozen=True)

@@ -1,39 +1,23 @@
 """Learner core: ingestion checks, update ratio, weights, checkpoints and resume (no ROS)."""
 
 import dataclasses
+import functools
 
+from factories import episode, make_learner as small_learner, save_vae, untrained_vae
 import numpy as np
 import pytest
 import torch
 
-from rig_ros.core import checkpoints
 from rig_ros.core.actor import GoalPolicy
 from rig_ros.core.encoder import LATENT_VARIANCE_KEY, LatentEncoder
 from rig_ros.core.learner import Learner, LearnerConfig, load_vae_weights, resolve_checkpoint
-from rig_ros.core.policy_runtime import decode_policy_weights, TransitionRecord
+from rig_ros.core.policy_runtime import decode_policy_weights
 from rig_ros.core.replay import RelabelConfig
 from rig_ros.core.td3 import TD3Config
-from rig_ros.core.vae import ConvVAE, VAEConfig
 
-DIM = 4
-
-
-def make_learner(**overrides) -> Learner:
-    td3 = TD3Config(hidden_sizes=(16, 16), batch_size=8, learning_starts=10,
-                    updates_per_step=2)
-    values = {'td3': td3, 'broadcast_every': 5, 'checkpoint_every': 0, 'run_dir': '',
-              'replay_capacity': 1000, **overrides}
-    return Learner(LearnerConfig(**values))
-
-
-def episode(episode_id: int, length: int, seed: int = 0) -> list[TransitionRecord]:
-    """Return a chained episode: each observation is the previous next observation."""
-    rng = np.random.default_rng(seed * 1000 + episode_id)
-    latents = rng.standard_normal((length + 1, DIM)).astype(np.float32)
-    goal = rng.standard_normal(DIM).astype(np.float32)
-    return [TransitionRecord(episode_id, t, latents[t], rng.uniform(-1, 1, 2).astype(np.float32),
-                             latents[t + 1], goal, t == length - 1, 0, float(t))
-            for t in range(length)]
+DIM = 4  # factories.episode's latent size
+# The learners here pay two updates per stored transition.
+make_learner = functools.partial(small_learner, updates_per_step=2)
 
 
 def train_all(learner: Learner) -> int:
@@ -206,9 +190,7 @@ def test_serving_a_checkpoint_loads_its_actor(tmp_path):
 
 
 def test_vae_weights_load_into_the_encoders(tmp_path):
-    vae = ConvVAE(VAEConfig(image_size=48, latent_dim=DIM))
-    checkpoints.save_checkpoint(tmp_path / 'vae.safetensors', {'vae': vae.state_dict()},
-                                config=dataclasses.asdict(vae.config), metadata={'version': 3})
+    save_vae(tmp_path / 'vae.safetensors', untrained_vae(latent_dim=DIM), {'version': 3})
     version, config_json, data = load_vae_weights(tmp_path, DIM)
     encoder = LatentEncoder()
     encoder.load_payload(data, version, config_json)
@@ -220,11 +202,9 @@ def test_vae_weights_load_into_the_encoders(tmp_path):
 
 
 def test_mahalanobis_reward_uses_the_vae_checkpoints_variance(tmp_path):
-    vae = ConvVAE(VAEConfig(image_size=48, latent_dim=DIM))
+    vae = untrained_vae(latent_dim=DIM)
     variance = [0.5, 1.0, 2.0, 4.0]
-    checkpoints.save_checkpoint(tmp_path / 'vae.safetensors', {'vae': vae.state_dict()},
-                                config=dataclasses.asdict(vae.config),
-                                metadata={LATENT_VARIANCE_KEY: variance})
+    save_vae(tmp_path / 'vae.safetensors', vae, {LATENT_VARIANCE_KEY: variance})
     learner = make_learner(reward='mahalanobis', vae_checkpoint=str(tmp_path),
                            relabel=RelabelConfig(1.0, 0.0, 0.0))
     for record in episode(0, 12):
@@ -235,8 +215,7 @@ def test_mahalanobis_reward_uses_the_vae_checkpoints_variance(tmp_path):
                                -np.sqrt((difference ** 2 / np.array(variance)).sum(axis=1)),
                                rtol=1e-5)
     # Without a variance to read, the learner refuses to start.
-    checkpoints.save_checkpoint(tmp_path / 'plain.safetensors', {'vae': vae.state_dict()},
-                                config=dataclasses.asdict(vae.config))
+    save_vae(tmp_path / 'plain.safetensors', vae)
     with pytest.raises(ValueError, match=LATENT_VARIANCE_KEY):
         make_learner(reward='mahalanobis', vae_checkpoint=str(tmp_path / 'plain.safetensors'))
     with pytest.raises(ValueError, match='vae_checkpoint'):
