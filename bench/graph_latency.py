@@ -96,30 +96,13 @@ class Probe:
     """The bench's own rclpy node: frames, a goal and weights out; commands and transitions in."""
 
     def __init__(self, domain_id: int) -> None:
-        import rclpy
-        from rclpy.context import Context
-        from rclpy.executors import SingleThreadedExecutor
-        from rclpy.node import Node
-        self.context = Context()
-        rclpy.init(context=self.context, domain_id=domain_id)
-        self.node = Node('graph_latency_bench', context=self.context)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
+        from rig_ros.edge.background import BackgroundNode
+        self._background = BackgroundNode('graph_latency_bench', domain_id)
+        self.node = self._background.node
         self.lock = threading.Lock()
         self.commands: list[float] = []  # arrival times (perf_counter)
         self.transition_stamps: list[int] = []
         self.transitions: list[float] = []
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
-
-    def _spin(self) -> None:
-        while self.context.ok():
-            try:
-                self.executor.spin_once(timeout_sec=0.05)
-            except Exception:  # noqa: BLE001 - shutdown races end the loop
-                if not self.context.ok():
-                    break
-                raise
 
     def command_callback(self, msg: Any) -> None:
         """Record a command's arrival."""
@@ -136,10 +119,7 @@ class Probe:
 
     def close(self) -> None:
         """Stop spinning and shut down."""
-        self.context.try_shutdown()
-        self._thread.join(timeout=5.0)
-        self.executor.shutdown(timeout_sec=1.0)
-        self.node.destroy_node()
+        self._background.close()
 
 
 def wait_for(predicate: Any, timeout: float, interval: float = 0.05) -> bool:

@@ -24,12 +24,9 @@ import time
 from typing import Any, Callable, Optional, Sequence
 
 import pytest
-import rclpy
-from rclpy.context import Context
-from rclpy.executors import SingleThreadedExecutor
-from rclpy.node import Node
 from rclpy.qos import QoSProfile
 
+from rig_ros.edge.background import BackgroundNode
 from rig_ros.graph import NodeSpec
 from rig_ros.run import runner
 
@@ -107,22 +104,11 @@ class RosHarness:
 
     def __init__(self, domain_id: int) -> None:
         self.domain_id = domain_id
-        self.context = Context()
-        rclpy.init(context=self.context, domain_id=domain_id)
-        self.node = Node(f'test_harness_{os.getpid()}', context=self.context)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self._thread = threading.Thread(target=self._spin, name='test executor', daemon=True)
-        self._thread.start()
-
-    def _spin(self) -> None:
-        while self.context.ok():
-            try:
-                self.executor.spin_once(timeout_sec=0.05)
-            except Exception:  # noqa: BLE001 - shutdown races end the loop
-                if not self.context.ok():
-                    break
-                raise
+        self._background = BackgroundNode(f'test_harness_{os.getpid()}', domain_id,
+                                          thread_name='test executor')
+        self.context = self._background.context
+        self.node = self._background.node
+        self.executor = self._background.executor
 
     def collect(self, msg_type: type, topic: str, qos: QoSProfile) -> MessageCollector:
         """Subscribe to `topic` and collect what arrives."""
@@ -141,10 +127,7 @@ class RosHarness:
 
     def close(self) -> None:
         """Stop spinning and shut the context down."""
-        self.context.try_shutdown()
-        self._thread.join(timeout=5.0)
-        self.executor.shutdown(timeout_sec=1.0)
-        self.node.destroy_node()
+        self._background.close()
 
 
 class NodeUnderTest:

@@ -22,9 +22,6 @@ from typing import Any, Callable, Optional
 
 from geometry_msgs.msg import PointStamped
 import numpy as np
-import rclpy
-from rclpy.context import Context
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 from std_msgs.msg import Float64MultiArray, String
@@ -32,6 +29,7 @@ from std_srvs.srv import SetBool, Trigger
 
 from rig_msgs.msg import Goal, Transition
 from rig_ros import graph
+from rig_ros.edge.background import BackgroundNode
 from rig_ros.interfaces import names
 from rig_ros.interfaces.names import LEARNER_STATUS_TOPIC
 from rig_ros.interfaces.qos import (
@@ -123,9 +121,9 @@ class Operator:
         alive: called while waiting; raises to abort a wait (e.g. a node of the graph died).
         """
         self._alive = alive
-        self.context = Context()
-        rclpy.init(context=self.context)
-        self.node = Node(names.OPERATOR_NODE, context=self.context)
+        self._background = BackgroundNode(names.OPERATOR_NODE, thread_name='operator')
+        self.context = self._background.context
+        self.node = self._background.node
         self._lock = threading.Lock()
         self.status: dict[str, Any] = {}
         self.transitions = 0
@@ -138,26 +136,10 @@ class Operator:
                                       self._status_callback, LATCHED_QOS)
         self.node.create_subscription(Transition, graph.join_names(
             fleet, names.TRANSITION_TOPIC), self._transition_callback, TRANSITION_QOS)
-        self._executor = SingleThreadedExecutor(context=self.context)
-        self._executor.add_node(self.node)
-        self._thread = threading.Thread(target=self._spin, name='operator', daemon=True)
-        self._thread.start()
-
-    def _spin(self) -> None:
-        while self.context.ok():
-            try:
-                self._executor.spin_once(timeout_sec=0.05)
-            except Exception:  # noqa: BLE001 - a shutdown race ends the loop
-                if not self.context.ok():
-                    break
-                raise
 
     def close(self) -> None:
         """Leave the graph."""
-        self.context.try_shutdown()
-        self._thread.join(timeout=5.0)
-        self._executor.shutdown(timeout_sec=1.0)
-        self.node.destroy_node()
+        self._background.close()
 
     # What the operator watches.
 
