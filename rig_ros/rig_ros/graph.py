@@ -287,19 +287,12 @@ def practice_graph(task: str = 'reacher', sim: bool = True, robots: int = 1,
     compose: run each chain's per-frame nodes in one `robot_chain` process (`compose_chain`);
         its node names stay, `nodes` globs match the composed process's name.
     """
-    _check_common(task, robots, params_file)
-    files = task_param_files(task, params_file, sim)
-    specs = []
-    for index in range(robots):
-        specs += _robot_chain(index, namespace=namespace, param_files=files, task=task,
-                              sim=sim, lockstep=lockstep, seed=seed, camera_topic=camera_topic,
-                              practice=True, compose=compose)
     learner_parameters: dict[str, Any] = {'task': task, 'train': True, 'seed': seed}
     if run_dir:
         learner_parameters['run_dir'] = str(run_dir)
-    specs.append(NodeSpec(LEARNER, LEARNER, fleet_namespace(namespace), learner_parameters,
-                          files, respawn=RESPAWN))
-    return select_nodes(specs, nodes, namespace)
+    return _graph(True, learner_parameters, task=task, sim=sim, robots=robots,
+                  params_file=params_file, lockstep=lockstep, namespace=namespace, seed=seed,
+                  camera_topic=camera_topic, nodes=nodes, compose=compose)
 
 
 def reach_graph(task: str = 'reacher', sim: bool = True, robots: int = 1,
@@ -313,16 +306,25 @@ def reach_graph(task: str = 'reacher', sim: bool = True, robots: int = 1,
     topic, so the chain's nodes load weights exactly as in practice. Arguments as in
     `practice_graph`; checkpoint: the run directory or checkpoint file to serve.
     """
+    learner_parameters: dict[str, Any] = {'task': task, 'train': False, 'seed': seed}
+    if checkpoint:
+        learner_parameters['checkpoint'] = str(checkpoint)
+    return _graph(False, learner_parameters, task=task, sim=sim, robots=robots,
+                  params_file=params_file, lockstep=lockstep, namespace=namespace, seed=seed,
+                  camera_topic=camera_topic, nodes=nodes, compose=compose)
+
+
+def _graph(practice: bool, learner_parameters: dict[str, Any], *, task: str, sim: bool,
+           robots: int, params_file: Optional[str], lockstep: bool, namespace: str, seed: int,
+           camera_topic: Optional[str], nodes: Optional[str], compose: bool) -> list[NodeSpec]:
+    # The robot chains and the fleet's learner, shared by practice and reach.
     _check_common(task, robots, params_file)
     files = task_param_files(task, params_file, sim)
     specs = []
     for index in range(robots):
         specs += _robot_chain(index, namespace=namespace, param_files=files, task=task,
                               sim=sim, lockstep=lockstep, seed=seed, camera_topic=camera_topic,
-                              practice=False, compose=compose)
-    learner_parameters: dict[str, Any] = {'task': task, 'train': False, 'seed': seed}
-    if checkpoint:
-        learner_parameters['checkpoint'] = str(checkpoint)
+                              practice=practice, compose=compose)
     specs.append(NodeSpec(LEARNER, LEARNER, fleet_namespace(namespace), learner_parameters,
                           files, respawn=RESPAWN))
     return select_nodes(specs, nodes, namespace)

@@ -42,7 +42,7 @@ class JointCameraConfig:
     image_height: int = 240
     """Frame rows."""
     image_width: int = 320
-    """Frame columns (240 x 320: a 4:3 camera; rendering took ~30-60 ms a frame on a CPU)."""
+    """Frame columns (240 x 320, a 4:3 camera: ~30 ms a render on two busy CPU cores)."""
     base_yaw_deg: float = 90.0
     """The arm's base frame turned this much about the vertical in the sim's world (90: the
     real workspace in front of the robot, along base x, lies on the sim's table)."""
