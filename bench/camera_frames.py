@@ -48,7 +48,7 @@ import threading
 import time
 from typing import Any, Optional
 
-from graph_latency import reserve_domain_id
+from rig_ros.run.domains import reserve_domain_id
 
 SIZES = ('640x480', '1280x720', '1920x1080')
 MODES = ('best_effort', 'reliable', 'busy_best_effort')

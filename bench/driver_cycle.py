@@ -27,7 +27,9 @@ import tempfile
 import time
 from typing import Any, Callable, Optional
 
-from graph_latency import percentiles, reserve_domain_id
+from graph_latency import percentiles
+
+from rig_ros.run.domains import reserve_domain_id
 
 PERIOD_S = 0.01
 VARIANTS = ('mt_timer', 'st_timer', 'loop_thread', 'st_timer_busy', 'loop_thread_busy')

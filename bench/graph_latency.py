@@ -19,7 +19,6 @@ whether or not they are met.
 
 import argparse
 import dataclasses
-import fcntl
 import json
 import os
 import pathlib
@@ -29,27 +28,13 @@ import threading
 import time
 from typing import Any, Optional
 
+from rig_ros.run.domains import reserve_domain_id
+
 TARGET_P99_MS = 15.0
 TARGET_P99_RATIO = 2.0
 TARGET_STEPS_RATIO = 0.5
 LATENT_DIM = 4
 FRAME_PERIOD_S = 0.1
-_LOCK_DIR = pathlib.Path(tempfile.gettempdir()) / 'rig_ros_test_domains'
-
-
-def reserve_domain_id() -> tuple[int, Any]:
-    """Lock a free ROS domain id, as the tests do (same lock files)."""
-    _LOCK_DIR.mkdir(parents=True, exist_ok=True)
-    for offset in range(100):
-        domain = 1 + (os.getpid() + offset) % 100
-        handle = open(_LOCK_DIR / f'{domain}.lock', 'w')
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.close()
-            continue
-        return domain, handle
-    raise RuntimeError('no free ROS domain id')
 
 
 def stamp_key(stamp: Any) -> int:

@@ -23,7 +23,9 @@ import time
 from typing import Any, Optional
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from graph_latency import percentiles, reserve_domain_id, setup_files  # noqa: E402
+from graph_latency import percentiles, setup_files  # noqa: E402
+
+from rig_ros.run.domains import reserve_domain_id  # noqa: E402
 
 
 def busy_loop() -> None:

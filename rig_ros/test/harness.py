@@ -12,10 +12,7 @@ Imported by name (`rig_ros/test` is on pytest's `pythonpath`); the fixtures buil
 - `wait_for(predicate, timeout=..., interval=...) -> bool`, always bounded.
 """
 
-import fcntl
-import itertools
 import os
-import pathlib
 import signal
 import subprocess
 import tempfile
@@ -29,12 +26,10 @@ from rclpy.qos import QoSProfile
 from rig_ros.edge.background import BackgroundNode
 from rig_ros.graph import NodeSpec
 from rig_ros.run import runner
+from rig_ros.run.domains import reserve_domain_id
 
-DOMAIN_IDS = range(1, 101)
 DISCOVERY_TIMEOUT_S = 20.0  # wait_for_service took up to 3 s on a busy 2-core machine
 STOP_TIMEOUT_S = 10.0
-_LOCK_DIR = pathlib.Path(tempfile.gettempdir()) / 'rig_ros_test_domains'
-_counter = itertools.count()
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = DISCOVERY_TIMEOUT_S,
@@ -47,22 +42,6 @@ def wait_for(predicate: Callable[[], Any], timeout: float = DISCOVERY_TIMEOUT_S,
         if time.monotonic() >= deadline:
             return False
         time.sleep(interval)
-
-
-def reserve_domain_id() -> tuple[int, Any]:
-    """Lock a free domain id; the lock dies with the file handle (or the process)."""
-    _LOCK_DIR.mkdir(parents=True, exist_ok=True)
-    start = (os.getpid() * 31 + next(_counter)) % len(DOMAIN_IDS)
-    for offset in range(len(DOMAIN_IDS)):
-        domain = DOMAIN_IDS[(start + offset) % len(DOMAIN_IDS)]
-        handle = open(_LOCK_DIR / f'{domain}.lock', 'w')
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.close()
-            continue
-        return domain, handle
-    raise RuntimeError(f'all ROS domain ids {DOMAIN_IDS.start}..{DOMAIN_IDS.stop - 1} are busy')
 
 
 def isolate_domain(monkeypatch: pytest.MonkeyPatch) -> tuple[int, Any]:
