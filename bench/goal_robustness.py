@@ -27,6 +27,7 @@ import dataclasses
 import importlib
 import json
 import pathlib
+import shutil
 import sys
 import time
 from typing import Callable, Optional
@@ -141,6 +142,31 @@ def _write(path: pathlib.Path, values: dict) -> None:
     temporary.replace(path)
 
 
+# What the exploration images depend on (core.pipeline.collect_images).
+COLLECTION_FIELDS = ('task', 'seed', 'raw_height', 'raw_width', 'crop', 'image_size',
+                     'collect_images', 'collect_episode_length')
+
+
+def share_images(config: PipelineConfig, run_dir: pathlib.Path,
+                 log: Callable[[str], None]) -> None:
+    """Copy the exploration images of another variant of the same seed, if it has them.
+
+    Collection does not depend on the VAE, so every variant of a seed starts from the same
+    images (and the collection is paid once).
+    """
+    target = run_dir / 'images.npz'
+    if target.exists():
+        return
+    for other in sorted(run_dir.parent.glob('*/images.npz')):
+        saved = PipelineConfig.from_dict(json.loads((other.parent / 'config.json').read_text()))
+        if all(getattr(saved, name) == getattr(config, name) for name in COLLECTION_FIELDS):
+            run_dir.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(other, run_dir / 'images.tmp')
+            (run_dir / 'images.tmp').replace(target)
+            log(f'images of {other.parent.name} copied to {run_dir}')
+            return
+
+
 def run_variant(seed: int, quick: bool, variant: str, run_dir: pathlib.Path,
                 log: Callable[[str], None]) -> dict:
     """Run (or resume) one seed's pipeline for a variant, then every change; figures per cell.
@@ -153,6 +179,7 @@ def run_variant(seed: int, quick: bool, variant: str, run_dir: pathlib.Path,
     cells = ['unchanged'] + [f'{name}/{mode}' for name in CONDITIONS for mode in MODES]
     if all(cell in figures for cell in cells):
         return figures
+    share_images(config, run_dir, log)
     sim = SawyerSim(SawyerSimConfig(task=config.task, seed=config.seed))
     try:
         pipeline = RigPipeline(sim, config, run_dir, progress=False, log=log)

