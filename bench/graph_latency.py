@@ -1,9 +1,10 @@
 """Cost of the ROS graph against the same code in one process: frame latency and practice rate.
 
-(i) Camera frame -> velocity command over the graph: raw rgb8 frames at 10 Hz from this
-process into camera_pipeline -> vae_encoder -> policy (active, act_on_latent, a goal and
-policy weights published here, an untrained VAE checkpoint), timed until the policy's
-TwistStamped for that frame arrives; apart (3 processes) and composed (`robot_chain`, 1).
+(i) Camera frame -> velocity command over the graph: raw rgb8 frames (640x480 unless
+--height/--width say otherwise) at 10 Hz from this process into camera_pipeline ->
+vae_encoder -> policy (active, act_on_latent, a goal and policy weights published here, an
+untrained VAE checkpoint), timed until the policy's TwistStamped for that frame arrives;
+apart (3 processes) and composed (`robot_chain`, 1).
 A command belongs to the newest frame sent before it (frames are 100 ms apart); the policy's
 transition closed by each frame carries the frame's stamp and confirms the pairing.
 (ii) The same per-frame work in process: `preprocess`, `LatentEncoder.encode`, TD3 `act`.
@@ -317,13 +318,14 @@ def main(argv: Optional[list[str]] = None) -> int:
                         help='fewer frames and steps (about a minute and a half)')
     parser.add_argument('--frames', type=int, default=None, help='timed frames (200)')
     parser.add_argument('--steps', type=int, default=None, help='timed practice steps (300)')
-    parser.add_argument('--frame-size', default='240x320', help='raw camera frame HxW')
+    parser.add_argument('--height', type=int, default=480, help='raw camera frame rows')
+    parser.add_argument('--width', type=int, default=640, help='raw camera frame columns')
     parser.add_argument('--skip', default='', help='comma-separated parts to skip: '
                         'latency, steps')
     args = parser.parse_args(argv)
     frames = args.frames or (60 if args.quick else 200)
     steps = args.steps or (100 if args.quick else 300)
-    frame_shape = tuple(int(v) for v in args.frame_size.split('x'))
+    frame_shape = (args.height, args.width)
     skip = {part.strip() for part in args.skip.split(',') if part.strip()}
     os.environ.setdefault('MUJOCO_GL', 'egl')
     os.environ.setdefault('PYOPENGL_PLATFORM', 'egl')
@@ -372,7 +374,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                 'inprocess_p50_ms': inprocess['p50'], 'inprocess_p99_ms': inprocess['p99'],
                 'p99_ratio_apart': round(latency['apart']['p99'] / inprocess['p99'], 2),
                 'p99_ratio_composed': round(latency['composed']['p99'] / inprocess['p99'], 2),
-                'frames': frames, 'frame_size': args.frame_size})
+                'frames': frames, 'frame_size': f'{args.height}x{args.width}'})
         if 'steps' not in skip:
             inprocess_steps = measure_inprocess_steps(checkpoint, td3, steps, warmup,
                                                       episode_length, learning_starts)

@@ -17,7 +17,7 @@ size (int, 84), crop.top / crop.left / crop.height / crop.width (unset: whole fr
 crop.fractional (bool, false: pixels; true: fractions of the frame).
 Read-only, standard ROS QoS override: `qos_overrides./<ns>/camera/image_raw.subscription.
 reliability` (best_effort, the default, matches every camera publisher; reliable receives
-only from reliable publishers and then no frame is lost in transport).
+only from reliable publishers, which then resend what the transport lost).
 """
 
 import time

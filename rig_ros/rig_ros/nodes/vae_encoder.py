@@ -7,8 +7,10 @@ sensor QoS). Frames are resized to the VAE's input size (48 or 84, from its conf
 of any size and common encoding, cropped with `request_crop` and resized; a bad image gets
 success=false and the reason. Every reconstruction_period_s (0: never) the VAE's decoding of
 the current frame's latent goes out on `rig/reconstruction` (sensor_msgs/Image rgb8, the
-frame's header, sensor QoS) for viewers. Malformed frames and weights are logged as errors
-(each distinct problem, throttled) and dropped; the node keeps running.
+frame's header, sensor QoS) for viewers, from a timer: decoding right after a latent delayed
+that frame's command (in a composed chain the policy waited for it). Malformed frames and
+weights are logged as errors (each distinct problem, throttled) and dropped; the node keeps
+running.
 
 Weights: the `vae_checkpoint` file at startup (an unreadable one stops the node), then every
 'vae' message of the latched `rig/weights` broadcast (WEIGHTS_QOS; 'policy' is ignored, other
@@ -20,11 +22,12 @@ Parameters (`rig_ros.core.encoder.EncoderConfig`, read-only): vae_checkpoint, re
 / .left / .height / .width / .fractional, torch_threads, reconstruction_period_s.
 """
 
-import time
 from typing import Any, Optional, Sequence
 
+import numpy as np
 from rclpy.node import Node
 from sensor_msgs.msg import Image
+from std_msgs.msg import Header
 import torch
 
 from rig_msgs.msg import LatentState, Weights
@@ -51,7 +54,7 @@ class VAEEncoder(Node):
         torch.set_num_threads(self._config.torch_threads)
         self._encoder = LatentEncoder()
         self._throttle = KeyedThrottle(THROTTLE_S)
-        self._reconstructed_at = -float('inf')
+        self._newest: Optional[tuple[np.ndarray, Header]] = None  # latent not yet decoded
         if self._config.vae_checkpoint:
             try:
                 self._encoder.load_checkpoint(self._config.vae_checkpoint)
@@ -63,6 +66,9 @@ class VAEEncoder(Node):
         self._reconstruction_publisher = (
             self.create_publisher(Image, RECONSTRUCTION_TOPIC, SENSOR_QOS)
             if self._config.reconstruction_period_s > 0 else None)
+        if self._reconstruction_publisher is not None:
+            self.create_timer(self._config.reconstruction_period_s,
+                              self.publish_reconstruction)
         self._weights_subscription = self.create_subscription(
             Weights, WEIGHTS_TOPIC, self.weights_callback, WEIGHTS_QOS)
         self._image_subscription = self.create_subscription(
@@ -110,17 +116,17 @@ class VAEEncoder(Node):
         self._publisher.publish(LatentState(
             header=msg.header, mean=mean.tolist(), log_variance=logvar.tolist(),
             model_version=self._encoder.version))
-        self.publish_reconstruction(mean, msg)
+        if self._reconstruction_publisher is not None:
+            self._newest = (mean, msg.header)
 
-    def publish_reconstruction(self, mean: Any, frame: Image) -> None:
-        """Publish the decoding of a frame's latent when one is due (for viewers)."""
-        now = time.monotonic()
-        if (self._reconstruction_publisher is None
-                or now - self._reconstructed_at < self._config.reconstruction_period_s):
+    def publish_reconstruction(self) -> None:
+        """Publish the decoding of the newest frame's latent, if not done yet (for viewers)."""
+        if self._newest is None or self._reconstruction_publisher is None:
             return
-        self._reconstructed_at = now
+        mean, header = self._newest
+        self._newest = None
         image = self._encoder.decode(mean)
-        self._reconstruction_publisher.publish(array_to_image(image, 'rgb8', frame.header))
+        self._reconstruction_publisher.publish(array_to_image(image, 'rgb8', header))
 
     def encode_callback(self, request: Encode.Request,
                         response: Encode.Response) -> Encode.Response:
