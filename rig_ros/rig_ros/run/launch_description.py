@@ -26,6 +26,11 @@ BUILTIN_TRANSPORTS_VARIABLE = 'FASTDDS_BUILTIN_TRANSPORTS'
 PROFILE_FILE = 'fastdds_rig.xml'
 PROFILE_ARGUMENT = 'fastdds_profile'
 NO_PROFILE = ('', 'none', 'default')  # `fastdds_profile:=none`: Fast DDS's own defaults
+PROFILE_DESCRIPTION = (
+    "Fast DDS profile file for every node: 'auto' (the package's config/fastdds_rig.xml unless "
+    "FASTDDS_DEFAULT_PROFILES_FILE or FASTDDS_BUILTIN_TRANSPORTS is set), a file, or 'none' "
+    "(Fast DDS's defaults)")
+AUTO_PROFILE = 'auto'  # the launch argument's default: the package's profile unless env chooses
 
 
 def fastdds_profile() -> Optional[str]:
@@ -75,6 +80,8 @@ def _launch_nodes(context: Any, *args: Any, graph_name: str, **kwargs: Any) -> l
     values = {argument.name: LaunchConfiguration(argument.name).perform(context)
               for argument in ARGUMENTS[graph_name]}
     profile = getattr(context, 'launch_configurations', {}).get(PROFILE_ARGUMENT)
+    if profile is not None and profile.strip().lower() == AUTO_PROFILE:
+        profile = None
     env = transport_environment(getattr(context, 'environment', os.environ), profile)
     return [
         Node(package=spec.package, executable=spec.executable, name=spec.name,
@@ -126,5 +133,7 @@ def launch_description(graph_name: str):  # noqa: ANN201 - launch.LaunchDescript
                                  else {}))
         for argument in ARGUMENTS[graph_name]
     ]
+    declared.append(DeclareLaunchArgument(
+        PROFILE_ARGUMENT, default_value=AUTO_PROFILE, description=PROFILE_DESCRIPTION))
     nodes = functools.partial(_launch_nodes, graph_name=graph_name)
     return LaunchDescription([*declared, OpaqueFunction(function=nodes)])

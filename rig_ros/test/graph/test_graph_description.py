@@ -21,7 +21,7 @@ import yaml
 from rig_ros import graph
 from rig_ros.cli import graph as graph_commands
 from rig_ros.interfaces import names
-from rig_ros.run import runner
+from rig_ros.run import launch_description, runner
 
 PACKAGE_DIR = pathlib.Path(__file__).resolve().parents[2]
 LAUNCH_DIR = PACKAGE_DIR / 'launch'
@@ -279,9 +279,13 @@ def test_launch_description_turns_specs_into_nodes(name, case, monkeypatch):
     for module_name, module in fake_launch_modules().items():
         monkeypatch.setitem(sys.modules, module_name, module)
     description = load_launch_file(name).generate_launch_description()
-    *declared, opaque = description.args[0]
+    *declared, profile, opaque = description.args[0]
     arguments = graph.GRAPHS[name][1]
     assert [d.args[0] for d in declared] == [a.name for a in arguments]
+    # The one launch-only argument: the transports' profile (the runner reads the environment).
+    assert profile.args[0] == launch_description.PROFILE_ARGUMENT
+    assert profile.kwargs['default_value'] == launch_description.AUTO_PROFILE
+    assert profile.kwargs['description']
     for declaration, argument in zip(declared, arguments):
         assert declaration.kwargs['default_value'] == argument.launch_default
         assert declaration.kwargs['description'] == argument.description
@@ -298,6 +302,7 @@ def test_launch_description_turns_specs_into_nodes(name, case, monkeypatch):
         expected = list(spec.param_files) + ([dict(spec.parameters)] if spec.parameters else [])
         assert kwargs['parameters'] == expected
         assert kwargs['remappings'] == list(spec.remappings)
+        assert kwargs['additional_env'] == launch_description.transport_environment(os.environ)
         # The same restarts as the runner's: every node, after the graph's first delay.
         assert (kwargs['respawn'], kwargs['respawn_delay']) == (True, spec.respawn.delay_s)
         assert_exits_handled(kwargs['on_exit'], spec)
@@ -316,3 +321,16 @@ def assert_exits_handled(on_exit: Any, spec: graph.NodeSpec) -> None:
         (kind, kwargs), = outcome(code)
         assert kind == 'Shutdown' and name in kwargs['reason'], (code, kwargs)
     assert outcome(-9, shutting_down=True) == []  # the launch's own stop
+
+
+def test_transport_environment_respects_the_users_choice(tmp_path):
+    own = str(tmp_path / 'mine.xml')
+    package = launch_description.transport_environment({})
+    assert package == {'FASTDDS_DEFAULT_PROFILES_FILE': launch_description.fastdds_profile()}
+    assert package['FASTDDS_DEFAULT_PROFILES_FILE'].endswith('fastdds_rig.xml')
+    assert launch_description.transport_environment({'FASTDDS_DEFAULT_PROFILES_FILE': own}) == {}
+    assert launch_description.transport_environment(
+        {'FASTDDS_BUILTIN_TRANSPORTS': 'LARGE_DATA'}) == {}
+    assert launch_description.transport_environment({}, own) == {
+        'FASTDDS_DEFAULT_PROFILES_FILE': own}
+    assert launch_description.transport_environment({}, 'none') == {}
