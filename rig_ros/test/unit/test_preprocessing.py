@@ -190,3 +190,16 @@ def test_buffer_accepts_ros_style_uint8_arrays():
 def test_buffer_validation(length, step, message):
     with pytest.raises(ValueError, match=message):
         image_from_buffer(bytes(length), 3, 4, 'rgb8', step, False)
+
+
+@pytest.mark.parametrize('encoding', ['rgb8', 'bgr8', 'rgba8', 'bgra8', 'mono8'])
+@pytest.mark.parametrize('crop, size', [
+    (None, 84), (CropBox(0.1, 0.2, 0.5, 0.4, fractional=True), 48), (CropBox(3, 5, 40, 40), 84)])
+def test_8_bit_frames_resized_before_conversion_match_convert_then_resize(encoding, crop, size):
+    """The fast path (crop and resize in the frame's own layout) gives the same pixels."""
+    rng = np.random.default_rng(7)
+    rgb = rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    frame = rgb[:, :, 0].copy() if encoding == 'mono8' else _as(encoding, rgb)
+    config = PreprocessConfig(crop=crop, size=size)
+    reference = preprocess(to_rgb(frame, encoding), config, 'rgb8')  # convert first
+    assert np.array_equal(preprocess(frame, config, encoding), reference)
