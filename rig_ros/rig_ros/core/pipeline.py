@@ -32,7 +32,8 @@ from rig_ros.core.replay import GoalSampler, RelabelConfig
 from rig_ros.core.rewards import REWARD_KINDS, RewardKind
 from rig_ros.core.td3 import TD3Config
 from rig_ros.core.trainer import latent_prior, RigTrainer, VAEFineTuning, VAEStage
-from rig_ros.core.vae import ConvVAE, encode_images, latent_variance, VAEConfig, VAETrainer
+from rig_ros.core.vae import (
+    AugmentationConfig, ConvVAE, encode_images, latent_variance, VAEConfig, VAETrainer)
 
 FORMAT_VERSION = 1
 
@@ -141,13 +142,16 @@ class PipelineConfig:
         """Inverse of `to_dict`; also reads the layout of runs before the TD3 config split.
 
         Those kept the exploration noise in td3 (now `exploration`) and a td3 seed, which the
-        run's seed always replaced (now dropped).
+        run's seed always replaced (now dropped). Runs from before VAE training augmentation
+        trained without it.
         """
         values = dict(values)
         td3 = _tuples(values.get('td3', {}))
         moved = {key: td3.pop(key) for key in _EXPLORATION_FIELDS if key in td3}
         td3.pop('seed', None)
-        values['vae'] = VAEConfig(**values.get('vae', {}))
+        vae = dict(values.get('vae', {}))
+        vae.setdefault('augmentation', AugmentationConfig(enabled=False))
+        values['vae'] = VAEConfig(**vae)
         values['td3'] = TD3Config(**td3)
         values['exploration'] = ExplorationConfig(**values.get('exploration', moved))
         values['relabel'] = RelabelConfig(**values.get('relabel', {}))

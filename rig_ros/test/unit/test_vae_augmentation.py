@@ -46,7 +46,7 @@ def test_deterministic_under_a_seed():
 
 def test_identity_when_off_or_without_change():
     x = torch.rand(4, 3, 48, 48)
-    assert augment_images(x, AugmentationConfig(), generator()) is x
+    assert augment_images(x, AugmentationConfig(enabled=False), generator()) is x
     neutral = AugmentationConfig(enabled=True, shift_px=0, brightness=(1.0, 1.0),
                                  contrast=(1.0, 1.0))
     torch.testing.assert_close(augment_images(x, neutral, generator()), x)
@@ -151,6 +151,29 @@ def test_trainer_augments_deterministically_under_its_seed():
                if tensor.is_floating_point())
 
 
+def test_resumed_training_draws_what_uninterrupted_training_draws():
+    config = VAEConfig(image_size=48, batch_size=8, augmentation=ON)
+    batches = [square_images(8)[np.random.default_rng(i).permutation(8)] for i in range(4)]
+    torch.manual_seed(0)
+    whole = VAETrainer(ConvVAE(config), seed=3)
+    for batch in batches[:2]:
+        whole.train_step(batch)
+    torch.manual_seed(1)  # the latent samples' generator, as a resumed process would seed it
+    for batch in batches[2:]:
+        whole.train_step(batch)
+    torch.manual_seed(0)
+    first = VAETrainer(ConvVAE(config), seed=3)
+    for batch in batches[:2]:
+        first.train_step(batch)
+    resumed = VAETrainer(ConvVAE(config), seed=3)
+    resumed.load_state_dict(first.state_dict())
+    torch.manual_seed(1)
+    for batch in batches[2:]:
+        resumed.train_step(batch)
+    for name, tensor in whole.vae.state_dict().items():
+        torch.testing.assert_close(resumed.vae.state_dict()[name], tensor, rtol=0, atol=0)
+
+
 def test_clean_target_is_reconstructed_and_consistency_is_reported():
     torch.manual_seed(0)
     images = square_images(8)
@@ -171,6 +194,15 @@ def test_clean_target_is_reconstructed_and_consistency_is_reported():
 
 
 def test_trainer_accepts_an_augmentation_the_model_config_lacks():
-    vae = ConvVAE(VAEConfig(image_size=48))
+    off = AugmentationConfig(enabled=False)
+    vae = ConvVAE(VAEConfig(image_size=48, augmentation=off))
     trainer = VAETrainer(vae, VAEConfig(image_size=48, augmentation=ON))
     assert trainer.config.augmentation.enabled and not vae.config.augmentation.enabled
+
+
+def test_on_by_default_and_off_for_runs_saved_before_it():
+    assert VAEConfig().augmentation == ON
+    values = json.loads(json.dumps(PipelineConfig().to_dict()))
+    assert PipelineConfig.from_dict(values).vae.augmentation.enabled
+    del values['vae']['augmentation']
+    assert not PipelineConfig.from_dict(values).vae.augmentation.enabled
