@@ -25,7 +25,7 @@ Layout (see docs/fleet.md):
   with `sim=False` the task's real-robot file (`TaskSpec.robot_config`, e.g.
   config/sawyer_reacher.yaml), then the user's `params_file`; the spec's own `parameters`
   (task, seeds, modes) come last and win.
-- Which tasks exist is `rig_ros.tasks` (the registry); `TASKS` here is its names.
+- Which tasks exist is `rig_ros.tasks` (the registry).
 - `compose=True` runs each chain's per-frame nodes (mujoco_sim with `sim`, camera_pipeline,
   vae_encoder, policy) in one `robot_chain` process on one executor, as ROS 2 composition
   does: the same nodes, names, parameter files and remappings (`compose_chain`).
@@ -51,7 +51,6 @@ from rig_ros.interfaces.names import (
     ROBOT_CHAIN, SAWYER_DRIVER, TRANSITION_TOPIC, VAE_ENCODER, WEIGHTS_TOPIC)
 
 PACKAGE = 'rig_ros'
-TASKS = tasks.TASK_NAMES
 BASE_CONFIG = 'rig'  # config/rig.yaml: the parameters every task shares
 ROBOT_NAMESPACE_PREFIX = 'robot_'
 # A node's exit code for parameters it refuses (edge.entry): a restart would fail the same way.

@@ -35,7 +35,7 @@ from typing import Any, Callable, Optional, TextIO
 import numpy as np
 import yaml
 
-from rig_ros import graph, report
+from rig_ros import graph, report, tasks
 
 from rig_ros.core.evaluation import (
     append_evaluation, Evaluation, EvaluationRecord, METRICS_FILE, read_evaluations)
@@ -106,8 +106,7 @@ class SessionConfig:
         for name in ('eval_every', 'vae_steps', 'learning_starts'):
             if int(getattr(self, name)) < 0:
                 raise ValueError(f'{name} must be >= 0, got {getattr(self, name)!r}')
-        if self.task not in graph.TASKS:
-            raise ValueError(f'unknown task {self.task!r}')
+        tasks.task(self.task)  # ValueError naming the known tasks
 
     def pretrain_config(self) -> 'PipelineConfig':  # noqa: F821
         """Return the in-process pipeline settings whose stages 1 and 2 make the VAE."""

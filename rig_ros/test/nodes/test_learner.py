@@ -15,11 +15,12 @@ from std_msgs.msg import String
 
 from rig_msgs.msg import Goal, LatentState, Transition, Weights
 from rig_ros.core.policy_runtime import decode_policy_weights
-from rig_ros.graph import task_param_files, TASKS
+from rig_ros.graph import task_param_files
 from rig_ros.interfaces.qos import (
     COMMAND_QOS, LATCHED_QOS, SENSOR_QOS, TRANSITION_QOS, WEIGHTS_QOS)
 from rig_ros.nodes.learner import LearnerNode
 from rig_ros.nodes.policy import PolicyNode
+from rig_ros.tasks import TASK_NAMES
 
 DIM = 4
 SMALL = {'td3.hidden_sizes': [32, 32], 'td3.batch_size': 16, 'status_period_s': 0.3}
@@ -179,7 +180,7 @@ def test_weights_reach_the_policy_and_change_its_actions(ros, start_node, wait_f
     assert learner.stop(signal.SIGINT) == 0 and policy.stop(signal.SIGINT) == 0
 
 
-@pytest.mark.parametrize('task', TASKS)
+@pytest.mark.parametrize('task', TASK_NAMES)
 def test_task_configs_are_accepted(ros_domain_id, tmp_path, task):
     """In process: the task's parameter files build both nodes' configs."""
     context = Context()
