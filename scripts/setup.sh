@@ -58,6 +58,9 @@ src_hash=$(find rig_msgs rig_ros/setup.py rig_ros/setup.cfg rig_ros/package.xml 
 if [ "$(cat "$STAMPS/colcon" 2>/dev/null)" != "$src_hash" ] \
     || [ ! -f install/share/rig_msgs/package.xml ]; then
   say 'building rig_msgs and rig_ros with colcon'
+  # A source file deleted since the last build leaves a dangling link in the symlink
+  # install, and colcon then fails on it: drop such links first.
+  find build install -xtype l -delete 2>/dev/null || true
   (
     export VIRTUAL_ENV=$VENV PATH=$VENV/bin:$PATH
     export CMAKE_PREFIX_PATH=$VENV AMENT_PREFIX_PATH=$VENV
