@@ -34,6 +34,7 @@ from rig_ros.edge.entry import run_node
 from rig_ros.edge.image_msgs import array_to_image, image_to_array
 from rig_ros.edge.log_limits import KeyedThrottle, suffix
 from rig_ros.edge.params import ConfigParameters
+from rig_ros.edge.sequences import SequenceGaps
 from rig_ros.interfaces.names import CAMERA_IMAGE_TOPIC, CAMERA_PIPELINE, IMAGE_TOPIC
 from rig_ros.interfaces.qos import SENSOR_QOS
 
@@ -61,8 +62,7 @@ class CameraPipeline(Node):
         self._config: PreprocessConfig = self._preprocess_parameters.config
         self._frames = 0
         self._dropped = 0
-        self._skipped = 0
-        self._sequences: dict[bytes, int] = {}  # publisher gid -> last sequence number seen
+        self._gaps = SequenceGaps(MAX_PUBLISHERS)
         self._period = {'frames': 0, 'skipped': 0, 'busy_s': 0.0, 'start': time.monotonic()}
         self._throttle = KeyedThrottle(ERROR_THROTTLE_S)
         self._publisher = self.create_publisher(Image, IMAGE_TOPIC, SENSOR_QOS)
@@ -85,7 +85,7 @@ class CameraPipeline(Node):
     @property
     def skipped(self) -> int:
         """Frames never processed: replaced by a newer one while waiting, or lost in transport."""
-        return self._skipped
+        return self._gaps.missed
 
     def frame_callback(self, msg: Image, info: MessageInfo) -> None:
         """Count the frames skipped since the previous one, then process this one."""
@@ -106,22 +106,15 @@ class CameraPipeline(Node):
 
     def count_skipped(self, gid: Optional[Any], sequence: Optional[int]) -> int:
         """Note a frame's publisher sequence number; return how many frames were skipped."""
-        if gid is None or sequence is None:
-            return 0
-        key = bytes(gid.get('data', b'')) if isinstance(gid, dict) else bytes(gid)
-        last = self._sequences.pop(key, None)
-        if len(self._sequences) >= MAX_PUBLISHERS:
-            self._sequences.pop(next(iter(self._sequences)))
-        self._sequences[key] = sequence  # the most recent publisher last
-        skipped = sequence - last - 1 if last is not None and sequence > last else 0
-        self._skipped += skipped
+        skipped = self._gaps.note(gid, sequence)
         self._period['skipped'] += skipped
         return skipped
 
     def on_shutdown(self) -> None:
         """Sum up the frames seen."""
         self.get_logger().info(
-            f'camera frames: {self._frames - self._dropped} processed, {self._skipped} skipped '
+            f'camera frames: {self._frames - self._dropped} processed, '
+            f'{self._gaps.missed} skipped '
             f'(replaced by newer ones or lost in transport), {self._dropped} malformed')
 
     def image_callback(self, msg: Image) -> None:
