@@ -47,8 +47,9 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 
 from rig_ros import tasks
 from rig_ros.interfaces.names import (
-    CAMERA_IMAGE_TOPIC, CAMERA_PIPELINE, COMPOSABLE, GOAL_SCHEDULER, LEARNER, MUJOCO_SIM, POLICY,
-    ROBOT_CHAIN, SAWYER_DRIVER, TRANSITION_TOPIC, VAE_ENCODER, WEIGHTS_TOPIC)
+    CAMERA_IMAGE_TOPIC, CAMERA_PIPELINE, COMPOSABLE, GOAL_SCHEDULER, LEARNER,
+    LEARNER_STATUS_TOPIC, MUJOCO_SIM, POLICY, ROBOT_CHAIN, SAWYER_DRIVER, TRANSITION_TOPIC,
+    VAE_ENCODER, WEIGHTS_TOPIC)
 
 PACKAGE = 'rig_ros'
 BASE_CONFIG = 'rig'  # config/rig.yaml: the parameters every task shares
@@ -206,6 +207,7 @@ def _robot_chain(index: int, *, namespace: str, param_files: tuple[str, ...], ta
     robot_seed = seed + 1000 * (index + 1)
     weights = ((WEIGHTS_TOPIC, join_names(namespace, WEIGHTS_TOPIC)),)
     transitions = ((TRANSITION_TOPIC, join_names(namespace, TRANSITION_TOPIC)),)
+    status = ((LEARNER_STATUS_TOPIC, join_names(namespace, LEARNER_STATUS_TOPIC)),)
     nodes = []
     if sim:
         nodes.append(NodeSpec(MUJOCO_SIM, MUJOCO_SIM, ns, {
@@ -224,7 +226,7 @@ def _robot_chain(index: int, *, namespace: str, param_files: tuple[str, ...], ta
     # The scheduler sees its robot's episode ends in the fleet's transitions (robot_id).
     nodes.append(NodeSpec(GOAL_SCHEDULER, GOAL_SCHEDULER, ns, {
         'goal_source': 'prior' if practice else 'image', 'seed': robot_seed + 2},
-        param_files, weights + transitions))
+        param_files, weights + transitions + status))
     nodes = [dataclasses.replace(spec, respawn=RESPAWN) for spec in nodes]
     return compose_chain(nodes) if compose else nodes
 

@@ -103,6 +103,14 @@ class TransitionRecord:
     episode_end: bool
     policy_version: int
     stamp: float  # of the next observation
+    image: Optional[np.ndarray] = None
+    """uint8 HxWx3 frame of `observation` (camera_pipeline's image); None: not sent."""
+    next_image: Optional[np.ndarray] = None
+    """uint8 HxWx3 frame of `next_observation`; None: not sent."""
+    vae_version: int = 0
+    """VAE version that encoded `observation`; 0: no VAE (an exploration step, empty latents)."""
+    next_vae_version: int = 0
+    """VAE version that encoded `next_observation`."""
 
 
 @dataclass(frozen=True)

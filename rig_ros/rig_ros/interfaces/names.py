@@ -27,7 +27,7 @@ SIM_GOAL_IMAGE_TOPIC = 'sim/goal_image'  # sensor_msgs/Image, that state's rende
 TRANSITION_TOPIC = 'rig/transition'  # rig_msgs/Transition
 WEIGHTS_TOPIC = 'rig/weights'  # rig_msgs/Weights, latched
 LEARNER_STATUS_TOPIC = 'rig/learner_status'  # std_msgs/String, latched JSON counters
-FLEET_TOPICS = (TRANSITION_TOPIC, WEIGHTS_TOPIC)
+FLEET_TOPICS = (TRANSITION_TOPIC, WEIGHTS_TOPIC, LEARNER_STATUS_TOPIC)
 
 # intera's topics on the robot (absolute; ros1_bridge carries them).
 JOINT_STATES_TOPIC = '/robot/joint_states'
