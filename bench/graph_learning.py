@@ -1,111 +1,174 @@
-"""RIG on the Visual Reacher through the ROS 2 graph, against the in-process pipeline.
+"""RIG on the Visual Reacher learned through the ROS 2 graph from an empty run directory.
 
-Same seed, same PipelineConfig budget as bench/learning.py's reacher (10K RL steps, 4000
-before learning, 4 updates per step; --quick: its smoke budget), same evaluation goals. The
-graph run reuses the in-process run's VAE (its run directory is reused when it is already
-there, e.g. from bench/learning.py), so only RL differs: acting, transitions and weights
-through DDS and asynchronous learner updates instead of a single loop. Prints one JSON line
-last.
+Per seed, three runs on the same budget of environment steps (exploration included) and the
+same 20 evaluation goal images (`core.pipeline.evaluation_goals` of the seed):
+- 'graph': `rig practice --steps` as a session (`run.session`): the learner explores (random
+  end-effector velocities through the policy, frames stored), pretrains the VAE on those
+  frames, broadcasts it and practises with imagined goals; nothing is trained outside the
+  nodes. Evaluated by sending each goal image on `rig/goal_image` to the reach graph.
+- 'finetune': the same with the learner's online VAE fine-tuning on (new VAE versions
+  broadcast during practice).
+- 'inprocess': `core.pipeline` in one loop with the same exploration, VAE and RL budgets
+  (its exploration is not replayed, so it starts learning after `INPROCESS_LEARNING_STARTS`
+  RL steps instead).
+
+Each run lives in `<out>/<mode>/seed<N>/<run>`; a finished run is read back, an interrupted
+one resumes (the session and the learner resume their run directories). Prints one JSON line
+last with the keys the checks read: graph_success_rate and graph_final_hand_distance_median
+(pooled over seeds' goals), graph_env_steps_total (the largest over seeds),
+inprocess_success_rate, finetune_success_rate, graph_wall_s (per seed and stage).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import pathlib
 import sys
 import time
+from typing import Any
+
+import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / 'rig_ros'))
-sys.path.insert(0, str(ROOT / 'bench'))
 
-from learning import reacher_config  # noqa: E402
-
-from rig_ros import report  # noqa: E402
 from rig_ros.core.pipeline import PipelineConfig, RigPipeline  # noqa: E402
+from rig_ros.core.td3 import TD3Config  # noqa: E402
 from rig_ros.run.session import Session, SessionConfig  # noqa: E402
 from rig_ros.sim.sawyer import SawyerSim, SawyerSimConfig  # noqa: E402
 
 
-def inprocess_result(config: PipelineConfig, run_dir: pathlib.Path) -> dict:
-    """Return the in-process result in `run_dir` (run, or resumed, when not there)."""
-    result_path = run_dir / 'result.json'
+@dataclasses.dataclass(frozen=True)
+class Budget:
+    """One seed's budget, the same for every run."""
+
+    env_steps: int  # environment steps in all, exploration included
+    explore_frames: int
+    vae_steps: int
+    learning_starts: int  # the graph's: stored transitions, the seeded exploration included
+    inprocess_learning_starts: int  # the pipeline's: RL steps (its exploration is not replayed)
+    updates_per_step: int
+    eval_goals: int
+    fine_tune_vae_every: int
+    fine_tune_vae_steps: int
+    episode_length: int = 50
+
+
+# 10,000 environment steps in all (RIG's real-robot reaching budget): ~5,000 exploring, the
+# rest practising. The session stops at the step budget less the overshoot of one learner
+# status period (robots at ~40 steps/s, status every 0.5 s).
+FULL = Budget(env_steps=9_950, explore_frames=5_000, vae_steps=5_000, learning_starts=5_000,
+              inprocess_learning_starts=1_000, updates_per_step=4, eval_goals=20,
+              fine_tune_vae_every=1_000, fine_tune_vae_steps=200)
+QUICK = Budget(env_steps=900, explore_frames=300, vae_steps=100, learning_starts=300,
+               inprocess_learning_starts=100, updates_per_step=1, eval_goals=3,
+               fine_tune_vae_every=200, fine_tune_vae_steps=20)
+RUNS = ('graph', 'finetune', 'inprocess')
+
+
+def session_config(budget: Budget, seed: int, fine_tune: bool) -> SessionConfig:
+    """Return the graph session of a budget (fine_tune: online VAE fine-tuning on)."""
+    return SessionConfig(
+        task='reacher', seed=seed, steps=budget.env_steps, eval_goals=budget.eval_goals,
+        episode_length=budget.episode_length, explore_frames=budget.explore_frames,
+        vae_steps=budget.vae_steps, learning_starts=budget.learning_starts,
+        updates_per_step=budget.updates_per_step,
+        fine_tune_vae_every=budget.fine_tune_vae_every if fine_tune else 0,
+        fine_tune_vae_steps=budget.fine_tune_vae_steps)
+
+
+def pipeline_config(budget: Budget, seed: int) -> PipelineConfig:
+    """Return the in-process pipeline of a budget (the same exploration, VAE and steps)."""
+    rl_steps = budget.env_steps - budget.explore_frames
+    return PipelineConfig(
+        task='reacher', seed=seed, collect_images=budget.explore_frames,
+        collect_episode_length=budget.episode_length, vae_steps=budget.vae_steps,
+        rl_steps=rl_steps, td3=TD3Config(learning_starts=budget.inprocess_learning_starts,
+                                         updates_per_step=budget.updates_per_step),
+        eval_every=rl_steps, checkpoint_every=max(rl_steps // 2, 1),
+        eval_goals=budget.eval_goals, episode_length=budget.episode_length)
+
+
+def run_once(kind: str, budget: Budget, seed: int, run_dir: pathlib.Path) -> dict[str, Any]:
+    """Return one run's result (read back when finished, else run or resumed)."""
+    result_path = run_dir / 'bench_result.json'
     if result_path.is_file():
         return json.loads(result_path.read_text())
-    sim = SawyerSim(SawyerSimConfig(task=config.task, seed=config.seed))
-    try:
-        return RigPipeline(sim, config, run_dir).run()
-    finally:
-        sim.close()
+    start = time.perf_counter()
+    if kind == 'inprocess':
+        sim = SawyerSim(SawyerSimConfig(task='reacher', seed=seed))
+        try:
+            result = RigPipeline(sim, pipeline_config(budget, seed), run_dir).run()
+        finally:
+            sim.close()
+        result['env_steps_total'] = budget.explore_frames + result['rl_step']
+    else:
+        # env_steps_total: what the learner received, exploration included.
+        result = Session(session_config(budget, seed, kind == 'finetune'), run_dir).run()
+    result['bench_wall_s'] = time.perf_counter() - start
+    kept = {key: result[key] for key in (
+        'rig_success_rate', 'rig_final_hand_distance_median', 'rig_hand_distances',
+        'env_steps_total', 'stage_wall_s', 'bench_wall_s', 'rl_step') if key in result}
+    kept['learner'] = result.get('learner', {})
+    result_path.write_text(json.dumps(kept, indent=2, sort_keys=True))
+    return kept
 
 
-def session_config(config: PipelineConfig, vae_checkpoint: str,
-                   eval_every: int) -> SessionConfig:
-    """Return the graph session with the pipeline's RL budget, goals and TD3 schedule."""
-    return SessionConfig(
-        task=config.task, seed=config.seed, steps=config.rl_steps, eval_every=eval_every,
-        eval_goals=config.eval_goals, episode_length=config.episode_length,
-        success_threshold_m=config.success_threshold_m, vae_checkpoint=vae_checkpoint,
-        learning_starts=config.td3.learning_starts,
-        updates_per_step=config.td3.updates_per_step, batch_size=config.td3.batch_size)
+def pooled(results: list[dict[str, Any]]) -> tuple[float, float]:
+    """Return (success rate, median final hand distance) over every goal of the results."""
+    distances = np.concatenate([np.asarray(r['rig_hand_distances'], float)
+                                for r in results])
+    return float(np.mean(distances < 0.05)), float(np.median(distances))
 
 
 def main() -> int:
-    """Run (or resume) both and print the comparison."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument('--quick', action='store_true')
-    parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--eval-every', type=int, default=None,
-                        help='graph practice steps between evaluations (default: 5000; quick: '
-                             'only at the end)')
-    parser.add_argument('--inprocess-run-dir', default=None,
-                        help="the in-process run to compare with (default: bench/learning.py's "
-                             'finished run of the seed, else one made in --out)')
+    """Run (or resume) every seed's runs and print the comparison."""
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--quick', action='store_true', help='a smoke-sized budget')
+    parser.add_argument('--seeds', type=int, default=3)
+    parser.add_argument('--runs', default=','.join(RUNS),
+                        help=f'comma-separated subset of {RUNS}')
     parser.add_argument('--out', default=str(ROOT / 'runs' / 'bench_graph_learning'))
     args = parser.parse_args()
-    mode = 'quick' if args.quick else 'full'
-    out = pathlib.Path(args.out) / mode
-    out.mkdir(parents=True, exist_ok=True)
-    config = reacher_config(args.seed, args.quick)
-    inprocess_dir = pathlib.Path(args.inprocess_run_dir) if args.inprocess_run_dir else (
-        ROOT / 'runs' / 'bench_learning' / mode / f'reacher_seed{args.seed}')
-    if not args.inprocess_run_dir and not (inprocess_dir / 'result.json').is_file():
-        inprocess_dir = out / 'inprocess'
-
-    print(f'== in-process pipeline: {inprocess_dir}', flush=True)
-    inprocess = inprocess_result(config, inprocess_dir)
-    eval_every = args.eval_every if args.eval_every is not None else (
-        0 if args.quick else 5000)
-    print(f'== graph: {config.rl_steps} steps through the ROS 2 graph -> {out / "graph"}',
-          flush=True)
-    start = time.perf_counter()
-    graph = Session(session_config(config, str(inprocess_dir / 'vae.safetensors'),
-                                   eval_every), out / 'graph').run()
-    graph_wall_s = time.perf_counter() - start
-
-    figures = {
-        'graph_rig_success_rate': graph['rig_success_rate'],
-        'graph_rig_final_hand_distance_median': graph['rig_final_hand_distance_median'],
-        'graph_rig_final_hand_distance_mean': graph['rig_final_hand_distance_mean'],
-        'inprocess_rig_success_rate': inprocess['rig_success_rate'],
-        'inprocess_rig_final_hand_distance_median': inprocess['rig_final_hand_distance_median'],
-        'inprocess_rig_final_hand_distance_mean': inprocess['rig_final_hand_distance_mean'],
-        'graph_steps': graph['rl_step'],
-        'graph_updates': graph.get('updates'),
-        'graph_wall_s': graph_wall_s,
-        'graph_stage_wall_s': graph['stage_wall_s'],
-        'graph_practice_steps_per_s': graph['rl_step'] / graph['stage_wall_s']['practice'],
-        'inprocess_rl_steps': inprocess['rl_step'],
-        'graph_initial_hand_distance_median': float(sorted(
-            graph['initial_hand_distances'])[len(graph['initial_hand_distances']) // 2]),
-        'eval_goals': config.eval_goals, 'seed': args.seed, 'quick': args.quick,
-        'learning_starts': config.td3.learning_starts,
-        'updates_per_step': config.td3.updates_per_step,
-    }
-    report.plot_learning_curves(
-        {'graph': graph['curve'], 'in process': inprocess['curve']},
-        out / 'graph_vs_inprocess.png', 'RIG on the Visual Reacher: graph vs in process')
+    budget = QUICK if args.quick else FULL
+    runs = [name for name in args.runs.split(',') if name]
+    unknown = set(runs) - set(RUNS)
+    if unknown:
+        parser.error(f'unknown runs {sorted(unknown)}; choose from {RUNS}')
+    out = pathlib.Path(args.out) / ('quick' if args.quick else 'full')
+    results: dict[str, list[dict[str, Any]]] = {name: [] for name in runs}
+    for seed in range(args.seeds):
+        for name in runs:
+            run_dir = out / f'seed{seed}' / name
+            print(f'== seed {seed} {name}: {run_dir}', flush=True)
+            result = run_once(name, budget, seed, run_dir)
+            results[name].append(result)
+            print(f"seed {seed} {name}: success {result['rig_success_rate']:.2f}, median "
+                  f"{100 * result['rig_final_hand_distance_median']:.2f} cm, "
+                  f"{result['env_steps_total']} env steps, {result['bench_wall_s']:.0f} s, "
+                  f"stages {result.get('stage_wall_s')}", flush=True)
+    figures: dict[str, Any] = {'seeds': args.seeds, 'quick': args.quick,
+                               'budget': dataclasses.asdict(budget)}
+    for name, prefix in (('graph', 'graph'), ('finetune', 'finetune'),
+                         ('inprocess', 'inprocess')):
+        if not results.get(name):
+            continue
+        success, median = pooled(results[name])
+        figures[f'{prefix}_success_rate'] = success
+        figures[f'{prefix}_final_hand_distance_median'] = median
+        figures[f'{prefix}_success_rate_per_seed'] = [
+            r['rig_success_rate'] for r in results[name]]
+        figures[f'{prefix}_env_steps_per_seed'] = [r['env_steps_total'] for r in results[name]]
+    if results.get('graph'):
+        figures['graph_env_steps_total'] = max(r['env_steps_total'] for r in results['graph'])
+        figures['graph_wall_s'] = [
+            {'total': r['bench_wall_s'], **r.get('stage_wall_s', {})} for r in results['graph']]
+    if results.get('finetune'):
+        figures['finetune_vae_versions'] = [
+            r['learner'].get('vae_version') for r in results['finetune']]
     (out / 'figures.json').write_text(json.dumps(figures, indent=2))
     print(json.dumps(figures))
     return 0

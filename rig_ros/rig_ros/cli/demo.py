@@ -1,7 +1,9 @@
 """`rig demo`: RIG on a simulated task, through the ROS 2 graph (default) or in process.
 
 Both ways run one budget (`DEMO_BUDGET`; `QUICK_DEMO_BUDGET` for smoke tests): the same
-pretraining, practice steps, TD3 schedule and evaluation goals.
+exploration frames, VAE pretraining steps, practice steps, TD3 schedule and evaluation goals.
+Through the graph every stage runs in the nodes (the learner explores, pretrains the VAE and
+practises); in process, `core.pipeline` runs them in one loop.
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ if TYPE_CHECKING:  # torch comes with it: `rig --help` stays quick
 class DemoBudget:
     """The demo's budget (minutes on two cores), read by the graph and the in-process demo.
 
-    collect_images, vae_steps: pretraining (random exploration images, VAE updates).
-    rl_steps: practice steps (the graph's: over the whole fleet).
+    collect_images, vae_steps: exploration (random-action frames) and VAE pretraining steps.
+    rl_steps: practice steps with imagined goals (the graph's: over the whole fleet); the
+        graph's step budget is collect_images + rl_steps, exploration included.
     learning_starts, updates_per_step: TD3's schedule.
     eval_goals, episode_length: evaluation goal images; steps of an episode and of an attempt.
     eval_every: evaluation and checkpoint period of the in-process demo; the graph demo
@@ -56,7 +59,8 @@ class DemoBudget:
     def session_config(self, task: str, seed: int) -> SessionConfig:
         """Return the graph session's settings for this budget."""
         return SessionConfig(
-            task=task, seed=seed, steps=self.rl_steps, collect_images=self.collect_images,
+            task=task, seed=seed, steps=self.collect_images + self.rl_steps,
+            explore_frames=self.collect_images,
             vae_steps=self.vae_steps, learning_starts=self.learning_starts,
             updates_per_step=self.updates_per_step, eval_goals=self.eval_goals,
             episode_length=self.episode_length, broadcast_every=self.broadcast_every)
@@ -81,9 +85,10 @@ def _demo(args: argparse.Namespace) -> int:
                               progress=progress)
     else:
         run_dir = pathlib.Path(args.run_dir or 'runs/demo')
-        print(f'RIG demo through the ROS 2 graph on the simulated {args.task}: pretrain a VAE '
-              f'on {budget.collect_images} images ({budget.vae_steps} steps), practise '
-              f'{budget.rl_steps} steps, evaluate {budget.eval_goals} goal images -> {run_dir}')
+        print(f'RIG demo through the ROS 2 graph on the simulated {args.task}: explore '
+              f'{budget.collect_images} frames, pretrain the VAE ({budget.vae_steps} steps), '
+              f'practise {budget.rl_steps} steps, evaluate {budget.eval_goals} goal images, all '
+              f'in the nodes -> {run_dir}')
         result = Session(budget.session_config(args.task, args.seed), run_dir,
                          progress=progress).run()
     print(report.outcome_line(result, run_dir))

@@ -2,7 +2,7 @@
 
 Their options are the launch files' arguments (`graph.PRACTICE_ARGUMENTS`,
 `graph.REACH_ARGUMENTS`). `rig practice --steps N` runs a whole session instead
-(`rig_ros.run.session`): pretrain, practise through the graph, evaluate, report.
+(`rig_ros.run.session`): explore, pretrain and practise in the graph, evaluate, report.
 """
 
 from __future__ import annotations
@@ -49,18 +49,25 @@ def add_session_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the options of a practice session (`rig practice --steps N ...`)."""
     default = SessionConfig()
     parser.add_argument('--steps', type=int, default=None,
-                        help='practise this many steps through the graph, then evaluate on '
-                             'goal images and write a report into --run-dir (without it: run '
-                             'the graph until Ctrl-C)')
+                        help='run the practice graph until the fleet has taken this many '
+                             'steps (exploration included), then evaluate on goal images and '
+                             'write a report into --run-dir (without it: run the graph until '
+                             'Ctrl-C)')
     parser.add_argument('--vae-checkpoint', default='',
-                        help='VAE file or pipeline run directory (default: pretrain one in '
-                             '<run-dir>/pretrain first)')
+                        help='VAE file or run directory to practise with (default: the '
+                             'learner explores and pretrains one)')
     parser.add_argument('--eval-goals', type=int, default=default.eval_goals)
     parser.add_argument('--eval-every', type=int, default=default.eval_every,
                         help='practice steps between evaluations (0: only at the end)')
     parser.add_argument('--episode-length', type=int, default=default.episode_length)
-    parser.add_argument('--collect-images', type=int, default=default.collect_images)
-    parser.add_argument('--vae-steps', type=int, default=default.vae_steps)
+    parser.add_argument('--explore-frames', type=int, default=default.explore_frames,
+                        help='exploration frames the learner keeps before pretraining the VAE')
+    parser.add_argument('--vae-steps', type=int, default=default.vae_steps,
+                        help='VAE pretraining minibatches')
+    parser.add_argument('--fine-tune-vae-every', type=int,
+                        default=default.fine_tune_vae_every,
+                        help='stored transitions between online VAE fine-tuning rounds (0: '
+                             'a frozen VAE)')
     parser.add_argument('--learning-starts', type=int, default=default.learning_starts)
     parser.add_argument('--updates-per-step', type=int, default=default.updates_per_step)
     parser.add_argument('--no-progress', action='store_true')
@@ -79,10 +86,10 @@ def config_from_args(args: argparse.Namespace) -> SessionConfig:
     return SessionConfig(
         task=args.task, seed=args.seed, steps=args.steps, eval_every=args.eval_every,
         eval_goals=args.eval_goals, episode_length=args.episode_length,
-        vae_checkpoint=args.vae_checkpoint or '', collect_images=args.collect_images,
-        vae_steps=args.vae_steps, learning_starts=args.learning_starts,
-        updates_per_step=args.updates_per_step, robots=args.robots,
-        params_file=args.params_file)
+        vae_checkpoint=args.vae_checkpoint or '', explore_frames=args.explore_frames,
+        vae_steps=args.vae_steps, fine_tune_vae_every=args.fine_tune_vae_every,
+        learning_starts=args.learning_starts, updates_per_step=args.updates_per_step,
+        robots=args.robots, params_file=args.params_file)
 
 
 def _run_graph(graph_name: str, args: argparse.Namespace) -> int:
@@ -111,8 +118,8 @@ def _reach(args: argparse.Namespace) -> int:
 def add_commands(commands: 'argparse._SubParsersAction[argparse.ArgumentParser]') -> None:
     """Add `practice` and `reach` to the `rig` subcommands."""
     practice = commands.add_parser('practice', help='the RIG practice graph over DDS; with '
-                                   '--steps a whole session (pretrain, practise, evaluate, '
-                                   'report)')
+                                   '--steps a whole session (explore, pretrain, practise, '
+                                   'evaluate, report)')
     add_practice_arguments(practice)
     add_session_arguments(practice)
     practice.set_defaults(handler=_practice)

@@ -1,26 +1,27 @@
 """RIG through the graph, as a session a user runs (`rig practice --steps N` and `rig demo`).
 
 Stages, each written into the run directory:
-1. Pretrain (only without a given VAE): `core.pipeline.RigPipeline`'s collection and VAE
-   stages, in process, in `<run_dir>/pretrain`. On the real robot the images would be
-   collected through the graph (random actions through `ee_velocity`, frames from
-   `rig/image`); that is future work.
-2. Practise: the practice graph (`graph.practice_graph`) runs as processes; its learner
-   broadcasts the VAE (`vae_checkpoint`) and trains on the fleet's transitions in
-   `<run_dir>` (resumed if a checkpoint is there). The operator
-   (`rig_ros.run.session_operator`) counts the transitions; at the step budget it switches
-   the policies off, lets the learner pay the updates it owes (so the graph's updates per
-   step match the in-process pipeline's) and stops the graph (the learner checkpoints on SIGINT).
-3. Evaluate: the reach graph serves the learner's checkpoint (`train: false`). For each
-   evaluation goal state (`core.pipeline.evaluation_goals`, the in-process pipeline's goals
-   for the seed) the operator switches the policy off, resets the robot, has the sim render
-   the goal state (`sim/goal_state` -> `sim/goal_image`) and sends that image on
+1. Practise: the practice graph (`graph.practice_graph`) runs as processes on `<run_dir>`. Its
+   learner owns the run's lifecycle (`core.practice_run`): with no VAE given it explores
+   (random end-effector velocities through the policies, frames stored), pretrains the VAE on
+   those frames and broadcasts it, then practises with imagined goals; with `vae_checkpoint`
+   it practises at once. Everything goes through the graph; nothing is trained in this
+   process. The operator (`rig_ros.run.session_operator`) follows the learner's status; at
+   the step budget (environment steps over the fleet, exploration included) it switches the
+   policies off, lets the learner pay the updates it owes (so the graph's updates per step
+   match the in-process pipeline's) and stops the graph (the learner checkpoints on SIGINT).
+2. Evaluate: the reach graph serves the learner's checkpoint (`train: false`) and its latest
+   VAE. For each evaluation goal state (`core.pipeline.evaluation_goals`, the in-process
+   pipeline's goals for the seed) the operator switches the policy off, resets the robot, has
+   the sim render the goal state (`sim/goal_state` -> `sim/goal_image`) and sends that image on
    `rig/goal_image`, the user's path: the goal scheduler encodes it, the policy reaches it
    without noise. After `episode_length` steps the hand's distance to the goal is read from
    the sim (`robot/state` and `sim/ground_truth` of that step's frame).
 With `eval_every` the practice stops every so many steps for an evaluation (a learning
-curve); each stop restarts the graphs. Results: `result.json`, `metrics.jsonl`,
-`learning_curve.png`, `practice_progress.png`, `report.md`, and the graphs' logs.
+curve); each stop restarts the graphs, and the learner resumes its stage. Results:
+`result.json` (with each stage's wall time, from the learner's `stage.json`),
+`metrics.jsonl`, `learning_curve.png`, `practice_progress.png`, `report.md`, and the graphs'
+logs.
 """
 
 from __future__ import annotations
@@ -40,11 +41,13 @@ from rig_ros import graph, report, tasks
 from rig_ros.core.evaluation import (
     append_evaluation, Evaluation, EvaluationRecord, METRICS_FILE, read_evaluations)
 from rig_ros.core.files import atomic_write_text
+from rig_ros.core.lifecycle import STAGE_FILE
 from rig_ros.graph import NodeSpec
 from rig_ros.interfaces import names
 
 STATUS_LOG = 'practice_status.jsonl'
 SESSION_PARAMS = 'session_params.yaml'
+EVAL_PARAMS = 'session_eval_params.yaml'
 STATUS_PERIOD_S = 0.5  # the learner's status period in a session (the budget's resolution)
 GOAL_SETTLE_S = 0.5
 QUIET_S = 2.5  # the learner's step count standing still this long: no more steps are coming
@@ -59,13 +62,19 @@ class SessionConfig:
     """One RIG session through the graph.
 
     task, seed: the task (simulated) and base seed of the graph and of the pretraining.
-    steps: practice budget, environment steps over the whole fleet (resumed runs included).
-    eval_every: practice steps between evaluations (0: one evaluation after practice).
+    steps: environment steps over the whole fleet, exploration included (resumed runs
+        included): what the learner has received when practice stops.
+    eval_every: steps between evaluations (0: one evaluation after practice); evaluations
+        come only after the exploration budget, once there is a VAE.
     eval_goals: evaluation goals (the pipeline's `evaluation_goals` for the seed).
     episode_length: steps of a practice episode and of an evaluation attempt.
     success_threshold_m: final hand (+ puck) distance counted as a success.
-    vae_checkpoint: VAE file or pipeline run directory; empty: pretrain one first.
-    collect_images, vae_steps: the pretraining budget (core.pipeline's stages 1 and 2).
+    vae_checkpoint: VAE file or run directory to practise with; empty: the learner explores
+        and pretrains one (`explore_frames`, `vae_steps`).
+    explore_frames, vae_steps: the learner's exploration (frames kept) and VAE pretraining
+        (minibatches) budgets.
+    fine_tune_vae_every, fine_tune_vae_steps: the learner's online VAE fine-tuning (stored
+        transitions between rounds, 0: off; minibatches per round).
     learning_starts, updates_per_step, batch_size, broadcast_every: the learner's TD3
         schedule (as core.pipeline's td3 settings) and weights broadcast period.
     robots: robot chains practising together (evaluation uses robot 0).
@@ -84,8 +93,10 @@ class SessionConfig:
     episode_length: int = 50
     success_threshold_m: float = 0.05
     vae_checkpoint: str = ''
-    collect_images: int = 3000
+    explore_frames: int = 3000
     vae_steps: int = 2500
+    fine_tune_vae_every: int = 0
+    fine_tune_vae_steps: int = 200
     learning_starts: int = 1000
     updates_per_step: int = 2
     batch_size: int = 128
@@ -99,28 +110,23 @@ class SessionConfig:
 
     def __post_init__(self) -> None:
         """Check the budgets; an error names the field."""
-        for name in ('steps', 'eval_goals', 'episode_length', 'collect_images',
-                     'updates_per_step', 'batch_size', 'broadcast_every', 'robots'):
+        for name in ('steps', 'eval_goals', 'episode_length', 'explore_frames', 'vae_steps',
+                     'fine_tune_vae_steps', 'updates_per_step', 'batch_size',
+                     'broadcast_every', 'robots'):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f'{name} must be positive, got {getattr(self, name)!r}')
-        for name in ('eval_every', 'vae_steps', 'learning_starts'):
+        for name in ('eval_every', 'fine_tune_vae_every', 'learning_starts'):
             if int(getattr(self, name)) < 0:
                 raise ValueError(f'{name} must be >= 0, got {getattr(self, name)!r}')
         tasks.task(self.task)  # ValueError naming the known tasks
 
-    def pretrain_config(self) -> 'PipelineConfig':  # noqa: F821
-        """Return the in-process pipeline settings whose stages 1 and 2 make the VAE."""
-        from rig_ros.core.pipeline import PipelineConfig
-        return PipelineConfig(task=self.task, seed=self.seed,
-                              collect_images=self.collect_images, vae_steps=self.vae_steps,
-                              eval_goals=self.eval_goals, episode_length=self.episode_length,
-                              success_threshold_m=self.success_threshold_m)
-
     def checkpoints(self) -> list[int]:
-        """Practice step counts at which to evaluate."""
+        """Step counts at which to evaluate (after exploration, when the learner explores)."""
         if not self.eval_every or self.eval_every >= self.steps:
             return [self.steps]
-        return list(range(self.eval_every, self.steps, self.eval_every)) + [self.steps]
+        first = 0 if self.vae_checkpoint else self.explore_frames
+        return [step for step in range(self.eval_every, self.steps, self.eval_every)
+                if step > first] + [self.steps]
 
 
 def state_distances(state: np.ndarray, goal_state: np.ndarray) -> dict[str, float]:
@@ -161,6 +167,36 @@ def with_parameters(specs: list[NodeSpec], executable: str, **parameters: Any) -
             if spec.executable == executable else spec for spec in specs]
 
 
+def progress_line(status: dict[str, Any]) -> str:
+    """Return a one-line summary of the learner's status for the session's progress log."""
+    stage = status.get('stage', 'practise')
+    if stage == 'explore':
+        return (f"explore: {status.get('frames', 0)}/{status.get('explore_frames', '?')} "
+                f"frames, {status.get('received', 0)} steps")
+    if stage == 'pretrain':
+        return f"pretrain: VAE step {status.get('vae_step', 0)}/{status.get('vae_steps', '?')}"
+    return (f"practise: {status.get('received', 0)} steps, {status.get('updates', 0)} updates "
+            f"({status.get('updates_behind', 0)} behind), weights "
+            f"v{status.get('weights_version', 0)}, VAE v{status.get('vae_version', '?')}")
+
+
+def learner_stage_wall_s(run_dir: pathlib.Path) -> dict[str, float]:
+    """Return the wall time of the learner's finished stages (explore, pretrain).
+
+    From the learner's stage.json (when each stage began): only stages that ended are given
+    (their successor's start minus theirs); empty when the run had none (a given VAE) or the
+    file is unreadable.
+    """
+    try:
+        began = json.loads((run_dir / STAGE_FILE).read_text()).get('began', {})
+    except (OSError, ValueError):
+        return {}
+    order = ('explore', 'pretrain', 'practise')
+    return {stage: float(began[following]) - float(began[stage])
+            for stage, following in zip(order, order[1:])
+            if stage in began and following in began}
+
+
 class Session:
     """Runs (or resumes) a session in `run_dir`; `run()` returns the result dict."""
 
@@ -178,23 +214,11 @@ class Session:
 
     # Stage 1.
 
-    def vae_checkpoint(self) -> str:
-        """Return the VAE the graph uses: the given one, else pretrained here (once)."""
-        if self.config.vae_checkpoint:
-            return str(pathlib.Path(self.config.vae_checkpoint).resolve())
-        from rig_ros.core.pipeline import RigPipeline
-        from rig_ros.sim.sawyer import SawyerSim, SawyerSimConfig
-        pretrain_dir = self.run_dir / 'pretrain'
-        start = time.perf_counter()
-        sim = SawyerSim(SawyerSimConfig(task=self.config.task, seed=self.config.seed))
-        try:
-            pipeline = RigPipeline(sim, self.config.pretrain_config(), pretrain_dir,
-                                   progress=self.progress, log=self.log)
-            pipeline.vae()
-        finally:
-            sim.close()
-        self.stage_wall_s['pretrain'] = time.perf_counter() - start
-        return str(pipeline.vae_path)
+    def given_vae(self) -> str:
+        """Return the given VAE checkpoint as an absolute path ('': the learner makes one)."""
+        if not self.config.vae_checkpoint:
+            return ''
+        return str(pathlib.Path(self.config.vae_checkpoint).resolve())
 
     def goal_states(self) -> np.ndarray:
         """Return the evaluation goals: the in-process pipeline's for this seed."""
@@ -206,19 +230,28 @@ class Session:
         finally:
             sim.close()
 
-    def params_file(self, vae_checkpoint: str) -> str:
-        """Write the graph's parameter file: the user's, then the session's settings."""
+    def params_file(self, vae_checkpoint: str, name: str = SESSION_PARAMS) -> str:
+        """Write a graph's parameter file `name`: the user's, then the session's settings.
+
+        vae_checkpoint: the VAE the learner broadcasts; '': the learner explores and
+        pretrains its own (practice) or none.
+        """
         config = self.config
-        learner = {'vae_checkpoint': vae_checkpoint, 'broadcast_every': config.broadcast_every,
-                   'status_period_s': STATUS_PERIOD_S, 'td3': {
-                       'learning_starts': config.learning_starts,
-                       'updates_per_step': config.updates_per_step,
-                       'batch_size': config.batch_size}}
+        learner: dict[str, Any] = {
+            'broadcast_every': config.broadcast_every, 'status_period_s': STATUS_PERIOD_S,
+            'explore_frames': config.explore_frames, 'vae_steps': config.vae_steps,
+            'fine_tune_vae_every': config.fine_tune_vae_every,
+            'fine_tune_vae_steps': config.fine_tune_vae_steps,
+            'td3': {'learning_starts': config.learning_starts,
+                    'updates_per_step': config.updates_per_step,
+                    'batch_size': config.batch_size}}
+        if vae_checkpoint:
+            learner['vae_checkpoint'] = vae_checkpoint
         values = merged_params(config.params_file, {
             '/**/learner': {'ros__parameters': learner},
             '/**/goal_scheduler': {'ros__parameters': {
                 'episode_length': config.episode_length}}})
-        path = self.run_dir / SESSION_PARAMS
+        path = self.run_dir / name
         path.write_text(yaml.safe_dump(values, default_flow_style=False))
         return str(path)
 
@@ -288,21 +321,26 @@ class Session:
 
         The status comes every `status_period_s`: the robots overshoot by up to that long.
         """
-        last_count, last_change = 0, time.monotonic()
+        last_progress: tuple[int, ...] = (0, 0)
+        last_change = time.monotonic()
         startup_deadline = time.monotonic() + self.config.startup_timeout_s
         next_log = 0.0
         with (self.run_dir / STATUS_LOG).open('a') as status_log:
             while True:
                 count = operator.transitions_seen()
+                status = operator.learner_status()
                 now = time.monotonic()
-                if count != last_count:
-                    last_count, last_change = count, now
+                # Steps, or VAE pretraining steps while the robots wait for the VAE.
+                progress = (count, int(status.get('vae_step', 0)))
+                if progress != last_progress:
+                    last_progress, last_change = progress, now
                 limit = startup_deadline if count == 0 else last_change + (
                     self.config.stall_timeout_s)
                 if now > limit:
-                    raise SessionError(f'practice stalled at {count} steps; see '
-                                       f'{self.run_dir / "graph_practice.log"}')
-                status = operator.learner_status()
+                    raise SessionError(
+                        f'practice stalled at {count} steps (learner: '
+                        f"{status.get('waiting_for', 'no status')}); see "
+                        f'{self.run_dir / "graph_practice.log"}')
                 done = status.get('received', 0) >= until_steps
                 if now >= next_log or done:
                     next_log = now + 10.0
@@ -310,10 +348,7 @@ class Session:
                                                  'steps_seen': count, **status}) + '\n')
                     status_log.flush()
                     if self.progress:
-                        self.log(f"practice: {status.get('received', 0)} steps, "
-                                 f"{status.get('updates', 0)} updates "
-                                 f"({status.get('updates_behind', 0)} behind), weights "
-                                 f"v{status.get('weights_version', 0)}")
+                        self.log(progress_line(status))
                 if done:
                     return
                 operator.check()
@@ -386,8 +421,10 @@ class Session:
         """Pretrain if needed, practise, evaluate, report; returns the result."""
         config = self.config
         start = time.perf_counter()
-        vae = self.vae_checkpoint()
+        vae = self.given_vae()
         params_file = self.params_file(vae)
+        # Evaluation serves the practice's latest VAE: the given one, else the learner's.
+        eval_params_file = self.params_file(vae or str(self.run_dir), EVAL_PARAMS)
         goal_states = self.goal_states()
         status: dict[str, Any] = {}
         done = self.finished_evaluations()
@@ -397,11 +434,11 @@ class Session:
                 continue
             status = self.practise(until, params_file)
             self.log(f'evaluating {len(goal_states)} goal images through the graph')
-            results = self.evaluate(str(self.run_dir), params_file, goal_states)
+            results = self.evaluate(str(self.run_dir), eval_params_file, goal_states)
+            received = int(status.get('received', until))
             record = EvaluationRecord(
-                target_steps=until, rl_step=int(status.get('received', until)),
-                env_steps_total=int(status.get('received', until)) + (
-                    0 if config.vae_checkpoint else config.collect_images),
+                target_steps=until, rl_step=received - int(status.get('explore_steps', 0)),
+                env_steps_total=received,
                 updates=status.get('updates'), learner=status,
                 **evaluation_summary(results, config.success_threshold_m))
             point = record.to_row()
@@ -412,6 +449,11 @@ class Session:
                      f"{100 * point['rig_final_hand_distance_median']:.1f} cm")
         if not status:
             status = self.curve[-1].get('learner', {})
+        before_practice = learner_stage_wall_s(self.run_dir)
+        self.stage_wall_s.update(before_practice)
+        if 'practice' in self.stage_wall_s:  # the graph's time, less exploring and pretraining
+            self.stage_wall_s['practice'] = max(
+                0.0, self.stage_wall_s['practice'] - sum(before_practice.values()))
         result = {'task': config.task, 'seed': config.seed, 'mode': 'graph',
                   'curve': self.curve, 'stage_wall_s': self.stage_wall_s,
                   'wall_s': time.perf_counter() - start, 'learner': status,

@@ -1,5 +1,8 @@
 """The session's pure parts: budgets, distances, parameter merging, spec overrides, CLI."""
 
+import json
+import pathlib
+
 import numpy as np
 import pytest
 import yaml
@@ -9,13 +12,51 @@ from rig_ros.cli.demo import DEMO_BUDGET, QUICK_DEMO_BUDGET
 from rig_ros.cli.graph import config_from_args
 from rig_ros.interfaces import names
 from rig_ros.run.session import (
-    evaluation_summary, merged_params, SessionConfig, state_distances, with_parameters)
+    evaluation_summary, learner_stage_wall_s, merged_params, progress_line, Session,
+    SessionConfig, state_distances, with_parameters)
 
 
 def test_evaluation_points_end_at_the_budget():
     assert SessionConfig(steps=1000).checkpoints() == [1000]
-    assert SessionConfig(steps=1000, eval_every=400).checkpoints() == [400, 800, 1000]
+    given = SessionConfig(steps=1000, eval_every=400, vae_checkpoint='vae.safetensors')
+    assert given.checkpoints() == [400, 800, 1000]
     assert SessionConfig(steps=1000, eval_every=1000).checkpoints() == [1000]
+
+
+def test_evaluation_points_come_after_exploration():
+    config = SessionConfig(steps=1000, eval_every=200, explore_frames=500)
+    assert config.checkpoints() == [600, 800, 1000]  # no VAE before 500 steps
+
+
+def test_the_learner_explores_unless_a_vae_is_given(tmp_path):
+    config = SessionConfig(explore_frames=700, vae_steps=90, fine_tune_vae_every=300)
+    session = Session(config, tmp_path / 'run', progress=False)
+    learner = yaml.safe_load(pathlib.Path(session.params_file('')).read_text())[
+        '/**/learner']['ros__parameters']
+    assert (learner['explore_frames'], learner['vae_steps'], learner['fine_tune_vae_every']) == (
+        700, 90, 300)
+    assert 'vae_checkpoint' not in learner  # an empty run directory explores
+    evaluation = yaml.safe_load(pathlib.Path(session.params_file(
+        str(tmp_path / 'run'), 'eval.yaml')).read_text())['/**/learner']['ros__parameters']
+    assert evaluation['vae_checkpoint'] == str(tmp_path / 'run')
+
+
+def test_stage_wall_times_come_from_the_learners_stage_record(tmp_path):
+    assert learner_stage_wall_s(tmp_path) == {}
+    (tmp_path / 'stage.json').write_text(json.dumps(
+        {'began': {'explore': 100.0, 'pretrain': 160.0, 'practise': 205.5}}))
+    assert learner_stage_wall_s(tmp_path) == {'explore': 60.0, 'pretrain': 45.5}
+    (tmp_path / 'stage.json').write_text(json.dumps({'began': {'explore': 100.0}}))
+    assert learner_stage_wall_s(tmp_path) == {}  # still exploring
+
+
+def test_progress_lines_name_the_stage():
+    assert progress_line({'stage': 'explore', 'frames': 120, 'explore_frames': 500,
+                          'received': 118}).startswith('explore: 120/500 frames')
+    assert progress_line({'stage': 'pretrain', 'vae_step': 40, 'vae_steps': 90}) == (
+        'pretrain: VAE step 40/90')
+    assert progress_line({'stage': 'practise', 'received': 900}).startswith(
+        'practise: 900 steps')
 
 
 @pytest.mark.parametrize('field, value', [('steps', 0), ('eval_goals', 0),
@@ -80,8 +121,9 @@ def test_demo_budget_is_the_same_through_the_graph_and_in_process(budget):
     session = budget.session_config('pusher', 5)
     pipeline = budget.pipeline_config('pusher', 5)
     assert (session.task, session.seed) == (pipeline.task, pipeline.seed) == ('pusher', 5)
-    assert session.steps == pipeline.rl_steps
-    for name in ('collect_images', 'vae_steps', 'eval_goals', 'episode_length'):
+    assert session.steps == pipeline.collect_images + pipeline.rl_steps  # exploration included
+    assert session.explore_frames == pipeline.collect_images
+    for name in ('vae_steps', 'eval_goals', 'episode_length'):
         assert getattr(session, name) == getattr(pipeline, name), name
     assert (session.learning_starts, session.updates_per_step) == (
         pipeline.td3.learning_starts, pipeline.td3.updates_per_step)
