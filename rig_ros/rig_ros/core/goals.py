@@ -4,6 +4,11 @@ Practice (goal source 'prior'): WAITING until a VAE gives the latent size, then 
 (the robot is reset) and RUNNING (an imagined goal z ~ N(0, I) is pursued for
 `episode_length` steps) in turn. An episode ends when the robot's last transition of it
 arrives (or after `episode_timeout_s`), which calls for the next reset.
+Exploration (goal source 'prior', `explore` on, no VAE yet): while the learner's latest stage
+is 'explore' (`set_learner_stage`), episodes run as in practice, but each goal is an exploration
+goal (source 'explore', empty mean: the policy acts at random). Any other stage (or none)
+starts no new exploration episode (a running one finishes) and the scheduler WAITS; a VAE
+(`model_ready`) starts practice, episode ids growing on.
 Reach (goal source 'image', or once a user's goal image arrives, for good): REACHING the
 latest encoded goal image for `episode_length` steps (then the robot stands still, and a
 lockstep sim stops stepping, until the next goal image), without resets.
@@ -13,12 +18,15 @@ Pure logic: the node performs resets and encodings and reports back; times are p
 
 from dataclasses import dataclass
 import enum
+import json
 import math
-from typing import Literal, Optional
+from typing import Any, Literal, Optional
 
 import numpy as np
 
 GoalSource = Literal['prior', 'image']
+GoalKind = Literal['prior', 'image', 'explore']  # rig_msgs/Goal source
+EXPLORE_STAGE = 'explore'  # the learner's stage in which robots explore (core.lifecycle)
 
 
 @dataclass(frozen=True)
@@ -35,6 +43,8 @@ class GoalSchedulerConfig:
         the leading '/' ('policy' in the root namespace), as the policy names itself.
     vae_checkpoint: VAE checkpoint file or run directory (for the latent size and the goal
         decoder); unset: wait for the learner's weights broadcast.
+    explore: goal source 'prior' without a VAE: run exploration episodes (random actions)
+        while the learner's stage is 'explore'; false: only wait for a VAE.
     reset_timeout_s: a robot/reset call without an answer after this long is retried.
     retry_period_s: pause before retrying a failed reset.
     episode_timeout_s: start the next episode when the current one's end has not been seen
@@ -49,6 +59,7 @@ class GoalSchedulerConfig:
     seed: int = 0
     robot_id: str = ''
     vae_checkpoint: Optional[str] = None
+    explore: bool = True
     reset_timeout_s: float = 10.0
     retry_period_s: float = 1.0
     episode_timeout_s: float = 120.0
@@ -73,12 +84,37 @@ class GoalSchedulerConfig:
                              f'got {self.episode_timeout_s!r}')
 
 
+def parse_learner_status(text: str) -> dict[str, Any]:
+    """Parse the learner's JSON status; a 'stage' that is not a string counts as none.
+
+    Raises ValueError for text that is not a JSON object.
+    """
+    status = json.loads(text)  # json.JSONDecodeError is a ValueError
+    if not isinstance(status, dict):
+        raise ValueError(f'a JSON {type(status).__name__}, not an object')
+    if not isinstance(status.get('stage'), str):
+        status['stage'] = None
+    return status
+
+
+def learner_status_summary(status: dict[str, Any]) -> str:
+    """Return ', waiting for X (P% done)' from a status's 'waiting_for' and 'progress'."""
+    details = ''
+    if status.get('waiting_for'):
+        details += f", waiting for {status['waiting_for']}"
+    progress = status.get('progress')
+    if isinstance(progress, (int, float)) and not isinstance(progress, bool) and math.isfinite(
+            progress):
+        details += f' ({progress:.0%} done)'
+    return details
+
+
 class Phase(enum.Enum):
     """Where the scheduler stands."""
 
-    WAITING = 'waiting for a VAE'
+    WAITING = "waiting for a VAE or the learner's explore stage"
     RESETTING = 'resetting the robot'
-    RUNNING = 'running a practice episode'
+    RUNNING = 'running a practice or exploration episode'
     REACHING = 'reaching a goal image'
 
 
@@ -86,10 +122,10 @@ class Phase(enum.Enum):
 class GoalCommand:
     """A goal to publish (the fields of rig_msgs/Goal that the scheduler decides)."""
 
-    mean: np.ndarray
+    mean: np.ndarray  # empty for an exploration goal
     episode_id: int
     episode_length: int  # 0: no limit
-    source: GoalSource
+    source: GoalKind
     explore: bool
 
 
@@ -102,6 +138,8 @@ class GoalScheduler:
         self._phase = Phase.WAITING if config.goal_source == 'prior' else Phase.REACHING
         self._episode_id = 0
         self._started = 0.0
+        self._model_loaded = False
+        self._learner_stage: Optional[str] = None
         self.goal: Optional[GoalCommand] = None
 
     @property
@@ -119,38 +157,85 @@ class GoalScheduler:
         """True while the robot should be (or is being) reset."""
         return self._phase is Phase.RESETTING
 
+    @property
+    def model_loaded(self) -> bool:
+        """Whether a VAE is loaded (practice, not exploration)."""
+        return self._model_loaded
+
+    @property
+    def learner_stage(self) -> Optional[str]:
+        """The learner's latest stage (None: no status, or one without a stage)."""
+        return self._learner_stage
+
+    @property
+    def may_explore(self) -> bool:
+        """Whether the next episode may be an exploration one (no VAE, stage 'explore')."""
+        return (self.config.goal_source == 'prior' and self.config.explore
+                and not self._model_loaded and self._learner_stage == EXPLORE_STAGE)
+
+    @property
+    def exploring(self) -> bool:
+        """Whether the latest goal is an exploration goal."""
+        return self.goal is not None and self.goal.source == 'explore'
+
+    def _episode_over(self) -> None:
+        """Reset for the next episode, or wait when none may start."""
+        self._phase = (Phase.RESETTING if self._model_loaded or self.may_explore
+                       else Phase.WAITING)
+
     def model_ready(self) -> None:
         """Note that a VAE is loaded: practice can begin with a reset."""
+        self._model_loaded = True
         if self._phase is Phase.WAITING:
             self._phase = Phase.RESETTING
 
-    def reset_done(self, latent_dim: int, now: float) -> Optional[GoalCommand]:
-        """Return the next episode's imagined goal after a reset that succeeded at `now`.
+    def set_learner_stage(self, stage: Optional[str]) -> None:
+        """Take the learner's latest stage (None: its status has none: not exploring).
 
-        None when no reset was due any more (a goal image arrived meanwhile).
+        Stage 'explore' starts exploration episodes while no VAE is loaded; another stage
+        starts none (a running one finishes, a pending reset is called off).
+        """
+        self._learner_stage = stage
+        if self._model_loaded:
+            return
+        if self._phase is Phase.WAITING and self.may_explore:
+            self._phase = Phase.RESETTING
+        elif self._phase is Phase.RESETTING and not self.may_explore:
+            self._phase = Phase.WAITING
+
+    def reset_done(self, latent_dim: int, now: float) -> Optional[GoalCommand]:
+        """Return the next episode's goal after a reset that succeeded at `now`.
+
+        An imagined goal of `latent_dim` latents once a VAE is loaded, else an exploration
+        goal (empty mean). None when no reset was due any more (a goal image arrived
+        meanwhile, or the learner left the explore stage).
         """
         if self._phase is not Phase.RESETTING:
             return None
         self._episode_id += 1
         self._phase = Phase.RUNNING
         self._started = now
-        mean = self._rng.standard_normal(latent_dim).astype(np.float32)
-        self.goal = GoalCommand(mean, self._episode_id, self.config.episode_length, 'prior',
-                                True)
+        if self._model_loaded:
+            mean = self._rng.standard_normal(latent_dim).astype(np.float32)
+            self.goal = GoalCommand(mean, self._episode_id, self.config.episode_length,
+                                    'prior', True)
+        else:
+            self.goal = GoalCommand(np.zeros(0, np.float32), self._episode_id,
+                                    self.config.episode_length, 'explore', True)
         return self.goal
 
     def episode_end(self, episode_id: int) -> bool:
         """Take the last transition of `episode_id`; True if the current episode ended."""
         if self._phase is Phase.RUNNING and episode_id == self._episode_id:
-            self._phase = Phase.RESETTING
+            self._episode_over()
             return True
         return False
 
     def timed_out(self, now: float) -> bool:
-        """Return True (a reset becomes due) if the running episode has lasted too long."""
+        """Return True (the episode is over) if the running episode has lasted too long."""
         timeout = self.config.episode_timeout_s
         if self._phase is Phase.RUNNING and timeout > 0 and now - self._started >= timeout:
-            self._phase = Phase.RESETTING
+            self._episode_over()
             return True
         return False
 

@@ -1,19 +1,35 @@
 """What the policy node decides at each control step, without ROS: gating, steps, transitions.
 
-`PolicyRuntime` holds the latest latent, the episode's goal, the activation state and the
-actor. `step(now)` returns the command (a normalised action, or zeros) and, when the latent
-after an action has arrived, the finished transition (z_t, a_t, z_t+1). Times are seconds on
-one clock (the node's); a latent belongs to the goal's episode when its stamp is at or after
-the goal's stamp (the episode start).
+`PolicyRuntime` holds the latest latent, the latest camera frame (camera_pipeline's rgb8
+image), the episode's goal, the activation state and the actor. `step(now)` returns the
+command (a normalised action, or zeros) and, when the observation after an action has
+arrived, the finished transition. Times are seconds on one clock (the node's); a latent or
+frame belongs to the goal's episode when its stamp is at or after the goal's stamp (the
+episode start).
 
-Rules, in order: inactive, no goal, no latent, a latent older than the episode, a stale
-latent (timer mode), a non-finite latent or goal, or a dimension mismatch give zeros and drop
-the action awaiting its next latent (its transition is lost; the learner sees a gap). A new
-latent first closes the pending transition; then, unless the episode's steps are used up, the
-policy acts on it: its actor with exploration noise when the goal and the config allow it,
-uniform random actions while exploring without weights, zeros without weights otherwise.
-Timer mode holds the last action until a new latent arrives (one step per latent), so a
-transition's next observation is always the next step's observation.
+Two kinds of episode, told apart by the goal's source:
+- practice (any source but 'explore'): the observation is the latest latent. A transition is
+  (z_t, a_t, z_t+1) with the VAE versions of its two latents (`Latent.model_version`) and,
+  unless `transition_images` is false, the frames whose stamps equal the two latents' stamps
+  (the encoder stamps a latent with its frame's stamp), looked up among the last
+  FRAME_HISTORY frames; None where a frame is missing. Actions: the actor with exploration
+  noise when the goal and the config allow it, uniform random actions while exploring without
+  weights, zeros without weights otherwise.
+- exploration (source EXPLORE_SOURCE, an empty goal mean; the run's stage before any VAE):
+  the observation is the latest frame. Actions are uniform in [-1, 1], a new one every
+  `explore_hold_steps` steps of the episode (seeded by `seed`); policy weights are not used.
+  A transition has empty observation, next_observation and goal, the action, the frame acted
+  on and the next frame (always attached), policy and VAE versions 0.
+
+Rules, in order: inactive, no goal, exploration with `explore` false, no observation (latent
+or frame), in practice a non-finite latent or goal or a dimension mismatch, an observation
+older than the episode, a stale observation (timer mode) give zeros and drop the action
+awaiting its next observation (its transition is lost; the learner sees a gap). A new
+observation first closes the pending transition; then, unless the episode's steps are used
+up, the policy acts on it. Timer mode holds the last action until a new observation arrives
+(one step per observation), so a transition's next observation is always the next step's
+observation. `set_frame` refuses (ValueError) frames that are not uint8 image_size x
+image_size x 3.
 
 Policy weights travel as safetensors bytes (`encode_policy_weights`/`decode_policy_weights`):
 the actor's tensors and, as JSON, the network's dimensions and hidden sizes. Acting loads them
@@ -33,6 +49,11 @@ import torch
 from rig_ros.core.actor import Actor, GoalPolicy, PolicySpec
 from rig_ros.core.checkpoints import CheckpointError, deserialize_state, serialize_state
 from rig_ros.core.noise import ExplorationConfig
+
+EXPLORE_SOURCE = 'explore'
+"""Goal source of an exploration episode (random actions on frames, no VAE yet)."""
+FRAME_HISTORY = 30
+"""Frames kept for practice transitions: latents lag their frames by far less."""
 
 
 @dataclass(frozen=True)
@@ -62,11 +83,20 @@ class PolicyConfig(ExplorationConfig):
     """Act without waiting for policy/activate (sims)."""
     seed: int = 0
     """Seeds exploration noise and random actions."""
+    explore_hold_steps: int = 5
+    """Exploration episodes: steps each uniform random action is held."""
+    transition_images: bool = True
+    """Attach the frames of their latents to practice transitions (VAE fine-tuning); false
+    saves bandwidth when the learner does not fine-tune. Exploration transitions always carry
+    their frames."""
+    image_size: int = 84
+    """Side of camera_pipeline's square rgb8 frames; frames of another size are refused."""
 
     def __post_init__(self) -> None:
         """Check the values; an error names the field."""
         super().__post_init__()
-        for name in ('control_rate_hz', 'stale_after_s', 'max_speed_m_s', 'action_dim'):
+        for name in ('control_rate_hz', 'stale_after_s', 'max_speed_m_s', 'action_dim',
+                     'explore_hold_steps', 'image_size'):
             if not getattr(self, name) > 0:
                 raise ValueError(f'{name} must be > 0, got {getattr(self, name)!r}')
 
@@ -76,6 +106,16 @@ class Latent:
     """One encoded camera frame."""
 
     mean: np.ndarray
+    stamp: float
+    model_version: int = 0
+    """Version of the VAE that encoded it."""
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One camera frame: camera_pipeline's uint8 HxWx3 RGB image and its stamp."""
+
+    image: np.ndarray
     stamp: float
 
 
@@ -88,6 +128,13 @@ class EpisodeGoal:
     episode_length: int
     explore: bool
     stamp: float
+    source: str = ''
+    """Goal.source: EXPLORE_SOURCE makes an exploration episode (the mean is empty)."""
+
+    @property
+    def exploration(self) -> bool:
+        """Whether this is an exploration episode (frames and random actions, no latents)."""
+        return self.source == EXPLORE_SOURCE
 
 
 @dataclass(frozen=True)
@@ -156,13 +203,23 @@ def decode_policy_weights(data: bytes) -> tuple[dict[str, torch.Tensor], PolicyS
 
 @dataclass
 class _Pending:
-    """An action awaiting the latent it leads to."""
+    """An action awaiting the observation it leads to."""
 
-    observation: np.ndarray
+    observation: np.ndarray  # the latent mean; empty in exploration
     action: np.ndarray
     step_index: int
     policy_version: int
     episode_id: int
+    stamp: float  # of the observation
+    vae_version: int  # of the observation; 0 in exploration
+    image: Optional[np.ndarray]  # the frame acted on (exploration only)
+
+
+def check_frame(image: np.ndarray, size: int) -> str:
+    """Return what is wrong with a frame ('' if nothing): uint8 size x size x 3 expected."""
+    if image.dtype != np.uint8 or image.shape != (size, size, 3):
+        return f'a {image.dtype} frame of shape {image.shape}, not uint8 {size}x{size}x3'
+    return ''
 
 
 class PolicyRuntime:
@@ -175,10 +232,16 @@ class PolicyRuntime:
         self.version = 0
         self.goal: Optional[EpisodeGoal] = None
         self.latent: Optional[Latent] = None
+        self.frame: Optional[Frame] = None
         self.steps = 0  # actions taken in the goal's episode
+        # One counter for latents and frames: a serial names one observation of either kind.
+        self._serial = 0
         self._latent_serial = 0
-        self._acted_serial = 0  # serial of the latent last acted on
+        self._frame_serial = 0
+        self._acted_serial = 0  # serial of the observation last acted on
         self._pending: Optional[_Pending] = None
+        self._frames: dict[float, np.ndarray] = {}  # the last FRAME_HISTORY frames by stamp
+        self._explore_action: Optional[np.ndarray] = None  # held random action
         self._rng = np.random.default_rng(config.seed)
 
     @property
@@ -187,6 +250,11 @@ class PolicyRuntime:
         return bool(self.goal and self.goal.episode_length and
                     self.steps >= self.goal.episode_length)
 
+    @property
+    def exploring(self) -> bool:
+        """Whether the goal's episode is an exploration episode (acting on frames)."""
+        return self.goal is not None and self.goal.exploration
+
     def set_active(self, active: bool) -> None:
         """Activate or deactivate acting; deactivation drops the pending action."""
         if not active:
@@ -194,9 +262,30 @@ class PolicyRuntime:
         self.active = active
 
     def set_latent(self, latent: Latent) -> None:
-        """Take a new latent (acted on by the next step())."""
-        self.latent = Latent(np.asarray(latent.mean, np.float32).ravel(), float(latent.stamp))
-        self._latent_serial += 1
+        """Take a new latent (acted on by the next step() of a practice episode)."""
+        self.latent = Latent(np.asarray(latent.mean, np.float32).ravel(), float(latent.stamp),
+                             int(latent.model_version))
+        self._serial += 1
+        self._latent_serial = self._serial
+
+    def set_frame(self, frame: Frame) -> None:
+        """Take a new frame (acted on by the next step() of an exploration episode).
+
+        Raises ValueError, keeping the previous frame, unless it is uint8 image_size^2 x 3.
+        """
+        image = np.asarray(frame.image)
+        problem = check_frame(image, self.config.image_size)
+        if problem:
+            raise ValueError(problem)
+        stamp = float(frame.stamp)
+        self.frame = Frame(image, stamp)
+        self._serial += 1
+        self._frame_serial = self._serial
+        if self.config.transition_images:
+            self._frames.pop(stamp, None)  # a repeated stamp becomes the newest
+            self._frames[stamp] = image
+            while len(self._frames) > FRAME_HISTORY:
+                del self._frames[next(iter(self._frames))]
 
     def set_goal(self, goal: EpisodeGoal) -> bool:
         """Take a goal; a new episode id restarts the step count. Return True if it did."""
@@ -206,6 +295,7 @@ class PolicyRuntime:
         if new_episode:
             self.steps = 0
             self._pending = None
+            self._explore_action = None
             if self.policy is not None:
                 self.policy.reset_noise()
         return new_episode
@@ -230,47 +320,94 @@ class PolicyRuntime:
         self.version = int(version)
 
     def step(self, now: float) -> StepResult:
-        """Decide the command now; close the pending transition if its next latent is in."""
+        """Decide the command now; close the pending transition if its next observation is in."""
         reason = self._blocked(now)
         if reason:
             self._pending = None
             return self._result(self._zeros(), None, False, reason)
-        latent, goal = self.latent, self.goal
-        assert latent is not None and goal is not None
-        new = self._latent_serial != self._acted_serial
+        goal = self.goal
+        assert goal is not None
+        serial = self._frame_serial if goal.exploration else self._latent_serial
+        new = serial != self._acted_serial
         transition = None
         if new and self._pending is not None:
-            pending = self._pending
-            transition = TransitionRecord(
-                pending.episode_id, pending.step_index, pending.observation, pending.action,
-                latent.mean.copy(), goal.mean.copy(),
-                bool(goal.episode_length) and pending.step_index == goal.episode_length - 1,
-                pending.policy_version, latent.stamp)
+            transition = self._close(self._pending, goal)
             self._pending = None
         if self.episode_over:
             return self._result(self._zeros(), transition, False, 'episode over')
         if not new:
             if self._pending is not None:
                 return self._result(self._pending.action, transition, False, 'hold')
-            return self._result(self._zeros(), transition, False, 'waiting for a new latent')
-        action = self._act(latent.mean, goal)
-        if action is None:
-            return self._result(self._zeros(), transition, False, 'no policy weights')
-        self._acted_serial = self._latent_serial
-        self._pending = _Pending(latent.mean.copy(), action, self.steps, self.version,
-                                 goal.episode_id)
+            return self._result(self._zeros(), transition, False,
+                                f'waiting for a new {self._observation_kind()}')
+        if goal.exploration:
+            frame = self.frame
+            assert frame is not None
+            pending = _Pending(np.zeros(0, np.float32), self._explore(), self.steps, 0,
+                               goal.episode_id, frame.stamp, 0, frame.image)
+        else:
+            latent = self.latent
+            assert latent is not None
+            action = self._act(latent.mean, goal)
+            if action is None:
+                return self._result(self._zeros(), transition, False, 'no policy weights')
+            pending = _Pending(latent.mean.copy(), action, self.steps, self.version,
+                               goal.episode_id, latent.stamp, latent.model_version, None)
+        self._acted_serial = serial
+        self._pending = pending
         self.steps += 1
-        return self._result(action, transition, True, 'act')
+        return self._result(pending.action, transition, True, 'act')
+
+    def _close(self, pending: _Pending, goal: EpisodeGoal) -> TransitionRecord:
+        """Return the transition of `pending`, whose next observation has just arrived."""
+        episode_end = bool(goal.episode_length) and pending.step_index == goal.episode_length - 1
+        if goal.exploration:
+            frame = self.frame
+            assert frame is not None
+            empty = np.zeros(0, np.float32)
+            return TransitionRecord(
+                pending.episode_id, pending.step_index, empty, pending.action, empty, empty,
+                episode_end, 0, frame.stamp, image=pending.image, next_image=frame.image)
+        latent = self.latent
+        assert latent is not None
+        return TransitionRecord(
+            pending.episode_id, pending.step_index, pending.observation, pending.action,
+            latent.mean.copy(), goal.mean.copy(), episode_end, pending.policy_version,
+            latent.stamp, image=self._frames.get(pending.stamp),
+            next_image=self._frames.get(latent.stamp), vae_version=pending.vae_version,
+            next_vae_version=latent.model_version)
+
+    def _observation_kind(self) -> str:
+        return 'frame' if self.exploring else 'latent'
 
     def _blocked(self, now: float) -> str:
         """Return why the robot must stand still, '' when it may act."""
-        latent, goal = self.latent, self.goal
+        goal = self.goal
         if not self.active:
             return 'inactive'
         if goal is None:
             return 'no goal'
-        if latent is None:
-            return 'no latent'
+        if goal.exploration:
+            if not self.config.explore:
+                return 'exploration episode, but explore is false'
+            observation: Optional[Union[Frame, Latent]] = self.frame
+        else:
+            observation = self.latent
+        kind = self._observation_kind()
+        if observation is None:
+            return f'no {kind}'
+        if isinstance(observation, Latent):
+            reason = self._latent_problem(observation, goal)
+            if reason:
+                return reason
+        if observation.stamp < goal.stamp:
+            return f'{kind} older than the episode'
+        if not self.config.act_on_latent and now - observation.stamp > self.config.stale_after_s:
+            return f'stale {kind}'
+        return ''
+
+    def _latent_problem(self, latent: Latent, goal: EpisodeGoal) -> str:
+        """Return why a practice episode cannot act on this latent and goal, '' if it can."""
         if not (np.isfinite(latent.mean).all() and np.isfinite(goal.mean).all()):
             return 'non-finite latent or goal'
         if latent.mean.shape != goal.mean.shape:
@@ -278,11 +415,14 @@ class PolicyRuntime:
         if self.policy is not None and latent.mean.size != self.policy.spec.obs_dim:
             return (f"latent size {latent.mean.size} differs from the policy's "
                     f'{self.policy.spec.obs_dim}')
-        if latent.stamp < goal.stamp:
-            return 'latent older than the episode'
-        if not self.config.act_on_latent and now - latent.stamp > self.config.stale_after_s:
-            return 'stale latent'
         return ''
+
+    def _explore(self) -> np.ndarray:
+        """Return the exploration action of this step: a new one every explore_hold_steps."""
+        if self._explore_action is None or self.steps % self.config.explore_hold_steps == 0:
+            self._explore_action = self._rng.uniform(
+                -1.0, 1.0, self.config.action_dim).astype(np.float32)
+        return self._explore_action.copy()
 
     def _act(self, observation: np.ndarray, goal: EpisodeGoal) -> Optional[np.ndarray]:
         explore = goal.explore and self.config.explore

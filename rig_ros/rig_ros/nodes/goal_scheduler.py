@@ -7,10 +7,21 @@ samples z ~ N(0, I) and publishes `rig/goal` (rig_msgs/Goal, latched: episode_id
 episode_length, source 'prior', explore true, stamped after the reset returned) and the
 goal's decoding on `rig/goal_image_decoded` (sensor_msgs/Image rgb8, latched, for viewers).
 
+Exploration (`goal_source: prior`, `explore: true`, no VAE yet): the learner's latched
+`rig/learner_status` (std_msgs/String JSON; the graph remaps it to the fleet's) gives its
+stage. While it is 'explore', episodes run as in practice (a reset each, then the goal), with
+exploration goals: source 'explore', an empty mean, explore true, episode_length, model_version
+0 (the policy acts at random; nothing is decoded). Any other stage, or a status without one,
+starts no new exploration episode (a running one finishes); the VAE weights then start
+practice, episode ids growing on. A malformed status is logged and ignored. While no episode
+can start the node logs every 10 s what it waits for (the VAE weights, the learner's stage,
+and the learner's own `waiting_for` and `progress`).
+
 Episode ends: the graph remaps `rig/transition` to the fleet's transitions (as for the
 policy); the scheduler takes those with its `robot_id` and `episode_end` set (a DDS content
 filter drops the others at the writer where the middleware supports it; the callback checks
 again). The end of the current episode starts the next one; so does `episode_timeout_s`.
+The end of an exploration episode (vae_version 0, no latents) is checked for a finite action only.
 
 Reach (`goal_source: image`, or from the first goal image on): an image on `rig/goal_image`
 (sensor_msgs/Image, any size and encoding) is encoded through `rig/encode` (asynchronously;
@@ -33,25 +44,29 @@ from rclpy.node import Node
 from rclpy.subscription_content_filter_options import ContentFilterOptions
 from rclpy.task import Future
 from sensor_msgs.msg import Image
+from std_msgs.msg import String
 from std_srvs.srv import Trigger
 import torch
 
 from rig_msgs.msg import Goal, Transition, Weights
 from rig_msgs.srv import Encode
 from rig_ros.core.encoder import LatentEncoder, WeightsError
-from rig_ros.core.goals import GoalCommand, GoalScheduler, GoalSchedulerConfig, Phase
+from rig_ros.core.goals import (
+    GoalCommand, GoalScheduler, GoalSchedulerConfig, learner_status_summary, parse_learner_status,
+    Phase)
 from rig_ros.edge.entry import run_node
 from rig_ros.edge.image_msgs import array_to_image, image_to_array
 from rig_ros.edge.log_limits import KeyedThrottle, suffix
 from rig_ros.edge.params import declare_config, ParameterError
 from rig_ros.edge.vae_weights import load_vae_weights
 from rig_ros.interfaces.names import (
-    ENCODE_SERVICE, GOAL_IMAGE_DECODED_TOPIC, GOAL_IMAGE_TOPIC, GOAL_SCHEDULER, GOAL_TOPIC, POLICY,
-    RESET_SERVICE, TRANSITION_TOPIC, WEIGHTS_TOPIC)
+    ENCODE_SERVICE, GOAL_IMAGE_DECODED_TOPIC, GOAL_IMAGE_TOPIC, GOAL_SCHEDULER, GOAL_TOPIC,
+    LEARNER_STATUS_TOPIC, POLICY, RESET_SERVICE, TRANSITION_TOPIC, WEIGHTS_TOPIC)
 from rig_ros.interfaces.qos import EPISODE_END_QOS, LATCHED_QOS, SENSOR_QOS, WEIGHTS_QOS
 
 TICK_S = 0.1
 THROTTLE_S = 5.0
+WAIT_LOG_S = 10.0  # while no episode can start, say what the scheduler waits for this often
 
 
 class GoalSchedulerNode(Node):
@@ -89,6 +104,10 @@ class GoalSchedulerNode(Node):
                 'robot_id = %0 AND episode_end = TRUE', [f"'{self._robot_id}'"]))
         self._image_subscription = self.create_subscription(
             Image, GOAL_IMAGE_TOPIC, self.goal_image_callback, SENSOR_QOS)
+        self._status_subscription = self.create_subscription(
+            String, LEARNER_STATUS_TOPIC, self.status_callback, LATCHED_QOS)
+        self._learner_status: Optional[dict[str, Any]] = None
+        self._wait_log_at = 0.0  # when the next "waiting for" line is due
         self._timer = self.create_timer(TICK_S, self.tick_callback)
 
         self._reset_future: Optional[Future] = None
@@ -100,11 +119,9 @@ class GoalSchedulerNode(Node):
         self._encode_deadline = 0.0
         self.get_logger().info(
             f'robot {self._robot_id!r}: goal source {self._config.goal_source!r}, episode ends '
-            f'from {self._transition_subscription.topic_name}, goals on '
-            f'{self._goal_publisher.topic_name}')
-        if self._scheduler.phase is Phase.WAITING:
-            self.get_logger().info(f'waiting for VAE weights on '
-                                   f'{self._weights_subscription.topic_name}')
+            f'from {self._transition_subscription.topic_name}, learner stage from '
+            f'{self._status_subscription.topic_name}, goals on {self._goal_publisher.topic_name}')
+        self._log_waiting(time.monotonic())
 
     @property
     def scheduler(self) -> GoalScheduler:
@@ -124,12 +141,34 @@ class GoalSchedulerNode(Node):
         self._model_loaded()
         self._request_reset()
 
+    def status_callback(self, msg: String) -> None:
+        """Take the learner's stage: exploration episodes run while it is 'explore'."""
+        try:
+            status = parse_learner_status(msg.data)
+        except ValueError as error:
+            if self._throttle.due('status'):
+                self.get_logger().error(
+                    f'ignored a malformed learner status {msg.data[:200]!r}: {error}'
+                    f'{suffix(self._throttle)}')
+            return
+        stage = status.get('stage')
+        previous = self._learner_status
+        self._learner_status = status
+        if previous is None or previous.get('stage') != stage:
+            self.get_logger().info(f'learner stage {stage!r}{learner_status_summary(status)}')
+            self._wait_log_at = 0.0  # what the scheduler waits for changed: say so at once
+        self._scheduler.set_learner_stage(stage)
+        self._request_reset()
+
     def transition_callback(self, msg: Transition) -> None:
         """Start the next episode when this robot's current one ends."""
         if msg.robot_id != self._robot_id or not msg.episode_end:
             return
-        values = [np.asarray(getattr(msg, name), np.float64) for name in (
-            'observation', 'action', 'next_observation', 'goal')]
+        # An exploration step has no latents (and no VAE version): only its action counts.
+        exploration = msg.vae_version == 0 and not len(msg.observation) and not len(msg.goal)
+        names = ('action',) if exploration else (
+            'observation', 'action', 'next_observation', 'goal')
+        values = [np.asarray(getattr(msg, name), np.float64) for name in names]
         if not all(v.size and np.isfinite(v).all() for v in values) and self._throttle.due(
                 'transition'):
             self.get_logger().error(
@@ -173,6 +212,7 @@ class GoalSchedulerNode(Node):
                 f'episode {self._scheduler.episode_id} did not end within '
                 f'{self._config.episode_timeout_s} s; starting the next one')
         self._request_reset()
+        self._log_waiting(now)
         if self._encode_future is not None and now >= self._encode_deadline:
             self._encode_client.remove_pending_request(self._encode_future)
             self._encode_future = None
@@ -183,6 +223,33 @@ class GoalSchedulerNode(Node):
             self.get_logger().error(f'dropped a goal image: {self._encode_name} '
                                     f'unavailable for {self._config.encode_timeout_s} s')
         self._request_encode()
+
+    def _log_waiting(self, now: float) -> None:
+        """While no episode can start, say what for (at once, then every WAIT_LOG_S)."""
+        if self._scheduler.phase is not Phase.WAITING:
+            self._wait_log_at = 0.0
+            return
+        if now < self._wait_log_at:
+            return
+        self._wait_log_at = now + WAIT_LOG_S
+        self.get_logger().info(self._waiting_for())
+
+    def _waiting_for(self) -> str:
+        weights = f'VAE weights on {self._weights_subscription.topic_name}'
+        status_topic = self._status_subscription.topic_name
+        status = self._learner_status
+        if status is None:
+            if not self._config.explore:
+                return f'waiting for {weights} (explore is false)'
+            return f"waiting for {weights} or the learner's stage on {status_topic}"
+        stage = status.get('stage')
+        if stage is None:
+            return (f'waiting for {weights} (the learner on {status_topic} reports no stage: '
+                    'it runs no exploration)')
+        learner = f'the learner is in stage {stage!r}{learner_status_summary(status)}'
+        if stage == 'explore':  # only reached with explore false
+            return f'waiting for {weights}; not exploring (explore is false) while {learner}'
+        return f'waiting for {weights}: no new episode while {learner}'
 
     def _request_reset(self) -> None:
         now = time.monotonic()
@@ -209,9 +276,10 @@ class GoalSchedulerNode(Node):
             self.get_logger().error(f'{self._reset_name} failed ({reason}); '
                                     f'retrying in {self._config.retry_period_s} s')
             return
-        goal = self._scheduler.reset_done(self._encoder.config.latent_dim, time.monotonic())
+        latent_dim = self._encoder.config.latent_dim if self._encoder.ready else 0
+        goal = self._scheduler.reset_done(latent_dim, time.monotonic())
         if goal is not None:
-            self._publish(goal, self._encoder.version)
+            self._publish(goal, 0 if goal.source == 'explore' else self._encoder.version)
 
     def _request_encode(self) -> None:
         if self._waiting_image is None or self._encode_future is not None:
@@ -247,6 +315,10 @@ class GoalSchedulerNode(Node):
                    model_version=model_version)
         msg.header.stamp = self.get_clock().now().to_msg()
         self._goal_publisher.publish(msg)
+        if goal.source == 'explore':
+            self.get_logger().info(f'episode {goal.episode_id}: exploration, '
+                                   f'{goal.episode_length} steps of random actions')
+            return  # no latent goal to decode
         self.get_logger().info(
             f'episode {goal.episode_id}: {goal.source} goal '
             f'{np.array2string(goal.mean, precision=2)} (VAE v{model_version})')

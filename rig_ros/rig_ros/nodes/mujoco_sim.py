@@ -6,7 +6,10 @@ frame 'world') and `sim/ground_truth` (std_msgs/Float64MultiArray: `SawyerSim.st
 hand x, y then each puck's x, y, for evaluation; reliable, keep last 1).
 Subscribes `ee_velocity` (geometry_msgs/TwistStamped: linear x, y in m/s; the sim clips them
 to max_speed_m_s and the hand to the workspace box; a non-finite command is rejected with a
-log). Serves `robot/reset` (std_srvs/Trigger: a seeded, settled reset, then a fresh frame).
+log). Serves `robot/reset` (std_srvs/Trigger: a seeded, settled reset, then a fresh frame; with
+`reset_to_goal_probability` the reset sets a sampled goal state instead of the start, and the
+response's message says which: 'reset with seed S to the start' or '... to a sampled goal
+state [x, y, ...]').
 Goal rendering for tests and evaluation: a state vector on `sim/goal_state`
 (std_msgs/Float64MultiArray) is answered on `sim/goal_image` (latched) with the scene
 rendered in that state, the current state untouched.
@@ -19,7 +22,7 @@ command, zero after `command_timeout_s`).
 
 Parameters (read-only): `rig_ros.sim.sawyer.SawyerSimConfig` (task, seed, image_height,
 image_width, max_speed_m_s, ...) and `rig_ros.sim.driver.SimDriverConfig` (lockstep,
-idle_frame_period_s, reset_frame_delay_s, command_timeout_s).
+idle_frame_period_s, reset_frame_delay_s, command_timeout_s, reset_to_goal_probability).
 """
 
 import time
@@ -113,10 +116,10 @@ class MujocoSim(Node):
 
     def reset_callback(self, request: Trigger.Request,
                        response: Trigger.Response) -> Trigger.Response:
-        """Reset the scene (seeded, settled) and publish a fresh frame before answering."""
-        seed = self._driver.reset()
+        """Reset the scene (seeded, settled; start or goal), publish a fresh frame, answer."""
+        outcome = self._driver.reset()
         self.publish_frame(reset=True)
-        response.success, response.message = True, f'reset with seed {seed}'
+        response.success, response.message = True, outcome.describe()
         return response
 
     def goal_state_callback(self, msg: Float64MultiArray) -> None:
@@ -150,7 +153,9 @@ class MujocoSim(Node):
 
     def destroy_node(self) -> None:
         """Release the renderers' GL contexts, then the node."""
-        self._sim.close()
+        sim = getattr(self, '_sim', None)  # absent when a bad parameter stopped __init__
+        if sim is not None:
+            sim.close()
         super().destroy_node()
 
 

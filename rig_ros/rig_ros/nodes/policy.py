@@ -1,20 +1,33 @@
-"""policy: latents and a goal in, end-effector velocity commands and transitions out.
+"""policy: latents (frames while exploring) and a goal in, velocity commands and transitions out.
 
-Subscribes `rig/latent` (rig_msgs/LatentState, sensor QoS), `rig/goal` (rig_msgs/Goal, latched)
-and `rig/weights` (rig_msgs/Weights, WEIGHTS_QOS; model 'policy' only, a bad payload is logged
-and the old weights kept). Publishes `ee_velocity` (geometry_msgs/TwistStamped: linear x/y =
-action * max_speed_m_s, in frame_id) and `rig/transition` (rig_msgs/Transition, reliable, deep
-queue). Serves `policy/activate` (std_srvs/SetBool): the policy stays inactive until activated
-unless start_active is set (the practice graph sets it for simulated robots).
+Subscribes `rig/latent` (rig_msgs/LatentState, sensor QoS), `rig/image` (camera_pipeline's
+84x84 rgb8 frames, sensor QoS), `rig/goal` (rig_msgs/Goal, latched) and `rig/weights`
+(rig_msgs/Weights, WEIGHTS_QOS; model 'policy' only, a bad payload is logged and the old
+weights kept). Publishes `ee_velocity` (geometry_msgs/TwistStamped: linear x/y = action *
+max_speed_m_s, in frame_id) and `rig/transition` (rig_msgs/Transition, reliable, deep queue).
+Serves `policy/activate` (std_srvs/SetBool): the policy stays inactive until activated unless
+start_active is set (the practice graph sets it for simulated robots).
 
-Decisions are `rig_ros.core.policy_runtime.PolicyRuntime`'s. Timer mode (real time): a command
-at control_rate_hz, zeros when the policy may not act (inactive, no goal or latent, a latent
-older than stale_after_s, the episode's steps used up, non-finite values). act_on_latent mode
-(lockstep sims, where every command advances the sim): a command per new latent, and one
+Decisions are `rig_ros.core.policy_runtime.PolicyRuntime`'s. Practice episodes act on latents
+(observations of rig/latent). A goal with source 'explore' (the run's explore stage, before
+any VAE; an empty mean) starts an exploration episode that acts on frames instead: uniform
+random actions in [-1, 1], each held explore_hold_steps steps, no policy weights. Timer mode
+(real time): a command at control_rate_hz on the newest observation, zeros when the policy may
+not act (inactive, no goal or observation, an observation older than stale_after_s, the
+episode's steps used up, non-finite values). act_on_latent mode (lockstep sims, where every
+command advances the sim): a command per new latent (per new frame while exploring), and one
 zero command per new reason to stand still. On SIGINT/SIGTERM a zero command goes out first.
+
+Transitions: practice ones carry both latents, their VAE versions (LatentState.model_version)
+and, unless transition_images is false, the frames whose header stamps equal the latents'
+stamps (the node keeps the last 30 frames; an empty Image when one is missing). Exploration
+ones carry empty latents and goal, VAE and policy versions 0, and the frame acted on and the
+next frame. Frames are converted after the command is published, never before it.
+
 A latent or goal with non-finite values or a size that does not fit is logged as an error
-(each distinct problem, throttled) and stops the robot until good ones arrive; weights of an
-unknown model are logged and ignored.
+(each distinct problem, throttled) and stops the robot until good ones arrive; so is a frame
+that is not image_size x image_size rgb8 (it is ignored: exploration waits for good frames);
+weights of an unknown model are logged and ignored.
 
 Parameters: `rig_ros.core.policy_runtime.PolicyConfig`.
 """
@@ -28,24 +41,28 @@ import numpy as np
 from rclpy.duration import Duration
 from rclpy.node import Node
 from rclpy.time import Time
+from sensor_msgs.msg import Image
 from std_srvs.srv import SetBool
 import torch
 
 from rig_msgs.msg import Goal, LatentState, Transition, Weights
 from rig_ros.core.policy_runtime import (
-    EpisodeGoal, Latent, PolicyConfig, PolicyRuntime, StepResult)
+    EpisodeGoal, Frame, Latent, PolicyConfig, PolicyRuntime, StepResult)
 from rig_ros.edge.entry import run_node
+from rig_ros.edge.image_msgs import array_to_image, image_to_array
 from rig_ros.edge.log_limits import KeyedThrottle, suffix
 from rig_ros.edge.params import declare_config
 from rig_ros.interfaces.names import (
-    ACTIVATE_SERVICE, EE_VELOCITY_TOPIC, GOAL_TOPIC, KNOWN_MODELS, LATENT_TOPIC, POLICY,
-    POLICY_MODEL, TRANSITION_TOPIC, WEIGHTS_TOPIC)
+    ACTIVATE_SERVICE, EE_VELOCITY_TOPIC, GOAL_TOPIC, IMAGE_TOPIC, KNOWN_MODELS, LATENT_TOPIC,
+    POLICY, POLICY_MODEL, TRANSITION_TOPIC, WEIGHTS_TOPIC)
 from rig_ros.interfaces.qos import (
     COMMAND_QOS, LATCHED_QOS, SENSOR_QOS, TRANSITION_QOS, WEIGHTS_QOS)
 
 LOG_REPEAT_S = 5.0
 SHUTDOWN_ACK_S = 0.5  # wait for the final zero command to be acknowledged
-ROUTINE_REASONS = ('episode over', 'latent older than the episode')
+ROUTINE_REASONS = ('episode over', 'latent older than the episode',
+                   'frame older than the episode')
+FRAME_ENCODING = 'rgb8'  # camera_pipeline's
 
 
 def seconds(stamp: Any) -> float:
@@ -74,6 +91,7 @@ class PolicyNode(Node):
         self._transition_publisher = (self.create_publisher(
             Transition, TRANSITION_TOPIC, TRANSITION_QOS) if config.publish_transitions else None)
         self.create_subscription(LatentState, LATENT_TOPIC, self.latent_callback, SENSOR_QOS)
+        self.create_subscription(Image, IMAGE_TOPIC, self.frame_callback, SENSOR_QOS)
         self.create_subscription(Goal, GOAL_TOPIC, self.goal_callback, LATCHED_QOS)
         self.create_subscription(Weights, WEIGHTS_TOPIC, self.weights_callback, WEIGHTS_QOS)
         self.create_service(SetBool, ACTIVATE_SERVICE, self.activate_callback)
@@ -87,25 +105,46 @@ class PolicyNode(Node):
         return self.get_clock().now().nanoseconds * 1e-9
 
     def latent_callback(self, msg: LatentState) -> None:
-        """Keep the newest latent; in act_on_latent mode decide at once."""
+        """Keep the newest latent; in act_on_latent mode decide at once (practice episodes)."""
         mean = np.asarray(msg.mean, np.float32)
         goal = self.runtime.goal
-        self.check_input('latent', mean, goal.mean.size if goal is not None else None)
-        self.runtime.set_latent(Latent(mean, seconds(msg.header.stamp)))
-        if self.config.act_on_latent:
+        practising = goal is not None and not goal.exploration
+        self.check_input('latent', mean, goal.mean.size if practising else None)
+        self.runtime.set_latent(
+            Latent(mean, seconds(msg.header.stamp), int(msg.model_version)))
+        if self.config.act_on_latent and not self.runtime.exploring:
+            self.decide()
+
+    def frame_callback(self, msg: Image) -> None:
+        """Keep the newest frame; in act_on_latent mode decide at once (exploration episodes)."""
+        try:
+            if msg.encoding != FRAME_ENCODING:
+                raise ValueError(f'encoding {msg.encoding!r}, not {FRAME_ENCODING}')
+            self.runtime.set_frame(Frame(image_to_array(msg), seconds(msg.header.stamp)))
+        except ValueError as error:
+            if self._throttle.due(f'frame: {error}'):
+                self.get_logger().error(f'ignored a frame on {IMAGE_TOPIC}: {error}'
+                                        f'{suffix(self._throttle)}')
+            return
+        if self.config.act_on_latent and self.runtime.exploring:
             self.decide()
 
     def goal_callback(self, msg: Goal) -> None:
         """Take the episode's goal; a new episode restarts the step count."""
-        latent = self.runtime.latent
-        self.check_input(f'goal of episode {msg.episode_id}', np.asarray(msg.mean, np.float32),
-                         latent.mean.size if latent is not None else None)
         goal = EpisodeGoal(np.asarray(msg.mean, np.float32), int(msg.episode_id),
-                           int(msg.episode_length), bool(msg.explore), seconds(msg.header.stamp))
+                           int(msg.episode_length), bool(msg.explore), seconds(msg.header.stamp),
+                           str(msg.source))
+        if not goal.exploration:  # an exploration goal's mean is empty
+            latent = self.runtime.latent
+            self.check_input(f'goal of episode {msg.episode_id}', goal.mean,
+                             latent.mean.size if latent is not None else None)
         if self.runtime.set_goal(goal):
+            if goal.exploration:
+                mode = f'exploration (random actions held {self.config.explore_hold_steps} steps)'
+            else:
+                mode = 'exploring' if goal.explore and self.config.explore else 'greedy'
             self.get_logger().info(
-                f'episode {goal.episode_id}: length {goal.episode_length or "unlimited"}, '
-                f'{"exploring" if goal.explore and self.config.explore else "greedy"}')
+                f'episode {goal.episode_id}: length {goal.episode_length or "unlimited"}, {mode}')
         if self.config.act_on_latent:
             self.decide()
 
@@ -215,6 +254,12 @@ class PolicyNode(Node):
         msg.goal = record.goal.tolist()
         msg.episode_end = record.episode_end
         msg.policy_version = record.policy_version
+        msg.vae_version = record.vae_version
+        msg.next_vae_version = record.next_vae_version
+        if record.image is not None:
+            msg.image = array_to_image(record.image, FRAME_ENCODING)
+        if record.next_image is not None:
+            msg.next_image = array_to_image(record.next_image, FRAME_ENCODING)
         return msg
 
     def on_shutdown(self) -> None:

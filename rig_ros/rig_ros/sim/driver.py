@@ -1,4 +1,4 @@
-"""When the simulated robot moves: lockstep or real-time stepping of a `SawyerSim`.
+"""When the simulated robot moves and where it resets: lockstep or real time, start or goal.
 
 Lockstep: every velocity command advances the sim exactly one control period and a frame is
 due at once. When no command has come for `idle_frame_period_s` since the last frame, the
@@ -8,6 +8,10 @@ command -> frame -> latent -> command loop. After a reset the frame comes again 
 scheduler stamps once the reset has returned, and a policy starts on a frame newer than that.
 Real time: a wall-clock tick every control period integrates the latest command, or zero
 once the command is older than `command_timeout_s` (watchdog), and a frame is due per tick.
+Resets: each reset has the next seed of the sim's sequence; with `reset_to_goal_probability`
+(drawn from the reset's seed, so reproducible) the scene is set to a sampled goal state
+(`SawyerSim.sample_goal_state`: the hand and any pucks) instead of the ordinary start: RIG's
+recipe for simulated VAE data, whose frames then also show goal-like scenes.
 
 Pure logic: the node passes monotonic times in and publishes when told a frame is due.
 """
@@ -23,7 +27,7 @@ from rig_ros.sim.sawyer import SawyerSim
 
 @dataclass(frozen=True)
 class SimDriverConfig:
-    """How the mujoco_sim node steps the sim.
+    """How the mujoco_sim node steps and resets the sim.
 
     lockstep: advance one control period per velocity command (fast practice); false: real
         time at one control period per wall-clock tick, as on the robot.
@@ -32,18 +36,46 @@ class SimDriverConfig:
     reset_frame_delay_s: lockstep: republish this long after a reset (after the goal that
         follows the reset, so that the episode's first frame is stamped after it).
     command_timeout_s: real time: a command older than this is replaced by zero (watchdog).
+    reset_to_goal_probability: chance in [0, 1] that a reset sets the scene to a sampled goal
+        state (hand and pucks) instead of the ordinary start (RIG's simulated VAE data).
     """
 
     lockstep: bool = True
     idle_frame_period_s: float = 0.25
     reset_frame_delay_s: float = 0.05
     command_timeout_s: float = 0.2
+    reset_to_goal_probability: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ('idle_frame_period_s', 'reset_frame_delay_s', 'command_timeout_s'):
             value = getattr(self, name)
             if not math.isfinite(value) or value <= 0:
                 raise ValueError(f'{name} must be a positive number of seconds, got {value!r}')
+        probability = self.reset_to_goal_probability
+        if (isinstance(probability, bool) or not isinstance(probability, (int, float))
+                or not 0.0 <= probability <= 1.0):
+            raise ValueError(f'reset_to_goal_probability must be a number in [0, 1], '
+                             f'got {probability!r}')
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: no elementwise comparison of goal states
+class ResetOutcome:
+    """What a reset did: its seed, and the goal state the scene was set to (None: the start)."""
+
+    seed: int
+    goal_state: Optional[np.ndarray] = None
+
+    @property
+    def to_goal(self) -> bool:
+        """Whether the scene was set to a sampled goal state."""
+        return self.goal_state is not None
+
+    def describe(self) -> str:
+        """Say what the reset did, in words (the reset service's response)."""
+        if self.goal_state is None:
+            return f'reset with seed {self.seed} to the start'
+        state = ', '.join(f'{value:.3f}' for value in self.goal_state)
+        return f'reset with seed {self.seed} to a sampled goal state [{state}]'
 
 
 class SimDriver:
@@ -94,11 +126,21 @@ class SimDriver:
         delay = self.config.reset_frame_delay_s if reset else self.config.idle_frame_period_s
         self._next_frame = now + delay
 
-    def reset(self) -> int:
-        """Reset the sim with the next seed of this sim's sequence; return that seed."""
+    def reset(self) -> ResetOutcome:
+        """Reset the sim with the next seed of this sim's sequence, to its start or a goal.
+
+        The seed re-seeds the sim's generator, which then decides (with
+        `reset_to_goal_probability`) and samples the goal state: the same seed, the same reset.
+        """
         seed = int(np.random.SeedSequence((self.sim.config.seed, self._resets))
                    .generate_state(1)[0] & 0x7FFFFFFF)
         self._resets += 1
         self.sim.reset(seed=seed)
         self._velocity, self._command_time = np.zeros(self.sim.action_dim), None
-        return seed
+        probability = self.config.reset_to_goal_probability
+        # No draw at probability 0: the sim's generator stays as it was without this option.
+        if probability > 0 and self.sim.rng.random() < probability:
+            goal_state = self.sim.sample_goal_state()
+            self.sim.set_state_vector(goal_state)
+            return ResetOutcome(seed, goal_state)
+        return ResetOutcome(seed)

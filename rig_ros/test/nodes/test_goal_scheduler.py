@@ -1,24 +1,28 @@
 """goal_scheduler as a separate process, against stub reset and encode servers in the test."""
 
+import json
 import signal
 import threading
 import time
 
+from factories import untrained_vae
 import numpy as np
 import pytest
 from rclpy.time import Time
 from sensor_msgs.msg import Image
+from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
-from rig_msgs.msg import Goal, Transition
+from rig_msgs.msg import Goal, Transition, Weights
 from rig_msgs.srv import Encode
-from rig_ros.core.encoder import LatentEncoder
+from rig_ros.core.encoder import LatentEncoder, vae_weights_payload
 from rig_ros.core.goals import GoalSchedulerConfig
 from rig_ros.edge.image_msgs import array_to_image, image_to_array
 from rig_ros.interfaces.qos import LATCHED_QOS, SENSOR_QOS, TRANSITION_QOS
 
 NAMESPACE = '/robot_0'
-FLEET = (('rig/weights', '/rig/weights'), ('rig/transition', '/rig/transition'))
+FLEET = (('rig/weights', '/rig/weights'), ('rig/transition', '/rig/transition'),
+         ('rig/learner_status', '/rig/learner_status'))
 
 
 class StubServer:
@@ -48,8 +52,18 @@ def reset_fails_first(index, request, response):
     return response
 
 
+def reset_succeeds(index, request, response):
+    response.success, response.message = True, 'ok'
+    return response
+
+
 def end_of(robot_id: str, episode_id: int, end: bool = True) -> Transition:
     return Transition(robot_id=robot_id, episode_id=episode_id, step_index=4, episode_end=end)
+
+
+def learner_status(stage: str, waiting_for: str, progress: float) -> String:
+    return String(data=json.dumps({'stage': stage, 'waiting_for': waiting_for,
+                                   'progress': progress, 'frames': 0}))
 
 
 @pytest.mark.multiprocess
@@ -150,5 +164,75 @@ def test_reach_mode_needs_no_vae_and_never_resets(ros, start_node, wait_for):
     assert (goal.source, goal.explore, goal.episode_length, list(goal.mean)) == (
         'image', False, GoalSchedulerConfig().episode_length, [0.5, -0.5])
     assert resets.count == 0
+    assert node.stop(signal.SIGINT) == 0, node.output
+    assert 'Traceback' not in node.output
+
+
+@pytest.mark.multiprocess
+def test_exploration_episodes_while_the_learner_explores_then_practice_with_its_vae(
+        ros, start_node, wait_for):
+    resets = StubServer(ros, Trigger, f'{NAMESPACE}/robot/reset', reset_succeeds)
+    goals = ros.collect(Goal, f'{NAMESPACE}/rig/goal', LATCHED_QOS)
+    decoded = ros.collect(Image, f'{NAMESPACE}/rig/goal_image_decoded', LATCHED_QOS)
+    status = ros.publisher(String, '/rig/learner_status', LATCHED_QOS)
+    status.publish(learner_status('explore', 'exploration frames (0/100)', 0.0))  # latched
+    node = start_node('goal_scheduler', namespace=NAMESPACE, remappings=FLEET,
+                      parameters={'episode_length': 6, 'seed': 7})
+
+    # Stage 'explore', no VAE: a reset, then an exploration goal without latents.
+    assert wait_for(lambda: goals.messages, timeout=30.0), node.output
+    first = goals.messages[0]
+    assert (first.episode_id, first.episode_length, first.source, first.explore,
+            first.model_version) == (1, 6, 'explore', True, 0)
+    assert len(first.mean) == 0 and resets.count == 1
+    assert Time.from_msg(first.header.stamp).nanoseconds / 1e9 >= resets.calls[0]
+
+    # Pretraining: the running episode ends with its last (exploration) transition and no new
+    # one starts; the node says what it waits for.
+    status.publish(learner_status('pretrain', 'VAE pretraining (30/500 steps)', 0.06))
+    assert wait_for(lambda: "learner stage 'pretrain'" in node.output), node.output
+    transitions = ros.publisher(Transition, '/rig/transition', TRANSITION_QOS)
+    assert ros.wait_for_subscribers(transitions), node.output
+    transitions.publish(Transition(robot_id='robot_0', episode_id=1, step_index=5,
+                                   episode_end=True, action=[0.3, -1.0]))
+    assert wait_for(lambda: "no new episode while the learner is in stage 'pretrain', waiting "
+                            'for VAE pretraining (30/500 steps) (6% done)' in node.output), (
+        node.output)
+    time.sleep(0.5)
+    assert resets.count == 1 and len(goals.messages) == 1 and not decoded.messages
+    assert 'missing or non-finite' not in node.output  # an exploration step has no latents
+
+    # The learner's VAE: practice with imagined goals, episode ids growing on.
+    weights = ros.publisher(Weights, '/rig/weights', LATCHED_QOS)
+    config_json, data = vae_weights_payload(untrained_vae())
+    weights.publish(Weights(model_name='vae', version=1, config_json=config_json,
+                            safetensors=data))
+    assert wait_for(lambda: len(goals.messages) >= 2, timeout=20.0), node.output
+    second = goals.messages[1]
+    assert (second.episode_id, second.source, second.explore, second.model_version) == (
+        2, 'prior', True, 1)
+    assert len(second.mean) == 4 and resets.count == 2
+    assert wait_for(lambda: decoded.messages), node.output
+    assert node.stop(signal.SIGTERM) == 0, node.output
+    assert 'Traceback' not in node.output
+
+
+@pytest.mark.multiprocess
+def test_no_exploration_outside_the_explore_stage(ros, start_node, wait_for):
+    resets = StubServer(ros, Trigger, f'{NAMESPACE}/robot/reset', reset_succeeds)
+    goals = ros.collect(Goal, f'{NAMESPACE}/rig/goal', LATCHED_QOS)
+    node = start_node('goal_scheduler', namespace=NAMESPACE, remappings=FLEET)
+    # No status, no VAE: it says so rather than idling silently.
+    assert wait_for(lambda: "or the learner's stage on /rig/learner_status" in node.output), (
+        node.output)
+    status = ros.publisher(String, '/rig/learner_status', LATCHED_QOS)
+    assert ros.wait_for_subscribers(status), node.output
+    status.publish(String(data='{"stage": "explore"'))  # malformed: ignored
+    assert wait_for(lambda: 'ignored a malformed learner status' in node.output), node.output
+    status.publish(learner_status('pretrain', 'VAE pretraining (0/500 steps)', 0.0))
+    assert wait_for(lambda: "no new episode while the learner is in stage 'pretrain'"
+                    in node.output), node.output
+    time.sleep(1.0)
+    assert resets.count == 0 and not goals.messages
     assert node.stop(signal.SIGINT) == 0, node.output
     assert 'Traceback' not in node.output

@@ -1,4 +1,4 @@
-"""mujoco_sim as a process: lockstep stepping, idle frames, reset, goal renders, real time."""
+"""mujoco_sim as a process: lockstep, idle frames, resets to start or goal, renders, real time."""
 
 import signal
 import time
@@ -14,6 +14,7 @@ from std_srvs.srv import Trigger
 from rig_ros.edge.image_msgs import image_to_array
 
 from rig_ros.interfaces.qos import COMMAND_QOS, LATCHED_QOS, SENSOR_QOS, STATE_QOS
+from rig_ros.sim.driver import SimDriver, SimDriverConfig
 from rig_ros.sim.sawyer import SawyerSim, SawyerSimConfig
 
 NAMESPACE = '/robot_0'
@@ -61,7 +62,7 @@ def test_lockstep_reset_idle_frames_nan_and_goal_images(ros, start_node, wait_fo
     count = len(frames.messages)
     future = reset.call_async(Trigger.Request())
     assert wait_for(future.done), node.output
-    assert future.result().success and 'seed' in future.result().message
+    assert future.result().success and future.result().message.endswith('to the start')
     assert wait_for(lambda: len(frames.messages) >= count + 2), node.output
     gap = stamp_s(frames.messages[count + 1]) - stamp_s(frames.messages[count])
     assert 0.09 <= gap < 0.29, gap
@@ -137,3 +138,29 @@ def test_real_time_ticks_and_watchdog(ros, start_node, wait_for):
     assert abs(truth.messages[-1].data[0] - end[0]) < 5e-4
     assert node.stop(signal.SIGTERM) == 0, node.output
     assert 'Traceback' not in node.output
+
+
+@pytest.mark.multiprocess
+def test_reset_to_a_sampled_goal_state(ros, start_node, wait_for):
+    parameters = {'task': 'pusher', 'seed': 5, 'reset_to_goal_probability': 1.0, **SIZE}
+    node = start_node('mujoco_sim', namespace=NAMESPACE, parameters=parameters)
+    truth = ros.collect(Float64MultiArray, topic('sim/ground_truth'), STATE_QOS)
+    reset = ros.node.create_client(Trigger, topic('robot/reset'))
+    assert reset.wait_for_service(timeout_sec=30.0), node.output
+    future = reset.call_async(Trigger.Request())
+    assert wait_for(future.done), node.output
+    response = future.result()
+    assert response.success and 'to a sampled goal state [' in response.message, response.message
+    # The same reset in a twin (same seed): the node's scene is that goal state.
+    with SawyerSim(SawyerSimConfig(task='pusher', seed=5, **SIZE)) as twin:
+        outcome = SimDriver(twin, SimDriverConfig(reset_to_goal_probability=1.0)).reset()
+        assert response.message == outcome.describe()
+        assert wait_for(lambda: truth.messages and np.allclose(
+            truth.messages[-1].data, twin.state_vector(), atol=1e-9)), node.output
+    np.testing.assert_allclose(truth.messages[-1].data, outcome.goal_state, atol=2e-3)
+    assert node.stop(signal.SIGINT) == 0, node.output
+    assert 'Traceback' not in node.output
+
+    bad = start_node('mujoco_sim', parameters={'reset_to_goal_probability': 1.5})
+    assert bad.wait_exit(timeout=60.0) == 2, bad.output
+    assert 'reset_to_goal_probability' in bad.output and 'Traceback' not in bad.output

@@ -1,9 +1,10 @@
-"""Tests of the goal scheduler's state machine: practice episodes, timeouts, image goals."""
+"""Tests of the goal scheduler's state machine: exploration, practice, timeouts, image goals."""
 
 import numpy as np
 import pytest
 
-from rig_ros.core.goals import GoalScheduler, GoalSchedulerConfig, Phase
+from rig_ros.core.goals import (
+    GoalScheduler, GoalSchedulerConfig, learner_status_summary, parse_learner_status, Phase)
 
 
 def test_practice_episodes_alternate_resets_and_imagined_goals():
@@ -55,6 +56,79 @@ def test_image_goal_switches_to_reaching_for_good():
     reach = GoalScheduler(GoalSchedulerConfig(goal_source='image'))
     reach.model_ready()
     assert reach.phase is Phase.REACHING and not reach.reset_due
+
+
+def test_exploration_while_the_learner_explores_then_wait_then_practice():
+    scheduler = GoalScheduler(GoalSchedulerConfig(episode_length=7, seed=3))
+    assert scheduler.phase is Phase.WAITING and not scheduler.may_explore
+    scheduler.set_learner_stage('explore')
+    assert scheduler.reset_due and scheduler.may_explore
+    first = scheduler.reset_done(0, 1.0)
+    assert (first.episode_id, first.episode_length, first.source, first.explore) == (
+        1, 7, 'explore', True)
+    assert first.mean.shape == (0,) and scheduler.exploring
+    assert scheduler.phase is Phase.RUNNING
+    assert scheduler.episode_end(1) and scheduler.reset_due  # still exploring: reset again
+    assert scheduler.reset_done(0, 2.0).source == 'explore'
+
+    # Pretraining: the running episode finishes, then no new one starts.
+    scheduler.set_learner_stage('pretrain')
+    assert scheduler.phase is Phase.RUNNING
+    assert scheduler.episode_end(2) and scheduler.phase is Phase.WAITING
+    assert not scheduler.reset_due and scheduler.reset_done(0, 3.0) is None
+    scheduler.set_learner_stage('practise')  # practising, but the weights are not here yet
+    assert scheduler.phase is Phase.WAITING
+
+    # The VAE arrives: practice with imagined goals, episode ids growing on.
+    scheduler.model_ready()
+    practice = scheduler.reset_done(4, 4.0)
+    assert (practice.episode_id, practice.source, practice.explore) == (3, 'prior', True)
+    assert practice.mean.shape == (4,) and not scheduler.exploring
+    # The same seed imagines the same goals, whatever exploration came first.
+    fresh = GoalScheduler(GoalSchedulerConfig(episode_length=7, seed=3))
+    fresh.model_ready()
+    np.testing.assert_array_equal(fresh.reset_done(4, 0.0).mean, practice.mean)
+    scheduler.set_learner_stage('explore')  # a VAE is loaded: practice goes on
+    assert scheduler.episode_end(3) and scheduler.reset_done(4, 5.0).source == 'prior'
+
+
+def test_leaving_the_explore_stage_calls_off_a_pending_reset_and_timeouts_end_episodes():
+    scheduler = GoalScheduler(GoalSchedulerConfig(episode_timeout_s=5.0))
+    scheduler.set_learner_stage('explore')
+    assert scheduler.reset_due
+    scheduler.set_learner_stage(None)  # a status without a stage: not exploring
+    assert scheduler.phase is Phase.WAITING
+    assert scheduler.reset_done(0, 0.0) is None  # the reset answered late starts nothing
+    scheduler.set_learner_stage('explore')
+    scheduler.reset_done(0, 10.0)
+    assert not scheduler.timed_out(14.9)
+    assert scheduler.timed_out(15.0) and scheduler.reset_due  # the stage is still explore
+    scheduler.reset_done(0, 20.0)
+    scheduler.set_learner_stage('pretrain')
+    assert scheduler.timed_out(25.0) and scheduler.phase is Phase.WAITING
+
+
+@pytest.mark.parametrize('config', [
+    GoalSchedulerConfig(explore=False), GoalSchedulerConfig(goal_source='image')])
+def test_no_exploration_when_disabled_or_reaching(config):
+    scheduler = GoalScheduler(config)
+    scheduler.set_learner_stage('explore')
+    assert not scheduler.reset_due and not scheduler.may_explore
+    assert scheduler.reset_done(0, 0.0) is None
+
+
+def test_learner_status_parsing_and_summary():
+    status = parse_learner_status(
+        '{"stage": "pretrain", "waiting_for": "VAE pretraining (30/500 steps)", "progress": 0.06}')
+    assert status['stage'] == 'pretrain'
+    assert learner_status_summary(status) == (
+        ', waiting for VAE pretraining (30/500 steps) (6% done)')
+    assert parse_learner_status('{"received": 3}')['stage'] is None  # a learner serving weights
+    assert parse_learner_status('{"stage": 7}')['stage'] is None
+    assert learner_status_summary({'progress': True}) == ''
+    for bad in ('{oops', '[1, 2]', '"explore"', ''):
+        with pytest.raises(ValueError):
+            parse_learner_status(bad)
 
 
 @pytest.mark.parametrize('field, value, problem', [

@@ -1,4 +1,4 @@
-"""PolicyRuntime: gating, staleness, episode steps, transition assembly, weights (no ROS)."""
+"""PolicyRuntime: gating, staleness, episode steps, transitions, exploration, weights (no ROS)."""
 
 import numpy as np
 import pytest
@@ -7,7 +7,8 @@ import torch
 from rig_ros.core.actor import Actor, PolicySpec
 from rig_ros.core.checkpoints import serialize_state
 from rig_ros.core.policy_runtime import (
-    decode_policy_weights, encode_policy_weights, EpisodeGoal, Latent, PolicyConfig, PolicyRuntime)
+    decode_policy_weights, encode_policy_weights, EpisodeGoal, EXPLORE_SOURCE, Frame, Latent,
+    PolicyConfig, PolicyRuntime)
 from rig_ros.core.td3 import GoalConditionedTD3, TD3AlgorithmConfig
 
 DIM = 4
@@ -35,9 +36,18 @@ def latent(value: float, stamp: float) -> Latent:
     return Latent(np.full(DIM, value), stamp)
 
 
+def explore_goal(episode_id=1, length=12, stamp=10.0) -> EpisodeGoal:
+    return EpisodeGoal(np.zeros(0), episode_id, length, True, stamp, EXPLORE_SOURCE)
+
+
+def frame(value: int, stamp: float) -> Frame:
+    return Frame(np.full((84, 84, 3), value % 256, np.uint8), stamp)
+
+
 def test_config_rejects_bad_values_by_name():
     for field, value in (('control_rate_hz', 0.0), ('stale_after_s', -1.0),
-                         ('max_speed_m_s', 0.0), ('ou_theta', 2.0)):
+                         ('max_speed_m_s', 0.0), ('ou_theta', 2.0), ('explore_hold_steps', 0),
+                         ('image_size', 0)):
         with pytest.raises(ValueError, match=field):
             PolicyConfig(**{field: value})
 
@@ -182,3 +192,151 @@ def test_weights_round_trip():
     assert '"hidden_sizes": [8, 6]' in config_json
     for key, value in agent.actor.detached_state_dict().items():
         assert (state[key] == value).all()
+
+
+def explore(runtime: PolicyRuntime, steps: int, first_stamp: float = 10.0) -> tuple[list, list]:
+    """Feed `steps` frames (value t, stamp first_stamp + t), deciding once per frame."""
+    actions, transitions = [], []
+    for t in range(steps):
+        runtime.set_frame(frame(t, first_stamp + t))
+        result = runtime.step(first_stamp + t)
+        if result.acted:
+            actions.append(result.action)
+        if result.transition is not None:
+            transitions.append(result.transition)
+    return actions, transitions
+
+
+def test_exploration_holds_uniform_random_actions_for_k_steps_seeded():
+    runtime = make_runtime(act_on_latent=True, explore_hold_steps=3, seed=5)
+    runtime.load_weights(weights(), 4)  # weights are not used in exploration episodes
+    runtime.set_goal(explore_goal(length=12))
+    assert runtime.exploring
+    actions, _ = explore(runtime, 14)
+    assert len(actions) == 12 and runtime.episode_over
+    assert runtime.step(30.0).reason == 'episode over'
+    for block in range(4):
+        held = actions[3 * block:3 * block + 3]
+        assert all(np.array_equal(held[0], action) for action in held[1:])
+    distinct = {tuple(action) for action in actions}
+    assert len(distinct) == 4
+    stacked = np.stack(actions)
+    assert stacked.dtype == np.float32 and stacked.shape == (12, 2)
+    assert (np.abs(stacked) <= 1.0).all()
+    # Seeded: the same seed repeats the actions, another seed does not.
+    again = make_runtime(act_on_latent=True, explore_hold_steps=3, seed=5)
+    again.set_goal(explore_goal(length=12))
+    np.testing.assert_array_equal(np.stack(explore(again, 12)[0]), stacked)
+    other = make_runtime(act_on_latent=True, explore_hold_steps=3, seed=6)
+    other.set_goal(explore_goal(length=12))
+    assert not np.array_equal(np.stack(explore(other, 12)[0]), stacked)
+
+
+def test_exploration_actions_cover_the_range():
+    runtime = make_runtime(act_on_latent=True, explore_hold_steps=1)
+    runtime.set_goal(explore_goal(length=0))
+    actions = np.stack(explore(runtime, 400)[0])
+    assert len({tuple(action) for action in actions}) == 400  # a new action every step
+    assert actions.min() < -0.9 and actions.max() > 0.9 and abs(actions.mean()) < 0.1
+
+
+def test_exploration_transitions_carry_frames_and_no_latents():
+    runtime = make_runtime(act_on_latent=True, explore_hold_steps=2)
+    runtime.set_latent(latent(0.3, 10.0))  # latents play no part in an exploration episode
+    runtime.set_goal(explore_goal(length=3))
+    actions, transitions = explore(runtime, 5)
+    assert [tr.step_index for tr in transitions] == [0, 1, 2]
+    assert [tr.episode_end for tr in transitions] == [False, False, True]
+    for t, tr in enumerate(transitions):
+        assert tr.observation.size == tr.next_observation.size == tr.goal.size == 0
+        assert (tr.vae_version, tr.next_vae_version, tr.policy_version) == (0, 0, 0)
+        np.testing.assert_array_equal(tr.action, actions[t])
+        assert tr.image.shape == (84, 84, 3) and tr.image.dtype == np.uint8
+        assert (tr.image == t).all() and (tr.next_image == t + 1).all()
+        assert (tr.episode_id, tr.stamp) == (1, 11.0 + t)
+
+
+def test_exploration_gating_and_timer_mode():
+    runtime = make_runtime(start_active=False)
+    runtime.set_goal(explore_goal(length=0))
+    runtime.set_frame(frame(0, 10.0))
+    assert runtime.step(10.0).reason == 'inactive'
+    runtime.set_active(True)
+    fresh = make_runtime()
+    fresh.set_goal(explore_goal())
+    assert fresh.step(10.0).reason == 'no frame'
+    runtime.set_frame(frame(0, 9.0))
+    assert runtime.step(10.0).reason == 'frame older than the episode'
+    runtime.set_frame(frame(1, 10.0))
+    assert runtime.step(10.5).reason == 'stale frame'
+    runtime.set_frame(frame(2, 10.4))
+    first = runtime.step(10.45)
+    held = runtime.step(10.5)
+    assert first.acted and first.action.any() and held.reason == 'hold'
+    np.testing.assert_array_equal(held.velocity, first.action * np.float32(0.2))
+    assert runtime.step(11.0).reason == 'stale frame'  # drops the pending action
+    runtime.set_frame(frame(3, 11.0))
+    result = runtime.step(11.0)
+    assert result.acted and result.transition is None and runtime.steps == 2
+    runtime.set_active(False)
+    assert not runtime.step(11.0).velocity.any()
+    # A robot that must never explore does not move in an exploration episode.
+    never = make_runtime(explore=False)
+    never.set_goal(explore_goal())
+    never.set_frame(frame(0, 10.0))
+    assert 'explore is false' in never.step(10.0).reason
+
+
+def test_malformed_frames_are_refused_and_keep_the_last_good_one():
+    runtime = make_runtime(act_on_latent=True)
+    runtime.set_goal(explore_goal())
+    runtime.set_frame(frame(7, 10.0))
+    for bad in (np.zeros((84, 84, 3), np.float32), np.zeros((48, 48, 3), np.uint8),
+                np.zeros((84, 84), np.uint8)):
+        with pytest.raises(ValueError, match='84x84x3'):
+            runtime.set_frame(Frame(bad, 11.0))
+    assert runtime.frame.stamp == 10.0
+    result = runtime.step(12.0)
+    assert result.acted
+    runtime.set_frame(frame(8, 11.0))
+    assert (runtime.step(12.0).transition.image == 7).all()
+
+
+def test_practice_transitions_carry_latent_versions_and_matching_frames():
+    runtime = make_runtime(act_on_latent=True)
+    runtime.load_weights(weights(), 2)
+    runtime.set_goal(goal(length=3))
+    runtime.set_frame(frame(10, 10.0))
+    runtime.set_latent(Latent(np.full(DIM, 0.0), 10.0, model_version=1))
+    assert runtime.step(0.0).acted
+    runtime.set_frame(frame(11, 11.0))
+    runtime.set_latent(Latent(np.full(DIM, 1.0), 11.0, model_version=2))  # a fine-tuned VAE
+    tr = runtime.step(0.0).transition
+    assert (tr.vae_version, tr.next_vae_version, tr.policy_version) == (1, 2, 2)
+    assert (tr.image == 10).all() and (tr.next_image == 11).all()
+    # A latent whose frame never arrived: no next image.
+    runtime.set_latent(Latent(np.full(DIM, 2.0), 12.0, model_version=2))
+    tr = runtime.step(0.0).transition
+    assert (tr.image == 11).all() and tr.next_image is None
+    assert (tr.vae_version, tr.next_vae_version) == (2, 2)
+
+
+def test_practice_frames_are_forgotten_after_thirty_and_optional():
+    runtime = make_runtime(act_on_latent=True)
+    runtime.set_goal(goal(length=0))
+    runtime.set_frame(frame(0, 10.0))
+    runtime.set_latent(latent(0.0, 10.0))
+    assert runtime.step(0.0).acted
+    for t in range(1, 31):  # 30 newer frames push out the first
+        runtime.set_frame(frame(t, 10.0 + t))
+    runtime.set_latent(latent(1.0, 40.0))
+    tr = runtime.step(0.0).transition
+    assert tr.image is None and (tr.next_image == 30).all()
+    without = make_runtime(act_on_latent=True, transition_images=False)
+    without.set_goal(goal(length=0))
+    for t in range(2):
+        without.set_frame(frame(t, 10.0 + t))
+        without.set_latent(Latent(np.full(DIM, float(t)), 10.0 + t, model_version=3))
+        result = without.step(0.0)
+    assert result.transition.image is None and result.transition.next_image is None
+    assert result.transition.next_vae_version == 3

@@ -1,4 +1,4 @@
-"""Tests of sim stepping: lockstep per command, idle republishing, real time with a watchdog."""
+"""Tests of sim stepping (lockstep, idle republishing, real time, watchdog) and resets."""
 
 import numpy as np
 import pytest
@@ -63,14 +63,58 @@ def test_reset_is_seeded_and_clears_the_command(sims):
     sim, _ = sims
     config = SimDriverConfig(lockstep=False)
     driver = SimDriver(sim, config)
-    seeds = [driver.reset() for _ in range(3)]
-    assert len(set(seeds)) == 3
-    assert [SimDriver(sim, config).reset() for _ in range(1)] == seeds[:1]
+    outcomes = [driver.reset() for _ in range(3)]
+    seeds = [outcome.seed for outcome in outcomes]
+    assert len(set(seeds)) == 3 and not any(outcome.to_goal for outcome in outcomes)
+    assert outcomes[0].describe() == f'reset with seed {seeds[0]} to the start'
+    assert SimDriver(sim, config).reset().seed == seeds[0]
     home = sim.state_vector()
     driver.command(np.array([0.2, 0.2]), 0.0)
     driver.reset()
     driver.tick(0.05)  # the command is gone: nothing moves
     np.testing.assert_allclose(sim.state_vector(), home, atol=1e-3)
+
+
+@pytest.fixture(scope='module')
+def pusher():
+    """Give a pusher sim that settles quickly (many resets to a goal)."""
+    with SawyerSim(SawyerSimConfig(task='pusher', seed=4, settle_steps=40)) as sim:
+        yield sim
+
+
+def test_reset_to_goal_fraction_is_honoured_and_seeded(pusher):
+    config = SimDriverConfig(lockstep=False, reset_to_goal_probability=0.3)
+    driver = SimDriver(pusher, config)
+    outcomes = [driver.reset() for _ in range(200)]
+    to_goal = [outcome.to_goal for outcome in outcomes]
+    assert 0.2 <= np.mean(to_goal) <= 0.4, np.mean(to_goal)  # ~3 standard deviations
+    # Seeded: a second driver on the same sim seed makes the same resets, goals included.
+    again = SimDriver(pusher, config)
+    for outcome in outcomes[:20]:
+        repeat = again.reset()
+        assert (repeat.seed, repeat.to_goal) == (outcome.seed, outcome.to_goal)
+        if outcome.to_goal:
+            np.testing.assert_array_equal(repeat.goal_state, outcome.goal_state)
+    never = SimDriver(pusher, SimDriverConfig(lockstep=False))
+    assert not any(never.reset().to_goal for _ in range(20))
+
+
+def test_a_reset_to_goal_puts_the_scene_in_a_goal_state(pusher):
+    driver = SimDriver(pusher, SimDriverConfig(lockstep=False, reset_to_goal_probability=1.0))
+    for _ in range(3):
+        outcome = driver.reset()
+        assert outcome.to_goal and outcome.goal_state.shape == (4,)
+        # The hand lands within ~1 mm of the goal (settling), the puck exactly on it.
+        np.testing.assert_allclose(pusher.state_vector()[:2], outcome.goal_state[:2], atol=2e-3)
+        np.testing.assert_allclose(pusher.state_vector()[2:], outcome.goal_state[2:], atol=1e-9)
+        assert 'to a sampled goal state [' in outcome.describe()
+    # The goal is the one the reset's seed samples: a twin reset with that seed agrees.
+    pusher.reset(seed=outcome.seed)
+    pusher.rng.random()  # the draw that chose the goal
+    np.testing.assert_array_equal(pusher.sample_goal_state(), outcome.goal_state)
+    # An ordinary reset is the start, not the goal.
+    SimDriver(pusher, SimDriverConfig(lockstep=False)).reset()
+    assert not np.allclose(pusher.state_vector(), outcome.goal_state, atol=1e-2)
 
 
 def test_config_rejects_bad_periods():
@@ -80,3 +124,6 @@ def test_config_rejects_bad_periods():
         SimDriverConfig(reset_frame_delay_s=-1.0)
     with pytest.raises(ValueError, match='command_timeout_s'):
         SimDriverConfig(command_timeout_s=float('inf'))
+    for bad in (-0.1, 1.5, float('nan'), True):
+        with pytest.raises(ValueError, match='reset_to_goal_probability'):
+            SimDriverConfig(reset_to_goal_probability=bad)
