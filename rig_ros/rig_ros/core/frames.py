@@ -94,6 +94,7 @@ class FrameStore:
         self._pending: list[_Frame] = []  # not yet written
         self._pending_since = 0.0  # clock() at the oldest pending frame
         self._stored = 0  # frames in written chunks
+        self._steps = 0  # frames kept with their action (steps explored), written or waiting
         self._image_shape: Optional[tuple[int, ...]] = None
         # New chunks never reuse a number already on disk, resumed or not.
         self._sequence = max((number for number, _ in _numbered(self.directory, '*')),
@@ -105,6 +106,12 @@ class FrameStore:
         """Frames kept: written and waiting."""
         with self._lock:
             return self._stored + len(self._pending)
+
+    @property
+    def steps(self) -> int:
+        """Frames kept with the action that followed them: the environment steps explored."""
+        with self._lock:
+            return self._steps
 
     @property
     def stored(self) -> int:
@@ -142,6 +149,7 @@ class FrameStore:
                                  f'{self._image_shape}')
             if not self._pending:
                 self._pending_since = self._clock()
+            self._steps += bool(np.isfinite(action).all())
             self._pending.append((frame.copy(), action, str(robot_id), int(episode_id),
                                   int(step_index)))
             if len(self._pending) >= self.config.chunk_frames or self._period_passed():
@@ -201,6 +209,7 @@ class FrameStore:
                 self._image_shape = chunk['images'].shape[1:]
                 self._chunks.append(chunk)
                 self._stored += len(chunk['images'])
+                self._steps += int(np.isfinite(chunk['actions']).all(axis=1).sum())
             return self._stored
 
     def _read_chunk(self, file: pathlib.Path) -> dict[str, np.ndarray]:

@@ -14,18 +14,18 @@ versions means nothing. So every latent in the replay is of one version,
   the encoder switched between them), 'stale' (an older version: made before the encoders
   had the new weights) or 'ahead' (a newer version than the replay's).
 
-How the graph's learner uses it:
-1. A transition says which VAE version made its latents (rig_msgs/Transition has no such
-   field yet: the policy knows each latent's LatentState.model_version and would send both,
-   or one and drop the steps whose latents differ).
-2. Ingestion refuses what `check` does not call 'ok', counting the verdicts. The next step of
-   that robot then arrives after a missing one: the learner's 'gap' rule cuts the episode
-   there, so the parts on each side are stored separately. A robot's steps kept aside are
-   cut the same way with `current_runs` (the runs of steps of the current version).
-3. A fine-tuning round, holding the ingestion lock: store the robots' unfinished episodes
-   (their latents are of the current version, so the refresh re-encodes them too), run the
-   trainer's VAE stage, then record the new version (`Lifecycle.set_vae_version`) and
-   broadcast the weights; transitions of the old version arriving after that are 'stale'.
+How the graph's learner (`core.practice_run.PracticeRun`) uses it:
+1. A transition says which VAE version made each of its latents (rig_msgs/Transition
+   `vae_version`, `next_vae_version`: the policy's LatentState.model_version of each).
+2. Ingestion refuses what `check` does not call 'ok', counting the verdicts, in the same
+   hold of the ingestion lock as storing. The next step of that robot then arrives after a
+   missing one: the learner's 'gap' rule cuts the episode there, so the parts on each side
+   are stored separately.
+3. A fine-tuning round: `train` on a copy of the replay's images outside the lock; then,
+   holding it, store the robots' unfinished episodes (their latents are of the current
+   version, so the refresh re-encodes them too), `refresh` (re-encode, advance the version,
+   write the weights), record the new version (`Lifecycle.set_vae_version`); the host then
+   broadcasts the weights. Transitions of the old version arriving after that are 'stale'.
 4. On resume the VAE file's version is the truth: a replay that keeps images is re-encoded
    with it (`GoalReplayBuffer.refresh_latents`) and the guard starts there.
 """
@@ -162,8 +162,22 @@ class VersionedFineTuning:
 
     def run(self, buffer: GoalReplayBuffer) -> Mapping[str, float]:
         """Fine-tune and re-encode the replay, then advance the version; return the metrics."""
-        metrics = dict(self.fine_tuning.run(buffer))
+        metrics = dict(self.train(buffer.images().copy()))
+        version = self.refresh(buffer)
+        return {**metrics, 'vae_version': float(version)}
+
+    def train(self, images: np.ndarray) -> Mapping[str, float]:
+        """Fine-tune on a copy of the replay's images (outside the host's lock)."""
+        return self.fine_tuning.train(images)
+
+    def refresh(self, buffer: GoalReplayBuffer) -> int:
+        """Re-encode the replay, advance the version, write the VAE file; return the version.
+
+        The host holds its ingestion lock (transitions of the old version after this are
+        'stale').
+        """
+        self.fine_tuning.refresh(buffer)
         version = self.versions.advance()
         if self.vae_file is not None:
             write_vae_checkpoint(self.vae_file, self.vae, version, self.metadata)
-        return {**metrics, 'vae_version': float(version)}
+        return version

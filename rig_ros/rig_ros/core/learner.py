@@ -14,6 +14,13 @@ Ingestion checks every transition and says what it did with it:
   observation is not the previous step's next observation (e.g. new encoder weights): the
   same split. Both transitions are kept.
 Truncated parts are valid data: time limits are never terminations, targets bootstrap.
+A host may pass `ingest` a `check` run in the same hold of the lock before any of this (the
+VAE version guard of `core.practice_run`): what it returns ('mixed', 'stale', 'ahead') is
+counted and the transition dropped.
+
+With `keep_images` (the replay keeps frames for VAE fine-tuning) a transition must carry its
+frames (`image`, `next_image`); they are stored at the VAE's input size
+(`core.vae_training.vae_input`) with the episode.
 
 Storage and training are `core.trainer.RigTrainer`'s, as in `core.pipeline`: once
 `td3.learning_starts` transitions are stored, every stored transition owes
@@ -23,8 +30,9 @@ checkpoint `vae_checkpoint`. Every `broadcast_every` updates the actor is due fo
 new version).
 
 Durability: with `record_episodes(run_dir)` every part stored in the replay buffer is also
-written at once to `run_dir/episodes/<sequence>.npz` (atomically, `core.files`), so a learner
-killed with SIGKILL loses at most the robots' unfinished episodes.
+written at once to `run_dir/episodes/<sequence>.npz` (atomically, `core.files`; with its
+frames when the replay keeps images), so a learner killed with SIGKILL loses at most the
+robots' unfinished episodes.
 `save` records in the replay file the last sequence number it holds and then deletes the
 files it covers; `resume` loads the checkpoint (if any), the replay, then the newer episode
 files in order. An unreadable episode file is renamed `*.corrupt` and reported in
@@ -35,7 +43,11 @@ Checkpoints are due every `checkpoint_every` updates and, with new updates, ever
 most that much training.
 
 Threads: `ingest` and `status` may be called from any thread; `train`, `policy_weights`,
-`save` and `resume` from one (the training worker), or while it is stopped.
+`save` and `resume` from one (the training worker), or while it is stopped. `exclusive()`
+holds the ingestion lock for a host that changes the replay itself (seeding, re-encoding).
+
+`LearnerConfig` also holds the run's lifecycle settings (explore, pretrain, fine-tune), which
+`core.practice_run.PracticeRun` reads; the `Learner` itself ignores them.
 """
 
 from __future__ import annotations
@@ -65,6 +77,8 @@ from rig_ros.core.replay import GoalReplayBuffer, RelabelConfig
 from rig_ros.core.rewards import REWARD_KINDS, RewardKind
 from rig_ros.core.td3 import GoalConditionedTD3, TD3Config
 from rig_ros.core.trainer import latent_prior, RigTrainer
+from rig_ros.core.vae import VAEConfig
+from rig_ros.core.vae_training import vae_input
 from rig_ros.interfaces.names import VAE_MODEL
 
 FORMAT_VERSION = 1
@@ -74,8 +88,23 @@ EPISODES_DIR = 'episodes'  # one .npz per part stored in the replay buffer, unti
 _SEQUENCE_KEY = 'learner_episode_sequence'  # in the replay file: last episode file it holds
 _EPISODE_KEYS = ('observation', 'action', 'next_observation', 'goal')
 PIPELINE_CHECKPOINT_FILE = 'rl.safetensors'  # core.pipeline's RL checkpoint, servable too
+_IMAGES_KEY = 'images'  # in an episode file of a replay keeping images: [T + 1, S, S, 3]
 REJECTIONS = ('invalid', 'duplicate', 'out_of_order')
+VERSION_REJECTIONS = ('mixed', 'stale', 'ahead')  # core.latent_versions.LatentVersions.check
 SPLITS = ('gap', 'discontinuity', 'restart')
+
+
+def default_run_dir() -> str:
+    """Return `$ROS_HOME/rig_ros/practice` (ROS_HOME defaults to ~/.ros), absolute."""
+    ros_home = os.environ.get('ROS_HOME') or os.path.join('~', '.ros')
+    return str(pathlib.Path(ros_home, 'rig_ros', 'practice').expanduser().absolute())
+
+
+@dataclass(frozen=True)
+class LearnerVAEConfig(VAEConfig):
+    """The learner's VAE: `VAEConfig` with 48x48 inputs (the pipeline's; RIG's size)."""
+
+    image_size: int = 48
 
 
 @dataclass
@@ -101,13 +130,37 @@ class LearnerConfig:
     checkpoint_period_s: float = 60.0
     """Seconds between checkpoints when there are new updates, on top of checkpoint_every:
     a crash costs at most this much training (0: none by time)."""
-    run_dir: str = 'runs/practice'
-    """Checkpoints go here; a checkpoint found here is resumed. Empty: none."""
+    run_dir: str = field(default_factory=default_run_dir)
+    """The run directory: stage, frames, VAE, checkpoints and episodes go here and are resumed
+    from here. Default `$ROS_HOME/rig_ros/practice` (ROS_HOME defaults to ~/.ros); a relative
+    path is taken from the working directory. Empty: none (then only a run with
+    vae_checkpoint can train, and nothing survives a restart)."""
     checkpoint: str = ''
     """Run directory or checkpoint file whose weights to serve when train is false."""
     vae_checkpoint: str = ''
-    """VAE checkpoint file or run directory (vae.safetensors) to broadcast as model 'vae' for
-    encoders and goal schedulers without their own; empty: none."""
+    """VAE checkpoint file or run directory (vae.safetensors) to practise with at once: no
+    explore and pretrain stages, broadcast as model 'vae' for encoders and goal schedulers
+    without their own. Empty: the run explores and pretrains its own VAE in run_dir."""
+    explore_frames: int = 5000
+    """Exploration frames to keep before pretraining the VAE."""
+    vae_steps: int = 5000
+    """VAE pretraining minibatches."""
+    vae: LearnerVAEConfig = field(default_factory=LearnerVAEConfig)
+    """The VAE the run pretrains and fine-tunes (image_size 48 as the pipeline; latent_dim
+    must equal the learner's; training-image augmentation per vae.augmentation, on)."""
+    vae_checkpoint_every: int = 500
+    """VAE pretraining steps between checkpoints (a kill loses at most this many)."""
+    frame_chunk_frames: int = 500
+    """Exploration frames per chunk file (a kill loses fewer than this many)."""
+    frame_flush_period_s: float = 5.0
+    """Seconds a kept exploration frame may wait before it is written (0: full chunks only)."""
+    reconstruction_period_s: float = 10.0
+    """Seconds between reconstructions published while pretraining (0: none)."""
+    fine_tune_vae_every: int = 0
+    """Stored transitions between VAE fine-tuning rounds in practice (0: off); on, the replay
+    keeps every frame at the VAE's input size."""
+    fine_tune_vae_steps: int = 200
+    """VAE minibatches per fine-tuning round."""
     seed: int = 0
     """Seeds networks, target noise, replay sampling and imagined goals."""
     device: str = 'cpu'
@@ -125,16 +178,36 @@ class LearnerConfig:
 
     def __post_init__(self) -> None:
         """Check the values; an error names the field."""
-        for name in ('latent_dim', 'action_dim', 'broadcast_every', 'status_period_s'):
+        for name in ('latent_dim', 'action_dim', 'broadcast_every', 'status_period_s',
+                     'explore_frames', 'vae_steps', 'frame_chunk_frames',
+                     'fine_tune_vae_steps'):
             if not getattr(self, name) > 0:
                 raise ValueError(f'{name} must be > 0, got {getattr(self, name)!r}')
-        for name in ('checkpoint_every', 'checkpoint_period_s', 'num_threads'):
+        for name in ('checkpoint_every', 'checkpoint_period_s', 'num_threads',
+                     'vae_checkpoint_every', 'frame_flush_period_s', 'reconstruction_period_s',
+                     'fine_tune_vae_every'):
             if not getattr(self, name) >= 0:
                 raise ValueError(f'{name} must be >= 0, got {getattr(self, name)!r}')
         if self.replay_capacity < 2:
             raise ValueError(f'replay_capacity must be >= 2, got {self.replay_capacity!r}')
         if self.reward not in REWARD_KINDS:
             raise ValueError(f'reward must be one of {REWARD_KINDS}, got {self.reward!r}')
+        if self.vae.latent_dim != self.latent_dim:
+            raise ValueError(f'vae.latent_dim ({self.vae.latent_dim}) must equal latent_dim '
+                             f'({self.latent_dim})')
+        if self.run_dir:
+            self.run_dir = str(pathlib.Path(self.run_dir).expanduser().absolute())
+
+    @property
+    def keep_images(self) -> bool:
+        """Whether the replay keeps frames (VAE fine-tuning is on)."""
+        return self.train and self.fine_tune_vae_every > 0
+
+    @property
+    def image_shape(self) -> Optional[tuple[int, int, int]]:
+        """Shape of the replay's frames (the VAE's input), None when it keeps none."""
+        size = self.vae.image_size
+        return (size, size, 3) if self.keep_images else None
 
 
 @dataclass
@@ -225,10 +298,11 @@ class Learner:
             reward=config.reward if config.train else 'euclidean',
             latent_variance=(load_latent_variance(config.vae_checkpoint, dim)
                              if mahalanobis else None),
-            seed=config.seed, device=config.device)
+            image_shape=config.image_shape, seed=config.seed, device=config.device)
         self.served_actor: Optional[Actor] = None  # load_actor()'s, served instead of training
         self._episodes: dict[str, _Episode] = {}
-        self._counts = {'received': 0, **dict.fromkeys(REJECTIONS + SPLITS, 0)}
+        self._counts = {'received': 0,
+                        **dict.fromkeys(REJECTIONS + VERSION_REJECTIONS + SPLITS, 0)}
         # Per robot, since this process started: {'received': n, 'stored': n}.
         self.robot_counts: dict[str, dict[str, int]] = {}
         self.weights_version = 0
@@ -263,11 +337,19 @@ class Learner:
 
     # Ingestion (any thread).
 
-    def ingest(self, robot_id: str, record: TransitionRecord) -> str:
-        """Check and keep one transition; return 'stored', 'pending' or the problem."""
+    def ingest(self, robot_id: str, record: TransitionRecord,
+               check: Optional[Callable[[TransitionRecord], str]] = None) -> str:
+        """Check and keep one transition; return 'stored', 'pending' or the problem.
+
+        `check(record)`, run holding the lock first, returns '' or a refusal (counted).
+        """
         with self._lock:
             self._counts['received'] += 1
             self._robot_count(robot_id)['received'] += 1
+            refusal = check(record) if check is not None else ''
+            if refusal:
+                self._counts[refusal] = self._counts.get(refusal, 0) + 1
+                return refusal
             verdict = self._ingest(robot_id, record)
             if verdict in self._counts:
                 self._counts[verdict] += 1
@@ -321,6 +403,14 @@ class Learner:
             if not np.isfinite(array).all():
                 return (f'{name} holds NaN or infinite values: '
                         f'{np.array2string(array, precision=3)}')
+        if config.keep_images:
+            for name in ('image', 'next_image'):
+                image = getattr(record, name)
+                if image is None or image.dtype != np.uint8 or image.ndim != 3 or (
+                        image.shape[2] != 3):
+                    got = 'none' if image is None else f'{image.dtype} {image.shape}'
+                    return f'{name} must be a uint8 HxWx3 frame (the replay keeps frames), ' \
+                        f'got {got}'
         return ''
 
     def _flush(self, episode: _Episode) -> None:
@@ -329,6 +419,12 @@ class Learner:
             return
         arrays = {key: np.stack([getattr(record, key) for record in episode.steps])
                   for key in _EPISODE_KEYS}
+        if self.config.keep_images:
+            frames = [episode.steps[0].image] + [record.next_image for record in episode.steps]
+            if len({frame.shape for frame in frames}) > 1:  # resized one by one if sizes vary
+                frames = [vae_input(frame[None], self.config.vae.image_size)[0]
+                          for frame in frames]
+            arrays[_IMAGES_KEY] = vae_input(np.stack(frames), self.config.vae.image_size)
         if self._episode_dir is not None:
             self._write_episode(episode, arrays)
         self._store(arrays)
@@ -341,9 +437,13 @@ class Learner:
         return self.robot_counts.setdefault(robot_id, {'received': 0, 'stored': 0})
 
     def _store(self, arrays: dict[str, np.ndarray]) -> None:
-        for observation, action, next_observation, goal in zip(
-                *(arrays[key] for key in _EPISODE_KEYS)):
-            self.trainer.add_step(observation, action, next_observation, goal)
+        images = arrays.get(_IMAGES_KEY) if self.config.keep_images else None
+        for t, (observation, action, next_observation, goal) in enumerate(zip(
+                *(arrays[key] for key in _EPISODE_KEYS))):
+            self.trainer.add_step(
+                observation, action, next_observation, goal,
+                image=images[t] if images is not None and t == 0 else None,
+                next_image=images[t + 1] if images is not None else None)
         self.trainer.end_episode()
 
     def _write_episode(self, episode: _Episode, arrays: dict[str, np.ndarray]) -> None:
@@ -366,9 +466,19 @@ class Learner:
     def flush_open_episodes(self) -> None:
         """Store every robot's unfinished episode as truncated (before a final checkpoint)."""
         with self._lock:
-            for episode in self._episodes.values():
-                if episode.steps:
-                    self._flush(episode)
+            self.flush_open_episodes_locked()
+
+    def flush_open_episodes_locked(self) -> None:
+        """flush_open_episodes() for a caller already inside exclusive()."""
+        for episode in self._episodes.values():
+            if episode.steps:
+                self._flush(episode)
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Any:
+        """Hold the ingestion lock (no transition is checked or stored meanwhile)."""
+        with self._lock:
+            yield
 
     # Training (one thread).
 
@@ -487,6 +597,12 @@ class Learner:
             if found and replay.is_file():
                 state = _load_npz(replay)
                 sequence = int(state.pop(_SEQUENCE_KEY, 0))
+                shape = state['images'].shape[1:] if 'images' in state else None
+                if shape != self.config.image_shape:
+                    raise checkpoints.CheckpointError(
+                        f'{replay} keeps frames of shape {shape}, this learner '
+                        f'{self.config.image_shape} (fine_tune_vae_every or vae.image_size '
+                        'changed): use another run_dir')
                 try:
                     self.trainer.restore_replay(state, self.trainer.stored)
                 except (KeyError, IndexError, TypeError, ValueError) as error:
@@ -524,6 +640,15 @@ class Learner:
             raise checkpoints.CheckpointError(
                 f'arrays of shapes {[arrays[key].shape for key in _EPISODE_KEYS]} do not fit '
                 f'latent_dim {self.config.latent_dim} and action_dim {self.config.action_dim}')
+        shape = self.config.image_shape
+        if shape is not None:
+            images = state.get(_IMAGES_KEY)
+            expected = (steps + 1, *shape)
+            if images is None or images.dtype != np.uint8 or images.shape != expected:
+                got = 'none' if images is None else f'{images.dtype} {images.shape}'
+                raise checkpoints.CheckpointError(
+                    f'frames {got}, the replay keeps uint8 {expected}')
+            arrays[_IMAGES_KEY] = images
         return arrays
 
     def _check_compatible(self, saved: dict[str, Any], path: pathlib.Path) -> None:

@@ -70,13 +70,16 @@ class Lifecycle:
     """The run's stage, its moves and their record in stage.json (see the module doc).
 
     Resumes `run_dir/stage.json` when there is one (raising CheckpointError if it is not
-    readable) and writes it otherwise. `clock` gives the wall time recorded per stage.
+    readable) and writes it otherwise; run_dir None keeps the stage in memory only (a run
+    practising with a given VAE and no run directory). `clock` gives the wall time recorded
+    per stage.
     """
 
-    def __init__(self, run_dir: str | os.PathLike, config: Optional[LifecycleConfig] = None,
+    def __init__(self, run_dir: Optional[str | os.PathLike],
+                 config: Optional[LifecycleConfig] = None,
                  *, clock: Callable[[], float] = time.time) -> None:
         self.config = config or LifecycleConfig()
-        self.path = pathlib.Path(run_dir) / STAGE_FILE
+        self.path = pathlib.Path(run_dir) / STAGE_FILE if run_dir is not None else None
         self._clock = clock
         self.stage: Stage = 'explore'
         self.frames = 0
@@ -89,7 +92,7 @@ class Lifecycle:
         """Whether the encoded exploration is in the replay."""
         self.began: dict[str, float] = {}
         """Wall time at which each stage began."""
-        self.resumed = self.path.is_file()
+        self.resumed = self.path is not None and self.path.is_file()
         if self.resumed:
             self._load()
         else:
@@ -196,8 +199,10 @@ class Lifecycle:
                 'vae_steps': config.vae_steps, 'vae_version': self.vae_version,
                 'replay_seeded': self.replay_seeded}
 
-    def save(self) -> pathlib.Path:
-        """Write stage.json atomically; return its path."""
+    def save(self) -> Optional[pathlib.Path]:
+        """Write stage.json atomically; return its path (None: kept in memory only)."""
+        if self.path is None:
+            return None
         state = {'format_version': FORMAT_VERSION, 'stage': self.stage, 'frames': self.frames,
                  'vae_step': self.vae_step, 'vae_version': self.vae_version,
                  'replay_seeded': self.replay_seeded, 'began': self.began,
@@ -206,6 +211,7 @@ class Lifecycle:
         return atomic_write_text(self.path, json.dumps(state, indent=2, sort_keys=True))
 
     def _load(self) -> None:
+        assert self.path is not None
         try:
             state = json.loads(self.path.read_text())
             if state.get('format_version') != FORMAT_VERSION or state['stage'] not in STAGES:

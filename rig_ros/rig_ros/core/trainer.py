@@ -9,8 +9,10 @@ once `learning_starts` transitions are stored, `updates_per_step` updates per tr
 
 The VAE seam: a `VAEStage` given to the trainer runs between updates when its `due()` says so,
 on the replay buffer (its images, its latents). The pipeline's online fine-tuning
-(`VAEFineTuning`: train on the replay's images, then re-encode them) plugs in there today; VAE
-pretraining inside the learner is to plug in the same way. Training-image augmentation is part
+(`VAEFineTuning`: train on the replay's images, then re-encode them) plugs in there. The
+graph's learner (`core.practice_run`) runs the two halves itself (`train` outside its
+ingestion lock, `refresh` inside), so that no transition of the old VAE joins a re-encoded
+replay; its VAE pretraining is `core.vae_training`. Training-image augmentation is part
 of the `VAEConfig` a stage is given (`VAEConfig.augmentation`, applied by `VAETrainer`), so a
 stage trains with it by config, whichever host runs the stage.
 """
@@ -65,12 +67,25 @@ class VAEFineTuning:
         return self.every > 0 and stored // self.every > last_run // self.every
 
     def run(self, buffer: GoalReplayBuffer) -> Mapping[str, float]:
-        """Fine-tune on the buffer's images, then re-encode them."""
-        images = buffer.images().copy()  # a writable copy for torch
+        """Fine-tune on the buffer's images, then re-encode them (`train`, then `refresh`)."""
+        metrics = self.train(buffer.images().copy())  # a writable copy for torch
+        self.refresh(buffer)
+        return metrics
+
+    def train(self, images: np.ndarray) -> Mapping[str, float]:
+        """Fine-tune on `images` (uint8 NHWC at the VAE's size); return the last metrics.
+
+        A host whose replay others write to copies the images holding its lock and trains
+        outside it (the graph's learner); the VAE then encodes with the new weights, so
+        `refresh` must follow before its latents are compared with the replay's again.
+        """
         history = VAETrainer(self.vae, self.config).fit(images, self.steps, progress=False)
         self.vae.eval()
-        buffer.refresh_latents(lambda batch: encode_images(self.vae, batch)[0])
         return history[-1] if history else {}
+
+    def refresh(self, buffer: GoalReplayBuffer) -> None:
+        """Re-encode every latent of the buffer with the (fine-tuned) VAE."""
+        buffer.refresh_latents(lambda batch: encode_images(self.vae, batch)[0])
 
 
 def latent_prior(rng: np.random.Generator, latent_dim: int) -> GoalSampler:

@@ -437,7 +437,7 @@ class Session:
             results = self.evaluate(str(self.run_dir), eval_params_file, goal_states)
             received = int(status.get('received', until))
             record = EvaluationRecord(
-                target_steps=until, rl_step=received - int(status.get('explore_steps', 0)),
+                target_steps=until, rl_step=int(status.get('practice_received', received)),
                 env_steps_total=received,
                 updates=status.get('updates'), learner=status,
                 **evaluation_summary(results, config.success_threshold_m))

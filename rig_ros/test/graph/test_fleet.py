@@ -33,7 +33,8 @@ def fleet_params(tmp_path: pathlib.Path, checkpoint: pathlib.Path) -> pathlib.Pa
         '/**/goal_scheduler': {'ros__parameters': {
             'vae_checkpoint': str(checkpoint), 'episode_length': 5}},
         '/**/learner': {'ros__parameters': {
-            'replay_capacity': 5000, 'broadcast_every': 10, 'checkpoint_every': 0,
+            'vae_checkpoint': str(checkpoint), 'replay_capacity': 5000, 'broadcast_every': 10,
+            'checkpoint_every': 0,
             'status_period_s': 0.5,
             'td3': {'learning_starts': 10, 'updates_per_step': 1, 'batch_size': 16,
                     'hidden_sizes': [32, 32]}}},

@@ -58,7 +58,7 @@ def start_graph(start_node: Callable, run_dir: pathlib.Path, lockstep: bool,
         'vae_encoder': {'vae_checkpoint': vae, 'reconstruction_period_s': 0.0},
         'goal_scheduler': {'vae_checkpoint': vae, 'episode_length': EPISODE_LENGTH,
                            'episode_timeout_s': 15.0},
-        'learner': LEARNER,
+        'learner': {**LEARNER, 'vae_checkpoint': vae},
         'policy': {'stale_after_s': 0.2},
     }
     nodes = {}
@@ -136,7 +136,8 @@ def test_learner_sigkill_loses_no_finished_episode(ros, start_node, tmp_path, va
     episode_files = len(list((run_dir / EPISODES_DIR).glob('*.npz')))
 
     again = start_node('learner', name='learner', namespace='/',
-                       parameters={**nodes['learner'][0].parameters, **LEARNER},
+                       parameters={**nodes['learner'][0].parameters, **LEARNER,
+                                   'vae_checkpoint': str(vae_checkpoint)},
                        param_files=nodes['learner'][0].param_files)
     assert wait_for(lambda: 'resumed' in again.output, timeout=30.0), again.output
     resumed = [line for line in again.output.splitlines() if 'resumed' in line][0]

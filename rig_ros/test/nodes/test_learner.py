@@ -1,7 +1,6 @@
-"""learner as a process: every transition stored in order, checkpoints, weights reach a policy."""
+"""learner as a process: a run explores and pretrains; transitions stored; weights go out."""
 
 import json
-import shutil
 import signal
 import time
 
@@ -11,10 +10,13 @@ import pytest
 import rclpy
 from rclpy.context import Context
 from rclpy.parameter import Parameter
+from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
 from rig_msgs.msg import Goal, LatentState, Transition, Weights
 from rig_ros.core.policy_runtime import decode_policy_weights
+from rig_ros.edge.image_msgs import array_to_image
+from rig_ros.edge.params import ParameterError
 from rig_ros.graph import task_param_files
 from rig_ros.interfaces.qos import (
     COMMAND_QOS, LATCHED_QOS, SENSOR_QOS, TRANSITION_QOS, WEIGHTS_QOS)
@@ -50,11 +52,59 @@ def transitions(robot: str, episode_id: int, length: int, rng) -> list[Transitio
                        episode_end=t == length - 1) for t in range(length)]
 
 
+def exploration(robot: str, episode_id: int, length: int, rng) -> list[Transition]:
+    """Return an exploration episode: empty latents, 84x84 rgb8 frames around each step."""
+    frames = rng.integers(0, 256, (length + 1, 84, 84, 3), dtype=np.uint8)
+    return [Transition(robot_id=robot, episode_id=episode_id, step_index=t,
+                       action=rng.uniform(-1, 1, 2).tolist(), image=array_to_image(frames[t]),
+                       next_image=array_to_image(frames[t + 1]), episode_end=t == length - 1)
+            for t in range(length)]
+
+
+@pytest.mark.multiprocess
+def test_a_new_run_explores_then_pretrains_and_broadcasts_its_vae(
+        ros, start_node, wait_for, tmp_path):
+    node = start_node('learner', parameters={
+        **SMALL, 'run_dir': str(tmp_path / 'run'), 'explore_frames': 20, 'vae_steps': 30,
+        'vae.batch_size': 8, 'vae_checkpoint_every': 10, 'frame_chunk_frames': 4,
+        'reconstruction_period_s': 0.01})
+    status = ros.collect(String, '/rig/learner_status', LATCHED_QOS)
+    weights = ros.collect(Weights, '/rig/weights', LATCHED_QOS)
+    reconstructions = ros.collect(Image, '/rig/reconstruction', SENSOR_QOS)
+    publisher = ros.publisher(Transition, '/rig/transition', TRANSITION_QOS)
+    assert ros.wait_for_subscribers(publisher), node.output
+    assert wait_for(lambda: status_has(status, stage='explore', frames=0)), node.output
+    assert str(tmp_path / 'run') in node.output and 'a new run' in node.output
+
+    rng = np.random.default_rng(0)
+    publisher.publish(transitions('robot_0', 0, 1, rng)[0])  # latents while exploring
+    for msg in exploration('robot_0', 0, 6, rng) + exploration('robot_1', 0, 6, rng):
+        publisher.publish(msg)
+    # 2 episodes of 6 steps: 14 frames, short of 20.
+    assert wait_for(lambda: status_has(status, stage='explore', frames=14, not_exploring=1)), (
+        latest_status(status), node.output)
+    for msg in exploration('robot_0', 1, 6, rng):
+        publisher.publish(msg)
+    assert wait_for(lambda: any(m.model_name == 'vae' for m in weights.messages),
+                    timeout=60.0), (latest_status(status), node.output[-3000:])
+    vae = [m for m in weights.messages if m.model_name == 'vae']
+    assert [m.version for m in vae] == [1] and json.loads(vae[0].config_json)['image_size'] == 48
+    assert wait_for(lambda: status_has(status, stage='practise', vae_version=1, stored=18,
+                                       replay_seeded=True)), latest_status(status)
+    assert (tmp_path / 'run' / 'vae.safetensors').is_file()
+    assert wait_for(lambda: reconstructions.messages), node.output
+    assert (reconstructions.messages[0].width, reconstructions.messages[0].encoding) == (
+        96, 'rgb8')
+    assert 'stage pretrain' in node.output and 'stage practise' in node.output
+    assert node.stop(signal.SIGTERM, timeout=10.0) == 0, node.output
+
+
 @pytest.mark.multiprocess
 def test_every_transition_stored_in_order_and_resumed(ros, start_node, wait_for, tmp_path,
                                                       vae_checkpoint):
     parameters = {**SMALL, 'run_dir': str(tmp_path), 'td3.learning_starts': 100,
-                  'td3.updates_per_step': 1, 'broadcast_every': 50}
+                  'td3.updates_per_step': 1, 'broadcast_every': 50,
+                  'vae_checkpoint': str(vae_checkpoint)}
     node = start_node('learner', parameters=parameters)
     status = ros.collect(String, '/rig/learner_status', LATCHED_QOS)
     weights = ros.collect(Weights, '/rig/weights', LATCHED_QOS)
@@ -92,11 +142,9 @@ def test_every_transition_stored_in_order_and_resumed(ros, start_node, wait_for,
     assert node.stop(signal.SIGTERM, timeout=10.0) == 0, node.output
     assert (tmp_path / 'learner.safetensors').is_file() and 'Traceback' not in node.output
 
-    # Restarted on the same run directory (now also serving a VAE): counters resume and the
-    # policy weights are re-broadcast; a late joiner gets the last weights of both models.
-    shutil.copy(vae_checkpoint, tmp_path / 'vae.safetensors')
-    again = start_node('learner', name='learner', parameters={
-        **parameters, 'vae_checkpoint': str(tmp_path)})
+    # Restarted on the same run directory: counters resume and the policy weights are
+    # re-broadcast; a late joiner gets the last weights of both models.
+    again = start_node('learner', name='learner', parameters=parameters)
     assert wait_for(lambda: status_has(status, received=301, stored=300, updates=201,
                                        weights_version=5), timeout=30.0), (
         latest_status(status), again.output)
@@ -107,10 +155,12 @@ def test_every_transition_stored_in_order_and_resumed(ros, start_node, wait_for,
 
 
 @pytest.mark.multiprocess
-def test_weights_reach_the_policy_and_change_its_actions(ros, start_node, wait_for, tmp_path):
+def test_weights_reach_the_policy_and_change_its_actions(ros, start_node, wait_for, tmp_path,
+                                                         vae_checkpoint):
     # Full-size networks (400, 300): the weights (about 0.5 MB) cross DDS as in practice.
     learner = start_node('learner', parameters={
         'td3.batch_size': 16, 'status_period_s': 0.3, 'run_dir': str(tmp_path),
+        'vae_checkpoint': str(vae_checkpoint),
         'td3.learning_starts': 20,
         'td3.updates_per_step': 2, 'broadcast_every': 10})
     fleet = (('rig/weights', '/rig/weights'), ('rig/transition', '/rig/transition'))
@@ -203,5 +253,16 @@ def test_task_configs_are_accepted(ros_domain_id, tmp_path, task):
         assert server.learner.weights_version == 1
         server.on_shutdown()
         server.destroy_node()
+    finally:
+        context.try_shutdown()
+
+
+def test_a_run_with_nowhere_to_explore_is_a_parameter_error(ros_domain_id):
+    """In process: no vae_checkpoint and no run_dir: the node refuses to start."""
+    context = Context()
+    rclpy.init(context=context)
+    try:
+        with pytest.raises(ParameterError, match='run_dir'):
+            LearnerNode(context=context, parameter_overrides=[Parameter('run_dir', value='')])
     finally:
         context.try_shutdown()
