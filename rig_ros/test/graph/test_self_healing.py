@@ -82,8 +82,9 @@ def write_params(path, vae_checkpoint) -> str:
             'vae_checkpoint': vae, 'episode_length': EPISODE_LENGTH, 'episode_timeout_s': 15.0}},
         # Timed checkpoints only: the update-count checkpoints never come this soon.
         '/**/learner': {'ros__parameters': {
-            'vae_checkpoint': vae, 'checkpoint_every': 0, 'checkpoint_period_s': CHECKPOINT_PERIOD_S,
-            'status_period_s': 0.3, 'broadcast_every': 16,
+            'vae_checkpoint': vae, 'checkpoint_every': 0,
+            'checkpoint_period_s': CHECKPOINT_PERIOD_S, 'status_period_s': 0.3,
+            'broadcast_every': 16,
             'td3': {'hidden_sizes': [32, 32], 'batch_size': 16, 'learning_starts': 16,
                     'updates_per_step': 1}}},
     }
