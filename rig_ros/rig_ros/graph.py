@@ -393,7 +393,10 @@ _LOCKSTEP = GraphArgument('lockstep', 'bool', True, 'the sim advances one contro
 _SEED = GraphArgument('seed', 'int', 0, 'base random seed of every node')
 _CAMERA_TOPIC = GraphArgument('camera_topic', 'str', '', f"remap each chain's "
                               f'{CAMERA_IMAGE_TOPIC} to this topic (empty: no remapping)')
-_RUN_DIR = GraphArgument('run_dir', 'path', None, 'learner run directory (checkpoints, logs)')
+_RUN_DIR = GraphArgument(
+    'run_dir', 'path', None, 'learner run directory (frames, VAE, checkpoints, logs): an '
+    'empty one explores, pretrains the VAE, then practises; an existing one is resumed '
+    '(default: $ROS_HOME/rig_ros/practice)')
 _NODES = GraphArgument('nodes', 'str', '', 'start only the nodes matching these comma-separated '
                        'name globs, relative to the fleet namespace unless absolute, e.g. '
                        "robot_1/* or learner (empty: all); one machine's share of a fleet")
