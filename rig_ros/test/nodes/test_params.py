@@ -14,7 +14,8 @@ from rig_ros.core.goals import GoalSchedulerConfig
 from rig_ros.core.learner import LearnerConfig
 from rig_ros.core.policy_runtime import PolicyConfig
 from rig_ros.edge.params import (
-    ConfigParameters, declare_config, describe_config, field_descriptions, ParameterError)
+    build_config, ConfigParameters, declare_config, describe_config, field_descriptions,
+    ParameterError)
 from rig_ros.nodes.fake_sawyer import FakeSawyerConfig
 from rig_ros.nodes.scene_camera import SceneCameraConfig
 from rig_ros.robot.backends import BridgeConfig
@@ -189,3 +190,14 @@ def test_every_node_parameter_is_described(config_type):
 def test_the_learner_declares_no_exploration_parameters():
     names = {leaf.name for leaf in describe_config(LearnerConfig)}
     assert not names & {'td3.exploration', 'td3.exploration_sigma', 'td3.ou_theta', 'td3.seed'}
+
+
+def test_the_learners_vae_stage_takes_the_augmentation_option():
+    # Issue 14's option in the graph's VAE stage: the learner's pretraining and fine-tuning
+    # train with `vae.augmentation.*`, on by default, off by one parameter.
+    defaults = {leaf.name: leaf.default for leaf in describe_config(LearnerConfig)}
+    assert {'vae.augmentation.enabled', 'vae.augmentation.shift_px',
+            'vae.augmentation.brightness'} <= set(defaults)
+    assert build_config(LearnerConfig, defaults).vae.augmentation.enabled
+    plain = build_config(LearnerConfig, {**defaults, 'vae.augmentation.enabled': False})
+    assert not plain.vae.augmentation.enabled and plain.vae.image_size == 48
