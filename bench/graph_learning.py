@@ -16,7 +16,10 @@ Each run lives in `<out>/<mode>/seed<N>/<run>`; a finished run is read back, an 
 one resumes (the session and the learner resume their run directories). Prints one JSON line
 last with the keys the checks read: graph_success_rate and graph_final_hand_distance_median
 (pooled over seeds' goals), graph_env_steps_total (the largest over seeds),
-inprocess_success_rate, finetune_success_rate, graph_wall_s (per seed and stage).
+inprocess_success_rate, finetune_success_rate, graph_wall_s (per seed and stage); with
+fine-tuning also the VAE versions reached, the transitions refused for their versions, and
+the largest gap between the saved replay's latents and its frames encoded by the last VAE
+(none: the replay never holds two versions).
 """
 
 from __future__ import annotations
@@ -34,8 +37,11 @@ import numpy as np
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / 'rig_ros'))
 
+from rig_ros.core.learner import REPLAY_FILE  # noqa: E402
 from rig_ros.core.pipeline import PipelineConfig, RigPipeline  # noqa: E402
 from rig_ros.core.td3 import TD3Config  # noqa: E402
+from rig_ros.core.vae import encode_images  # noqa: E402
+from rig_ros.core.vae_training import read_vae_checkpoint  # noqa: E402
 from rig_ros.run.session import Session, SessionConfig  # noqa: E402
 from rig_ros.sim.sawyer import SawyerSim, SawyerSimConfig  # noqa: E402
 
@@ -108,12 +114,30 @@ def run_once(kind: str, budget: Budget, seed: int, run_dir: pathlib.Path) -> dic
         # env_steps_total: what the learner received, exploration included.
         result = Session(session_config(budget, seed, kind == 'finetune'), run_dir).run()
     result['bench_wall_s'] = time.perf_counter() - start
+    if kind == 'finetune':
+        result['replay_latent_error_max'] = replay_latent_error(run_dir)
     kept = {key: result[key] for key in (
         'rig_success_rate', 'rig_final_hand_distance_median', 'rig_hand_distances',
-        'env_steps_total', 'stage_wall_s', 'bench_wall_s', 'rl_step') if key in result}
+        'env_steps_total', 'stage_wall_s', 'bench_wall_s', 'rl_step',
+        'replay_latent_error_max') if key in result}
     kept['learner'] = result.get('learner', {})
     result_path.write_text(json.dumps(kept, indent=2, sort_keys=True))
     return kept
+
+
+def replay_latent_error(run_dir: pathlib.Path) -> float:
+    """Return the largest gap between the saved replay's latents and its frames encoded now.
+
+    The frames encoded by the run's last VAE (`vae.safetensors`): zero (float error) when every
+    stored latent is of that one version, i.e. fine-tuning never left two versions mixed.
+    """
+    with np.load(run_dir / REPLAY_FILE, allow_pickle=False) as data:
+        count = min(int(data['frames']), len(data['obs']))
+        observations, images = data['obs'][:count], data['images'][:count]
+    vae, _ = read_vae_checkpoint(run_dir)
+    encoded = np.concatenate([encode_images(vae, images[i:i + 1024])[0]
+                              for i in range(0, count, 1024)])
+    return float(np.abs(encoded - observations).max())
 
 
 def pooled(results: list[dict[str, Any]]) -> tuple[float, float]:
@@ -169,6 +193,11 @@ def main() -> int:
     if results.get('finetune'):
         figures['finetune_vae_versions'] = [
             r['learner'].get('vae_version') for r in results['finetune']]
+        figures['finetune_refused'] = [
+            {key: r['learner'].get(key, 0) for key in ('mixed', 'stale', 'ahead')}
+            for r in results['finetune']]
+        figures['finetune_replay_latent_error_max'] = max(
+            r['replay_latent_error_max'] for r in results['finetune'])
     (out / 'figures.json').write_text(json.dumps(figures, indent=2))
     print(json.dumps(figures))
     return 0

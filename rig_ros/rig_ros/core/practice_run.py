@@ -147,6 +147,7 @@ class PracticeRun:
         self._explore_received = 0
         self._explore_invalid = 0
         self._reconstruction_time: Optional[float] = None
+        self._save_due = False  # a fine-tuning round's replay waits to be saved
 
     @property
     def stage(self) -> str:
@@ -369,6 +370,10 @@ class PracticeRun:
     def _practise(self) -> Work:
         learner, events = self.learner, []
         self._seed_replay()
+        if self._save_due:  # after a fine-tuning round, once its broadcast went out
+            self._save_due = False
+            if self.run_dir is not None:
+                events.append(Event('checkpoint', path=str(self.save())))
         done = learner.train(TRAIN_CHUNK)
         if learner.broadcast_due():
             events.append(Event('policy'))
@@ -392,8 +397,11 @@ class PracticeRun:
             version = self.fine_tuning.refresh(learner.buffer)
             self._fine_tuned_at = learner.counts['stored']
         self.lifecycle.set_vae_version(version)
-        if self.run_dir is not None:
-            self.save()
+        # The replay is saved by the next work() call, after the host broadcast the new
+        # version: until the encoders have it every arriving transition is 'stale', and
+        # saving a replay with its frames takes seconds. A kill before that save is safe:
+        # resume re-encodes the replay with the VAE file, which refresh() already wrote.
+        self._save_due = True
         loss = metrics.get('loss', float('nan'))
         return Event('vae', text=f'VAE fine-tuned on {len(images)} frames (loss {loss:.4g}): '
                      f'version {version}', version=version, path=str(self.vae_file),

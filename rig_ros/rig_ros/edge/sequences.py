@@ -1,11 +1,20 @@
-"""`SequenceGaps`: messages a subscriber never saw, from its publishers' sequence numbers.
+"""Message sequences at a subscriber: missed messages, MessageInfo callbacks, in-process copies.
 
-rmw gives each message the publisher's gid and a sequence number (`MessageInfo`); a jump in
-one publisher's numbers is the count of its messages this subscriber missed (replaced by a
-newer one in a keep-last queue, or lost by the transport). Plain Python: testable without ROS.
+`SequenceGaps`: rmw gives each message the publisher's gid and a sequence number
+(`MessageInfo`); a jump in one publisher's numbers is the count of its messages this subscriber
+missed (replaced by a newer one in a keep-last queue, or lost by the transport).
+`with_message_info`: a `(msg, info)` subscription callback that works under every rclpy
+executor (rclpy 9's EventsExecutor hands it one `(msg, info)` tuple instead of two arguments).
+`HandedOver`: a composed process hands a member's messages to the next member directly; the
+same message then also arrives over DDS and must be skipped. Plain Python: testable without ROS.
 """
 
-from typing import Any, Optional
+import collections
+import inspect
+from typing import Any, Callable, Optional, TypeVar
+
+MessageT = TypeVar('MessageT')
+InfoCallback = Callable[[Any, Any], None]
 
 
 class SequenceGaps:
@@ -28,3 +37,61 @@ class SequenceGaps:
         missed = sequence - last - 1 if last is not None and sequence > last else 0
         self.missed += missed
         return missed
+
+
+class _MessageInfoCallback:
+    """Calls `callback(msg, info)` given either `(msg, info)` or one `(msg, info)` tuple."""
+
+    # rclpy picks the callback kind from the signature: two parameters get the MessageInfo.
+    __signature__ = inspect.Signature([
+        inspect.Parameter('msg', inspect.Parameter.POSITIONAL_ONLY),
+        inspect.Parameter('info', inspect.Parameter.POSITIONAL_ONLY)])
+
+    def __init__(self, callback: InfoCallback) -> None:
+        self.callback = callback
+
+    def __call__(self, *args: Any) -> None:
+        if len(args) == 1:  # rclpy 9's EventsExecutor: callback((msg, info))
+            args = tuple(args[0])
+        self.callback(*args)
+
+
+def with_message_info(callback: InfoCallback) -> InfoCallback:
+    """Return `callback(msg, info)` as a subscription callback for any rclpy executor.
+
+    rclpy's SingleThreadedExecutor calls a two-parameter callback with the message and its
+    MessageInfo; rclpy 9's EventsExecutor calls it with one `(msg, info)` tuple, which made a
+    plain method fail ("SystemError: null argument to internal routine").
+    """
+    return _MessageInfoCallback(callback)
+
+
+def header_key(header: Any) -> tuple[int, int, str]:
+    """Return a std_msgs/Header as a hashable key: stamp and frame_id."""
+    return (int(header.stamp.sec), int(header.stamp.nanosec), str(header.frame_id))
+
+
+class HandedOver:
+    """Headers of messages handed over in process, so their DDS copies can be skipped.
+
+    `hand_over` notes a message given to the subscriber directly; `is_copy` says whether a
+    message taken from DDS is one of those (each is skipped once). A copy that never comes
+    (lost, or replaced in a keep-last queue) is forgotten after `remember` newer ones.
+    """
+
+    def __init__(self, remember: int = 8) -> None:
+        self._keys: collections.deque = collections.deque(maxlen=remember)
+        self.copies_skipped = 0
+
+    def hand_over(self, header: Any) -> None:
+        """Note a message delivered directly."""
+        self._keys.append(header_key(header))
+
+    def is_copy(self, header: Any) -> bool:
+        """Whether a message taken from DDS was already delivered directly (once each)."""
+        key = header_key(header)
+        if key not in self._keys:
+            return False
+        self._keys.remove(key)
+        self.copies_skipped += 1
+        return True

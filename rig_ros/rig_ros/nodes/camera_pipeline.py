@@ -12,6 +12,9 @@ sequence numbers (skipped for a newer one, or lost by the transport) and logged 
 10 s with the time a frame takes here; on shutdown one line sums up the frames processed,
 skipped and malformed.
 
+In a composed chain (`robot_chain`) the next members also get each image directly, in
+process, right after it is published (`image_listeners`).
+
 Parameters (`rig_ros.core.preprocessing.PreprocessConfig`, changeable at runtime):
 size (int, 84), crop.top / crop.left / crop.height / crop.width (unset: whole frame),
 crop.fractional (bool, false: pixels; true: fractions of the frame).
@@ -21,7 +24,7 @@ only from reliable publishers, which then resend what the transport lost).
 """
 
 import time
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from rclpy.node import Node
 from rclpy.qos import QoSPolicyKind
@@ -30,11 +33,11 @@ from rclpy.subscription import MessageInfo
 from sensor_msgs.msg import Image
 
 from rig_ros.core.preprocessing import preprocess, PreprocessConfig
-from rig_ros.edge.entry import run_node
+from rig_ros.edge.entry import executor_factory, run_node
 from rig_ros.edge.image_msgs import array_to_image, image_to_array
 from rig_ros.edge.log_limits import KeyedThrottle, suffix
 from rig_ros.edge.params import ConfigParameters
-from rig_ros.edge.sequences import SequenceGaps
+from rig_ros.edge.sequences import SequenceGaps, with_message_info
 from rig_ros.interfaces.names import CAMERA_IMAGE_TOPIC, CAMERA_PIPELINE, IMAGE_TOPIC
 from rig_ros.interfaces.qos import SENSOR_QOS
 
@@ -65,12 +68,19 @@ class CameraPipeline(Node):
         self._gaps = SequenceGaps(MAX_PUBLISHERS)
         self._period = {'frames': 0, 'skipped': 0, 'busy_s': 0.0, 'start': time.monotonic()}
         self._throttle = KeyedThrottle(ERROR_THROTTLE_S)
+        # In-process members fed each published image directly (robot_chain connects them).
+        self.image_listeners: list[Callable[[Image], None]] = []
         self._publisher = self.create_publisher(Image, IMAGE_TOPIC, SENSOR_QOS)
         self._subscription = self.create_subscription(
-            Image, CAMERA_IMAGE_TOPIC, self.frame_callback, SENSOR_QOS,
+            Image, CAMERA_IMAGE_TOPIC, with_message_info(self.frame_callback), SENSOR_QOS,
             qos_overriding_options=QoSOverridingOptions([QoSPolicyKind.RELIABILITY]))
         self.get_logger().info(
             f'{self._subscription.topic_name} -> {self._publisher.topic_name}: {self._config}')
+
+    @property
+    def image_topic(self) -> str:
+        """The resolved topic of the published images."""
+        return self._publisher.topic_name
 
     @property
     def config(self) -> PreprocessConfig:
@@ -132,6 +142,8 @@ class CameraPipeline(Node):
                     f'{suffix(self._throttle)}')
             return
         self._publisher.publish(output)
+        for listener in self.image_listeners:
+            listener(output)
 
     def convert(self, msg: Image) -> Image:
         """Return the preprocessed rgb8 image with the frame's header.
@@ -144,7 +156,7 @@ class CameraPipeline(Node):
 
 def main(args: Optional[Sequence[str]] = None) -> int:
     """Run the camera_pipeline node until SIGINT/SIGTERM."""
-    return run_node(CameraPipeline, args)
+    return run_node(CameraPipeline, args, make_executor=executor_factory('events'))
 
 
 if __name__ == '__main__':

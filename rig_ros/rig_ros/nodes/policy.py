@@ -24,6 +24,10 @@ stamps (the node keeps the last 30 frames; an empty Image when one is missing). 
 ones carry empty latents and goal, VAE and policy versions 0, and the frame acted on and the
 next frame. Frames are converted after the command is published, never before it.
 
+In a composed chain (`robot_chain`) camera_pipeline and vae_encoder hand their frames and
+latents over directly, in process (`hand_frame`, `hand_latent`); the same messages arriving
+over DDS are then skipped.
+
 A latent or goal with non-finite values or a size that does not fit is logged as an error
 (each distinct problem, throttled) and stops the robot until good ones arrive; so is a frame
 that is not image_size x image_size rgb8 (it is ignored: exploration waits for good frames);
@@ -48,10 +52,11 @@ import torch
 from rig_msgs.msg import Goal, LatentState, Transition, Weights
 from rig_ros.core.policy_runtime import (
     EpisodeGoal, Frame, Latent, PolicyConfig, PolicyRuntime, StepResult)
-from rig_ros.edge.entry import run_node
+from rig_ros.edge.entry import executor_factory, run_node
 from rig_ros.edge.image_msgs import array_to_image, image_to_array
 from rig_ros.edge.log_limits import KeyedThrottle, suffix
 from rig_ros.edge.params import declare_config
+from rig_ros.edge.sequences import HandedOver
 from rig_ros.interfaces.names import (
     ACTIVATE_SERVICE, EE_VELOCITY_TOPIC, GOAL_TOPIC, IMAGE_TOPIC, KNOWN_MODELS, LATENT_TOPIC,
     POLICY, POLICY_MODEL, TRANSITION_TOPIC, WEIGHTS_TOPIC)
@@ -90,8 +95,12 @@ class PolicyNode(Node):
             TwistStamped, EE_VELOCITY_TOPIC, COMMAND_QOS)
         self._transition_publisher = (self.create_publisher(
             Transition, TRANSITION_TOPIC, TRANSITION_QOS) if config.publish_transitions else None)
-        self.create_subscription(LatentState, LATENT_TOPIC, self.latent_callback, SENSOR_QOS)
-        self.create_subscription(Image, IMAGE_TOPIC, self.frame_callback, SENSOR_QOS)
+        self._handed_latents = HandedOver()
+        self._handed_frames = HandedOver()
+        self._latent_subscription = self.create_subscription(
+            LatentState, LATENT_TOPIC, self.latent_taken, SENSOR_QOS)
+        self._frame_subscription = self.create_subscription(
+            Image, IMAGE_TOPIC, self.frame_taken, SENSOR_QOS)
         self.create_subscription(Goal, GOAL_TOPIC, self.goal_callback, LATCHED_QOS)
         self.create_subscription(Weights, WEIGHTS_TOPIC, self.weights_callback, WEIGHTS_QOS)
         self.create_service(SetBool, ACTIVATE_SERVICE, self.activate_callback)
@@ -103,6 +112,36 @@ class PolicyNode(Node):
 
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
+
+    @property
+    def latent_topic(self) -> str:
+        """The resolved topic of the latents acted on."""
+        return self._latent_subscription.topic_name
+
+    @property
+    def image_topic(self) -> str:
+        """The resolved topic of the frames (exploration, transitions)."""
+        return self._frame_subscription.topic_name
+
+    def hand_latent(self, msg: LatentState) -> None:
+        """Take a latent handed over in process; its copy from DDS will be skipped."""
+        self._handed_latents.hand_over(msg.header)
+        self.latent_callback(msg)
+
+    def latent_taken(self, msg: LatentState) -> None:
+        """Take a latent from DDS unless it was handed over in process already."""
+        if not self._handed_latents.is_copy(msg.header):
+            self.latent_callback(msg)
+
+    def hand_frame(self, msg: Image) -> None:
+        """Take a frame handed over in process; its copy from DDS will be skipped."""
+        self._handed_frames.hand_over(msg.header)
+        self.frame_callback(msg)
+
+    def frame_taken(self, msg: Image) -> None:
+        """Take a frame from DDS unless it was handed over in process already."""
+        if not self._handed_frames.is_copy(msg.header):
+            self.frame_callback(msg)
 
     def latent_callback(self, msg: LatentState) -> None:
         """Keep the newest latent; in act_on_latent mode decide at once (practice episodes)."""
@@ -273,7 +312,7 @@ class PolicyNode(Node):
 
 def main(args: Optional[Sequence[str]] = None) -> int:
     """Run the policy node until SIGINT/SIGTERM."""
-    return run_node(PolicyNode, args)
+    return run_node(PolicyNode, args, make_executor=executor_factory('events'))
 
 
 if __name__ == '__main__':

@@ -15,6 +15,15 @@ Every member reads the process's parameter files (`/**/policy` keys reach the me
 `policy` as they would reach a separate policy process) and the remappings of the command
 line that are either global or node-specific for it (`-r policy:rig/transition:=/rig/...`).
 A global `__node` remapping names the container only.
+
+Inside the process the members hand their messages on directly (`connect_members`): each
+camera_pipeline image goes to the policy's frame callback and to vae_encoder, each latent to
+the policy, in the publishing callback, where the resolved topics match (a remapping that
+separates them keeps them apart). Everything is still published on the topics for outside
+subscribers; the members skip the DDS copies of what they were handed, and take messages of
+other publishers on those topics as before. A frame's command is then sent within
+camera_pipeline's callback: one wake-up per frame instead of three.
+The members run on rclpy's EventsExecutor (`rig_ros.edge.entry.executor_factory`).
 """
 
 import sys
@@ -23,7 +32,7 @@ from typing import Any, Callable, Optional, Sequence
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
-from rig_ros.edge.entry import run_nodes
+from rig_ros.edge.entry import executor_factory, run_nodes
 from rig_ros.edge.params import ParameterError
 from rig_ros.interfaces.names import (
     CAMERA_PIPELINE, COMPOSABLE, MUJOCO_SIM, POLICY, ROBOT_CHAIN, VAE_ENCODER)
@@ -65,6 +74,37 @@ def member_arguments(ros_args: Sequence[str], member: str, namespace: str) -> li
                 continue
         result += [flag, value]
     return result
+
+
+def connect_members(members: Sequence[Node]) -> list[str]:
+    """Hand camera_pipeline's images and vae_encoder's latents to the next members directly.
+
+    Connects only where the publisher's resolved topic is the subscriber's. The policy gets a
+    frame before vae_encoder encodes it, so the frame is there when the latent comes. Returns
+    the connections made, as 'publisher -> subscriber (topic)' lines.
+    """
+    from rig_ros.nodes.camera_pipeline import CameraPipeline
+    from rig_ros.nodes.policy import PolicyNode
+    from rig_ros.nodes.vae_encoder import VAEEncoder
+    cameras = [m for m in members if isinstance(m, CameraPipeline)]
+    encoders = [m for m in members if isinstance(m, VAEEncoder)]
+    policies = [m for m in members if isinstance(m, PolicyNode)]
+    links: list[tuple[Node, Node, str, list, Callable[[Any], None]]] = []
+    for camera in cameras:
+        links += [(camera, policy, camera.image_topic, camera.image_listeners,
+                   policy.hand_frame) for policy in policies
+                  if policy.image_topic == camera.image_topic]
+        links += [(camera, encoder, camera.image_topic, camera.image_listeners,
+                   encoder.hand_image) for encoder in encoders
+                  if encoder.image_topic == camera.image_topic]
+    for encoder in encoders:
+        links += [(encoder, policy, encoder.latent_topic, encoder.latent_listeners,
+                   policy.hand_latent) for policy in policies
+                  if policy.latent_topic == encoder.latent_topic]
+    for _, _, _, listeners, callback in links:
+        listeners.append(callback)
+    return [f'{source.get_name()} -> {target.get_name()} ({topic})'
+            for source, target, topic, _, _ in links]
 
 
 def _ros_argument_pairs(args: Sequence[str]) -> list[tuple[str, str]]:
@@ -128,6 +168,9 @@ class RobotChain(Node):
         self.get_logger().info(
             f'composed {", ".join(m.get_fully_qualified_name() for m in members)} on one '
             'executor')
+        links = connect_members(members)
+        if links:
+            self.get_logger().info(f'handed over in process: {"; ".join(links)}')
         return members
 
 
@@ -142,7 +185,7 @@ def main(args: Optional[Sequence[str]] = None) -> int:
         except ParameterError:
             chain.destroy_node()
             raise
-    return run_nodes(make_nodes, argv)
+    return run_nodes(make_nodes, argv, make_executor=executor_factory('events'))
 
 
 if __name__ == '__main__':

@@ -10,7 +10,9 @@ the current frame's latent goes out on `rig/reconstruction` (sensor_msgs/Image r
 frame's header, sensor QoS) for viewers, from a timer: decoding right after a latent delayed
 that frame's command (in a composed chain the policy waited for it). Malformed frames and
 weights are logged as errors (each distinct problem, throttled) and dropped; the node keeps
-running.
+running. In a composed chain (`robot_chain`) camera_pipeline hands each image over directly
+(`hand_image`; the same image arriving over DDS is then skipped) and the policy gets each
+latent directly after it is published (`latent_listeners`).
 
 Weights: the `vae_checkpoint` file at startup (an unreadable one stops the node), then every
 'vae' message of the latched `rig/weights` broadcast (WEIGHTS_QOS; 'policy' is ignored, other
@@ -22,7 +24,7 @@ Parameters (`rig_ros.core.encoder.EncoderConfig`, read-only): vae_checkpoint, re
 / .left / .height / .width / .fractional, torch_threads, reconstruction_period_s.
 """
 
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 from rclpy.node import Node
@@ -33,10 +35,11 @@ import torch
 from rig_msgs.msg import LatentState, Weights
 from rig_msgs.srv import Encode
 from rig_ros.core.encoder import EncoderConfig, LatentEncoder, WeightsError
-from rig_ros.edge.entry import run_node
+from rig_ros.edge.entry import executor_factory, run_node
 from rig_ros.edge.image_msgs import array_to_image, image_to_array
 from rig_ros.edge.log_limits import KeyedThrottle, suffix
 from rig_ros.edge.params import declare_config, ParameterError
+from rig_ros.edge.sequences import HandedOver
 from rig_ros.edge.vae_weights import load_vae_weights
 from rig_ros.interfaces.names import (
     ENCODE_SERVICE, IMAGE_TOPIC, LATENT_TOPIC, RECONSTRUCTION_TOPIC, VAE_ENCODER, WEIGHTS_TOPIC)
@@ -62,6 +65,9 @@ class VAEEncoder(Node):
                 self.get_logger().error(f'parameter vae_checkpoint: {error}')
                 raise ParameterError(str(error)) from None
             self._log_weights()
+        # In-process members fed each published latent directly (robot_chain connects them).
+        self.latent_listeners: list[Callable[[LatentState], None]] = []
+        self._handed_images = HandedOver()
         self._publisher = self.create_publisher(LatentState, LATENT_TOPIC, SENSOR_QOS)
         self._reconstruction_publisher = (
             self.create_publisher(Image, RECONSTRUCTION_TOPIC, SENSOR_QOS)
@@ -72,7 +78,7 @@ class VAEEncoder(Node):
         self._weights_subscription = self.create_subscription(
             Weights, WEIGHTS_TOPIC, self.weights_callback, WEIGHTS_QOS)
         self._image_subscription = self.create_subscription(
-            Image, IMAGE_TOPIC, self.image_callback, SENSOR_QOS)
+            Image, IMAGE_TOPIC, self.image_taken, SENSOR_QOS)
         self._service = self.create_service(Encode, ENCODE_SERVICE, self.encode_callback)
         self.get_logger().info(
             f'{self._image_subscription.topic_name} -> {self._publisher.topic_name}, '
@@ -80,6 +86,16 @@ class VAEEncoder(Node):
         if not self._encoder.ready:
             self.get_logger().info(f'waiting for VAE weights on '
                                    f'{self._weights_subscription.topic_name}')
+
+    @property
+    def image_topic(self) -> str:
+        """The resolved topic of the images encoded."""
+        return self._image_subscription.topic_name
+
+    @property
+    def latent_topic(self) -> str:
+        """The resolved topic of the published latents."""
+        return self._publisher.topic_name
 
     @property
     def encoder(self) -> LatentEncoder:
@@ -98,6 +114,16 @@ class VAEEncoder(Node):
             return
         self._log_weights()
 
+    def hand_image(self, msg: Image) -> None:
+        """Encode an image handed over in process; its copy from DDS will be skipped."""
+        self._handed_images.hand_over(msg.header)
+        self.image_callback(msg)
+
+    def image_taken(self, msg: Image) -> None:
+        """Encode an image from DDS unless it was handed over in process already."""
+        if not self._handed_images.is_copy(msg.header):
+            self.image_callback(msg)
+
     def image_callback(self, msg: Image) -> None:
         """Encode one frame and publish its latent state; log and drop a bad frame."""
         if not self._encoder.ready:
@@ -113,9 +139,11 @@ class VAEEncoder(Node):
                                         f'{len(msg.data)} bytes): {error}'
                                         f'{suffix(self._throttle)}')
             return
-        self._publisher.publish(LatentState(
-            header=msg.header, mean=mean.tolist(), log_variance=logvar.tolist(),
-            model_version=self._encoder.version))
+        latent = LatentState(header=msg.header, mean=mean.tolist(),
+                             log_variance=logvar.tolist(), model_version=self._encoder.version)
+        self._publisher.publish(latent)
+        for listener in self.latent_listeners:
+            listener(latent)
         if self._reconstruction_publisher is not None:
             self._newest = (mean, msg.header)
 
@@ -153,7 +181,7 @@ class VAEEncoder(Node):
 
 def main(args: Optional[Sequence[str]] = None) -> int:
     """Run the vae_encoder node until SIGINT/SIGTERM."""
-    return run_node(VAEEncoder, args)
+    return run_node(VAEEncoder, args, make_executor=executor_factory('events'))
 
 
 if __name__ == '__main__':

@@ -20,13 +20,21 @@ zero velocity and zero joint commands last, the arm still afterwards); the frame
 the arm (identical images and latents while it stands still; during practice each sampled
 `rig/image` is the scene rendered at the fake's joint state of its stamp, and frames with the
 tool moved away from the reset pose differ from the reset pose's frame, as their latents do).
+
+A second test runs the same graph from an EMPTY run directory, with no VAE anywhere: after
+activation the learner's status goes explore -> pretrain -> practise; the frames of the
+exploration episodes (empty goals of VAE version 0) are kept in run_dir/frames, the VAE the
+learner pretrains on them goes out as version 1, imagined goals follow and practice
+transitions of VAE version 1 are stored; the tool stays inside the driver's box from the
+first exploration episode on.
 """
 
+import contextlib
 import io
 import json
 import pathlib
 import time
-from typing import Iterator
+from typing import Any, Callable, Iterator, Optional
 
 from geometry_msgs.msg import TwistStamped
 from harness import wait_for
@@ -70,19 +78,27 @@ NEAR_M = 0.005  # and one this close hardly (~1 px)
 CAMERA_LAG_STATES = 15  # joint states (100 Hz) the camera's may lag behind a frame's stamp
 
 
-def practice_params(tmp_path: pathlib.Path, checkpoint: pathlib.Path) -> pathlib.Path:
-    """Write a parameter file for a small real-time practice run with VAE `checkpoint`."""
+def practice_params(tmp_path: pathlib.Path, checkpoint: Optional[pathlib.Path],
+                    learner: Optional[dict] = None) -> pathlib.Path:
+    """Write a parameter file for a small real-time practice run.
+
+    checkpoint: the VAE the learner serves; None: none, the run explores and pretrains its
+    own. learner: more learner parameters (nested as in the YAML).
+    """
+    learner_params: dict = {
+        'replay_capacity': 5000, 'broadcast_every': 10, 'checkpoint_every': 0,
+        'status_period_s': 0.5,
+        'td3': {'learning_starts': 10, 'updates_per_step': 1, 'batch_size': 16,
+                'hidden_sizes': [32, 32]}}
+    if checkpoint is not None:
+        learner_params['vae_checkpoint'] = str(checkpoint)
     params = {
         '/**/sawyer_driver': {'ros__parameters': {
             'bridge': {'message_types': 'standin'},
             'safety': {'box_low': list(BOX_LOW), 'box_high': list(BOX_HIGH)}}},
         '/**/goal_scheduler': {'ros__parameters': {
             'episode_length': EPISODE_LENGTH, 'retry_period_s': 0.5}},
-        '/**/learner': {'ros__parameters': {
-            'vae_checkpoint': str(checkpoint), 'replay_capacity': 5000, 'broadcast_every': 10,
-            'checkpoint_every': 0, 'status_period_s': 0.5,
-            'td3': {'learning_starts': 10, 'updates_per_step': 1, 'batch_size': 16,
-                    'hidden_sizes': [32, 32]}}},
+        '/**/learner': {'ros__parameters': {**learner_params, **(learner or {})}},
     }
     path = tmp_path / 'fake_sawyer_practice.yaml'
     path.write_text(yaml.safe_dump(params))
@@ -100,13 +116,31 @@ def joint_angles(msg: JointState) -> np.ndarray:
     return np.array([msg.position[names.index(name)] for name in JOINT_NAMES])
 
 
-@pytest.fixture
-def practice(ros, start_node, tmp_path,
-             vae_checkpoint) -> Iterator[tuple[GraphRunner, io.StringIO, object, object]]:
+def activate(ros, name: str, report: Callable[[], str]) -> None:
+    """Call robot_0's SetBool service `name` (driver/activate, policy/activate) with true."""
+    client = ros.node.create_client(SetBool, f'/{ROBOT}/{name}')
+    assert client.wait_for_service(timeout_sec=SERVICE_TIMEOUT_S), report()
+    future = client.call_async(SetBool.Request(data=True))
+    assert wait_for(future.done, timeout=SERVICE_TIMEOUT_S), report()
+    assert future.result().success, report()
+
+
+def assert_tool_in_box(tool: np.ndarray, report: Callable[[], str]) -> float:
+    """Check tool positions [N, 3] lie in the driver's box; return the closest to a wall."""
+    assert len(tool), report()
+    assert np.all(tool >= BOX_LOW) and np.all(tool <= BOX_HIGH), (
+        tool.min(axis=0), tool.max(axis=0), report())
+    return float(np.min(np.r_[tool - BOX_LOW, BOX_HIGH - tool]))
+
+
+@contextlib.contextmanager
+def fake_sawyer_practice(
+        start_node, tmp_path: pathlib.Path, checkpoint: Optional[pathlib.Path],
+        learner: Optional[dict] = None) -> Iterator[tuple[GraphRunner, io.StringIO, Any, Any]]:
     """Start the fake Sawyer, its camera and the sim=False practice graph; stop them after."""
     fake = start_node('fake_sawyer', parameters={'message_types': 'standin'})
     camera = start_node('scene_camera')  # the reacher's scene, 240x320 at 10 Hz
-    params = practice_params(tmp_path, vae_checkpoint)
+    params = practice_params(tmp_path, checkpoint, learner)
     specs = graph.practice_graph(sim=False, params_file=str(params),
                                  run_dir=str(tmp_path / 'run'), lockstep=False)
     assert sorted(spec.fully_qualified_name for spec in specs) == [
@@ -119,6 +153,14 @@ def practice(ros, start_node, tmp_path,
         yield runner, output, fake, camera
     finally:
         runner.stop()
+
+
+@pytest.fixture
+def practice(ros, start_node, tmp_path,
+             vae_checkpoint) -> Iterator[tuple[GraphRunner, io.StringIO, Any, Any]]:
+    """The fake Sawyer practising with the untrained VAE the learner serves."""
+    with fake_sawyer_practice(start_node, tmp_path, vae_checkpoint) as started:
+        yield started
 
 
 @pytest.mark.slow
@@ -135,8 +177,6 @@ def test_practice_graph_on_the_fake_sawyer(ros, practice):
     status = ros.collect(String, '/rig/learner_status', LATCHED_QOS)
     weights = ros.collect(Weights, '/rig/weights', WEIGHTS_QOS)
     transitions = ros.collect(Transition, '/rig/transition', TRANSITION_QOS)
-    clients = {name: ros.node.create_client(SetBool, f'/{ROBOT}/{name}')
-               for name in ('driver/activate', 'policy/activate')}
 
     def report() -> str:
         return (f'status {latest()}\n[fake_sawyer]\n{fake.output[-2000:]}\n[scene_camera]\n'
@@ -154,13 +194,6 @@ def test_practice_graph_on_the_fake_sawyer(ros, practice):
         return wait_for(lambda: predicate() or not alive(),
                         timeout=timeout, interval=0.1) and alive()
 
-    def activate(name: str) -> None:
-        client = clients[name]
-        assert client.wait_for_service(timeout_sec=SERVICE_TIMEOUT_S), report()
-        future = client.call_async(SetBool.Request(data=True))
-        assert wait_for(future.done, timeout=SERVICE_TIMEOUT_S), report()
-        assert future.result().success, report()
-
     # Before activation: the whole graph runs (latents flow, the learner serves the VAE, the
     # scheduler's resets are refused), and nothing moves.
     assert wait(lambda: joints.messages and latents.messages and status.messages
@@ -177,9 +210,9 @@ def test_practice_graph_on_the_fake_sawyer(ros, practice):
     ready_s = time.monotonic() - began
 
     # The operator's order: the driver, then the policy (a real robot's policy starts inactive).
-    activate('driver/activate')
+    activate(ros, 'driver/activate', report)
     activated = time.monotonic()
-    activate('policy/activate')
+    activate(ros, 'policy/activate', report)
 
     def acted_with_weights() -> bool:
         return any(m.policy_version >= 1 for m in transitions.messages)
@@ -224,10 +257,7 @@ def test_practice_graph_on_the_fake_sawyer(ros, practice):
     reset_tool = kinematics.forward(RESET).position
     moved = float(np.max(np.linalg.norm(tool[practising] - reset_tool, axis=1)))
     assert moved > 0.02, report()
-    inside = tool[practising]
-    assert np.all(inside >= BOX_LOW) and np.all(inside <= BOX_HIGH), (
-        inside.min(axis=0), inside.max(axis=0), report())
-    closest = float(np.min(np.r_[inside - BOX_LOW, BOX_HIGH - inside]))
+    closest = assert_tool_in_box(tool[practising], report)
     assert closest < 0.02, report()  # exploration reached the walls: the box was tested
 
     # A clean stop: every node exits by itself, zero commands go out last, the arm holds.
@@ -306,3 +336,117 @@ def test_practice_graph_on_the_fake_sawyer(ros, practice):
           f'{changes[moved_away].min():.1f} '
           f'(grey levels); latents {spread_at_reset:.4f} apart at resets, up to '
           f'{spread_away:.4f} away')
+
+
+EXPLORE_FRAMES = 100
+VAE_STEPS = 40
+EXPLORING = {'explore_frames': EXPLORE_FRAMES, 'vae_steps': VAE_STEPS, 'vae': {'batch_size': 16},
+             'vae_checkpoint_every': 20, 'frame_chunk_frames': 20, 'frame_flush_period_s': 0.5,
+             'reconstruction_period_s': 0.0}
+LIFECYCLE_DEADLINE_S = 180.0  # start, 100 frames at 10 Hz with resets, pretraining, practice
+STAGES = ['explore', 'pretrain', 'practise']
+
+
+@pytest.mark.slow
+def test_a_new_run_explores_pretrains_and_practises_on_the_fake_sawyer(ros, start_node,
+                                                                      tmp_path):
+    began = time.monotonic()
+    run_dir = tmp_path / 'run'
+    kinematics = SawyerKinematics(tool_offset_m=TOOL_OFFSET_M)
+    joints = ros.collect(JointState, JOINT_STATES_TOPIC, ARM_QOS)
+    goals = ros.collect(Goal, f'/{ROBOT}/rig/goal', LATCHED_QOS)
+    status = ros.collect(String, '/rig/learner_status', LATCHED_QOS)
+    weights = ros.collect(Weights, '/rig/weights', WEIGHTS_QOS)
+    transitions = ros.collect(Transition, '/rig/transition', TRANSITION_QOS)
+    with fake_sawyer_practice(start_node, tmp_path, None, EXPLORING) as (
+            runner, output, fake, camera):
+
+        def latest() -> dict:
+            messages = status.messages
+            return json.loads(messages[-1].data) if messages else {}
+
+        def report() -> str:
+            return (f'status {latest()}\n[fake_sawyer]\n{fake.output[-2000:]}\n'
+                    f'[scene_camera]\n{camera.output[-2000:]}\n{output.getvalue()[-8000:]}')
+
+        def alive() -> bool:
+            return (runner.wait(timeout=0.0) is None and fake.returncode is None
+                    and camera.returncode is None)
+
+        def wait(predicate, timeout: float) -> bool:
+            return wait_for(lambda: predicate() or not alive(),
+                            timeout=timeout, interval=0.1) and alive()
+
+        # A new run explores; nothing moves before activation (resets are refused).
+        assert wait(lambda: latest().get('stage') == 'explore'
+                    and 'reset refused' in output.getvalue(), DEADLINE_S), report()
+        assert 'a new run' in output.getvalue() and not goals.messages, report()
+        activate(ros, 'driver/activate', report)
+        activated = time.monotonic()
+        activate(ros, 'policy/activate', report)
+
+        def practice_stored() -> int:
+            return latest().get('robots', {}).get(ROBOT, {}).get('stored', 0)
+
+        assert wait(lambda: latest().get('stage') == 'practise'
+                    and practice_stored() >= EPISODE_LENGTH,
+                    LIFECYCLE_DEADLINE_S - (activated - began)), report()
+        done_s = time.monotonic() - activated
+        final = latest()
+        stages = []
+        for message in status.messages:
+            stage = json.loads(message.data).get('stage')
+            if stage not in stages:
+                stages.append(stage)
+        assert stages == STAGES, (stages, report())
+        # The frames: kept on disk, at least the budget, all of the robot's exploration.
+        on_disk = 0
+        for chunk in (run_dir / 'frames').glob('*.npz'):
+            with np.load(chunk) as data:
+                on_disk += len(data['images'])
+                assert data['images'].shape[1:] == (84, 84, 3)
+        assert final['frames'] == on_disk >= EXPLORE_FRAMES, (on_disk, final)
+        assert final['vae_step'] == VAE_STEPS and final['replay_seeded'], final
+        assert (run_dir / 'vae.safetensors').is_file()
+        # Exploration episodes first (empty goal, VAE version 0), then imagined goals.
+        sources = [m.source for m in goals.messages]
+        assert 'explore' in sources and 'prior' in sources, sources
+        first_prior = sources.index('prior')
+        assert set(sources[:first_prior]) == {'explore'}, sources
+        assert set(sources[first_prior:]) == {'prior'}, sources
+        assert all(not m.mean and m.model_version == 0 and m.episode_length == EPISODE_LENGTH
+                   for m in goals.messages[:first_prior])
+        assert all(m.model_version == 1 for m in goals.messages[first_prior:])
+        # The VAE the run trained goes out once, as version 1; practice acts with it.
+        assert [m.version for m in weights.messages if m.model_name == 'vae'] == [1], report()
+        sent = transitions.messages
+        exploring = [m for m in sent if m.vae_version == 0]
+        practising = [m for m in sent if m.vae_version == 1]
+        assert exploring and all(not m.observation and m.image.width == 84 for m in exploring)
+        assert len(practising) >= EPISODE_LENGTH and all(
+            m.next_vae_version == 1 and len(m.observation) == 4 for m in practising), report()
+        assert {m.episode_id for m in practising}.isdisjoint(m.episode_id for m in exploring)
+        for key in ('invalid', 'duplicate', 'out_of_order'):
+            assert final[key] == 0, report()
+
+        # The tool, by forward kinematics of the fake's joint states, moved and stayed in the
+        # driver's box from the first exploration episode on.
+        states = joints.messages
+        times = np.array([stamp_s(m) for m in states])
+        tool = np.array([kinematics.forward(joint_angles(m)).position for m in states])
+        moving = times >= stamp_s(goals.messages[0])
+        reset_tool = kinematics.forward(RESET).position
+        moved = float(np.max(np.linalg.norm(tool[moving] - reset_tool, axis=1)))
+        assert moved > 0.02, report()
+        closest = assert_tool_in_box(tool[moving], report)
+
+        assert alive(), report()
+        code = runner.stop()
+        assert code == 0, (runner.exit_codes, report())
+        assert 'Traceback' not in output.getvalue(), report()
+        assert 'Traceback' not in fake.output and 'Traceback' not in camera.output, report()
+    print(f'\nfake Sawyer lifecycle: ready {activated - began:.1f} s, explore -> pretrain -> '
+          f'practise {done_s:.1f} s: {on_disk} frames, {len(exploring)} exploration and '
+          f'{len(practising)} practice transitions sent ({practice_stored()} stored), '
+          f'{first_prior} exploration episodes, tool moved up to {moved:.3f} m, closest to a '
+          f'wall {closest:.4f} m; {time.monotonic() - began:.1f} s')

@@ -153,12 +153,16 @@ def test_fine_tuning_re_encodes_the_replay_and_refuses_the_old_version(tmp_path)
     assert run.ingest('robot_0', steps[2]) == 'stale'
     assert run.ingest('robot_0', versioned([steps[2]], 0)[0]) == 'stale'  # unversioned
 
-    # A kill after the round: the resumed replay is re-encoded with the file's version.
+    # A kill after the round, before the replay was saved again: the resumed replay (saved
+    # at seeding, plus the episode file) is re-encoded with the file's version.
     again = PracticeRun(make_config(tmp_path, fine_tune_vae_every=30, fine_tune_vae_steps=3))
     assert 'VAE version 2' in again.resume()
     assert again.versions.current == 2 and again.learner.counts['stored'] == 26
     observations, encoded = encoded_replay(again, vae)
     np.testing.assert_allclose(observations, encoded, atol=1e-5)
+    # The replay is saved by the next work(), after the host broadcast the new version.
+    assert 'checkpoint' in [event.kind for event in run.work().events]
+    assert [event.kind for event in run.work().events].count('checkpoint') == 0
 
 
 def test_a_kill_in_any_stage_keeps_frames_vae_steps_and_episodes(tmp_path, monkeypatch):
