@@ -450,10 +450,11 @@ class Session:
         if not status:
             status = self.curve[-1].get('learner', {})
         before_practice = learner_stage_wall_s(self.run_dir)
-        self.stage_wall_s.update(before_practice)
         if 'practice' in self.stage_wall_s:  # the graph's time, less exploring and pretraining
             self.stage_wall_s['practice'] = max(
                 0.0, self.stage_wall_s['practice'] - sum(before_practice.values()))
+        # In the order they ran: explore, pretrain, practice, evaluate.
+        self.stage_wall_s = {**before_practice, **self.stage_wall_s}
         result = {'task': config.task, 'seed': config.seed, 'mode': 'graph',
                   'curve': self.curve, 'stage_wall_s': self.stage_wall_s,
                   'wall_s': time.perf_counter() - start, 'learner': status,
@@ -482,8 +483,10 @@ class Session:
         with (self.run_dir / 'report.md').open('a') as stream:
             stream.write(
                 '\nPractised through the ROS 2 graph (mujoco_sim, camera_pipeline, vae_encoder, '
-                'policy, goal_scheduler, learner as processes over DDS); evaluated by sending '
-                'each goal image on rig/goal_image to the reach graph.\n')
+                'policy, goal_scheduler, learner as processes over DDS): the learner explored, '
+                'pretrained the VAE on the frames and practised (unless vae_checkpoint was '
+                'given); evaluated by sending each goal image on rig/goal_image to the reach '
+                'graph.\n')
             stream.write(f"- learner: {learner.get('received')} transitions received, "
                          f"{learner.get('stored')} stored, {learner.get('updates')} updates, "
                          f"weights version {learner.get('weights_version')}\n")
