@@ -47,6 +47,8 @@ import yaml
 
 from rig_msgs.msg import Goal, LatentState, Transition, Weights
 from rig_ros import graph
+from rig_ros.core.encoder import VAE_CHECKPOINT_FILE
+from rig_ros.core.frames import FRAMES_DIR
 from rig_ros.core.preprocessing import CropBox, preprocess, PreprocessConfig
 from rig_ros.edge.image_msgs import image_to_array
 from rig_ros.interfaces.names import JOINT_COMMAND_TOPIC, JOINT_STATES_TOPIC, STANDIN_SUFFIX
@@ -158,7 +160,7 @@ def fake_sawyer_practice(
 @pytest.fixture
 def practice(ros, start_node, tmp_path,
              vae_checkpoint) -> Iterator[tuple[GraphRunner, io.StringIO, Any, Any]]:
-    """The fake Sawyer practising with the untrained VAE the learner serves."""
+    """Start the fake Sawyer practising with the untrained VAE the learner serves."""
     with fake_sawyer_practice(start_node, tmp_path, vae_checkpoint) as started:
         yield started
 
@@ -348,8 +350,8 @@ STAGES = ['explore', 'pretrain', 'practise']
 
 
 @pytest.mark.slow
-def test_a_new_run_explores_pretrains_and_practises_on_the_fake_sawyer(ros, start_node,
-                                                                      tmp_path):
+def test_a_new_run_explores_pretrains_and_practises_on_the_fake_sawyer(
+        ros, start_node, tmp_path):
     began = time.monotonic()
     run_dir = tmp_path / 'run'
     kinematics = SawyerKinematics(tool_offset_m=TOOL_OFFSET_M)
@@ -401,13 +403,13 @@ def test_a_new_run_explores_pretrains_and_practises_on_the_fake_sawyer(ros, star
         assert stages == STAGES, (stages, report())
         # The frames: kept on disk, at least the budget, all of the robot's exploration.
         on_disk = 0
-        for chunk in (run_dir / 'frames').glob('*.npz'):
+        for chunk in (run_dir / FRAMES_DIR).glob('*.npz'):
             with np.load(chunk) as data:
                 on_disk += len(data['images'])
                 assert data['images'].shape[1:] == (84, 84, 3)
         assert final['frames'] == on_disk >= EXPLORE_FRAMES, (on_disk, final)
         assert final['vae_step'] == VAE_STEPS and final['replay_seeded'], final
-        assert (run_dir / 'vae.safetensors').is_file()
+        assert (run_dir / VAE_CHECKPOINT_FILE).is_file()
         # Exploration episodes first (empty goal, VAE version 0), then imagined goals.
         sources = [m.source for m in goals.messages]
         assert 'explore' in sources and 'prior' in sources, sources

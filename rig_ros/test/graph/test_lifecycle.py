@@ -31,6 +31,7 @@ from test_kill_restart import kill, outputs, saved_rows, Stamped, status_of
 from rig_msgs.msg import Transition, Weights
 from rig_ros import graph
 from rig_ros.core import checkpoints
+from rig_ros.core.encoder import VAE_CHECKPOINT_FILE
 from rig_ros.core.frames import FRAMES_DIR
 from rig_ros.core.learner import CHECKPOINT_FILE
 from rig_ros.core.lifecycle import STAGE_FILE
@@ -194,7 +195,7 @@ def test_learner_sigkill_while_pretraining_resumes_the_vae_step(ros, start_node,
     step = checkpoints.load_checkpoint(checkpoint).metadata['step']
     assert 0 < step < VAE_STEPS and step % VAE_CHECKPOINT_EVERY == 0, step
     assert json.loads((run_dir / STAGE_FILE).read_text())['stage'] == 'pretrain'
-    assert not (run_dir / 'vae.safetensors').exists()
+    assert not (run_dir / VAE_CHECKPOINT_FILE).exists()
     frames = chunk_frames(run_dir)
     assert frames >= EXPLORE_FRAMES
     assert not any(m.model_name == 'vae' for m in weights.messages)
@@ -214,8 +215,8 @@ def test_learner_sigkill_while_pretraining_resumes_the_vae_step(ros, start_node,
         return [m for t, m in sent.since(restarted) if m.vae_version == 1]
 
     assert wait_for(lambda: len(practice_sent()) >= EPISODE_LENGTH and status_of(status).get(
-        'practice_received', 0) > 0, timeout=STAGE_TIMEOUT_S), (status_of(status),
-                                                                 outputs(nodes))
+        'practice_received', 0) > 0, timeout=STAGE_TIMEOUT_S), (
+        status_of(status), outputs(nodes))
     assert all(m.next_vae_version == 1 and len(m.observation) == 4 for m in practice_sent())
     final = status_of(status)
     assert final['stage'] == 'practise' and final['vae_version'] == 1, final
