@@ -4,7 +4,9 @@
 --height/--width say otherwise) at 10 Hz from this process into camera_pipeline ->
 vae_encoder -> policy (active, act_on_latent, a goal and policy weights published here, an
 untrained VAE checkpoint), timed until the policy's TwistStamped for that frame arrives;
-apart (3 processes) and composed (`robot_chain`, 1).
+apart (3 processes) and composed (`robot_chain`, 1: its members hand frames and latents to
+each other in process). The nodes' executor is theirs (`rig_ros.edge.entry.executor_factory`)
+unless RIG_ROS_EXECUTOR says otherwise; the JSON names it (`executor`).
 A command belongs to the newest frame sent before it (frames are 100 ms apart); the policy's
 transition closed by each frame carries the frame's stamp and confirms the pairing.
 (ii) The same per-frame work in process: `preprocess`, `LatentEncoder.encode`, TD3 `act`.
@@ -374,7 +376,9 @@ def main(argv: Optional[list[str]] = None) -> int:
                 'inprocess_p50_ms': inprocess['p50'], 'inprocess_p99_ms': inprocess['p99'],
                 'p99_ratio_apart': round(latency['apart']['p99'] / inprocess['p99'], 2),
                 'p99_ratio_composed': round(latency['composed']['p99'] / inprocess['p99'], 2),
-                'frames': frames, 'frame_size': f'{args.height}x{args.width}'})
+                'frames': frames, 'frame_size': f'{args.height}x{args.width}',
+                'executor': os.environ.get('RIG_ROS_EXECUTOR', '') or 'node default',
+                'load_average': round(os.getloadavg()[0], 2)})
         if 'steps' not in skip:
             inprocess_steps = measure_inprocess_steps(checkpoint, td3, steps, warmup,
                                                       episode_length, learning_starts)

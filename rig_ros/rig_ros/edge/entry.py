@@ -14,8 +14,8 @@ Executors (`executor_factory`): 'single' (rclpy's SingleThreadedExecutor, the de
 0.7 ms per hop; the per-frame nodes ask for it). The environment variable RIG_ROS_EXECUTOR
 ('single' or 'events') overrides every node's choice, e.g. to rule the experimental executor
 out. Under 'events' a subscription callback that takes the MessageInfo must be wrapped
-(`rig_ros.edge.sequences.with_message_info`), and the EventsExecutor's own SIGINT/SIGTERM
-handling (it shuts rclpy down before `on_shutdown` could run) is replaced by ours.
+(`rig_ros.edge.sequences.with_message_info`). SIGINT/SIGTERM stop either executor's spin
+the same way (our handlers stay in place under rclpy 9.1's EventsExecutor, tested).
 """
 
 import contextlib
@@ -128,10 +128,6 @@ def _spin_nodes(make_nodes: Callable[[], List[Node]], args: Optional[Sequence[st
         except ParameterError:
             return EXIT_BAD_PARAMETERS
         executor = make_executor()
-        # The EventsExecutor installs its own SIGINT/SIGTERM handlers, which shut rclpy down
-        # at once (no zero command from a policy's on_shutdown): ours again.
-        for sig in previous:
-            signal.signal(sig, _stop_handler)
         for node in nodes:
             executor.add_node(node)
         while not stop.is_set() and rclpy.ok():
@@ -147,7 +143,5 @@ def _spin_nodes(make_nodes: Callable[[], List[Node]], args: Optional[Sequence[st
         for node in reversed(nodes):
             node.destroy_node()
         rclpy.try_shutdown()
-        # An EventsExecutor resets the signals to their defaults when it goes: drop it first.
-        executor = None
         for sig, handler in previous.items():
             signal.signal(sig, handler)

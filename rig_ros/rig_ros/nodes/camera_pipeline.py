@@ -13,7 +13,9 @@ sequence numbers (skipped for a newer one, or lost by the transport) and logged 
 skipped and malformed.
 
 In a composed chain (`robot_chain`) the next members also get each image directly, in
-process, right after it is published (`image_listeners`).
+process, right after it is published (`image_listeners`); the time a frame takes here then
+includes theirs (encoding, the policy's decision). Runs on rclpy's EventsExecutor
+(`rig_ros.edge.entry.executor_factory`).
 
 Parameters (`rig_ros.core.preprocessing.PreprocessConfig`, changeable at runtime):
 size (int, 84), crop.top / crop.left / crop.height / crop.width (unset: whole frame),

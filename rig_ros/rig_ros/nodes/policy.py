@@ -26,7 +26,8 @@ next frame. Frames are converted after the command is published, never before it
 
 In a composed chain (`robot_chain`) camera_pipeline and vae_encoder hand their frames and
 latents over directly, in process (`hand_frame`, `hand_latent`); the same messages arriving
-over DDS are then skipped.
+over DDS are then skipped. Runs on rclpy's EventsExecutor
+(`rig_ros.edge.entry.executor_factory`).
 
 A latent or goal with non-finite values or a size that does not fit is logged as an error
 (each distinct problem, throttled) and stops the robot until good ones arrive; so is a frame

@@ -12,7 +12,8 @@ that frame's command (in a composed chain the policy waited for it). Malformed f
 weights are logged as errors (each distinct problem, throttled) and dropped; the node keeps
 running. In a composed chain (`robot_chain`) camera_pipeline hands each image over directly
 (`hand_image`; the same image arriving over DDS is then skipped) and the policy gets each
-latent directly after it is published (`latent_listeners`).
+latent directly after it is published (`latent_listeners`). Runs on rclpy's EventsExecutor
+(`rig_ros.edge.entry.executor_factory`).
 
 Weights: the `vae_checkpoint` file at startup (an unreadable one stops the node), then every
 'vae' message of the latched `rig/weights` broadcast (WEIGHTS_QOS; 'policy' is ignored, other

@@ -1,6 +1,15 @@
-"""Missed messages counted from publishers' sequence numbers (no ROS)."""
+"""Missed messages, MessageInfo callbacks for any executor, in-process copies (no ROS)."""
 
-from rig_ros.edge.sequences import SequenceGaps
+import inspect
+from types import SimpleNamespace
+
+import pytest
+
+from rig_ros.edge.sequences import HandedOver, header_key, SequenceGaps, with_message_info
+
+
+def header(sec: int, nanosec: int = 0, frame_id: str = 'camera') -> SimpleNamespace:
+    return SimpleNamespace(stamp=SimpleNamespace(sec=sec, nanosec=nanosec), frame_id=frame_id)
 
 
 def test_gaps_are_counted_per_publisher():
@@ -22,3 +31,31 @@ def test_only_the_most_recent_publishers_are_followed():
     assert gaps.note(b'a', 10) == 0  # seen as new: no gap counted
     assert gaps.note(b'c', 3) == 1
     assert gaps.missed == 1
+
+
+def test_message_info_callback_takes_both_calling_conventions():
+    calls = []
+    callback = with_message_info(lambda msg, info: calls.append((msg, info)))
+    # rclpy picks the kind of callback as Subscription.callback does: two parameters.
+    with pytest.raises(TypeError):
+        inspect.signature(callback).bind(object())
+    inspect.signature(callback).bind(object(), object())
+    callback('msg', {'publication_sequence_number': 1})  # SingleThreadedExecutor
+    callback(('msg', {'publication_sequence_number': 2}))  # rclpy 9's EventsExecutor
+    assert calls == [('msg', {'publication_sequence_number': 1}),
+                     ('msg', {'publication_sequence_number': 2})]
+
+
+def test_handed_over_messages_are_skipped_once_from_dds():
+    handed = HandedOver(remember=2)
+    handed.hand_over(header(1))
+    assert not handed.is_copy(header(1, frame_id='other'))  # another frame: not a copy
+    assert not handed.is_copy(header(2))  # another publisher's message
+    assert handed.is_copy(header(1))
+    assert not handed.is_copy(header(1))  # each copy skipped once
+    for sec in (3, 4, 5):  # copy of 3 never came: forgotten after two newer ones
+        handed.hand_over(header(sec))
+    assert not handed.is_copy(header(3))
+    assert handed.is_copy(header(5)) and handed.is_copy(header(4))
+    assert handed.copies_skipped == 3
+    assert header_key(header(7, 9, 'x')) == (7, 9, 'x')
