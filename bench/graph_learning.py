@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import pathlib
 import sys
 import time
@@ -42,6 +43,7 @@ from rig_ros.core.pipeline import PipelineConfig, RigPipeline  # noqa: E402
 from rig_ros.core.td3 import TD3Config  # noqa: E402
 from rig_ros.core.vae import encode_images  # noqa: E402
 from rig_ros.core.vae_training import read_vae_checkpoint  # noqa: E402
+from rig_ros.run.domains import reserve_domain_id  # noqa: E402
 from rig_ros.run.session import Session, SessionConfig  # noqa: E402
 from rig_ros.sim.sawyer import SawyerSim, SawyerSimConfig  # noqa: E402
 
@@ -163,6 +165,11 @@ def main() -> int:
     if unknown:
         parser.error(f'unknown runs {sorted(unknown)}; choose from {RUNS}')
     out = pathlib.Path(args.out) / ('quick' if args.quick else 'full')
+    # Its own ROS domain: another session on this machine (a second bench, a demo) would
+    # otherwise read this one's learner status and switch its policies off.
+    domain, lock = reserve_domain_id()
+    os.environ['ROS_DOMAIN_ID'] = str(domain)
+    print(f'ROS_DOMAIN_ID {domain}', flush=True)
     results: dict[str, list[dict[str, Any]]] = {name: [] for name in runs}
     for seed in range(args.seeds):
         for name in runs:
@@ -200,6 +207,7 @@ def main() -> int:
             r['replay_latent_error_max'] for r in results['finetune'])
     (out / 'figures.json').write_text(json.dumps(figures, indent=2))
     print(json.dumps(figures))
+    lock.close()
     return 0
 
 
