@@ -301,7 +301,9 @@ class Learner:
             image_shape=config.image_shape, seed=config.seed, device=config.device)
         self.served_actor: Optional[Actor] = None  # load_actor()'s, served instead of training
         self._episodes: dict[str, _Episode] = {}
-        self._counts = {'received': 0,
+        # 'seeded': transitions put into the replay by the host, not received (the encoded
+        # exploration); stored = seeded + what ingestion stored.
+        self._counts = {'received': 0, 'seeded': 0,
                         **dict.fromkeys(REJECTIONS + VERSION_REJECTIONS + SPLITS, 0)}
         # Per robot, since this process started: {'received': n, 'stored': n}.
         self.robot_counts: dict[str, dict[str, int]] = {}
@@ -623,8 +625,15 @@ class Learner:
                 self._store(arrays)
                 self._sequence = number
                 found = True
-            self._counts['received'] = max(self._counts['received'], self.trainer.stored)
+            # Episode files newer than the checkpoint hold transitions received after it.
+            self._counts['received'] = max(self._counts['received'],
+                                           self.trainer.stored - self._counts['seeded'])
         return found
+
+    def note_seeded(self, count: int) -> None:
+        """Count transitions the host stored in the replay itself (not received)."""
+        with self._lock:
+            self._counts['seeded'] += int(count)
 
     def _read_episode(self, file: pathlib.Path) -> dict[str, np.ndarray]:
         state = _load_npz(file)

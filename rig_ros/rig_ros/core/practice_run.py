@@ -248,8 +248,9 @@ class PracticeRun:
             return
         episodes = self.frames.episodes() if self.frames is not None else []
         with self.learner.exclusive():
-            add_exploration(self.learner.trainer, episodes, self.vae, self.versions.current,
-                            self.versions)
+            added = add_exploration(self.learner.trainer, episodes, self.vae,
+                                    self.versions.current, self.versions)
+        self.learner.note_seeded(added)
         if self.run_dir is not None:
             self.learner.save(self.run_dir)
         self.lifecycle.mark_replay_seeded()

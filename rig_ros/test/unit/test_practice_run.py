@@ -199,6 +199,10 @@ def test_a_kill_in_any_stage_keeps_frames_vae_steps_and_episodes(tmp_path, monke
     found = run.resume()
     assert 'stage practise (resumed)' in found, found
     assert run.learner.counts['stored'] == seeded + 3
+    # The seeded exploration is stored, not received: the step count is not doubled.
+    status = run.status()
+    assert (status['seeded'], status['practice_received']) == (seeded, 3), status
+    assert status['received'] == status['explore_steps'] + 3, status
     assert run.status()['replay_seeded'] and run.learner.buffer.num_episodes == 5 + 1
 
 
