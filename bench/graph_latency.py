@@ -46,12 +46,13 @@ def stamp_key(stamp: Any) -> int:
 
 
 def percentiles(values: list[float]) -> dict[str, float]:
-    """p50 and p99 in milliseconds of seconds."""
+    """p50, p90, p99 and the maximum in milliseconds of seconds."""
     import numpy as np
     array = np.asarray(values) * 1e3
     return {'p50': round(float(np.percentile(array, 50)), 2),
+            'p90': round(float(np.percentile(array, 90)), 2),
             'p99': round(float(np.percentile(array, 99)), 2),
-            'n': len(values)}
+            'max': round(float(array.max()), 2), 'n': len(values)}
 
 
 def setup_files(directory: pathlib.Path, td3: Any, episode_length: int,

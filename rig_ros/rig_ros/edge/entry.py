@@ -10,12 +10,14 @@ composed process, `robot_chain`). Freed memory of large messages is kept for reu
 (`keep_freed_memory`).
 
 Executors (`executor_factory`): 'single' (rclpy's SingleThreadedExecutor, the default) or
-'events' (rclpy's EventsExecutor: no wait set rebuilt on every wake, measured 0.2 against
-0.7 ms per hop; the per-frame nodes ask for it). The environment variable RIG_ROS_EXECUTOR
-('single' or 'events') overrides every node's choice, e.g. to rule the experimental executor
-out. Under 'events' a subscription callback that takes the MessageInfo must be wrapped
-(`rig_ros.edge.sequences.with_message_info`). SIGINT/SIGTERM stop either executor's spin
-the same way (our handlers stay in place under rclpy 9.1's EventsExecutor, tested).
+'events' (rclpy's experimental EventsExecutor: no wait set rebuilt on every wake, 0.16-0.19
+against 0.57-0.61 ms per hop for four relaying nodes on one executor, measured; not yet the
+default: its gain in the graph's frame latency was within the noise, and one self-healing
+drill ended with a policy exiting 0 by itself, unexplained). The environment variable
+RIG_ROS_EXECUTOR ('single' or 'events') overrides every node's choice. Under 'events' a
+subscription callback that takes the MessageInfo must be wrapped
+(`rig_ros.edge.sequences.with_message_info`). SIGINT/SIGTERM stop either executor's spin the
+same way (our handlers stay in place under rclpy 9.1's EventsExecutor, tested).
 """
 
 import contextlib

@@ -52,8 +52,8 @@ def test_members_hand_frames_and_latents_on_in_process(ros_domain_id, vae_checkp
             Parameter('start_active', value=True), Parameter('act_on_latent', value=True),
             Parameter('publish_transitions', value=False)])
         # A policy remapped away from the encoder's latents is not connected to it.
-        apart = PolicyNode(context=context, cli_args=['--ros-args', '-r', '__node:=apart',
-                                                     '-r', 'rig/latent:=other/latent'])
+        apart = PolicyNode(context=context, cli_args=[
+            '--ros-args', '-r', '__node:=apart', '-r', 'rig/latent:=other/latent'])
         assert connect_members([camera, encoder, policy, apart]) == [
             'camera_pipeline -> policy (/rig/image)', 'camera_pipeline -> apart (/rig/image)',
             'camera_pipeline -> vae_encoder (/rig/image)',
