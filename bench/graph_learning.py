@@ -8,9 +8,12 @@ same 20 evaluation goal images (`core.pipeline.evaluation_goals` of the seed):
   nodes. Evaluated by sending each goal image on `rig/goal_image` to the reach graph.
 - 'finetune': the same with the learner's online VAE fine-tuning on (new VAE versions
   broadcast during practice).
-- 'inprocess': `core.pipeline` in one loop with the same exploration, VAE and RL budgets
-  (its exploration is not replayed, so it starts learning after `INPROCESS_LEARNING_STARTS`
-  RL steps instead).
+- 'inprocess': the reacher benchmark's `core.pipeline` run (bench/learning.py's
+  `reacher_config`: 5,000 exploration images, 5,000 VAE steps, TD3 from RL step 4,000)
+  evaluated after 5,000 RL steps, i.e. 10,000 environment steps in all, on the same goals.
+  An existing run of exactly that configuration (bench/learning.py's or
+  bench/goal_robustness.py's augmented one) is read back from its metrics.jsonl; otherwise
+  it is run here with 5,000 RL steps.
 
 Each run lives in `<out>/<mode>/seed<N>/<run>`; a finished run is read back, an interrupted
 one resumes (the session and the learner resume their run directories). Prints one JSON line
@@ -31,16 +34,18 @@ import os
 import pathlib
 import sys
 import time
-from typing import Any
-
-import numpy as np
+from typing import Any, Optional
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / 'rig_ros'))
+sys.path.insert(0, str(ROOT / 'bench'))
 
+from learning import reacher_config  # noqa: E402
+import numpy as np  # noqa: E402
+
+from rig_ros.core.evaluation import METRICS_FILE, read_evaluations  # noqa: E402
 from rig_ros.core.learner import REPLAY_FILE  # noqa: E402
 from rig_ros.core.pipeline import PipelineConfig, RigPipeline  # noqa: E402
-from rig_ros.core.td3 import TD3Config  # noqa: E402
 from rig_ros.core.vae import encode_images  # noqa: E402
 from rig_ros.core.vae_training import read_vae_checkpoint  # noqa: E402
 from rig_ros.run.domains import reserve_domain_id  # noqa: E402
@@ -56,7 +61,6 @@ class Budget:
     explore_frames: int
     vae_steps: int
     learning_starts: int  # the graph's: stored transitions, the seeded exploration included
-    inprocess_learning_starts: int  # the pipeline's: RL steps (its exploration is not replayed)
     updates_per_step: int
     eval_goals: int
     fine_tune_vae_every: int
@@ -68,11 +72,14 @@ class Budget:
 # rest practising. The session stops at the step budget less the overshoot of one learner
 # status period (robots at ~40 steps/s, status every 0.5 s).
 FULL = Budget(env_steps=9_950, explore_frames=5_000, vae_steps=5_000, learning_starts=5_000,
-              inprocess_learning_starts=1_000, updates_per_step=4, eval_goals=20,
-              fine_tune_vae_every=1_000, fine_tune_vae_steps=200)
+              updates_per_step=4, eval_goals=20, fine_tune_vae_every=1_000,
+              fine_tune_vae_steps=200)
 QUICK = Budget(env_steps=900, explore_frames=300, vae_steps=100, learning_starts=300,
-               inprocess_learning_starts=100, updates_per_step=1, eval_goals=3,
-               fine_tune_vae_every=200, fine_tune_vae_steps=20)
+               updates_per_step=1, eval_goals=3, fine_tune_vae_every=200,
+               fine_tune_vae_steps=20)
+# Runs of the in-process reference's configuration made by other benchmarks (per seed).
+REFERENCE_RUNS = ('runs/bench_learning/{mode}/reacher_seed{seed}',
+                  'runs/bench_goal_robustness/{mode}/seed{seed}/augmented')
 RUNS = ('graph', 'finetune', 'inprocess')
 
 
@@ -87,31 +94,57 @@ def session_config(budget: Budget, seed: int, fine_tune: bool) -> SessionConfig:
         fine_tune_vae_steps=budget.fine_tune_vae_steps)
 
 
-def pipeline_config(budget: Budget, seed: int) -> PipelineConfig:
-    """Return the in-process pipeline of a budget (the same exploration, VAE and steps)."""
-    rl_steps = budget.env_steps - budget.explore_frames
-    return PipelineConfig(
-        task='reacher', seed=seed, collect_images=budget.explore_frames,
-        collect_episode_length=budget.episode_length, vae_steps=budget.vae_steps,
-        rl_steps=rl_steps, td3=TD3Config(learning_starts=budget.inprocess_learning_starts,
-                                         updates_per_step=budget.updates_per_step),
-        eval_every=rl_steps, checkpoint_every=max(rl_steps // 2, 1),
-        eval_goals=budget.eval_goals, episode_length=budget.episode_length)
+def pipeline_config(seed: int, quick: bool) -> PipelineConfig:
+    """Return the in-process reference: the reacher benchmark's, stopped at its step 5,000."""
+    config = reacher_config(seed, quick)
+    return dataclasses.replace(config, rl_steps=config.collect_images,
+                               checkpoint_every=config.eval_every)
+
+
+def reference_evaluation(seed: int, quick: bool) -> Optional[dict[str, Any]]:
+    """Return the evaluation at the reference's budget from another benchmark's run, if any.
+
+    The run's config.json must be the reference's configuration (bar its RL budget) and hold
+    an evaluation at rl_steps = collect_images (env steps = twice that).
+    """
+    config = reacher_config(seed, quick)
+    mine = json.loads(json.dumps(dataclasses.asdict(config)))
+    budget_fields = ('rl_steps', 'checkpoint_every', 'eval_every')
+    for pattern in REFERENCE_RUNS:
+        run_dir = ROOT / pattern.format(mode='quick' if quick else 'full', seed=seed)
+        try:
+            theirs = json.loads((run_dir / 'config.json').read_text())
+        except (OSError, ValueError):
+            continue
+        if any(theirs.get(key) != value for key, value in mine.items()
+               if key not in budget_fields):
+            continue
+        for record in read_evaluations(run_dir / METRICS_FILE):
+            if record.rl_step == config.collect_images:
+                row = record.to_row()
+                row['source'] = str(run_dir)
+                return row
+    return None
 
 
 def run_once(kind: str, budget: Budget, seed: int, run_dir: pathlib.Path) -> dict[str, Any]:
     """Return one run's result (read back when finished, else run or resumed)."""
     result_path = run_dir / 'bench_result.json'
+    run_dir.mkdir(parents=True, exist_ok=True)
     if result_path.is_file():
         return json.loads(result_path.read_text())
     start = time.perf_counter()
     if kind == 'inprocess':
-        sim = SawyerSim(SawyerSimConfig(task='reacher', seed=seed))
-        try:
-            result = RigPipeline(sim, pipeline_config(budget, seed), run_dir).run()
-        finally:
-            sim.close()
-        result['env_steps_total'] = budget.explore_frames + result['rl_step']
+        quick = budget == QUICK
+        result = reference_evaluation(seed, quick)
+        if result is None:
+            sim = SawyerSim(SawyerSimConfig(task='reacher', seed=seed))
+            try:
+                result = RigPipeline(sim, pipeline_config(seed, quick), run_dir).run()
+            finally:
+                sim.close()
+        config = pipeline_config(seed, quick)
+        result['env_steps_total'] = config.collect_images + result['rl_step']
     else:
         # env_steps_total: what the learner received, exploration included.
         result = Session(session_config(budget, seed, kind == 'finetune'), run_dir).run()
@@ -121,7 +154,7 @@ def run_once(kind: str, budget: Budget, seed: int, run_dir: pathlib.Path) -> dic
     kept = {key: result[key] for key in (
         'rig_success_rate', 'rig_final_hand_distance_median', 'rig_hand_distances',
         'env_steps_total', 'stage_wall_s', 'bench_wall_s', 'rl_step',
-        'replay_latent_error_max') if key in result}
+        'replay_latent_error_max', 'source') if key in result}
     kept['learner'] = result.get('learner', {})
     result_path.write_text(json.dumps(kept, indent=2, sort_keys=True))
     return kept
