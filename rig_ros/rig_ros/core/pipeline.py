@@ -5,6 +5,12 @@ there, so an interrupted run resumes where it stopped (RL resumes from its last 
 The environment is anything with the `GoalEnv` shape below (the simulated Sawyer here).
 Practice stores and trains through `core.trainer.RigTrainer`, as the graph's learner does;
 evaluations go to metrics.jsonl as `core.evaluation.EvaluationRecord`s.
+
+Options for scenes with objects (the pushers): `collect_reset_to_goal_probability` sets that
+share of the collection's episodes to a sampled goal state after the reset (RIG's simulated
+VAE data, so the VAE sees the puck everywhere); `skew_fit` (`core.skew_fit`, alpha < 0) draws
+the VAE's pretraining (and fine-tuning) frames and the imagined goals by Skew-Fit's weights
+instead of uniformly and from the VAE prior.
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ from rig_ros.core.noise import ExplorationConfig
 from rig_ros.core.preprocessing import CropBox, preprocess, PreprocessConfig
 from rig_ros.core.replay import GoalSampler, RelabelConfig
 from rig_ros.core.rewards import REWARD_KINDS, RewardKind
+from rig_ros.core.skew_fit import (
+    fit_skewed, SkewedGoalSampler, SkewedVAEFineTuning, SkewFitConfig)
 from rig_ros.core.td3 import TD3Config
 from rig_ros.core.trainer import latent_prior, RigTrainer, VAEFineTuning, VAEStage
 from rig_ros.core.vae import (
@@ -52,6 +60,8 @@ class GoalEnv(Protocol):
     def state_vector(self) -> np.ndarray: ...
 
     def sample_goal_state(self, rng: np.random.Generator) -> np.ndarray: ...
+
+    def set_state_vector(self, state: np.ndarray) -> None: ...
 
     def render_goal(self, goal_state: np.ndarray, height: int | None = None,
                     width: int | None = None) -> np.ndarray: ...
@@ -79,10 +89,14 @@ class PipelineConfig:
     """Stage 1: random exploration images."""
     collect_episode_length: int = 50
     """Stage 1: steps between scene re-sets."""
+    collect_reset_to_goal_probability: float = 0.0
+    """Stage 1: share of episodes set to a sampled goal state after the reset (RIG's recipe)."""
     vae: VAEConfig = dataclasses.field(default_factory=VAEConfig)
     """Stage 2: the VAE and its training."""
     vae_steps: int = 5000
     """Stage 2: VAE pretraining minibatches."""
+    skew_fit: SkewFitConfig = dataclasses.field(default_factory=SkewFitConfig)
+    """Stages 2-3: Skew-Fit's skewed VAE frames and imagined goals (alpha 0: off, RIG)."""
     td3: TD3Config = dataclasses.field(default_factory=TD3Config)
     """Stage 3: TD3 and its update schedule."""
     exploration: ExplorationConfig = dataclasses.field(default_factory=ExplorationConfig)
@@ -122,6 +136,11 @@ class PipelineConfig:
                 raise ValueError(f'{name} must be >= 0, got {getattr(self, name)!r}')
         if self.image_size not in (48, 84):
             raise ValueError(f'image_size must be 48 or 84, got {self.image_size!r}')
+        probability = self.collect_reset_to_goal_probability
+        if (isinstance(probability, bool) or not isinstance(probability, (int, float))
+                or not 0.0 <= probability <= 1.0):
+            raise ValueError(f'collect_reset_to_goal_probability must be a number in [0, 1], '
+                             f'got {probability!r}')
         if self.reward not in REWARD_KINDS:
             raise ValueError(f'reward must be one of {REWARD_KINDS}, got {self.reward!r}')
         if self.vae.image_size != self.image_size:
@@ -155,6 +174,7 @@ class PipelineConfig:
         values['td3'] = TD3Config(**td3)
         values['exploration'] = ExplorationConfig(**values.get('exploration', moved))
         values['relabel'] = RelabelConfig(**values.get('relabel', {}))
+        values['skew_fit'] = SkewFitConfig(**values.get('skew_fit', {}))
         if values.get('crop') is not None:
             values['crop'] = tuple(values['crop'])
         return cls(**values)
@@ -198,9 +218,14 @@ def collect_images(env: GoalEnv, config: PipelineConfig, progress: bool = True) 
     """Stage 1: random exploration images, re-setting the scene every episode.
 
     Actions are uniform in [-1, 1] and held for a few steps, so the hand wanders across the
-    workspace instead of jittering around the reset point.
+    workspace instead of jittering around the reset point. With
+    `collect_reset_to_goal_probability` that share of the resets (drawn from a generator of
+    their own, so the actions stay those of the plain recipe) is followed by setting the scene
+    to a sampled goal state.
     """
     rng = np.random.default_rng(config.seed)
+    probability = config.collect_reset_to_goal_probability
+    goal_rng = np.random.default_rng((config.seed, 1))
     images = np.empty((config.collect_images, config.image_size, config.image_size, 3), np.uint8)
     action = np.zeros(env.action_dim)
     for index in tqdm(range(config.collect_images), desc='collect', disable=not progress,
@@ -208,6 +233,9 @@ def collect_images(env: GoalEnv, config: PipelineConfig, progress: bool = True) 
         step = index % config.collect_episode_length
         if step == 0:
             env.reset(seed=int(rng.integers(2**31)))
+            # No draw at probability 0: the plain recipe's images stay bit for bit.
+            if probability > 0 and goal_rng.random() < probability:
+                env.set_state_vector(env.sample_goal_state(goal_rng))
         if step % 5 == 0:
             action = rng.uniform(-1.0, 1.0, env.action_dim)
         env.step(action)
@@ -443,8 +471,13 @@ class RigPipeline:
         images = self.images()
         self.log(f'pretraining the VAE for {self.config.vae_steps} steps')
         trainer = VAETrainer(vae, self.config.vae)
-        history = self._timed('pretrain', lambda: trainer.fit(
-            images, self.config.vae_steps, progress=self.progress))
+        if self.config.skew_fit.enabled:
+            history = self._timed('pretrain', lambda: fit_skewed(
+                trainer, images, self.config.vae_steps, self.config.skew_fit,
+                seed=self.config.seed, progress=self.progress))
+        else:  # fit's own seed (0) for every run seed, as runs before skewing trained
+            history = self._timed('pretrain', lambda: trainer.fit(
+                images, self.config.vae_steps, progress=self.progress))
         if history:
             append_row(self.metrics_path, {'stage': 'pretrain', **history[-1]})
         vae.eval()
@@ -464,10 +497,18 @@ class RigPipeline:
         observer = LatentObserver(vae, config.preprocess_config)
         latent_dim = config.vae.latent_dim
         rng = np.random.default_rng(config.seed + 1)
-        prior = latent_prior(rng, latent_dim)
-        fine_tuning = (VAEFineTuning(vae, config.vae, config.fine_tune_vae_every,
-                                     config.fine_tune_vae_steps)
-                       if config.fine_tune_vae_every else None)
+        skew = config.skew_fit
+        # Imagined goals: the VAE prior (RIG), or Skew-Fit's skewed frames' latents.
+        skewed_goals = SkewedGoalSampler(skew, rng, seed=config.seed) if skew.enabled else None
+        prior = skewed_goals if skewed_goals is not None else latent_prior(rng, latent_dim)
+        fine_tuning: Optional[VAEStage] = None
+        if config.fine_tune_vae_every and skewed_goals is not None:
+            fine_tuning = SkewedVAEFineTuning(
+                vae, config.vae, config.fine_tune_vae_every, config.fine_tune_vae_steps, skew,
+                skewed_goals, seed=config.seed)
+        elif config.fine_tune_vae_every:
+            fine_tuning = VAEFineTuning(vae, config.vae, config.fine_tune_vae_every,
+                                        config.fine_tune_vae_steps)
         trainer = make_trainer(
             config, latent_dim, env.action_dim, prior,
             image_shape=(config.image_size, config.image_size, 3),
@@ -488,6 +529,10 @@ class RigPipeline:
                 trainer.restore_replay({key: data[key] for key in data.files}, stored=step)
             curve = list(saved.metadata.get('curve', []))
             self.log(f'resuming practice at step {step}')
+        if skewed_goals is not None:
+            # A fine-tuned VAE's goals come from the replay's frames, as its last round left them.
+            tuned = fine_tuning is not None and step >= config.fine_tune_vae_every
+            skewed_goals.fit(vae, trainer.buffer.images() if tuned else self.images())
         goal_states = evaluation_goals(env, config.eval_goals, config.seed)
 
         def evaluate(at_step: int) -> None:

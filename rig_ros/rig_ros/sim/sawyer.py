@@ -19,6 +19,7 @@ ARM_POSTURE_STIFFNESS = 30.0  # N m / rad: converges in ~0.5 s, costs ~1-2 mm of
 GRIPPER_DOWN_QUAT = (math.sqrt(0.5), 0.0, math.sqrt(0.5), 0.0)
 FINGERS_CLOSED_CTRL = (1.0, -1.0)  # a closed gripper makes a compact pusher
 GOAL_INSET_M = 0.005  # the hand stops ~2.5 mm short of far box walls; goals stay inside
+GOAL_REDRAWS = 100  # whole goal states drawn before giving up
 HAND_PUCK_CLEARANCE_M = 0.035  # fingers' half-footprint plus margin, for goal sampling
 
 
@@ -325,14 +326,24 @@ class SawyerSim:
     def sample_goal_state(self, rng: np.random.Generator | None = None) -> np.ndarray:
         """Sample a goal state from RIG's goal boxes, objects not overlapping each other."""
         rng = self.rng if rng is None else rng
-        pucks: list[np.ndarray] = []
-        for _ in range(self.n_pucks):
-            pucks.append(self._sample_separated(
-                self._puck_goal_low, self._puck_goal_high, np.array(pucks).reshape(-1, 2), rng,
-                clearance=2 * self.config.puck_radius_m + 0.01))
-        hand = self._sample_separated(
-            self._hand_goal_low, self._hand_goal_high, np.array(pucks).reshape(-1, 2), rng)
-        return np.concatenate([hand, *pucks])
+        # Pucks can leave no room for the hand (two pucks in the hand's box): draw them all
+        # again then. The first draw, nearly always enough, consumes `rng` as it always did.
+        for _ in range(GOAL_REDRAWS):
+            try:
+                pucks: list[np.ndarray] = []
+                for _ in range(self.n_pucks):
+                    pucks.append(self._sample_separated(
+                        self._puck_goal_low, self._puck_goal_high,
+                        np.array(pucks).reshape(-1, 2), rng,
+                        clearance=2 * self.config.puck_radius_m + 0.01))
+                hand = self._sample_separated(
+                    self._hand_goal_low, self._hand_goal_high, np.array(pucks).reshape(-1, 2),
+                    rng)
+            except RuntimeError:
+                continue
+            return np.concatenate([hand, *pucks])
+        raise RuntimeError(f'no goal state clear of overlaps in {GOAL_REDRAWS} draws: the goal '
+                           'boxes are too small for the objects')
 
     def render_goal(self, goal_state: np.ndarray, height: int | None = None,
                     width: int | None = None) -> np.ndarray:

@@ -1,5 +1,6 @@
 """The in-process pipeline: stages run, results land in the run directory, runs resume."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -9,7 +10,8 @@ from rig_ros.core import checkpoints
 from rig_ros.core.encoder import LATENT_VARIANCE_KEY
 from rig_ros.core.evaluation import read_evaluations
 from rig_ros.core.noise import ExplorationConfig
-from rig_ros.core.pipeline import PipelineConfig, RigPipeline
+from rig_ros.core.pipeline import collect_images, PipelineConfig, RigPipeline
+from rig_ros.core.skew_fit import SkewedGoalSampler, SkewedVAEFineTuning, SkewFitConfig
 from rig_ros.core.td3 import TD3Config
 from rig_ros.sim.sawyer import SawyerSim, SawyerSimConfig
 
@@ -144,3 +146,115 @@ def test_vae_fine_tuning_refreshes_latents_and_is_checkpointed(sim, tmp_path):
         # After the last refresh (step 120) every stored latent is the tuned VAE's encoding.
         encoded = LatentObserver(vae, config.preprocess_config).encode(replay['images'][:live])
         np.testing.assert_allclose(replay['obs'][:live], encoded, atol=1e-4)
+
+
+class RecordingEnv:
+    """A GoalEnv without physics that records resets, actions and goal states set."""
+
+    action_dim = 2
+
+    def __init__(self) -> None:
+        self.events: list = []
+        self.state = np.zeros(4)
+
+    def reset(self, seed=None) -> None:
+        self.events.append(('reset', seed))
+        self.state = np.zeros(4)
+
+    def step(self, action) -> None:
+        self.events.append(('step', tuple(action)))
+
+    def render(self, height=None, width=None) -> np.ndarray:
+        image = np.zeros((84, 84, 3), np.uint8)
+        image[..., 0] = int(self.state[2] * 100) % 256
+        return image
+
+    def sample_goal_state(self, rng) -> np.ndarray:
+        return rng.uniform(0.1, 1.0, 4)
+
+    def set_state_vector(self, state) -> None:
+        self.events.append(('set_state', tuple(state)))
+        self.state = np.asarray(state)
+
+
+def plain_recipe_events(config: PipelineConfig) -> list:
+    """Return the resets and actions of the recipe before reset-to-goal existed."""
+    rng, events, action = np.random.default_rng(config.seed), [], None
+    for index in range(config.collect_images):
+        step = index % config.collect_episode_length
+        if step == 0:
+            events.append(('reset', int(rng.integers(2**31))))
+        if step % 5 == 0:
+            action = rng.uniform(-1.0, 1.0, 2)
+        events.append(('step', tuple(action)))
+    return events
+
+
+def test_collection_at_reset_to_goal_zero_is_the_plain_recipe():
+    config = tiny_config(seed=3)
+    env = RecordingEnv()
+    collect_images(env, config, progress=False)
+    assert env.events == plain_recipe_events(config)
+
+
+def test_reset_to_goal_sets_a_share_of_episodes_to_goal_states_keeping_the_actions():
+    config = tiny_config(collect_images=3000, collect_episode_length=10,
+                         collect_reset_to_goal_probability=0.5)
+    env = RecordingEnv()
+    images = collect_images(env, config, progress=False)
+    plain = plain_recipe_events(config)
+    # The same resets and actions, each set state right after its episode's reset.
+    assert [event for event in env.events if event[0] != 'set_state'] == plain
+    resets = [i for i, event in enumerate(env.events) if event[0] == 'reset']
+    goal_resets = [i for i in resets if env.events[i + 1][0] == 'set_state']
+    assert len([e for e in env.events if e[0] == 'set_state']) == len(goal_resets)
+    assert 0.4 < len(goal_resets) / len(resets) < 0.6
+    assert len({env.events[i + 1] for i in goal_resets}) == len(goal_resets)  # sampled anew
+    assert images[:, 0, 0, 0].any()  # the frames show the goal scenes
+    again = RecordingEnv()
+    collect_images(again, config, progress=False)
+    assert again.events == env.events  # seeded
+
+
+def test_reset_to_goal_on_the_pusher_moves_the_puck_in_the_frames():
+    config = tiny_config(task='pusher', collect_images=40, collect_episode_length=10)
+    with SawyerSim(SawyerSimConfig(task='pusher')) as pusher:
+        plain = collect_images(pusher, config, progress=False)
+        moved = collect_images(pusher, dataclasses.replace(
+            config, collect_reset_to_goal_probability=1.0), progress=False)
+    # Every episode's first frame differs from the start scene's.
+    for start in range(0, 40, 10):
+        assert np.abs(plain[start].astype(int) - moved[start]).sum() > 0
+
+
+@pytest.mark.parametrize('value', [-0.1, 1.5, True])
+def test_reset_to_goal_probability_is_checked(value):
+    with pytest.raises(ValueError, match='collect_reset_to_goal_probability'):
+        tiny_config(collect_reset_to_goal_probability=value)
+
+
+def test_skew_fit_pipeline_skews_pretraining_goals_and_fine_tuning(sim, tmp_path):
+    skew = SkewFitConfig(alpha=-1.0, density='latent_kde', reweight_every=5,
+                         max_weight_ratio=10.0)
+    config = tiny_config(skew_fit=skew, fine_tune_vae_every=60, fine_tune_vae_steps=3)
+    assert PipelineConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+    pipeline = RigPipeline(sim, config, tmp_path, progress=False)
+    pipeline.run()
+    rows = [json.loads(line) for line in (tmp_path / 'metrics.jsonl').read_text().splitlines()]
+    pretrain = [row for row in rows if row['stage'] == 'pretrain'][-1]
+    assert 1 <= pretrain['skew_effective_frames'] < 120  # trained on weighted batches
+    # Resumed at the end: the trainer imagines goals from the replay's frames by weight.
+    trainer, observer, _ = pipeline.practise()
+    goals = trainer.prior_goal_sampler
+    assert isinstance(goals, SkewedGoalSampler)
+    drawn = goals(50)
+    latents = observer.encode(trainer.buffer.images().copy())
+    assert all(np.abs(latents - goal).max(axis=1).min() < 1e-4 for goal in drawn)
+    assert isinstance(trainer.vae_stage, SkewedVAEFineTuning)
+
+
+def test_skew_fit_off_by_default_keeps_the_vae_prior():
+    assert not PipelineConfig().skew_fit.enabled
+    old = json.loads(json.dumps(tiny_config().to_dict()))
+    del old['skew_fit'], old['collect_reset_to_goal_probability']
+    assert PipelineConfig.from_dict(old) == tiny_config()  # older runs still resume

@@ -207,3 +207,20 @@ def test_default_image_shows_the_pucks_distinctly(pusher):
     assert image.shape == (84, 84, 3)
     blue = (image[..., 2] > 150) & (image[..., 0] < 80)  # the puck's colour, nothing else's
     assert blue.sum() >= 20  # several pixels across at 84x84
+
+
+def test_goal_sampling_draws_again_when_the_pucks_leave_the_hand_no_room(monkeypatch):
+    # Seen in an oracle's training: two puck goals in the hand's box, 1000 hand draws failed.
+    with SawyerSim(SawyerSimConfig(task='multi_pusher')) as sim:
+        place = sim._sample_separated
+        failures = []
+
+        def hand_fails_once(low, high, others, rng, **kwargs):
+            if len(others) == 2 and not failures:
+                failures.append(others.copy())
+                raise RuntimeError('could not place a goal clear of the others')
+            return place(low, high, others, rng, **kwargs)
+        monkeypatch.setattr(sim, '_sample_separated', hand_fails_once)
+        goal = sim.sample_goal_state(np.random.default_rng(0))
+        assert len(failures) == 1 and goal.shape == (6,)
+        assert not np.allclose(goal[2:].reshape(2, 2), failures[0])  # the pucks drawn again

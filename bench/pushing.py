@@ -1,0 +1,214 @@
+"""Visual Pusher benchmark: RIG (and Skew-Fit) against the state oracle and random, from pixels.
+
+Per task (pusher: one puck; multi_pusher: two, distances summed over pucks) and seed, every
+method is evaluated on the same `--goals` goals of two boxes: the task's default box (puck
+goals x +-0.2 m, y 0.5-0.7 m) and the easier x +-0.15 m box (`SawyerSimConfig.easy_puck_goals`).
+RIG trains with imagined goals in the default-box scene; the VAE data come from random
+exploration whose episodes are set to a sampled goal state at half of the resets
+(`collect_reset_to_goal_probability` 0.5, RIG's simulated-data recipe, so the VAE sees the puck
+everywhere). Variant 'skewfit' is the same run with Skew-Fit's skewing (alpha -1,
+importance-sampled density) of the VAE's frames and of the imagined goals. The oracle (TD3 +
+HER on true state, the same budget) and a random policy are run once per task and seed.
+
+Reported: final puck distance (mean, median) and hand distance, per box; learning curves
+(environment steps, the VAE's collection included, on the x axis; median final puck distance);
+wall time per seed. Resumable: each (task, variant, seed) keeps its run directory under --out; a
+finished one is read back, an interrupted pipeline resumes from its checkpoint (same flags:
+the pipeline refuses a different configuration). Prints one JSON line last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib
+import json
+import pathlib
+import sys
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / 'rig_ros'))
+sys.path.insert(0, str(ROOT / 'bench'))
+
+from rig_ros import report  # noqa: E402
+from rig_ros.core.evaluation import Evaluation  # noqa: E402
+from rig_ros.core.oracle import evaluate_oracle, StateScaler, train_oracle  # noqa: E402
+from rig_ros.core.pipeline import (  # noqa: E402
+    evaluate_random, evaluate_rig, evaluation_goals, PipelineConfig, RigPipeline)
+from rig_ros.core.skew_fit import SkewFitConfig  # noqa: E402
+from rig_ros.sim.sawyer import SawyerSim, SawyerSimConfig  # noqa: E402
+
+pusher_config = importlib.import_module('learning').pusher_config  # bench/learning.py's budget
+
+TASKS = ('pusher', 'multi_pusher')
+VARIANTS = ('rig', 'skewfit')
+BOXES = ('default', 'easy')
+RESET_TO_GOAL_PROBABILITY = 0.5
+SKEW_FIT = SkewFitConfig(alpha=-1.0)
+
+
+def pushing_config(task: str, variant: str, seed: int, quick: bool, rl_steps: int,
+                   goals: int) -> PipelineConfig:
+    """Learning benchmark's pusher budget, the RIG data recipe, and the variant's skewing."""
+    config = dataclasses.replace(
+        pusher_config(seed, quick, rl_steps), task=task, eval_goals=goals,
+        collect_reset_to_goal_probability=RESET_TO_GOAL_PROBABILITY)
+    if variant == 'skewfit':
+        config = dataclasses.replace(config, skew_fit=SKEW_FIT)
+    return config
+
+
+def box_goals(config: PipelineConfig) -> dict[str, np.ndarray]:
+    """Return evaluation goal states of both boxes (the default box's: the pipeline's own)."""
+    goals = {}
+    for box in BOXES:
+        with SawyerSim(SawyerSimConfig(task=config.task, seed=config.seed,
+                                       easy_puck_goals=box == 'easy')) as sim:
+            goals[box] = evaluation_goals(sim, config.eval_goals, config.seed)
+    return goals
+
+
+def figures_of(evaluation: Evaluation) -> dict[str, Any]:
+    """Per-goal distances and their summary."""
+    return {'puck_distances': evaluation.puck_distance,
+            'hand_distances': evaluation.hand_distance,
+            'puck_distance_mean': float(np.mean(evaluation.puck_distance)),
+            'puck_distance_median': float(np.median(evaluation.puck_distance)),
+            'hand_distance_mean': float(np.mean(evaluation.hand_distance)),
+            'hand_distance_median': float(np.median(evaluation.hand_distance)),
+            'success_rate': evaluation.success_rate}
+
+
+def run_baselines(config: PipelineConfig, path: pathlib.Path) -> dict[str, Any]:
+    """Oracle and random policy of one task and seed on both boxes' goals (read back if done)."""
+    if path.exists():
+        return json.loads(path.read_text())
+    goals = box_goals(config)
+    start = time.perf_counter()
+    with SawyerSim(SawyerSimConfig(task=config.task, seed=config.seed)) as sim:
+        scaler = StateScaler(sim, seed=config.seed)
+        policy, train_s = train_oracle(sim, config, scaler)
+        figures = {box: {'oracle': figures_of(evaluate_oracle(sim, policy, config, scaler,
+                                                              goals[box])),
+                         'random': figures_of(evaluate_random(sim, config, goals[box]))}
+                   for box in BOXES}
+    figures.update(oracle_train_s=train_s, wall_s=time.perf_counter() - start)
+    path.write_text(json.dumps(figures))
+    return figures
+
+
+def run_rig(config: PipelineConfig, run_dir: pathlib.Path) -> dict[str, Any]:
+    """Run RIG's pipeline of one (task, variant, seed), then its final policy on both boxes."""
+    path = run_dir / 'bench_seed.json'
+    if path.exists():
+        return json.loads(path.read_text())
+    goals = box_goals(config)
+    with SawyerSim(SawyerSimConfig(task=config.task, seed=config.seed)) as sim:
+        pipeline = RigPipeline(sim, config, run_dir)
+        result = pipeline.run()
+        start = time.perf_counter()
+        # Resumed at its last checkpoint (the end): the final policy and VAE, no more practice.
+        trainer, observer, _ = pipeline.practise()
+        policy = trainer.acting_policy(config.exploration)
+        boxes = {box: figures_of(evaluate_rig(sim, policy, observer, config, goals[box]))
+                 for box in BOXES}
+    figures = {'rig': result, 'boxes': boxes,
+               'wall_s': result['wall_s'] + time.perf_counter() - start}
+    path.write_text(json.dumps(figures))
+    return figures
+
+
+def pooled(runs: list[dict[str, Any]], method: str, box: str, key: str) -> np.ndarray:
+    """Per-goal distances of every seed."""
+    return np.concatenate([run[box][method][key] for run in runs])
+
+
+def summarise(task: str, rig: dict[str, list[dict]], baselines: list[dict],
+              config: PipelineConfig, out: pathlib.Path) -> dict[str, Any]:
+    """Figures of one task, keyed `<task>_<method>_<figure>[_easy]`, and its curve plot."""
+    figures: dict[str, Any] = {f'{task}_seeds': len(baselines),
+                               f'{task}_rl_steps': config.rl_steps,
+                               f'{task}_collect_images': config.collect_images}
+    for box in BOXES:
+        suffix = '' if box == 'default' else '_easy'
+        methods = {variant: [{box: {variant: run['boxes'][box]}} for run in runs]
+                   for variant, runs in rig.items()}
+        methods.update({name: baselines for name in ('oracle', 'random')})
+        for method, runs in methods.items():
+            puck = pooled(runs, method, box, 'puck_distances')
+            hand = pooled(runs, method, box, 'hand_distances')
+            figures.update({
+                f'{task}_{method}_puck_distance_mean{suffix}': float(np.mean(puck)),
+                f'{task}_{method}_puck_distance_median{suffix}': float(np.median(puck)),
+                f'{task}_{method}_hand_distance_mean{suffix}': float(np.mean(hand)),
+                f'{task}_{method}_hand_distance_median{suffix}': float(np.median(hand))})
+    for variant, runs in rig.items():
+        figures[f'{task}_{variant}_wall_s_per_seed'] = [run['wall_s'] for run in runs]
+        figures[f'{task}_{variant}_stage_wall_s'] = [run['rig']['stage_wall_s'] for run in runs]
+    figures[f'{task}_baselines_wall_s_per_seed'] = [run['wall_s'] for run in baselines]
+    # Environment steps on the x axis, the median final puck distance on the y axis (the
+    # report's plot reads them from these two keys).
+    curves = {f'{variant} seed {run["rig"]["seed"]}': [
+        {'rl_step': point['env_steps_total'], 'rig_success_rate': point['rig_success_rate'],
+         'rig_final_hand_distance_median': point['rig_final_puck_distance_median']}
+        for point in run['rig']['curve']] for variant, runs in rig.items() for run in runs}
+    report.plot_learning_curves(
+        curves, out / f'{task}_learning_curve.png',
+        f'{task}: x = environment steps (collection included), right = median final PUCK '
+        'distance', references={
+            'oracle (median)': figures[f'{task}_oracle_puck_distance_median'],
+            'random (median)': figures[f'{task}_random_puck_distance_median']})
+    return figures
+
+
+def main() -> int:
+    """Run the benchmark and print its figures."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument('--quick', action='store_true', help='smoke-sized budgets')
+    parser.add_argument('--seeds', type=int, default=3)
+    parser.add_argument('--rl-steps', type=int, default=50_000)
+    parser.add_argument('--goals', type=int, default=None,
+                        help='evaluation goals per box (default 20; --quick: 5)')
+    parser.add_argument('--variants', nargs='+', choices=VARIANTS, default=list(VARIANTS))
+    parser.add_argument('--tasks', nargs='+', choices=TASKS, default=list(TASKS))
+    parser.add_argument('--out', default=str(ROOT / 'runs' / 'bench_pushing'))
+    args = parser.parse_args()
+    if args.goals is None:
+        args.goals = 5 if args.quick else 20
+    torch.set_num_threads(1)  # as bench/learning.py: a busy 2-core machine
+    out = pathlib.Path(args.out) / ('quick' if args.quick else 'full')
+    out.mkdir(parents=True, exist_ok=True)
+
+    figures: dict[str, Any] = {'reset_to_goal_probability': RESET_TO_GOAL_PROBABILITY,
+                               'skew_fit': dataclasses.asdict(SKEW_FIT),
+                               'goals_per_box': args.goals}
+    for task in args.tasks:
+        rig: dict[str, list[dict]] = {variant: [] for variant in args.variants}
+        baselines = []
+        for seed in range(args.seeds):
+            for variant in args.variants:
+                config = pushing_config(task, variant, seed, args.quick, args.rl_steps,
+                                        args.goals)
+                print(f'== {task} {variant} seed {seed}', flush=True)
+                rig[variant].append(run_rig(config, out / f'{task}_{variant}_seed{seed}'))
+            print(f'== {task} oracle + random seed {seed}', flush=True)
+            baselines.append(run_baselines(
+                pushing_config(task, 'rig', seed, args.quick, args.rl_steps, args.goals),
+                out / f'{task}_baselines_seed{seed}.json'))
+        figures.update(summarise(task, rig, baselines, config, out))
+    keys = ('pusher_rig_puck_distance_mean', 'pusher_oracle_puck_distance_mean',
+            'pusher_rl_steps', 'pusher_seeds', 'multi_pusher_rig_puck_distance_mean',
+            'multi_pusher_oracle_puck_distance_mean', 'pusher_skewfit_puck_distance_mean')
+    (out / 'figures.json').write_text(json.dumps(figures, indent=2))
+    print(f'all figures: {out / "figures.json"}')
+    print(json.dumps({key: figures.get(key) for key in keys}))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
