@@ -98,10 +98,14 @@ class PolicyNode(Node):
             Transition, TRANSITION_TOPIC, TRANSITION_QOS) if config.publish_transitions else None)
         self._handed_latents = HandedOver()
         self._handed_frames = HandedOver()
-        self._latent_subscription = self.create_subscription(
-            LatentState, LATENT_TOPIC, self.latent_taken, SENSOR_QOS)
+        # Frames first: the executor serves ready subscriptions in creation order, and a
+        # latent taken before its own frame (both waiting at one wake-up) left its transition
+        # without next_image (23 % of a fine-tuning run's practice steps, which the learner
+        # refused: its replay keeps frames).
         self._frame_subscription = self.create_subscription(
             Image, IMAGE_TOPIC, self.frame_taken, SENSOR_QOS)
+        self._latent_subscription = self.create_subscription(
+            LatentState, LATENT_TOPIC, self.latent_taken, SENSOR_QOS)
         self.create_subscription(Goal, GOAL_TOPIC, self.goal_callback, LATCHED_QOS)
         self.create_subscription(Weights, WEIGHTS_TOPIC, self.weights_callback, WEIGHTS_QOS)
         self.create_service(SetBool, ACTIVATE_SERVICE, self.activate_callback)
