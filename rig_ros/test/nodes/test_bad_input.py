@@ -207,10 +207,12 @@ def policy_node(rig: Harness) -> Any:
         'stale_after_s': 1.0})
 
 
-def learner_node(rig: Harness) -> Any:
+def learner_node(rig: Harness, vae_checkpoint: pathlib.Path) -> Any:
+    # With a VAE it practises at once (without one it would explore and refuse these).
     return rig.start('learner', 'learner', '/learn', {
         'run_dir': str(rig.root / 'learner'), 'tensorboard': False, 'status_period_s': 0.3,
-        'td3.hidden_sizes': [16, 16], 'td3.learning_starts': 1000})
+        'vae_checkpoint': str(vae_checkpoint), 'td3.hidden_sizes': [16, 16],
+        'td3.learning_starts': 1000})
 
 
 def sim_node(rig: Harness) -> Any:
@@ -472,8 +474,8 @@ def test_goal_scheduler_rig_goal_image(rig):
 
 
 @pytest.mark.multiprocess
-def test_learner_rig_transition(rig):
-    node = learner_node(rig)
+def test_learner_rig_transition(rig, vae_checkpoint):
+    node = learner_node(rig, vae_checkpoint)
     status = rig.ros.collect(String, '/learn/rig/learner_status', LATCHED_QOS)
     publisher = rig.ros.publisher(Transition, '/learn/rig/transition', TRANSITION_QOS)
     assert rig.ros.wait_for_subscribers(publisher), node.output
