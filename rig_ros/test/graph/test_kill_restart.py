@@ -9,6 +9,7 @@
 
 import json
 import pathlib
+import re
 import signal
 import threading
 import time
@@ -142,7 +143,8 @@ def test_learner_sigkill_loses_no_finished_episode(ros, start_node, tmp_path, va
     assert wait_for(lambda: 'resumed' in again.output, timeout=30.0), again.output
     resumed = [line for line in again.output.splitlines() if 'resumed' in line][0]
     assert f'{updates} updates' in resumed, (resumed, updates)
-    stored_at_resume = int(resumed.split(': ')[-1].split()[0])
+    # '...; stage practise (resumed); N transitions stored, M updates; ...'
+    stored_at_resume = int(re.search(r'(\d+) transitions stored', resumed).group(1))
     assert stored_at_resume >= len(expected), (resumed, len(expected))
     # Training continues from the checkpoint's counter, on new transitions.
     assert wait_for(lambda: status_of(status).get('updates', 0) > updates
