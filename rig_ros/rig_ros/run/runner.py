@@ -137,7 +137,12 @@ def parse_ros_arguments(command: Sequence[str]) -> dict[str, Any]:
 
 
 def _parent_death_signal() -> Optional[Callable[[], None]]:
-    """Return a preexec function: the child gets SIGTERM when the runner dies (Linux)."""
+    """Return a preexec function: the child gets SIGTERM when the runner dies (Linux).
+
+    It also unblocks SIGINT and SIGTERM in the child: a blocked signal mask survives exec,
+    and a runner started from a thread that blocks them (rclpy's, a test harness's) would
+    otherwise start nodes that ignore Ctrl-C until SIGTERM comes.
+    """
     if not sys.platform.startswith('linux'):
         return None
     try:
@@ -146,6 +151,7 @@ def _parent_death_signal() -> Optional[Callable[[], None]]:
         return None
 
     def _set() -> None:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
         prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
     return _set
 
