@@ -19,6 +19,9 @@ from rig_ros.run.runner import GraphRunner, RestartDecision, RestartTracker
 NODE = textwrap.dedent("""
     import os, signal, subprocess, sys, time
     mode = sys.argv[1]
+    # Ctrl-C as a node has it, whatever this process inherited (a full test run's earlier
+    # tests once left SIGINT ignored here: every stand-in then waited for SIGTERM).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     if mode in ('ignore_int', 'ignore_all'):
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     if mode == 'ignore_all':
@@ -145,6 +148,7 @@ def test_a_killed_runner_leaves_no_orphans():
 # its first n runs and then stays up; 'exit_<code>' exits with that code.
 RESTARTED = textwrap.dedent("""
     import os, pathlib, signal, sys, time
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # as NODE's
     kind, number = sys.argv[1].rsplit('_', 1)
     runs = pathlib.Path(os.environ['RUNS_DIR']) / sys.argv[1]
     run = len(runs.read_text()) if runs.exists() else 0
