@@ -13,9 +13,10 @@ sequence numbers (skipped for a newer one, or lost by the transport) and logged 
 skipped and malformed.
 
 In a composed chain (`robot_chain`) the next members also get each image directly, in
-process, right after it is published (`image_listeners`); the time a frame takes here then
-includes theirs (encoding, the policy's decision). RIG_ROS_EXECUTOR=events runs it on
-rclpy's EventsExecutor (`rig_ros.edge.entry.executor_factory`).
+process, before it is published (`image_listeners`: the command leaves before the DDS
+copies); the time a frame takes here then includes theirs (encoding, the policy's decision).
+RIG_ROS_EXECUTOR=events runs it on rclpy's EventsExecutor
+(`rig_ros.edge.entry.executor_factory`).
 
 Parameters (`rig_ros.core.preprocessing.PreprocessConfig`, changeable at runtime):
 size (int, 84), crop.top / crop.left / crop.height / crop.width (unset: whole frame),
@@ -143,9 +144,10 @@ class CameraPipeline(Node):
                     f'[{self._dropped} of {self._frames} frames dropped so far]'
                     f'{suffix(self._throttle)}')
             return
-        self._publisher.publish(output)
+        # In-process members first: the frame's command should not wait for DDS copies.
         for listener in self.image_listeners:
             listener(output)
+        self._publisher.publish(output)
 
     def convert(self, msg: Image) -> Image:
         """Return the preprocessed rgb8 image with the frame's header.

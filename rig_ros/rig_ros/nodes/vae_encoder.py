@@ -12,7 +12,7 @@ that frame's command (in a composed chain the policy waited for it). Malformed f
 weights are logged as errors (each distinct problem, throttled) and dropped; the node keeps
 running. In a composed chain (`robot_chain`) camera_pipeline hands each image over directly
 (`hand_image`; the same image arriving over DDS is then skipped) and the policy gets each
-latent directly after it is published (`latent_listeners`). RIG_ROS_EXECUTOR=events runs it on
+latent directly, before it is published (`latent_listeners`). RIG_ROS_EXECUTOR=events runs it on
 rclpy's EventsExecutor (`rig_ros.edge.entry.executor_factory`).
 
 Weights: the `vae_checkpoint` file at startup (an unreadable one stops the node), then every
@@ -142,9 +142,9 @@ class VAEEncoder(Node):
             return
         latent = LatentState(header=msg.header, mean=mean.tolist(),
                              log_variance=logvar.tolist(), model_version=self._encoder.version)
-        self._publisher.publish(latent)
-        for listener in self.latent_listeners:
+        for listener in self.latent_listeners:  # the policy's command before the DDS copy
             listener(latent)
+        self._publisher.publish(latent)
         if self._reconstruction_publisher is not None:
             self._newest = (mean, msg.header)
 
