@@ -1,9 +1,12 @@
-"""How well a trained VAE's latent distance ranks hand positions (reacher diagnostic).
+"""How well a trained VAE's latent distance ranks hand and puck positions (a diagnostic).
 
 For a grid of hand positions in the box, every position is rendered and encoded. For each goal
 position, the grid position with the smallest latent distance to the goal's latent should be
 the goal itself: the distance of that arg-min to the goal (in metres) shows false minima, the
-failure mode in which RIG's policy settles far from the goal.
+failure mode in which RIG's policy settles far from the goal. In a pushing task the same is
+done for the (first) puck over its goal box, the hand at its start; `latent_distance_per_cm`
+(how far the latent moves per centimetre of motion) of puck against hand says how much the
+latent, and so the latent reward, sees of the puck.
 """
 
 from __future__ import annotations
@@ -18,48 +21,113 @@ import numpy as np
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / 'rig_ros'))
 
+from rig_ros import tasks  # noqa: E402
 from rig_ros.core import checkpoints  # noqa: E402
 from rig_ros.core.pipeline import LatentObserver, PipelineConfig  # noqa: E402
 from rig_ros.core.vae import ConvVAE, VAEConfig  # noqa: E402
 from rig_ros.sim.sawyer import SawyerSim, SawyerSimConfig  # noqa: E402
 
+CLEARANCE_M = 0.07  # hand centre to puck centre: no overlap in the rendered scene
+
+
+def neighbour_figures(latents: np.ndarray, positions: np.ndarray) -> dict:
+    """Return the false minima of latent distance over a grid of positions of one object."""
+    latent_distance = np.linalg.norm(latents[:, None] - latents[None], axis=-1)
+    np.fill_diagonal(latent_distance, np.inf)
+    position_distance = np.linalg.norm(positions[:, None] - positions[None], axis=-1)
+    nearest_in_latent = position_distance[np.arange(len(positions)), latent_distance.argmin(1)]
+    spacing = float(np.min(position_distance[position_distance > 0]))
+    off = positions[nearest_in_latent > 2.5 * spacing]
+    adjacent = np.isclose(position_distance, spacing)
+    return {
+        'grid_spacing_m': spacing,
+        'latent_nearest_neighbour_distance_median_m': float(np.median(nearest_in_latent)),
+        'latent_nearest_neighbour_distance_max_m': float(np.max(nearest_in_latent)),
+        'false_neighbour_fraction': float(np.mean(nearest_in_latent > 2.5 * spacing)),
+        'false_neighbour_positions': off.round(3).tolist()[:20],
+        # How far the latent moves per centimetre the object moves (adjacent grid cells).
+        'latent_distance_per_cm': float(np.median(latent_distance[adjacent]) / (100 * spacing)),
+        'latent_std': latents.std(0).round(3).tolist(),
+    }
+
+
+def grid(low: np.ndarray, high: np.ndarray, size: int) -> np.ndarray:
+    """Return a size x size grid of points 1 cm inside the box [low, high]."""
+    xs = np.linspace(low[0] + 0.01, high[0] - 0.01, size)
+    ys = np.linspace(low[1] + 0.01, high[1] - 0.01, size)
+    return np.array([(x, y) for x in xs for y in ys])
+
+
+def train_vae(task: str, reset_to_goal_probability: float, seed: int,
+              run_dir: pathlib.Path) -> None:
+    """Collect and pretrain as bench/pushing.py's RIG does, with this reset-to-goal share."""
+    import dataclasses
+    import importlib
+
+    import torch
+
+    from rig_ros.core.pipeline import RigPipeline
+    sys.path.insert(0, str(ROOT / 'bench'))
+    pushing = importlib.import_module('pushing')
+    torch.set_num_threads(1)
+    config = dataclasses.replace(
+        pushing.pushing_config(task, 'rig', seed, False, 50_000, 20),
+        collect_reset_to_goal_probability=reset_to_goal_probability)
+    with SawyerSim(SawyerSimConfig(task=task, seed=seed)) as sim:
+        RigPipeline(sim, config, run_dir).vae()
+
 
 def main() -> int:
-    """Print the false-minimum figures of a run directory's VAE."""
+    """Print the false-minimum figures of a run directory's VAE (hand; puck for pushing)."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument('run_dir')
     parser.add_argument('--grid', type=int, default=15)
+    parser.add_argument('--train', choices=('pusher', 'multi_pusher'), default=None,
+                        help='first collect images and pretrain a VAE into RUN_DIR as '
+                        'bench/pushing.py does (the pipeline resumes a finished stage)')
+    parser.add_argument('--reset-to-goal-probability', type=float, default=0.5,
+                        help='with --train: exploration episodes set to a goal state')
+    parser.add_argument('--seed', type=int, default=0, help='with --train: the run seed')
     args = parser.parse_args()
     run_dir = pathlib.Path(args.run_dir)
+    if args.train:
+        train_vae(args.train, args.reset_to_goal_probability, args.seed, run_dir)
     config = PipelineConfig.from_dict(json.loads((run_dir / 'config.json').read_text()))
     saved = checkpoints.load_checkpoint(run_dir / 'vae.safetensors')
     vae = ConvVAE(VAEConfig(**saved.config))
     vae.load_state_dict(saved.modules['vae'])
     vae.eval()
     observer = LatentObserver(vae, config.preprocess_config)
-    with SawyerSim(SawyerSimConfig(task='reacher')) as sim:
-        low, high = sim.config.workspace_low, sim.config.workspace_high
-        xs = np.linspace(low[0] + 0.01, high[0] - 0.01, args.grid)
-        ys = np.linspace(low[1] + 0.01, high[1] - 0.01, args.grid)
-        positions = np.array([(x, y) for x in xs for y in ys])
-        images = np.stack([observer.image(sim.render_goal(p, config.raw_height,
-                                                          config.raw_width))
-                           for p in positions])
-    latents = observer.encode(images)
-    latent_distance = np.linalg.norm(latents[:, None] - latents[None], axis=-1)
-    np.fill_diagonal(latent_distance, np.inf)
-    hand_distance = np.linalg.norm(positions[:, None] - positions[None], axis=-1)
-    nearest_in_latent = hand_distance[np.arange(len(positions)), latent_distance.argmin(1)]
-    spacing = float(np.min(hand_distance[hand_distance > 0]))
-    off = positions[nearest_in_latent > 2.5 * spacing]
-    figures = {
-        'grid_spacing_m': spacing,
-        'latent_nearest_neighbour_distance_median_m': float(np.median(nearest_in_latent)),
-        'latent_nearest_neighbour_distance_max_m': float(np.max(nearest_in_latent)),
-        'false_neighbour_fraction': float(np.mean(nearest_in_latent > 2.5 * spacing)),
-        'false_neighbour_positions': off.round(3).tolist()[:20],
-        'latent_std': latents.std(0).round(3).tolist(),
-    }
+    spec = tasks.task(config.task)
+    figures = {'task': config.task}
+    with SawyerSim(SawyerSimConfig(task=config.task)) as sim:
+        def encode(states: np.ndarray) -> np.ndarray:
+            return observer.encode(np.stack([observer.image(sim.render_goal(
+                state, config.raw_height, config.raw_width)) for state in states]))
+        pucks = np.array(spec.puck_starts, dtype=float).ravel()
+        # The hand over its reachable box (pucks where a reset puts them, hand clear of them).
+        hands = grid(np.array(sim.config.workspace_low) + 0.04,
+                     np.array(sim.config.workspace_high) - 0.04,
+                     args.grid)
+        if spec.puck_count:
+            starts = np.array(spec.puck_starts, dtype=float)
+            hands = hands[np.min(np.linalg.norm(hands[:, None] - starts[None], axis=-1),
+                                 axis=1) > CLEARANCE_M]
+        figures['hand'] = neighbour_figures(
+            encode(np.array([np.concatenate([hand, pucks]) for hand in hands])), hands)
+        if spec.puck_count:
+            # The first puck over its goal box, the hand at its start, other pucks at theirs.
+            hand = np.array(spec.hand_start, dtype=float)
+            puck_positions = grid(np.array(spec.puck_goal_low), np.array(spec.puck_goal_high),
+                                  args.grid)
+            puck_positions = puck_positions[
+                np.linalg.norm(puck_positions - hand, axis=1) > CLEARANCE_M]
+            states = np.array([np.concatenate([hand, position, pucks[2:]])
+                               for position in puck_positions])
+            figures['puck'] = neighbour_figures(encode(states), puck_positions)
+            figures['puck_over_hand_latent_per_cm'] = (
+                figures['puck']['latent_distance_per_cm']
+                / figures['hand']['latent_distance_per_cm'])
     print(json.dumps(figures))
     return 0
 

@@ -151,18 +151,18 @@ def summarise(task: str, rig: dict[str, list[dict]], baselines: list[dict],
         figures[f'{task}_{variant}_wall_s_per_seed'] = [run['wall_s'] for run in runs]
         figures[f'{task}_{variant}_stage_wall_s'] = [run['rig']['stage_wall_s'] for run in runs]
     figures[f'{task}_baselines_wall_s_per_seed'] = [run['wall_s'] for run in baselines]
-    # Environment steps on the x axis, the median final puck distance on the y axis (the
-    # report's plot reads them from these two keys).
-    curves = {f'{variant} seed {run["rig"]["seed"]}': [
-        {'rl_step': point['env_steps_total'], 'rig_success_rate': point['rig_success_rate'],
-         'rig_final_hand_distance_median': point['rig_final_puck_distance_median']}
-        for point in run['rig']['curve']] for variant, runs in rig.items() for run in runs}
+    curves = {f'{variant} seed {run["rig"]["seed"]}': run['rig']['curve']
+              for variant, runs in rig.items() for run in runs}
     report.plot_learning_curves(
         curves, out / f'{task}_learning_curve.png',
-        f'{task}: x = environment steps (collection included), right = median final PUCK '
-        'distance', references={
+        f'{task}: RIG from pixels, final puck distance', references={
             'oracle (median)': figures[f'{task}_oracle_puck_distance_median'],
-            'random (median)': figures[f'{task}_random_puck_distance_median']})
+            'random (median)': figures[f'{task}_random_puck_distance_median']},
+        axes=report.CurveAxes(
+            x_key='env_steps_total', x_label='environment steps (collection included)',
+            success_label='success rate (hand + puck distance < 6 cm)',
+            distance_key='rig_final_puck_distance_median',
+            distance_label='median final puck distance (cm)'))
     return figures
 
 

@@ -7,6 +7,7 @@ whatever a run directory holds (`rig report`).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import pathlib
 from typing import Any, Optional, Sequence
@@ -20,24 +21,34 @@ import numpy as np  # noqa: E402
 from rig_ros.core.evaluation import METRICS_FILE, read_evaluations  # noqa: E402
 
 
+@dataclasses.dataclass(frozen=True)
+class CurveAxes:
+    """Which evaluation keys the learning-curve plot reads, and how it labels them."""
+
+    x_key: str = 'rl_step'
+    x_label: str = 'RL steps'
+    success_label: str = 'success rate (final hand distance < 5 cm)'
+    distance_key: str = 'rig_final_hand_distance_median'
+    distance_label: str = 'median final hand distance (cm)'
+
+
 def plot_learning_curves(curves: dict[str, Sequence[dict[str, Any]]], path: pathlib.Path,
-                         title: str, references: dict[str, float] | None = None) -> None:
-    """Success rate and median final hand distance against RL steps, one line per run."""
+                         title: str, references: dict[str, float] | None = None,
+                         axes: CurveAxes = CurveAxes()) -> None:
+    """Success rate and a median final distance against steps, one line per run."""
     figure, (success_axis, distance_axis) = plt.subplots(1, 2, figsize=(11, 4))
     for label, curve in curves.items():
-        steps = [point['rl_step'] for point in curve]
+        steps = [point[axes.x_key] for point in curve]
         success_axis.plot(steps, [point['rig_success_rate'] for point in curve], marker='o',
                           label=label)
-        distance_axis.plot(
-            steps, [100 * point['rig_final_hand_distance_median'] for point in curve],
-            marker='o', label=label)
+        distance_axis.plot(steps, [100 * point[axes.distance_key] for point in curve],
+                           marker='o', label=label)
     for label, value in (references or {}).items():
         distance_axis.axhline(100 * value, linestyle='--', color='grey')
         distance_axis.annotate(label, (0, 100 * value), fontsize=8)
-    success_axis.set(xlabel='RL steps', ylabel='success rate (final hand distance < 5 cm)',
-                     ylim=(-0.02, 1.02), title='success')
-    distance_axis.set(xlabel='RL steps', ylabel='median final hand distance (cm)',
-                      title='final distance')
+    success_axis.set(xlabel=axes.x_label, ylabel=axes.success_label, ylim=(-0.02, 1.02),
+                     title='success')
+    distance_axis.set(xlabel=axes.x_label, ylabel=axes.distance_label, title='final distance')
     distance_axis.set_yscale('log')
     success_axis.legend(fontsize=8)
     figure.suptitle(title)

@@ -546,8 +546,10 @@ class RigPipeline:
                                          env_steps_total=at_step + config.collect_images)
             curve.append(record.to_row())
             append_evaluation(self.metrics_path, record)
+            puck = record.rig_final_puck_distance_median
             self.log(f'step {at_step}: success {record.rig_success_rate:.2f}, median hand '
-                     f'distance {record.rig_final_hand_distance_median * 100:.1f} cm')
+                     f'distance {record.rig_final_hand_distance_median * 100:.1f} cm'
+                     + ('' if puck is None else f', median puck distance {puck * 100:.1f} cm'))
 
         if step == 0 and not curve:
             evaluate(0)
