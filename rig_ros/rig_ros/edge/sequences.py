@@ -72,20 +72,28 @@ def header_key(header: Any) -> tuple[int, int, str]:
 
 
 class HandedOver:
-    """Headers of messages handed over in process, so their DDS copies can be skipped.
+    """One subscriber's messages, handed over in process or taken from DDS, each passed on once.
 
-    `hand_over` notes a message given to the subscriber directly; `is_copy` says whether a
-    message taken from DDS is one of those (each is skipped once). A copy that never comes
-    (lost, or replaced in a keep-last queue) is forgotten after `remember` newer ones.
+    A composed process hands a member's message to the next member directly (`deliver`); the
+    same message then also arrives over DDS (`taken`) and is skipped (each copy once). Any
+    other message taken (another publisher's) is passed on. A copy that never comes (lost, or
+    replaced in a keep-last queue) is forgotten after `remember` newer ones.
     """
 
-    def __init__(self, remember: int = 8) -> None:
+    def __init__(self, callback: Callable[[Any], None], remember: int = 8) -> None:
+        self._callback = callback
         self._keys: collections.deque = collections.deque(maxlen=remember)
         self.copies_skipped = 0
 
-    def hand_over(self, header: Any) -> None:
-        """Note a message delivered directly."""
-        self._keys.append(header_key(header))
+    def deliver(self, msg: Any) -> None:
+        """Pass on a message handed over in process; its DDS copy will be skipped."""
+        self._keys.append(header_key(msg.header))
+        self._callback(msg)
+
+    def taken(self, msg: Any) -> None:
+        """Pass on a message taken from DDS unless it was handed over already."""
+        if not self.is_copy(msg.header):
+            self._callback(msg)
 
     def is_copy(self, header: Any) -> bool:
         """Whether a message taken from DDS was already delivered directly (once each)."""

@@ -25,7 +25,7 @@ ones carry empty latents and goal, VAE and policy versions 0, and the frame acte
 next frame. Frames are converted after the command is published, never before it.
 
 In a composed chain (`robot_chain`) camera_pipeline and vae_encoder hand their frames and
-latents over directly, in process (`hand_frame`, `hand_latent`); the same messages arriving
+latents over directly, in process (`frame_hand_off`, `latent_hand_off`); the same messages arriving
 over DDS are then skipped. RIG_ROS_EXECUTOR=events runs it on
 rclpy's EventsExecutor (`rig_ros.edge.entry.executor_factory`).
 
@@ -96,16 +96,17 @@ class PolicyNode(Node):
             TwistStamped, EE_VELOCITY_TOPIC, COMMAND_QOS)
         self._transition_publisher = (self.create_publisher(
             Transition, TRANSITION_TOPIC, TRANSITION_QOS) if config.publish_transitions else None)
-        self._handed_latents = HandedOver()
-        self._handed_frames = HandedOver()
+        # What a composed chain hands over in process, and the DDS copies to skip.
+        self.latent_hand_off = HandedOver(self.latent_callback)
+        self.frame_hand_off = HandedOver(self.frame_callback)
         # Frames first: the executor serves ready subscriptions in creation order, and a
         # latent taken before its own frame (both waiting at one wake-up) left its transition
         # without next_image (23 % of a fine-tuning run's practice steps, which the learner
         # refused: its replay keeps frames).
         self._frame_subscription = self.create_subscription(
-            Image, IMAGE_TOPIC, self.frame_taken, SENSOR_QOS)
+            Image, IMAGE_TOPIC, self.frame_hand_off.taken, SENSOR_QOS)
         self._latent_subscription = self.create_subscription(
-            LatentState, LATENT_TOPIC, self.latent_taken, SENSOR_QOS)
+            LatentState, LATENT_TOPIC, self.latent_hand_off.taken, SENSOR_QOS)
         self.create_subscription(Goal, GOAL_TOPIC, self.goal_callback, LATCHED_QOS)
         self.create_subscription(Weights, WEIGHTS_TOPIC, self.weights_callback, WEIGHTS_QOS)
         self.create_service(SetBool, ACTIVATE_SERVICE, self.activate_callback)
@@ -127,26 +128,6 @@ class PolicyNode(Node):
     def image_topic(self) -> str:
         """The resolved topic of the frames (exploration, transitions)."""
         return self._frame_subscription.topic_name
-
-    def hand_latent(self, msg: LatentState) -> None:
-        """Take a latent handed over in process; its copy from DDS will be skipped."""
-        self._handed_latents.hand_over(msg.header)
-        self.latent_callback(msg)
-
-    def latent_taken(self, msg: LatentState) -> None:
-        """Take a latent from DDS unless it was handed over in process already."""
-        if not self._handed_latents.is_copy(msg.header):
-            self.latent_callback(msg)
-
-    def hand_frame(self, msg: Image) -> None:
-        """Take a frame handed over in process; its copy from DDS will be skipped."""
-        self._handed_frames.hand_over(msg.header)
-        self.frame_callback(msg)
-
-    def frame_taken(self, msg: Image) -> None:
-        """Take a frame from DDS unless it was handed over in process already."""
-        if not self._handed_frames.is_copy(msg.header):
-            self.frame_callback(msg)
 
     def latent_callback(self, msg: LatentState) -> None:
         """Keep the newest latent; in act_on_latent mode decide at once (practice episodes)."""

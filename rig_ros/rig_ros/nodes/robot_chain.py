@@ -93,14 +93,14 @@ def connect_members(members: Sequence[Node]) -> list[str]:
     links: list[tuple[Node, Node, str, list, Callable[[Any], None]]] = []
     for camera in cameras:
         links += [(camera, policy, camera.image_topic, camera.image_listeners,
-                   policy.hand_frame) for policy in policies
+                   policy.frame_hand_off.deliver) for policy in policies
                   if policy.image_topic == camera.image_topic]
         links += [(camera, encoder, camera.image_topic, camera.image_listeners,
-                   encoder.hand_image) for encoder in encoders
+                   encoder.image_hand_off.deliver) for encoder in encoders
                   if encoder.image_topic == camera.image_topic]
     for encoder in encoders:
         links += [(encoder, policy, encoder.latent_topic, encoder.latent_listeners,
-                   policy.hand_latent) for policy in policies
+                   policy.latent_hand_off.deliver) for policy in policies
                   if policy.latent_topic == encoder.latent_topic]
     for _, _, _, listeners, callback in links:
         listeners.append(callback)

@@ -11,7 +11,7 @@ frame's header, sensor QoS) for viewers, from a timer: decoding right after a la
 that frame's command (in a composed chain the policy waited for it). Malformed frames and
 weights are logged as errors (each distinct problem, throttled) and dropped; the node keeps
 running. In a composed chain (`robot_chain`) camera_pipeline hands each image over directly
-(`hand_image`; the same image arriving over DDS is then skipped) and the policy gets each
+(`image_hand_off`; the same image arriving over DDS is then skipped) and the policy gets each
 latent directly, before it is published (`latent_listeners`). RIG_ROS_EXECUTOR=events runs it on
 rclpy's EventsExecutor (`rig_ros.edge.entry.executor_factory`).
 
@@ -68,7 +68,8 @@ class VAEEncoder(Node):
             self._log_weights()
         # In-process members fed each published latent directly (robot_chain connects them).
         self.latent_listeners: list[Callable[[LatentState], None]] = []
-        self._handed_images = HandedOver()
+        # Images a composed chain hands over in process, and their DDS copies to skip.
+        self.image_hand_off = HandedOver(self.image_callback)
         self._publisher = self.create_publisher(LatentState, LATENT_TOPIC, SENSOR_QOS)
         self._reconstruction_publisher = (
             self.create_publisher(Image, RECONSTRUCTION_TOPIC, SENSOR_QOS)
@@ -79,7 +80,7 @@ class VAEEncoder(Node):
         self._weights_subscription = self.create_subscription(
             Weights, WEIGHTS_TOPIC, self.weights_callback, WEIGHTS_QOS)
         self._image_subscription = self.create_subscription(
-            Image, IMAGE_TOPIC, self.image_taken, SENSOR_QOS)
+            Image, IMAGE_TOPIC, self.image_hand_off.taken, SENSOR_QOS)
         self._service = self.create_service(Encode, ENCODE_SERVICE, self.encode_callback)
         self.get_logger().info(
             f'{self._image_subscription.topic_name} -> {self._publisher.topic_name}, '
@@ -114,16 +115,6 @@ class VAEEncoder(Node):
         if not load_vae_weights(self, self._encoder, msg, self._throttle):
             return
         self._log_weights()
-
-    def hand_image(self, msg: Image) -> None:
-        """Encode an image handed over in process; its copy from DDS will be skipped."""
-        self._handed_images.hand_over(msg.header)
-        self.image_callback(msg)
-
-    def image_taken(self, msg: Image) -> None:
-        """Encode an image from DDS unless it was handed over in process already."""
-        if not self._handed_images.is_copy(msg.header):
-            self.image_callback(msg)
 
     def image_callback(self, msg: Image) -> None:
         """Encode one frame and publish its latent state; log and drop a bad frame."""

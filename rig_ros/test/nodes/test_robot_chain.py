@@ -80,14 +80,14 @@ def test_members_hand_frames_and_latents_on_in_process(ros_domain_id, vae_checkp
         assert apart.runtime.latent is None and apart.runtime.frame is not None
         acted = len(commands)
         deadline = time.monotonic() + 5.0
-        while time.monotonic() < deadline and policy._handed_latents.copies_skipped < 1:
+        while time.monotonic() < deadline and policy.latent_hand_off.copies_skipped < 1:
             executor.spin_once(timeout_sec=0.1)
         # The latent and the frame also came over DDS: skipped, the policy did not act again.
-        assert policy._handed_latents.copies_skipped == 1
+        assert policy.latent_hand_off.copies_skipped == 1
         assert len(commands) == acted
         other = array_to_image(np.full((84, 84, 3), 30, np.uint8), 'rgb8')
         other.header.stamp = Time(sec=5)
-        encoder.image_taken(other)  # another publisher's image on the topic: encoded
+        encoder.image_hand_off.taken(other)  # another publisher's image on the topic: encoded
         assert policy.runtime.latent.stamp == pytest.approx(5.0)
     finally:
         executor.shutdown(timeout_sec=1.0)

@@ -46,16 +46,30 @@ def test_message_info_callback_takes_both_calling_conventions():
                      ('msg', {'publication_sequence_number': 2})]
 
 
+def message(sec: int, frame_id: str = 'camera') -> SimpleNamespace:
+    return SimpleNamespace(header=header(sec, frame_id=frame_id))
+
+
+def key(msg: SimpleNamespace) -> tuple:
+    return header_key(msg.header)
+
+
 def test_handed_over_messages_are_skipped_once_from_dds():
-    handed = HandedOver(remember=2)
-    handed.hand_over(header(1))
-    assert not handed.is_copy(header(1, frame_id='other'))  # another frame: not a copy
-    assert not handed.is_copy(header(2))  # another publisher's message
-    assert handed.is_copy(header(1))
-    assert not handed.is_copy(header(1))  # each copy skipped once
+    passed = []
+    handed = HandedOver(passed.append, remember=2)
+    handed.deliver(message(1))
+    handed.taken(message(1, frame_id='other'))  # another frame: not a copy
+    handed.taken(message(2))  # another publisher's message
+    handed.taken(message(1))
+    handed.taken(message(1))  # a second copy is a new message: passed on
+    assert [key(m) for m in passed] == [
+        (1, 0, 'camera'), (1, 0, 'other'), (2, 0, 'camera'), (1, 0, 'camera')]
+    passed.clear()
     for sec in (3, 4, 5):  # copy of 3 never came: forgotten after two newer ones
-        handed.hand_over(header(sec))
-    assert not handed.is_copy(header(3))
-    assert handed.is_copy(header(5)) and handed.is_copy(header(4))
+        handed.deliver(message(sec))
+    for sec in (3, 5, 4):
+        handed.taken(message(sec))
+    assert [key(m) for m in passed] == [
+        (3, 0, 'camera'), (4, 0, 'camera'), (5, 0, 'camera'), (3, 0, 'camera')]
     assert handed.copies_skipped == 3
     assert header_key(header(7, 9, 'x')) == (7, 9, 'x')
