@@ -10,9 +10,14 @@ Imported by name (`rig_ros/test` is on pytest's `pythonpath`); the fixtures buil
 - `NodeStarter` / `NodeUnderTest`: rig_ros nodes started as processes with the runner's
   command line, each with its output and a bounded stop.
 - `wait_for(predicate, timeout=..., interval=...) -> bool`, always bounded.
+- Kill drills on a practice graph started node by node: `start_practice_nodes`, `kill`,
+  `outputs`, `Stamped` (messages with arrival times), `latest_status` (the learner's status
+  JSON), `saved_rows` (what a run directory holds of the learner's transitions).
 """
 
+import json
 import os
+import pathlib
 import signal
 import subprocess
 import tempfile
@@ -20,9 +25,12 @@ import threading
 import time
 from typing import Any, Callable, Optional, Sequence
 
+import numpy as np
 import pytest
 from rclpy.qos import QoSProfile
 
+from rig_ros import graph
+from rig_ros.core.learner import EPISODES_DIR, REPLAY_FILE
 from rig_ros.edge.background import BackgroundNode
 from rig_ros.graph import NodeSpec
 from rig_ros.run import runner
@@ -174,3 +182,69 @@ class NodeStarter:
         for node in self.started:
             node.stop(timeout=STOP_TIMEOUT_S)
         self._params_dir.cleanup()
+
+
+class Stamped:
+    """Messages of one subscription with their arrival times (monotonic)."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[float, Any]] = []
+        self._lock = threading.Lock()
+
+    def callback(self, msg: Any) -> None:
+        with self._lock:
+            self.items.append((time.monotonic(), msg))
+
+    def since(self, start: float) -> list[tuple[float, Any]]:
+        with self._lock:
+            return [(t, m) for t, m in self.items if t >= start]
+
+
+def start_practice_nodes(start_node: Callable, run_dir: pathlib.Path, lockstep: bool,
+                         overrides: dict[str, dict]) -> dict:
+    """Start the reacher practice graph node by node (`start_node`: the fixture).
+
+    `overrides`: parameters per executable over the graph's. Returns, per executable, a list
+    [spec, the running node, a callable that starts it again].
+    """
+    nodes = {}
+    for spec in graph.practice_graph('reacher', lockstep=lockstep, run_dir=str(run_dir)):
+        nodes[spec.executable] = (spec, lambda spec=spec: start_node(
+            spec.executable, name=spec.name, namespace=spec.namespace,
+            parameters={**spec.parameters, **overrides.get(spec.executable, {})},
+            param_files=spec.param_files, remappings=spec.remappings))
+    return {name: [spec, make(), make] for name, (spec, make) in nodes.items()}
+
+
+def latest_status(collector: Any) -> dict:
+    """Return the newest learner status (JSON on rig/learner_status), {} before the first."""
+    messages = collector.messages
+    return json.loads(messages[-1].data) if messages else {}
+
+
+def kill(node: NodeUnderTest) -> float:
+    """SIGKILL a node's process group; return when it was dead (monotonic)."""
+    node.process.signal_group(signal.SIGKILL)
+    node.wait_exit(10.0)
+    return time.monotonic()
+
+
+def outputs(nodes: dict) -> str:
+    """Return the tail of every node's output (for assertion messages)."""
+    return '\n'.join(entry[1].output[-1500:] for entry in nodes.values())
+
+
+def saved_rows(run_dir: pathlib.Path) -> set[bytes]:
+    """Observation rows in the run directory: the replay file and the newer episode files."""
+    rows: set[bytes] = set()
+    sequence = 0
+    if (run_dir / REPLAY_FILE).is_file():
+        with np.load(run_dir / REPLAY_FILE) as data:
+            frames = min(int(data['frames']), len(data['obs']))
+            rows |= {row.tobytes() for row in data['obs'][:frames].astype(np.float32)}
+            sequence = int(data['learner_episode_sequence'])
+    for file in sorted((run_dir / EPISODES_DIR).glob('*.npz')):
+        if int(file.stem) > sequence:
+            with np.load(file) as data:
+                rows |= {row.tobytes() for row in data['observation'].astype(np.float32)}
+    return rows

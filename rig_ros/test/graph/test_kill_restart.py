@@ -10,21 +10,19 @@
 import json
 import pathlib
 import re
-import signal
-import threading
 import time
-from typing import Any, Callable
+from typing import Callable
 
 from geometry_msgs.msg import PointStamped, TwistStamped
-from harness import wait_for
+from harness import (kill, latest_status, outputs, saved_rows, Stamped,
+                     start_practice_nodes, wait_for)
 import numpy as np
 import pytest
 from std_msgs.msg import String
 
 from rig_msgs.msg import Transition
-from rig_ros import graph
 from rig_ros.core import checkpoints
-from rig_ros.core.learner import CHECKPOINT_FILE, EPISODES_DIR, REPLAY_FILE
+from rig_ros.core.learner import CHECKPOINT_FILE, EPISODES_DIR
 from rig_ros.interfaces.qos import COMMAND_QOS, LATCHED_QOS, TRANSITION_QOS
 
 pytestmark = [pytest.mark.slow, pytest.mark.multiprocess]
@@ -35,71 +33,17 @@ LEARNER = {'td3.hidden_sizes': [32, 32], 'td3.batch_size': 16, 'td3.learning_sta
            'status_period_s': 0.3}
 
 
-class Stamped:
-    """Messages of one subscription with their arrival times (monotonic)."""
-
-    def __init__(self) -> None:
-        self.items: list[tuple[float, Any]] = []
-        self._lock = threading.Lock()
-
-    def callback(self, msg: Any) -> None:
-        with self._lock:
-            self.items.append((time.monotonic(), msg))
-
-    def since(self, start: float) -> list[tuple[float, Any]]:
-        with self._lock:
-            return [(t, m) for t, m in self.items if t >= start]
-
-
 def start_graph(start_node: Callable, run_dir: pathlib.Path, lockstep: bool,
                 vae_checkpoint: pathlib.Path) -> dict:
-    """Start the reacher practice graph node by node; return them by executable."""
+    """Start the reacher practice graph node by node with the drills' small budgets."""
     vae = str(vae_checkpoint)
-    overrides = {
+    return start_practice_nodes(start_node, run_dir, lockstep, {
         'vae_encoder': {'vae_checkpoint': vae, 'reconstruction_period_s': 0.0},
         'goal_scheduler': {'vae_checkpoint': vae, 'episode_length': EPISODE_LENGTH,
                            'episode_timeout_s': 15.0},
         'learner': {**LEARNER, 'vae_checkpoint': vae},
         'policy': {'stale_after_s': 0.2},
-    }
-    nodes = {}
-    for spec in graph.practice_graph('reacher', lockstep=lockstep, run_dir=str(run_dir)):
-        nodes[spec.executable] = (spec, lambda spec=spec: start_node(
-            spec.executable, name=spec.name, namespace=spec.namespace,
-            parameters={**spec.parameters, **overrides.get(spec.executable, {})},
-            param_files=spec.param_files, remappings=spec.remappings))
-    return {name: [spec, make(), make] for name, (spec, make) in nodes.items()}
-
-
-def status_of(collector: Any) -> dict:
-    messages = collector.messages
-    return json.loads(messages[-1].data) if messages else {}
-
-
-def kill(node: Any) -> float:
-    node.process.signal_group(signal.SIGKILL)
-    node.wait_exit(10.0)
-    return time.monotonic()
-
-
-def outputs(nodes: dict) -> str:
-    return '\n'.join(entry[1].output[-1500:] for entry in nodes.values())
-
-
-def saved_rows(run_dir: pathlib.Path) -> set[bytes]:
-    """Observation rows in the run directory: the replay file and the newer episode files."""
-    rows: set[bytes] = set()
-    sequence = 0
-    if (run_dir / REPLAY_FILE).is_file():
-        with np.load(run_dir / REPLAY_FILE) as data:
-            frames = min(int(data['frames']), len(data['obs']))
-            rows |= {row.tobytes() for row in data['obs'][:frames].astype(np.float32)}
-            sequence = int(data['learner_episode_sequence'])
-    for file in sorted((run_dir / EPISODES_DIR).glob('*.npz')):
-        if int(file.stem) > sequence:
-            with np.load(file) as data:
-                rows |= {row.tobytes() for row in data['observation'].astype(np.float32)}
-    return rows
+    })
 
 
 def test_learner_sigkill_loses_no_finished_episode(ros, start_node, tmp_path, vae_checkpoint):
@@ -112,12 +56,12 @@ def test_learner_sigkill_loses_no_finished_episode(ros, start_node, tmp_path, va
     learner = nodes['learner'][1]
     # Past a checkpoint, and some episodes after it (only in episode files).
     assert wait_for(lambda: (run_dir / CHECKPOINT_FILE).is_file()
-                    and status_of(status).get('stored', 0) >= 64, timeout=90.0), (
-        status_of(status), outputs(nodes))
+                    and latest_status(status).get('stored', 0) >= 64, timeout=90.0), (
+        latest_status(status), outputs(nodes))
     # Kill right after a status: the episodes before the learner's current one are stored.
     count = len(status.messages)
     assert wait_for(lambda: len(status.messages) > count, timeout=10.0)
-    current = status_of(status)['robots']['robot_0']['episode_id']
+    current = latest_status(status)['robots']['robot_0']['episode_id']
     kill(learner)
     # Transitions published before the learner's subscription matched never reached it (the
     # topic is volatile; this test's own subscriber may have matched earlier): count only the
@@ -147,9 +91,9 @@ def test_learner_sigkill_loses_no_finished_episode(ros, start_node, tmp_path, va
     stored_at_resume = int(re.search(r'(\d+) transitions stored', resumed).group(1))
     assert stored_at_resume >= len(expected), (resumed, len(expected))
     # Training continues from the checkpoint's counter, on new transitions.
-    assert wait_for(lambda: status_of(status).get('updates', 0) > updates
-                    and status_of(status).get('stored', 0) > stored_at_resume,
-                    timeout=40.0), (status_of(status), again.output[-2000:])
+    assert wait_for(lambda: latest_status(status).get('updates', 0) > updates
+                    and latest_status(status).get('stored', 0) > stored_at_resume,
+                    timeout=40.0), (latest_status(status), again.output[-2000:])
     assert list((run_dir / 'tensorboard').glob('events.out.tfevents.*'))
     assert 'Traceback' not in again.output
     print(f'\nlearner drill: {len(finished)} finished episodes ({len(expected)} transitions) '

@@ -22,14 +22,13 @@ import time
 from typing import Any, Callable, Optional
 
 from geometry_msgs.msg import PointStamped
-from harness import wait_for
+from harness import (kill, latest_status, outputs, saved_rows, Stamped,
+                     start_practice_nodes, wait_for)
 import numpy as np
 import pytest
 from std_msgs.msg import String
-from test_kill_restart import kill, outputs, saved_rows, Stamped, status_of
 
 from rig_msgs.msg import Transition, Weights
-from rig_ros import graph
 from rig_ros.core import checkpoints
 from rig_ros.core.encoder import VAE_CHECKPOINT_FILE
 from rig_ros.core.frames import FRAMES_DIR
@@ -59,18 +58,11 @@ STAGE_TIMEOUT_S = 60.0
 
 def start_graph(start_node: Callable, run_dir: pathlib.Path) -> dict:
     """Start the lockstep reacher practice graph node by node, with no VAE given."""
-    overrides = {
+    return start_practice_nodes(start_node, run_dir, True, {
         'vae_encoder': {'reconstruction_period_s': 0.0},
         'goal_scheduler': {'episode_length': EPISODE_LENGTH, 'episode_timeout_s': 15.0},
         'learner': LEARNER,
-    }
-    nodes = {}
-    for spec in graph.practice_graph('reacher', lockstep=True, run_dir=str(run_dir)):
-        nodes[spec.executable] = (spec, lambda spec=spec: start_node(
-            spec.executable, name=spec.name, namespace=spec.namespace,
-            parameters={**spec.parameters, **overrides.get(spec.executable, {})},
-            param_files=spec.param_files, remappings=spec.remappings))
-    return {name: [spec, make(), make] for name, (spec, make) in nodes.items()}
+    })
 
 
 def statuses(collector: Any) -> list[dict]:
@@ -88,7 +80,7 @@ def stages_seen(collector: Any) -> list[str]:
 
 
 def stage_is(collector: Any, stage: str) -> bool:
-    return status_of(collector).get('stage') == stage
+    return latest_status(collector).get('stage') == stage
 
 
 def chunk_frames(run_dir: pathlib.Path) -> int:
@@ -147,12 +139,12 @@ def test_learner_sigkill_while_exploring_keeps_every_written_frame(ros, start_no
     nodes = start_graph(start_node, run_dir)
     status, sent, states, _ = watch(ros)
     # Mid-exploration, with some chunks written.
-    assert wait_for(lambda: stage_is(status, 'explore') and status_of(status).get('frames', 0)
+    assert wait_for(lambda: stage_is(status, 'explore') and latest_status(status).get('frames', 0)
                     >= EXPLORE_FRAMES // 3 and chunk_frames(run_dir) >= 16,
-                    timeout=START_TIMEOUT_S + STAGE_TIMEOUT_S), (status_of(status),
+                    timeout=START_TIMEOUT_S + STAGE_TIMEOUT_S), (latest_status(status),
                                                                  outputs(nodes))
     explored_s = time.monotonic() - began
-    reported = status_of(status)['frames']
+    reported = latest_status(status)['frames']
     kill(nodes['learner'][1])
     assert sum(m.vae_version == 0 and not m.observation for _, m in sent.since(0)) > 0
     on_disk = chunk_frames(run_dir)
@@ -167,8 +159,8 @@ def test_learner_sigkill_while_exploring_keeps_every_written_frame(ros, start_no
     assert 'stage explore (resumed)' in line, line
     assert kept_frames(line) == on_disk, (line, on_disk)
     # Exploration goes on (the schedulers never stopped) to the budget, then pretraining.
-    assert wait_for(lambda: status_of(status).get('stage') in ('pretrain', 'practise'),
-                    timeout=STAGE_TIMEOUT_S), (status_of(status), outputs(nodes))
+    assert wait_for(lambda: latest_status(status).get('stage') in ('pretrain', 'practise'),
+                    timeout=STAGE_TIMEOUT_S), (latest_status(status), outputs(nodes))
     after = statuses(status)[killed:]
     assert after and after[0]['frames'] >= on_disk, after[:1]
     assert 'pretrain' in [report.get('stage') for report in after]
@@ -188,7 +180,7 @@ def test_learner_sigkill_while_pretraining_resumes_the_vae_step(ros, start_node,
     status, sent, states, weights = watch(ros)
     checkpoint = run_dir / PRETRAIN_CHECKPOINT_FILE
     assert wait_for(checkpoint.is_file, timeout=START_TIMEOUT_S + STAGE_TIMEOUT_S,
-                    interval=0.02), (status_of(status), outputs(nodes))
+                    interval=0.02), (latest_status(status), outputs(nodes))
     kill(nodes['learner'][1])
     pretrain_at_s = time.monotonic() - began
     # What the restart will read: the checkpoint on disk after the kill.
@@ -208,17 +200,17 @@ def test_learner_sigkill_while_pretraining_resumes_the_vae_step(ros, start_node,
     assert f'VAE pretraining at step {step}/{VAE_STEPS}' in line, (line, step)
     # Practice: VAE version 1 goes out; practice transitions made with it reach the learner.
     assert wait_for(lambda: any(m.model_name == 'vae' for m in weights.messages),
-                    timeout=STAGE_TIMEOUT_S), (status_of(status), outputs(nodes))
+                    timeout=STAGE_TIMEOUT_S), (latest_status(status), outputs(nodes))
     assert [m.version for m in weights.messages if m.model_name == 'vae'] == [1]
 
     def practice_sent() -> list:
         return [m for t, m in sent.since(restarted) if m.vae_version == 1]
 
-    assert wait_for(lambda: len(practice_sent()) >= EPISODE_LENGTH and status_of(status).get(
+    assert wait_for(lambda: len(practice_sent()) >= EPISODE_LENGTH and latest_status(status).get(
         'practice_received', 0) > 0, timeout=STAGE_TIMEOUT_S), (
-        status_of(status), outputs(nodes))
+        latest_status(status), outputs(nodes))
     assert all(m.next_vae_version == 1 and len(m.observation) == 4 for m in practice_sent())
-    final = status_of(status)
+    final = latest_status(status)
     assert final['stage'] == 'practise' and final['vae_version'] == 1, final
     assert final['replay_seeded'] and final['frames'] == frames, final
     assert stages_seen(status) == STAGES, stages_seen(status)
@@ -236,18 +228,18 @@ def test_learner_sigkill_while_practising_stays_in_practice(ros, start_node, tmp
     nodes = start_graph(start_node, run_dir)
     status, sent, states, _ = watch(ros)
     assert wait_for(lambda: stage_is(status, 'practise'),
-                    timeout=START_TIMEOUT_S + 2 * STAGE_TIMEOUT_S), (status_of(status),
+                    timeout=START_TIMEOUT_S + 2 * STAGE_TIMEOUT_S), (latest_status(status),
                                                                      outputs(nodes))
     practise_at_s = time.monotonic() - began
-    seeded = status_of(status).get('stored', 0)
+    seeded = latest_status(status).get('stored', 0)
     # Past a checkpoint and some practice episodes after it.
-    assert wait_for(lambda: (run_dir / CHECKPOINT_FILE).is_file() and status_of(status).get(
+    assert wait_for(lambda: (run_dir / CHECKPOINT_FILE).is_file() and latest_status(status).get(
         'practice_received', 0) >= 4 * EPISODE_LENGTH, timeout=STAGE_TIMEOUT_S), (
-        status_of(status), outputs(nodes))
+        latest_status(status), outputs(nodes))
     # Kill right after a status: the episodes before the learner's current one are stored.
     count = len(status.messages)
     assert wait_for(lambda: len(status.messages) > count, timeout=10.0)
-    current = status_of(status)['robots']['robot_0']['episode_id']
+    current = latest_status(status)['robots']['robot_0']['episode_id']
     stage_record = json.loads((run_dir / STAGE_FILE).read_text())
     kill(nodes['learner'][1])
     # Only episodes the learner saw from their first step (see test_kill_restart).
@@ -268,9 +260,9 @@ def test_learner_sigkill_while_practising_stays_in_practice(ros, start_node, tmp
     assert 'stage practise (resumed)' in line and 'VAE version 1' in line, line
     stored_at_resume = int(re.search(r'(\d+) transitions stored', line).group(1))
     assert stored_at_resume >= seeded + len(expected), (line, seeded, len(expected))
-    assert wait_for(lambda: len(status.messages) > killed and status_of(status).get(
-        'updates', 0) > updates and status_of(status).get('stored', 0) > stored_at_resume,
-        timeout=STAGE_TIMEOUT_S), (status_of(status), learner.output[-3000:])
+    assert wait_for(lambda: len(status.messages) > killed and latest_status(status).get(
+        'updates', 0) > updates and latest_status(status).get('stored', 0) > stored_at_resume,
+        timeout=STAGE_TIMEOUT_S), (latest_status(status), learner.output[-3000:])
     assert {report.get('stage') for report in statuses(status)[killed:]} == {'practise'}
     assert 'stage explore' not in learner.output and 'stage pretrain' not in learner.output
     assert 'VAE pretrained' not in learner.output

@@ -18,11 +18,10 @@ import sys
 import threading
 import time
 
-from harness import wait_for
+from harness import latest_status, saved_rows, Stamped, wait_for
 import numpy as np
 import pytest
 from std_msgs.msg import String
-from test_kill_restart import saved_rows, Stamped, status_of
 import yaml
 
 from rig_msgs.msg import Transition
@@ -106,8 +105,8 @@ def test_every_node_killed_in_turn_is_restarted_and_practice_goes_on(
         # (The file's own update count: the status can show updates before a checkpoint
         # holding them is on disk.)
         assert wait_for(lambda: checkpoint_updates(run_dir) > 0
-                        and status_of(status).get('stored', 0) >= 4 * EPISODE_LENGTH,
-                        timeout=120.0), (status_of(status), practice.text()[-3000:])
+                        and latest_status(status).get('stored', 0) >= 4 * EPISODE_LENGTH,
+                        timeout=120.0), (latest_status(status), practice.text()[-3000:])
         report['practising'] = time.monotonic() - began
         for label in VICTIMS:
             check = check_learner_kill if label == 'learner' else None
@@ -137,7 +136,7 @@ def kill_and_recover(practice: Practice, label: str, status, sent: Stamped, run_
     """
     pid = practice.pid(label)
     assert pid, practice.text()[-3000:]
-    before = status_of(status)
+    before = latest_status(status)
     os.killpg(pid, signal.SIGKILL)
     killed_at = time.monotonic()
     context = check(status, sent, run_dir, before) if check else None
@@ -146,13 +145,13 @@ def kill_and_recover(practice: Practice, label: str, status, sent: Stamped, run_
     assert wait_for(lambda: practice.line_time(restarting) and practice.pid(label) != pid,
                     timeout=30.0), practice.text()[-3000:]
     restarted_at = practice.line_time(rf'\[runner\] restarted {label} ')
-    received_at_restart = status_of(status).get('received', 0)
+    received_at_restart = latest_status(status).get('received', 0)
 
     def recovered() -> bool:
         ended = [m for t, m in sent.since(restarted_at) if m.episode_end]
-        return bool(ended) and status_of(status).get('received', 0) >= (
+        return bool(ended) and latest_status(status).get('received', 0) >= (
             received_at_restart + 2 * EPISODE_LENGTH)
-    assert wait_for(recovered, timeout=90.0), (status_of(status), practice.text()[-3000:])
+    assert wait_for(recovered, timeout=90.0), (latest_status(status), practice.text()[-3000:])
     if context is not None:
         context(status, killed_at)
     return time.monotonic() - restarted_at
