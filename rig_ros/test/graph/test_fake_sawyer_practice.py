@@ -37,7 +37,7 @@ import time
 from typing import Any, Callable, Iterator, Optional
 
 from geometry_msgs.msg import TwistStamped
-from harness import wait_for
+from harness import latest_status, wait_for
 import numpy as np
 import pytest
 from sensor_msgs.msg import Image, JointState
@@ -135,11 +135,41 @@ def assert_tool_in_box(tool: np.ndarray, report: Callable[[], str]) -> float:
     return float(np.min(np.r_[tool - BOX_LOW, BOX_HIGH - tool]))
 
 
+class FakeSawyerPractice:
+    """The fake Sawyer, its camera and the sim=False practice graph, with the checks' helpers."""
+
+    def __init__(self, runner: GraphRunner, output: io.StringIO, fake: Any, camera: Any,
+                 status: Any) -> None:
+        self.runner, self.output, self.fake, self.camera = runner, output, fake, camera
+        self.status = status  # the learner's status messages
+
+    def latest(self) -> dict:
+        """Return the newest learner status, {} before the first."""
+        return latest_status(self.status)
+
+    def alive(self) -> bool:
+        """Whether the graph and both stand-ins still run."""
+        return (self.runner.wait(timeout=0.0) is None and self.fake.returncode is None
+                and self.camera.returncode is None)
+
+    def wait(self, predicate: Callable[[], Any], timeout: float) -> bool:
+        """Wait for `predicate`; false at once if anything exited."""
+        return wait_for(lambda: predicate() or not self.alive(),
+                        timeout=timeout, interval=0.1) and self.alive()
+
+    def report(self) -> str:
+        """Return the status and the tails of every output (for assertion messages)."""
+        return (f'status {self.latest()}\n[fake_sawyer]\n{self.fake.output[-2000:]}\n'
+                f'[scene_camera]\n{self.camera.output[-2000:]}\n'
+                f'{self.output.getvalue()[-8000:]}')
+
+
 @contextlib.contextmanager
 def fake_sawyer_practice(
-        start_node, tmp_path: pathlib.Path, checkpoint: Optional[pathlib.Path],
-        learner: Optional[dict] = None) -> Iterator[tuple[GraphRunner, io.StringIO, Any, Any]]:
+        ros, start_node, tmp_path: pathlib.Path, checkpoint: Optional[pathlib.Path],
+        learner: Optional[dict] = None) -> Iterator[FakeSawyerPractice]:
     """Start the fake Sawyer, its camera and the sim=False practice graph; stop them after."""
+    status = ros.collect(String, '/rig/learner_status', LATCHED_QOS)
     fake = start_node('fake_sawyer', parameters={'message_types': 'standin'})
     camera = start_node('scene_camera')  # the reacher's scene, 240x320 at 10 Hz
     params = practice_params(tmp_path, checkpoint, learner)
@@ -152,22 +182,23 @@ def fake_sawyer_practice(
     runner = GraphRunner(specs, output=output, sigint_timeout=15.0)
     runner.start()
     try:
-        yield runner, output, fake, camera
+        yield FakeSawyerPractice(runner, output, fake, camera, status)
     finally:
         runner.stop()
 
 
 @pytest.fixture
-def practice(ros, start_node, tmp_path,
-             vae_checkpoint) -> Iterator[tuple[GraphRunner, io.StringIO, Any, Any]]:
+def practice(ros, start_node, tmp_path, vae_checkpoint) -> Iterator[FakeSawyerPractice]:
     """Start the fake Sawyer practising with the untrained VAE the learner serves."""
-    with fake_sawyer_practice(start_node, tmp_path, vae_checkpoint) as started:
+    with fake_sawyer_practice(ros, start_node, tmp_path, vae_checkpoint) as started:
         yield started
 
 
 @pytest.mark.slow
 def test_practice_graph_on_the_fake_sawyer(ros, practice):
-    runner, output, fake, camera = practice
+    runner, output, fake, camera, status = (
+        practice.runner, practice.output, practice.fake, practice.camera, practice.status)
+    latest, alive, wait, report = practice.latest, practice.alive, practice.wait, practice.report
     began = time.monotonic()
     kinematics = SawyerKinematics(tool_offset_m=TOOL_OFFSET_M)
     joints = ros.collect(JointState, JOINT_STATES_TOPIC, ARM_QOS)
@@ -176,25 +207,8 @@ def test_practice_graph_on_the_fake_sawyer(ros, practice):
     latents = ros.collect(LatentState, f'/{ROBOT}/rig/latent', SENSOR_QOS)
     images = ros.collect(Image, f'/{ROBOT}/rig/image', SENSOR_QOS)
     goals = ros.collect(Goal, f'/{ROBOT}/rig/goal', LATCHED_QOS)
-    status = ros.collect(String, '/rig/learner_status', LATCHED_QOS)
     weights = ros.collect(Weights, '/rig/weights', WEIGHTS_QOS)
     transitions = ros.collect(Transition, '/rig/transition', TRANSITION_QOS)
-
-    def report() -> str:
-        return (f'status {latest()}\n[fake_sawyer]\n{fake.output[-2000:]}\n[scene_camera]\n'
-                f'{camera.output[-2000:]}\n{output.getvalue()[-8000:]}')
-
-    def latest() -> dict:
-        messages = status.messages
-        return json.loads(messages[-1].data) if messages else {}
-
-    def alive() -> bool:
-        return (runner.wait(timeout=0.0) is None and fake.returncode is None
-                and camera.returncode is None)
-
-    def wait(predicate, timeout: float) -> bool:
-        return wait_for(lambda: predicate() or not alive(),
-                        timeout=timeout, interval=0.1) and alive()
 
     # Before activation: the whole graph runs (latents flow, the learner serves the VAE, the
     # scheduler's resets are refused), and nothing moves.
@@ -357,27 +371,13 @@ def test_a_new_run_explores_pretrains_and_practises_on_the_fake_sawyer(
     kinematics = SawyerKinematics(tool_offset_m=TOOL_OFFSET_M)
     joints = ros.collect(JointState, JOINT_STATES_TOPIC, ARM_QOS)
     goals = ros.collect(Goal, f'/{ROBOT}/rig/goal', LATCHED_QOS)
-    status = ros.collect(String, '/rig/learner_status', LATCHED_QOS)
     weights = ros.collect(Weights, '/rig/weights', WEIGHTS_QOS)
     transitions = ros.collect(Transition, '/rig/transition', TRANSITION_QOS)
-    with fake_sawyer_practice(start_node, tmp_path, None, EXPLORING) as (
-            runner, output, fake, camera):
-
-        def latest() -> dict:
-            messages = status.messages
-            return json.loads(messages[-1].data) if messages else {}
-
-        def report() -> str:
-            return (f'status {latest()}\n[fake_sawyer]\n{fake.output[-2000:]}\n'
-                    f'[scene_camera]\n{camera.output[-2000:]}\n{output.getvalue()[-8000:]}')
-
-        def alive() -> bool:
-            return (runner.wait(timeout=0.0) is None and fake.returncode is None
-                    and camera.returncode is None)
-
-        def wait(predicate, timeout: float) -> bool:
-            return wait_for(lambda: predicate() or not alive(),
-                            timeout=timeout, interval=0.1) and alive()
+    with fake_sawyer_practice(ros, start_node, tmp_path, None, EXPLORING) as practice:
+        runner, output, fake, camera, status = (
+            practice.runner, practice.output, practice.fake, practice.camera, practice.status)
+        latest, alive, wait, report = (practice.latest, practice.alive, practice.wait,
+                                       practice.report)
 
         # A new run explores; nothing moves before activation (resets are refused).
         assert wait(lambda: latest().get('stage') == 'explore'
