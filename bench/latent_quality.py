@@ -58,9 +58,9 @@ def grid(low: np.ndarray, high: np.ndarray, size: int) -> np.ndarray:
     return np.array([(x, y) for x in xs for y in ys])
 
 
-def train_vae(task: str, reset_to_goal_probability: float, seed: int,
-              run_dir: pathlib.Path) -> None:
-    """Collect and pretrain as bench/pushing.py's RIG does, with this reset-to-goal share."""
+def train_vae(task: str, variant: str, reset_to_goal_probability: float, seed: int,
+              run_dir: pathlib.Path, image_size: int | None, latent_dim: int | None) -> None:
+    """Collect and pretrain as bench/pushing.py does, with these data and VAE settings."""
     import dataclasses
     import importlib
 
@@ -71,8 +71,11 @@ def train_vae(task: str, reset_to_goal_probability: float, seed: int,
     pushing = importlib.import_module('pushing')
     torch.set_num_threads(1)
     config = dataclasses.replace(
-        pushing.pushing_config(task, 'rig', seed, False, 50_000, 20),
+        pushing.pushing_config(task, variant, seed, False, 50_000, 20),
         collect_reset_to_goal_probability=reset_to_goal_probability)
+    config = dataclasses.replace(
+        config, image_size=image_size or config.image_size,
+        vae=dataclasses.replace(config.vae, latent_dim=latent_dim or config.vae.latent_dim))
     with SawyerSim(SawyerSimConfig(task=task, seed=seed)) as sim:
         RigPipeline(sim, config, run_dir).vae()
 
@@ -88,10 +91,17 @@ def main() -> int:
     parser.add_argument('--reset-to-goal-probability', type=float, default=0.5,
                         help='with --train: exploration episodes set to a goal state')
     parser.add_argument('--seed', type=int, default=0, help='with --train: the run seed')
+    parser.add_argument('--variant', choices=('rig', 'skewfit'), default='rig',
+                        help="with --train: bench/pushing.py's variant (its VAE data)")
+    parser.add_argument('--image-size', type=int, default=None,
+                        help="with --train: the VAE's input size (bench/pushing.py: 48)")
+    parser.add_argument('--latent-dim', type=int, default=None,
+                        help="with --train: the VAE's latent size (bench/pushing.py: 4)")
     args = parser.parse_args()
     run_dir = pathlib.Path(args.run_dir)
     if args.train:
-        train_vae(args.train, args.reset_to_goal_probability, args.seed, run_dir)
+        train_vae(args.train, args.variant, args.reset_to_goal_probability, args.seed, run_dir,
+                  args.image_size, args.latent_dim)
     config = PipelineConfig.from_dict(json.loads((run_dir / 'config.json').read_text()))
     saved = checkpoints.load_checkpoint(run_dir / 'vae.safetensors')
     vae = ConvVAE(VAEConfig(**saved.config))
