@@ -59,7 +59,8 @@ def grid(low: np.ndarray, high: np.ndarray, size: int) -> np.ndarray:
 
 
 def train_vae(task: str, variant: str, reset_to_goal_probability: float, seed: int,
-              run_dir: pathlib.Path, image_size: int | None, latent_dim: int | None) -> None:
+              run_dir: pathlib.Path, image_size: int | None, latent_dim: int | None,
+              vae_steps: int | None, no_augmentation: bool) -> None:
     """Collect and pretrain as bench/pushing.py does, with these data and VAE settings."""
     import dataclasses
     import importlib
@@ -75,7 +76,12 @@ def train_vae(task: str, variant: str, reset_to_goal_probability: float, seed: i
         collect_reset_to_goal_probability=reset_to_goal_probability)
     config = dataclasses.replace(
         config, image_size=image_size or config.image_size,
+        vae_steps=vae_steps or config.vae_steps,
         vae=dataclasses.replace(config.vae, latent_dim=latent_dim or config.vae.latent_dim))
+    if no_augmentation:
+        config = dataclasses.replace(config, vae=dataclasses.replace(
+            config.vae, augmentation=dataclasses.replace(config.vae.augmentation,
+                                                         enabled=False)))
     with SawyerSim(SawyerSimConfig(task=task, seed=seed)) as sim:
         RigPipeline(sim, config, run_dir).vae()
 
@@ -97,11 +103,15 @@ def main() -> int:
                         help="with --train: the VAE's input size (bench/pushing.py: 48)")
     parser.add_argument('--latent-dim', type=int, default=None,
                         help="with --train: the VAE's latent size (bench/pushing.py: 4)")
+    parser.add_argument('--vae-steps', type=int, default=None,
+                        help='with --train: pretraining minibatches (bench/pushing.py: 5000)')
+    parser.add_argument('--no-augmentation', action='store_true',
+                        help="with --train: the VAE's input augmentation off (shifts, light)")
     args = parser.parse_args()
     run_dir = pathlib.Path(args.run_dir)
     if args.train:
         train_vae(args.train, args.variant, args.reset_to_goal_probability, args.seed, run_dir,
-                  args.image_size, args.latent_dim)
+                  args.image_size, args.latent_dim, args.vae_steps, args.no_augmentation)
     config = PipelineConfig.from_dict(json.loads((run_dir / 'config.json').read_text()))
     saved = checkpoints.load_checkpoint(run_dir / 'vae.safetensors')
     vae = ConvVAE(VAEConfig(**saved.config))
