@@ -26,8 +26,9 @@ Storage and training are `core.trainer.RigTrainer`'s, as in `core.pipeline`: onc
 `td3.learning_starts` transitions are stored, every stored transition owes
 `td3.updates_per_step` updates, `train()` pays what is owed; the reward is the Euclidean or
 (`reward: mahalanobis`) the Mahalanobis latent distance, with the variance saved in the VAE
-checkpoint `vae_checkpoint`. Every `broadcast_every` updates the actor is due for broadcast (a
-new version).
+checkpoint practised with (`vae_checkpoint`'s, or the run's own pretrained one, given by
+`core.practice_run` when it loads it). Every `broadcast_every` updates the actor is due for
+broadcast (a new version).
 
 Durability: with `record_episodes(run_dir)` every part stored in the replay buffer is also
 written at once to `run_dir/episodes/<sequence>.npz` (atomically, `core.files`; with its
@@ -122,7 +123,8 @@ class LearnerConfig:
     replay_capacity: int = 100_000
     """Replay buffer size in frames (an episode of T steps takes T + 1)."""
     reward: RewardKind = 'euclidean'
-    """Latent reward: 'euclidean', or 'mahalanobis' with the variance saved in vae_checkpoint."""
+    """Latent reward: 'euclidean', or 'mahalanobis' with the variance saved with the VAE
+    practised with (the run's own, else vae_checkpoint's)."""
     broadcast_every: int = 200
     """Updates between policy weight broadcasts."""
     checkpoint_every: int = 5000
@@ -289,15 +291,16 @@ class Learner:
         self._clock = clock  # seconds, for checkpoint_period_s
         dim = config.latent_dim
         mahalanobis = config.train and config.reward == 'mahalanobis'
-        if mahalanobis and not config.vae_checkpoint:
-            raise ValueError("the 'mahalanobis' reward needs vae_checkpoint (its variance)")
+        if mahalanobis and not (config.vae_checkpoint or config.run_dir):
+            raise ValueError("the 'mahalanobis' reward needs a VAE's variance: set "
+                             'vae_checkpoint, or run_dir (the run pretrains its own VAE)')
         self.trainer = RigTrainer(
             obs_dim=dim, goal_dim=dim, action_dim=config.action_dim, td3=config.td3,
             relabel=config.relabel, replay_capacity=config.replay_capacity,
             prior_goal_sampler=latent_prior(np.random.default_rng(config.seed + 1), dim),
             reward=config.reward if config.train else 'euclidean',
             latent_variance=(load_latent_variance(config.vae_checkpoint, dim)
-                             if mahalanobis else None),
+                             if mahalanobis and config.vae_checkpoint else None),
             image_shape=config.image_shape, seed=config.seed, device=config.device)
         self.served_actor: Optional[Actor] = None  # load_actor()'s, served instead of training
         self._episodes: dict[str, _Episode] = {}

@@ -62,7 +62,7 @@ from rig_ros.core import checkpoints
 from rig_ros.core.encoder import LATENT_VARIANCE_KEY, VAE_CHECKPOINT_FILE
 from rig_ros.core.frames import FrameStore, FrameStoreConfig
 from rig_ros.core.latent_versions import add_exploration, LatentVersions, VersionedFineTuning
-from rig_ros.core.learner import Learner, LearnerConfig
+from rig_ros.core.learner import Learner, LearnerConfig, load_latent_variance
 from rig_ros.core.lifecycle import Lifecycle, LifecycleConfig
 from rig_ros.core.policy_runtime import TransitionRecord
 from rig_ros.core.trainer import VAEFineTuning
@@ -113,7 +113,7 @@ class PracticeRun:
     """The learner's run and its stages (see the module doc).
 
     Raises ValueError for a config that cannot run (a training run with neither
-    vae_checkpoint nor run_dir, a 'mahalanobis' reward without vae_checkpoint).
+    vae_checkpoint nor run_dir, a 'mahalanobis' reward with neither).
     """
 
     def __init__(self, config: LearnerConfig, *,
@@ -217,6 +217,9 @@ class PracticeRun:
                 f'the VAE of {path} has {self.vae.config.latent_dim} latents, the learner '
                 f'latent_dim {config.latent_dim}')
         self.vae_file = path if path.is_file() else path / VAE_CHECKPOINT_FILE
+        if config.reward == 'mahalanobis':  # the variance of the VAE practised with
+            self.learner.trainer.set_latent_variance(
+                load_latent_variance(self.vae_file, config.latent_dim))
         assert self.lifecycle is not None
         buffer = self.learner.buffer
         with self.learner.exclusive():

@@ -95,6 +95,11 @@ def latent_prior(rng: np.random.Generator, latent_dim: int) -> GoalSampler:
     return sample
 
 
+def _variance_pending(achieved: np.ndarray, goal: np.ndarray) -> np.ndarray:
+    raise RuntimeError("the 'mahalanobis' reward has no latent variance yet: it comes with the "
+                       "run's VAE (RigTrainer.set_latent_variance)")
+
+
 class RigTrainer:
     """Replay, reward, update schedule and TD3 of one RIG run (see the module doc).
 
@@ -121,7 +126,10 @@ class RigTrainer:
         self.schedule = td3.schedule
         self.relabel = relabel
         self.seed = seed
-        self.reward_fn = latent_reward_fn(reward, latent_variance)
+        self.reward_kind = reward
+        # 'mahalanobis' may wait for its variance: a run that pretrains its own VAE gets it then.
+        self.reward_fn = (_variance_pending if reward == 'mahalanobis' and latent_variance is None
+                          else latent_reward_fn(reward, latent_variance))
         self.prior_goal_sampler = prior_goal_sampler
         self.agent = GoalConditionedTD3(obs_dim, goal_dim, action_dim, td3.algorithm, device,
                                         seed=seed)
@@ -134,6 +142,16 @@ class RigTrainer:
         self.stored = 0  # transitions stored, resumed ones included: what updates are owed for
         self.last_metrics: dict[str, float] = {}  # of the latest TD3 update
         self._vae_stage_at = 0  # `stored` at the VAE stage's last run
+
+    def set_latent_variance(self, variance: np.ndarray) -> None:
+        """Give the 'mahalanobis' reward the encoder variance of the VAE now in use.
+
+        Nothing changes for 'euclidean'. Raises ValueError for a non-positive variance.
+        """
+        if self.reward_kind != 'mahalanobis':
+            return
+        self.reward_fn = latent_reward_fn('mahalanobis', variance)
+        self.buffer.reward_fn = self.reward_fn
 
     # Transitions.
 

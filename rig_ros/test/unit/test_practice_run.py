@@ -216,3 +216,30 @@ def test_a_given_vae_practises_at_once_and_no_run_dir_needs_one(tmp_path, vae_ch
         PracticeRun(make_config(''))
     with pytest.raises(ValueError, match='vae.latent_dim'):
         make_config(tmp_path, latent_dim=3)
+
+
+def test_a_mahalanobis_run_takes_the_variance_of_its_own_vae(tmp_path):
+    from rig_ros.core.learner import Learner, load_latent_variance
+    from rig_ros.core.rewards import mahalanobis_latent_reward
+    with pytest.raises(ValueError, match="needs a VAE's variance"):
+        Learner(make_config('', reward='mahalanobis'))
+    run = PracticeRun(make_config(tmp_path, reward='mahalanobis'))
+    run.resume()
+    achieved, goal = np.zeros((3, 4), np.float32), np.ones((3, 4), np.float32)
+    with pytest.raises(RuntimeError, match='no latent variance yet'):
+        run.learner.trainer.reward_fn(achieved, goal)  # no VAE yet: no metric either
+    explore(run)
+    work_until(run, 'vae')
+    assert run.stage == 'practise' and run.learner.buffer.num_episodes == 4
+    variance = load_latent_variance(tmp_path, 4)
+    assert not np.allclose(variance, 1.0)  # the metric differs from the Euclidean one
+    expected = mahalanobis_latent_reward(achieved, goal, variance)
+    np.testing.assert_allclose(run.learner.trainer.reward_fn(achieved, goal), expected)
+    np.testing.assert_allclose(run.learner.buffer.reward_fn(achieved, goal), expected)
+    run.work()  # TD3 samples the seeded replay with that reward
+    assert run.learner.updates > 0
+
+    # A restart in practice reads the variance from the run's VAE again.
+    again = PracticeRun(make_config(tmp_path, reward='mahalanobis'))
+    again.resume()
+    np.testing.assert_allclose(again.learner.trainer.reward_fn(achieved, goal), expected)

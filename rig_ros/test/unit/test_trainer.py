@@ -87,11 +87,25 @@ def test_network_state_round_trip():
 
 
 def test_mahalanobis_needs_the_variance():
-    with pytest.raises(ValueError, match='variance'):
-        make_trainer(reward='mahalanobis')
-    trainer = make_trainer(reward='mahalanobis', latent_variance=np.full(DIM, 4.0),
-                           relabel=RelabelConfig(1.0, 0.0, 0.0))
-    add_episode(trainer, 6)
-    batch = trainer.buffer.sample(16)
+    # Without a variance the trainer waits for one (a run that pretrains its VAE): sampling
+    # says so, set_latent_variance gives it.
+    waiting = make_trainer(reward='mahalanobis', relabel=RelabelConfig(1.0, 0.0, 0.0))
+    add_episode(waiting, 6)
+    with pytest.raises(RuntimeError, match='set_latent_variance'):
+        waiting.buffer.sample(16)
+    with pytest.raises(ValueError, match='positive'):
+        waiting.set_latent_variance(np.zeros(DIM))
+    waiting.set_latent_variance(np.full(DIM, 4.0))
+    given = make_trainer(reward='mahalanobis', latent_variance=np.full(DIM, 4.0),
+                         relabel=RelabelConfig(1.0, 0.0, 0.0))
+    add_episode(given, 6)
+    for trainer in (waiting, given):
+        batch = trainer.buffer.sample(16)
+        distance = np.linalg.norm((batch['achieved_goal'] - batch['goal']).numpy(), axis=1)
+        np.testing.assert_allclose(batch['reward'].numpy(), -distance / 2.0, rtol=1e-5)
+    euclidean = make_trainer(relabel=RelabelConfig(1.0, 0.0, 0.0))
+    euclidean.set_latent_variance(np.full(DIM, 4.0))  # no metric to give: unchanged
+    add_episode(euclidean, 6)
+    batch = euclidean.buffer.sample(16)
     distance = np.linalg.norm((batch['achieved_goal'] - batch['goal']).numpy(), axis=1)
-    np.testing.assert_allclose(batch['reward'].numpy(), -distance / 2.0, rtol=1e-5)
+    np.testing.assert_allclose(batch['reward'].numpy(), -distance, rtol=1e-5)
