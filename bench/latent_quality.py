@@ -71,13 +71,11 @@ def train_vae(task: str, variant: str, reset_to_goal_probability: float, seed: i
     sys.path.insert(0, str(ROOT / 'bench'))
     pushing = importlib.import_module('pushing')
     torch.set_num_threads(1)
+    config = pushing.pushing_config(task, variant, seed, False, 50_000, 20,
+                                    pushing.VAESettings(image_size, latent_dim))
     config = dataclasses.replace(
-        pushing.pushing_config(task, variant, seed, False, 50_000, 20),
-        collect_reset_to_goal_probability=reset_to_goal_probability)
-    config = dataclasses.replace(
-        config, image_size=image_size or config.image_size,
-        vae_steps=vae_steps or config.vae_steps,
-        vae=dataclasses.replace(config.vae, latent_dim=latent_dim or config.vae.latent_dim))
+        config, collect_reset_to_goal_probability=reset_to_goal_probability,
+        vae_steps=vae_steps or config.vae_steps)
     if no_augmentation:
         config = dataclasses.replace(config, vae=dataclasses.replace(
             config.vae, augmentation=dataclasses.replace(config.vae.augmentation,

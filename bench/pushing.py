@@ -52,12 +52,30 @@ RESET_TO_GOAL_PROBABILITY = 0.5
 SKEW_FIT = SkewFitConfig(alpha=-1.0)
 
 
+@dataclasses.dataclass(frozen=True)
+class VAESettings:
+    """The VAE settings the benchmark may change (None: the learning benchmark's)."""
+
+    image_size: int | None = None
+    latent_dim: int | None = None
+
+    def tag(self) -> str:
+        """Return a suffix naming the settings that differ ('' for none)."""
+        return ''.join(f'_{name}{value}' for name, value in (
+            ('image', self.image_size), ('latent', self.latent_dim)) if value is not None)
+
+
 def pushing_config(task: str, variant: str, seed: int, quick: bool, rl_steps: int,
-                   goals: int) -> PipelineConfig:
+                   goals: int, vae: VAESettings = VAESettings()) -> PipelineConfig:
     """Learning benchmark's pusher budget, the RIG data recipe, and the variant's skewing."""
     config = dataclasses.replace(
         pusher_config(seed, quick, rl_steps), task=task, eval_goals=goals,
         collect_reset_to_goal_probability=RESET_TO_GOAL_PROBABILITY)
+    if vae.image_size is not None:
+        config = dataclasses.replace(config, image_size=vae.image_size)
+    if vae.latent_dim is not None:
+        config = dataclasses.replace(config, vae=dataclasses.replace(
+            config.vae, latent_dim=vae.latent_dim))
     if variant == 'skewfit':
         config = dataclasses.replace(config, skew_fit=SKEW_FIT)
     return config
@@ -177,14 +195,21 @@ def main() -> int:
     parser.add_argument('--variants', nargs='+', choices=VARIANTS, default=list(VARIANTS))
     parser.add_argument('--tasks', nargs='+', choices=TASKS, default=list(TASKS))
     parser.add_argument('--out', default=str(ROOT / 'runs' / 'bench_pushing'))
+    parser.add_argument('--image-size', type=int, choices=(48, 84), default=None,
+                        help="the VAE's input size (default: the learning benchmark's, 48)")
+    parser.add_argument('--latent-dim', type=int, default=None,
+                        help="the VAE's latent size (default: the learning benchmark's, 4)")
     args = parser.parse_args()
+    vae = VAESettings(args.image_size, args.latent_dim)
     if args.goals is None:
         args.goals = 5 if args.quick else 20
     torch.set_num_threads(1)  # as bench/learning.py: a busy 2-core machine
-    out = pathlib.Path(args.out) / ('quick' if args.quick else 'full')
+    # Other VAE settings are other runs: their own folder (a run refuses another config).
+    out = pathlib.Path(args.out) / (('quick' if args.quick else 'full') + vae.tag())
     out.mkdir(parents=True, exist_ok=True)
 
     figures: dict[str, Any] = {'reset_to_goal_probability': RESET_TO_GOAL_PROBABILITY,
+                               'vae_settings': dataclasses.asdict(vae),
                                'skew_fit': dataclasses.asdict(SKEW_FIT),
                                'goals_per_box': args.goals}
     for task in args.tasks:
@@ -193,12 +218,12 @@ def main() -> int:
         for seed in range(args.seeds):
             for variant in args.variants:
                 config = pushing_config(task, variant, seed, args.quick, args.rl_steps,
-                                        args.goals)
+                                        args.goals, vae)
                 print(f'== {task} {variant} seed {seed}', flush=True)
                 rig[variant].append(run_rig(config, out / f'{task}_{variant}_seed{seed}'))
             print(f'== {task} oracle + random seed {seed}', flush=True)
             baselines.append(run_baselines(
-                pushing_config(task, 'rig', seed, args.quick, args.rl_steps, args.goals),
+                pushing_config(task, 'rig', seed, args.quick, args.rl_steps, args.goals, vae),
                 out / f'{task}_baselines_seed{seed}.json'))
         figures.update(summarise(task, rig, baselines, config, out))
     keys = ('pusher_rig_puck_distance_mean', 'pusher_oracle_puck_distance_mean',
