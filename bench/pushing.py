@@ -14,15 +14,20 @@ Reported: final puck distance (mean, median) and hand distance, per box; learnin
 (environment steps, the VAE's collection included, on the x axis; median final puck distance);
 wall time per seed. Resumable: each (task, variant, seed) keeps its run directory under --out; a
 finished one is read back, an interrupted pipeline resumes from its checkpoint (same flags:
-the pipeline refuses a different configuration). Prints one JSON line last.
+the pipeline refuses a different configuration). `--jobs N` runs N of them at once, one process
+each (the seeds of a machine with more cores); `--image-size` / `--latent-dim` change the VAE
+(their runs get their own folder; the baselines, which see no VAE, are shared). Prints one JSON
+line last.
 """
 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import dataclasses
 import importlib
 import json
+import multiprocessing
 import pathlib
 import sys
 import time
@@ -178,10 +183,36 @@ def summarise(task: str, rig: dict[str, list[dict]], baselines: list[dict],
             'random (median)': figures[f'{task}_random_puck_distance_median']},
         axes=report.CurveAxes(
             x_key='env_steps_total', x_label='environment steps (collection included)',
-            success_label='success rate (hand + puck distance < 6 cm)',
+            success_label=('success rate (hand + puck distance < '
+                           f'{100 * config.success_threshold_m:g} cm)'),
             distance_key='rig_final_puck_distance_median',
             distance_label='median final puck distance (cm)'))
     return figures
+
+
+@dataclasses.dataclass(frozen=True)
+class Work:
+    """One run of the benchmark: RIG of a variant, or the baselines, of a task and seed."""
+
+    task: str
+    variant: str  # a VARIANTS entry or 'baselines'
+    seed: int
+    config: PipelineConfig
+    path: pathlib.Path  # RIG: the run directory; baselines: the figures file
+
+    def __str__(self) -> str:
+        name = 'oracle + random' if self.variant == 'baselines' else self.variant
+        return f'{self.task} {name} seed {self.seed}'
+
+
+def run_work(item: Work) -> str:
+    """Run (or read back) one item in a worker process; return its name."""
+    torch.set_num_threads(1)
+    if item.variant == 'baselines':
+        run_baselines(item.config, item.path)
+    else:
+        run_rig(item.config, item.path)
+    return str(item)
 
 
 def main() -> int:
@@ -199,7 +230,11 @@ def main() -> int:
                         help="the VAE's input size (default: the learning benchmark's, 48)")
     parser.add_argument('--latent-dim', type=int, default=None,
                         help="the VAE's latent size (default: the learning benchmark's, 4)")
+    parser.add_argument('--jobs', type=int, default=1,
+                        help='runs at once, each in its own process (one core each)')
     args = parser.parse_args()
+    if args.jobs < 1:
+        parser.error(f'--jobs must be at least 1, got {args.jobs}')
     vae = VAESettings(args.image_size, args.latent_dim)
     if args.goals is None:
         args.goals = 5 if args.quick else 20
@@ -212,20 +247,34 @@ def main() -> int:
                                'vae_settings': dataclasses.asdict(vae),
                                'skew_fit': dataclasses.asdict(SKEW_FIT),
                                'goals_per_box': args.goals}
+    # The oracle and random policy see no VAE: one set per budget, shared by VAE settings.
+    baselines_dir = pathlib.Path(args.out) / ('quick' if args.quick else 'full')
+    baselines_dir.mkdir(parents=True, exist_ok=True)
+    work: list[Work] = []
+    for task in args.tasks:
+        for seed in range(args.seeds):
+            work += [Work(task, variant, seed, pushing_config(
+                task, variant, seed, args.quick, args.rl_steps, args.goals, vae),
+                out / f'{task}_{variant}_seed{seed}') for variant in args.variants]
+            work.append(Work(task, 'baselines', seed, pushing_config(
+                task, 'rig', seed, args.quick, args.rl_steps, args.goals, vae),
+                baselines_dir / f'{task}_baselines_seed{seed}.json'))
+    if args.jobs > 1:  # each in its own process; the figures are read back below
+        context = multiprocessing.get_context('spawn')
+        with concurrent.futures.ProcessPoolExecutor(args.jobs, mp_context=context) as pool:
+            for done in pool.map(run_work, work):
+                print(f'== done: {done}', flush=True)
     for task in args.tasks:
         rig: dict[str, list[dict]] = {variant: [] for variant in args.variants}
         baselines = []
-        for seed in range(args.seeds):
-            for variant in args.variants:
-                config = pushing_config(task, variant, seed, args.quick, args.rl_steps,
-                                        args.goals, vae)
-                print(f'== {task} {variant} seed {seed}', flush=True)
-                rig[variant].append(run_rig(config, out / f'{task}_{variant}_seed{seed}'))
-            print(f'== {task} oracle + random seed {seed}', flush=True)
-            baselines.append(run_baselines(
-                pushing_config(task, 'rig', seed, args.quick, args.rl_steps, args.goals, vae),
-                out / f'{task}_baselines_seed{seed}.json'))
-        figures.update(summarise(task, rig, baselines, config, out))
+        task_work = [item for item in work if item.task == task]
+        for item in task_work:
+            print(f'== {item}', flush=True)
+            if item.variant == 'baselines':
+                baselines.append(run_baselines(item.config, item.path))
+            else:
+                rig[item.variant].append(run_rig(item.config, item.path))
+        figures.update(summarise(task, rig, baselines, task_work[-1].config, out))
     keys = ('pusher_rig_puck_distance_mean', 'pusher_oracle_puck_distance_mean',
             'pusher_rl_steps', 'pusher_seeds', 'multi_pusher_rig_puck_distance_mean',
             'multi_pusher_oracle_puck_distance_mean', 'pusher_skewfit_puck_distance_mean')

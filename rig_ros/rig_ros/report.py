@@ -45,7 +45,9 @@ def plot_learning_curves(curves: dict[str, Sequence[dict[str, Any]]], path: path
                            marker='o', label=label)
     for label, value in (references or {}).items():
         distance_axis.axhline(100 * value, linestyle='--', color='grey')
-        distance_axis.annotate(label, (0, 100 * value), fontsize=8)
+        # At the left edge whatever the x range (environment steps start after collection).
+        distance_axis.annotate(label, (0.01, 100 * value), xycoords=('axes fraction', 'data'),
+                               fontsize=8)
     success_axis.set(xlabel=axes.x_label, ylabel=axes.success_label, ylim=(-0.02, 1.02),
                      title='success')
     distance_axis.set(xlabel=axes.x_label, ylabel=axes.distance_label, title='final distance')
