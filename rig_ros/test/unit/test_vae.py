@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from rig_ros.core.vae import (
-    ConvVAE, decode_latents, encode_images, images_to_tensor, VAEConfig, VAETrainer)
+    ConvVAE, decode_latents, encode_images, evaluating, images_to_tensor, VAEConfig, VAETrainer)
 
 
 def moving_square(count: int, size: int) -> np.ndarray:
@@ -162,3 +162,18 @@ def test_trainer_state_dict_round_trip():
     assert copy.step == 3
     for name, tensor in trainer.vae.state_dict().items():
         torch.testing.assert_close(copy.vae.state_dict()[name], tensor, rtol=0, atol=0)
+
+
+def test_evaluating_restores_the_mode_and_leaves_an_evaluating_module_alone(monkeypatch):
+    vae = ConvVAE(VAEConfig(image_size=48, latent_dim=4))
+    vae.train()
+    with evaluating(vae):
+        assert not any(part.training for part in vae.modules())
+    assert all(part.training for part in vae.modules())
+    vae.eval()
+    switched = []
+    monkeypatch.setattr(torch.nn.Module, 'train',
+                        lambda self, mode=True: switched.append(mode) or self)
+    with evaluating(vae):
+        pass
+    assert switched == [] and not vae.training  # already evaluating: no switch at all
