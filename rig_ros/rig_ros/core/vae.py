@@ -288,9 +288,10 @@ class ConvVAE(nn.Module):
 @contextlib.contextmanager
 def evaluating(module: nn.Module) -> Iterator[nn.Module]:
     """Put a module in eval mode (batch-norm running statistics) and restore its mode after."""
-    if not any(part.training for part in module.modules()):
+    if not module.training:
         # Already evaluating (a node's encoder): switching every submodule twice cost 0.6 ms
-        # of a 2 ms frame encoding (measured in a composed chain).
+        # of a 2 ms frame encoding (measured in a composed chain). eval() and train() set the
+        # whole tree, so the top module's mode is the tree's.
         yield module
         return
     was_training = module.training
