@@ -122,6 +122,20 @@ def assert_hand_in_workspace(states: Stamped) -> int:
     return len(hand)
 
 
+def assert_drill_clean(status: Any, states: Stamped, nodes: dict,
+                       all_stages: bool = True) -> int:
+    """Check stage order, the hand's box and the outputs; return the hand states checked.
+
+    The stages came in order (all of them unless `all_stages` is false), the hand stayed in
+    its box, no node printed a traceback.
+    """
+    seen = stages_seen(status)
+    assert seen == (STAGES if all_stages else STAGES[:len(seen)]), seen
+    hand_states = assert_hand_in_workspace(states)
+    assert 'Traceback' not in outputs(nodes)
+    return hand_states
+
+
 def watch(ros: Any) -> tuple[Any, Stamped, Stamped, Any]:
     """Subscribe to the status, the transitions, robot_0's hand and the weights."""
     status = ros.collect(String, '/rig/learner_status', LATCHED_QOS)
@@ -164,10 +178,8 @@ def test_learner_sigkill_while_exploring_keeps_every_written_frame(ros, start_no
     after = statuses(status)[killed:]
     assert after and after[0]['frames'] >= on_disk, after[:1]
     assert 'pretrain' in [report.get('stage') for report in after]
-    assert stages_seen(status) == STAGES[:len(stages_seen(status))]
     assert chunk_frames(run_dir) >= EXPLORE_FRAMES
-    hand_states = assert_hand_in_workspace(states)
-    assert 'Traceback' not in outputs(nodes)
+    hand_states = assert_drill_clean(status, states, nodes, all_stages=False)
     print(f'\nexplore drill: killed at {on_disk} frames on disk ({explored_s:.1f} s), '
           f'restart kept {kept_frames(line)}, pretraining from {chunk_frames(run_dir)} frames; '
           f'{hand_states} hand states in the box; {time.monotonic() - began:.1f} s')
@@ -213,9 +225,7 @@ def test_learner_sigkill_while_pretraining_resumes_the_vae_step(ros, start_node,
     final = latest_status(status)
     assert final['stage'] == 'practise' and final['vae_version'] == 1, final
     assert final['replay_seeded'] and final['frames'] == frames, final
-    assert stages_seen(status) == STAGES, stages_seen(status)
-    hand_states = assert_hand_in_workspace(states)
-    assert 'Traceback' not in outputs(nodes)
+    hand_states = assert_drill_clean(status, states, nodes)
     print(f'\npretrain drill: killed {pretrain_at_s:.1f} s in with the VAE checkpoint at step '
           f'{step}/{VAE_STEPS}, resumed there with {frames} frames; {len(practice_sent())} '
           f'practice transitions of VAE version 1; {hand_states} hand states in the box; '
@@ -269,9 +279,7 @@ def test_learner_sigkill_while_practising_stays_in_practice(ros, start_node, tmp
     record = json.loads((run_dir / STAGE_FILE).read_text())
     assert record['stage'] == 'practise' and record['began'] == stage_record['began'], (
         record, stage_record)
-    assert stages_seen(status) == STAGES, stages_seen(status)
-    hand_states = assert_hand_in_workspace(states)
-    assert 'Traceback' not in outputs(nodes)
+    hand_states = assert_drill_clean(status, states, nodes)
     print(f'\npractise drill: practice from {practise_at_s:.1f} s ({seeded} exploration '
           f'transitions seeded), {len(finished)} finished episodes ({len(expected)} '
           f'transitions) kept, restart at {stored_at_resume} stored, {updates} updates; '
