@@ -110,6 +110,11 @@ def main() -> int:
     if args.train:
         train_vae(args.train, args.variant, args.reset_to_goal_probability, args.seed, run_dir,
                   args.image_size, args.latent_dim, args.vae_steps, args.no_augmentation)
+    missing = [name for name in ('config.json', 'vae.safetensors')
+               if not (run_dir / name).is_file()]
+    if missing:
+        parser.error(f'{run_dir} holds no {" or ".join(missing)}: give a pipeline run '
+                     'directory with a pretrained VAE, or --train to make one')
     config = PipelineConfig.from_dict(json.loads((run_dir / 'config.json').read_text()))
     saved = checkpoints.load_checkpoint(run_dir / 'vae.safetensors')
     vae = ConvVAE(VAEConfig(**saved.config))
