@@ -72,7 +72,7 @@ def train_vae(task: str, variant: str, reset_to_goal_probability: float, seed: i
     pushing = importlib.import_module('pushing')
     torch.set_num_threads(1)
     config = pushing.pushing_config(task, variant, seed, False, 50_000, 20,
-                                    pushing.VAESettings(image_size, latent_dim))
+                                    pushing.RunSettings(image_size, latent_dim))
     config = dataclasses.replace(
         config, collect_reset_to_goal_probability=reset_to_goal_probability,
         vae_steps=vae_steps or config.vae_steps)

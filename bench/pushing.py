@@ -16,8 +16,8 @@ wall time per seed. Resumable: each (task, variant, seed) keeps its run director
 finished one is read back, an interrupted pipeline resumes from its checkpoint (same flags:
 the pipeline refuses a different configuration). `--jobs N` runs N of them at once, one process
 each (the seeds of a machine with more cores); `--image-size` / `--latent-dim` change the VAE
-(their runs get their own folder; the baselines, which see no VAE, are shared). Prints one JSON
-line last.
+and `--imagined-goals frames` RIG's goals (their runs get their own folder; the baselines, which
+see no VAE, are shared). Prints one JSON line last.
 """
 
 from __future__ import annotations
@@ -44,7 +44,8 @@ from rig_ros import report  # noqa: E402
 from rig_ros.core.evaluation import Evaluation  # noqa: E402
 from rig_ros.core.oracle import evaluate_oracle, StateScaler, train_oracle  # noqa: E402
 from rig_ros.core.pipeline import (  # noqa: E402
-    evaluate_random, evaluate_rig, evaluation_goals, PipelineConfig, RigPipeline)
+    evaluate_random, evaluate_rig, evaluation_goals, IMAGINED_GOALS, PipelineConfig,
+    RigPipeline)
 from rig_ros.core.skew_fit import SkewFitConfig  # noqa: E402
 from rig_ros.sim.sawyer import SawyerSim, SawyerSimConfig  # noqa: E402
 
@@ -58,29 +59,33 @@ SKEW_FIT = SkewFitConfig(alpha=-1.0)
 
 
 @dataclasses.dataclass(frozen=True)
-class VAESettings:
-    """The VAE settings the benchmark may change (None: the learning benchmark's)."""
+class RunSettings:
+    """The settings the benchmark may change (None: the learning benchmark's)."""
 
     image_size: int | None = None
     latent_dim: int | None = None
+    imagined_goals: str | None = None  # PipelineConfig.imagined_goals; skewfit: always 'frames'
 
     def tag(self) -> str:
         """Return a suffix naming the settings that differ ('' for none)."""
         return ''.join(f'_{name}{value}' for name, value in (
-            ('image', self.image_size), ('latent', self.latent_dim)) if value is not None)
+            ('image', self.image_size), ('latent', self.latent_dim),
+            ('goals', self.imagined_goals)) if value is not None)
 
 
 def pushing_config(task: str, variant: str, seed: int, quick: bool, rl_steps: int,
-                   goals: int, vae: VAESettings = VAESettings()) -> PipelineConfig:
+                   goals: int, settings: RunSettings = RunSettings()) -> PipelineConfig:
     """Learning benchmark's pusher budget, the RIG data recipe, and the variant's skewing."""
     config = dataclasses.replace(
         pusher_config(seed, quick, rl_steps), task=task, eval_goals=goals,
         collect_reset_to_goal_probability=RESET_TO_GOAL_PROBABILITY)
-    if vae.image_size is not None:
-        config = dataclasses.replace(config, image_size=vae.image_size)
-    if vae.latent_dim is not None:
+    if settings.image_size is not None:
+        config = dataclasses.replace(config, image_size=settings.image_size)
+    if settings.latent_dim is not None:
         config = dataclasses.replace(config, vae=dataclasses.replace(
-            config.vae, latent_dim=vae.latent_dim))
+            config.vae, latent_dim=settings.latent_dim))
+    if settings.imagined_goals is not None:
+        config = dataclasses.replace(config, imagined_goals=settings.imagined_goals)
     if variant == 'skewfit':
         config = dataclasses.replace(config, skew_fit=SKEW_FIT)
     return config
@@ -230,21 +235,24 @@ def main() -> int:
                         help="the VAE's input size (default: the learning benchmark's, 48)")
     parser.add_argument('--latent-dim', type=int, default=None,
                         help="the VAE's latent size (default: the learning benchmark's, 4)")
+    parser.add_argument('--imagined-goals', choices=IMAGINED_GOALS, default=None,
+                        help="RIG's imagined goals: the VAE prior (default) or the latents of "
+                             "the VAE's frames (Skew-Fit's source; skewfit always uses these)")
     parser.add_argument('--jobs', type=int, default=1,
                         help='runs at once, each in its own process (one core each)')
     args = parser.parse_args()
     if args.jobs < 1:
         parser.error(f'--jobs must be at least 1, got {args.jobs}')
-    vae = VAESettings(args.image_size, args.latent_dim)
+    settings = RunSettings(args.image_size, args.latent_dim, args.imagined_goals)
     if args.goals is None:
         args.goals = 5 if args.quick else 20
     torch.set_num_threads(1)  # as bench/learning.py: a busy 2-core machine
     # Other VAE settings are other runs: their own folder (a run refuses another config).
-    out = pathlib.Path(args.out) / (('quick' if args.quick else 'full') + vae.tag())
+    out = pathlib.Path(args.out) / (('quick' if args.quick else 'full') + settings.tag())
     out.mkdir(parents=True, exist_ok=True)
 
     figures: dict[str, Any] = {'reset_to_goal_probability': RESET_TO_GOAL_PROBABILITY,
-                               'vae_settings': dataclasses.asdict(vae),
+                               'run_settings': dataclasses.asdict(settings),
                                'skew_fit': dataclasses.asdict(SKEW_FIT),
                                'goals_per_box': args.goals}
     # The oracle and random policy see no VAE: one set per budget, shared by VAE settings.
@@ -254,10 +262,10 @@ def main() -> int:
     for task in args.tasks:
         for seed in range(args.seeds):
             work += [Work(task, variant, seed, pushing_config(
-                task, variant, seed, args.quick, args.rl_steps, args.goals, vae),
+                task, variant, seed, args.quick, args.rl_steps, args.goals, settings),
                 out / f'{task}_{variant}_seed{seed}') for variant in args.variants]
             work.append(Work(task, 'baselines', seed, pushing_config(
-                task, 'rig', seed, args.quick, args.rl_steps, args.goals, vae),
+                task, 'rig', seed, args.quick, args.rl_steps, args.goals, settings),
                 baselines_dir / f'{task}_baselines_seed{seed}.json'))
     if args.jobs > 1:  # each in its own process; the figures are read back below
         context = multiprocessing.get_context('spawn')

@@ -20,7 +20,7 @@ import json
 import os
 import pathlib
 import time
-from typing import Any, Callable, Optional, Protocol
+from typing import Any, Callable, Literal, Optional, Protocol
 
 import numpy as np
 import torch
@@ -44,6 +44,8 @@ from rig_ros.core.vae import (
     AugmentationConfig, ConvVAE, encode_images, latent_variance, VAEConfig, VAETrainer)
 
 FORMAT_VERSION = 1
+ImaginedGoals = Literal['prior', 'frames']
+IMAGINED_GOALS = ('prior', 'frames')
 
 
 class GoalEnv(Protocol):
@@ -97,6 +99,10 @@ class PipelineConfig:
     """Stage 2: VAE pretraining minibatches."""
     skew_fit: SkewFitConfig = dataclasses.field(default_factory=SkewFitConfig)
     """Stages 2-3: Skew-Fit's skewed VAE frames and imagined goals (alpha 0: off, RIG)."""
+    imagined_goals: ImaginedGoals = 'prior'
+    """Stage 3: imagined goals from the VAE prior N(0, I) ('prior', RIG) or the encoder means
+    of the VAE's frames ('frames', Skew-Fit's source; drawn by skewed weight when skew_fit is
+    on, which implies 'frames'). Prior samples can lie far from every frame's latent."""
     td3: TD3Config = dataclasses.field(default_factory=TD3Config)
     """Stage 3: TD3 and its update schedule."""
     exploration: ExplorationConfig = dataclasses.field(default_factory=ExplorationConfig)
@@ -141,6 +147,11 @@ class PipelineConfig:
                 or not 0.0 <= probability <= 1.0):
             raise ValueError(f'collect_reset_to_goal_probability must be a number in [0, 1], '
                              f'got {probability!r}')
+        if self.imagined_goals not in IMAGINED_GOALS:
+            raise ValueError(f'imagined_goals must be one of {IMAGINED_GOALS}, '
+                             f'got {self.imagined_goals!r}')
+        if self.skew_fit.enabled and self.imagined_goals != 'frames':
+            self.imagined_goals = 'frames'
         if self.reward not in REWARD_KINDS:
             raise ValueError(f'reward must be one of {REWARD_KINDS}, got {self.reward!r}')
         if self.vae.image_size != self.image_size:
@@ -498,8 +509,9 @@ class RigPipeline:
         latent_dim = config.vae.latent_dim
         rng = np.random.default_rng(config.seed + 1)
         skew = config.skew_fit
-        # Imagined goals: the VAE prior (RIG), or Skew-Fit's skewed frames' latents.
-        skewed_goals = SkewedGoalSampler(skew, rng, seed=config.seed) if skew.enabled else None
+        # Imagined goals: the VAE prior (RIG), or the frames' latents (skewed by Skew-Fit).
+        skewed_goals = (SkewedGoalSampler(skew, rng, seed=config.seed)
+                        if config.imagined_goals == 'frames' else None)
         prior = skewed_goals if skewed_goals is not None else latent_prior(rng, latent_dim)
         fine_tuning: Optional[VAEStage] = None
         if config.fine_tune_vae_every and skewed_goals is not None:

@@ -123,7 +123,8 @@ def test_runs_saved_before_the_td3_split_still_resume(sim, tmp_path):
 
 
 @pytest.mark.parametrize('field, value', [('rl_steps', -1), ('image_size', 64),
-                                          ('reward', 'manhattan'), ('eval_goals', 0)])
+                                          ('reward', 'manhattan'), ('eval_goals', 0),
+                                          ('imagined_goals', 'replay')])
 def test_bad_config_names_the_field(field, value):
     with pytest.raises(ValueError, match=field):
         tiny_config(**{field: value})
@@ -251,6 +252,28 @@ def test_skew_fit_pipeline_skews_pretraining_goals_and_fine_tuning(sim, tmp_path
     latents = observer.encode(trainer.buffer.images().copy())
     assert all(np.abs(latents - goal).max(axis=1).min() < 1e-4 for goal in drawn)
     assert isinstance(trainer.vae_stage, SkewedVAEFineTuning)
+
+
+def test_imagined_goals_from_frames_are_the_vae_frames_latents_drawn_uniformly(sim, tmp_path):
+    config = tiny_config(imagined_goals='frames', rl_steps=60)
+    pipeline = RigPipeline(sim, config, tmp_path, progress=False)
+    trainer, observer, _ = pipeline.practise()
+    goals = trainer.prior_goal_sampler
+    assert isinstance(goals, SkewedGoalSampler)
+    np.testing.assert_allclose(goals.weights, 1 / 120)  # no skewing: every frame alike
+    latents = observer.encode(pipeline.images())
+    drawn = goals(50)
+    assert all(np.abs(latents - goal).max(axis=1).min() < 1e-4 for goal in drawn)
+    # Episodes pursued such goals too: every rollout goal is a frame's latent.
+    saved = trainer.buffer.export()
+    rollout_goals = saved['goal'][:saved['frames']][saved['has_next'][:saved['frames']] > 0]
+    assert len(rollout_goals) == 60
+    assert all(np.abs(latents - goal).max(axis=1).min() < 1e-4 for goal in rollout_goals)
+
+
+def test_skew_fit_implies_goals_from_frames():
+    assert PipelineConfig().imagined_goals == 'prior'
+    assert tiny_config(skew_fit=SkewFitConfig(alpha=-0.5)).imagined_goals == 'frames'
 
 
 def test_skew_fit_off_by_default_keeps_the_vae_prior():
