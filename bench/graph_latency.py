@@ -9,8 +9,10 @@ each other in process). The nodes' executor is theirs (`rig_ros.edge.entry.execu
 unless RIG_ROS_EXECUTOR says otherwise; the JSON names it (`executor`).
 A command belongs to the newest frame sent before it (frames are 100 ms apart); the policy's
 transition closed by each frame carries the frame's stamp and confirms the pairing.
-The floor, measured the same way first: a bare rclpy process (`--echo`, no project code)
-answers each frame with an empty command; what the chain adds is over that round trip.
+The floors, measured the same way first: a bare rclpy process (`--echo single`, no project
+code) answers each frame with an empty command (the composed chain's floor), and three relay
+it as the apart chain does (`--echo camera|encoder|policy`: an 84x84 image, a latent, a
+command; the DDS hops alone); what a chain adds is over its floor.
 (ii) The same per-frame work in process: `preprocess`, `LatentEncoder.encode`, TD3 `act`, on
 frames 100 ms apart as the graph gets them (the ratios' base); back to back too (warm caches:
 faster, reported beside it).
@@ -19,9 +21,9 @@ scheduler, learner training) apart and composed, against `core.pipeline.practice
 the same TD3 config, updates per step and episode length.
 
 Readable lines first; the last line is JSON (`graph_p50_ms`, `graph_p99_ms`,
-`inprocess_p99_ms`, `floor_p99_ms`, `graph_steps_per_s`, `inprocess_steps_per_s`, per-variant
-keys and ratios). Targets: p99 <= 15 ms and <= 2x in process; steps/s >= 0.5x in process. Exit 0
-whether or not they are met.
+`inprocess_p99_ms`, `floor_p99_ms`, `floor_apart_p99_ms`, `graph_steps_per_s`,
+`inprocess_steps_per_s`, per-variant keys and ratios). Targets: p99 <= 15 ms and <= 2x in
+process; steps/s >= 0.5x in process. Exit 0 whether or not they are met.
 """
 
 import argparse
@@ -143,44 +145,77 @@ def graph_starter(specs: list) -> Callable[[Any], Any]:
     return start
 
 
-class EchoProcess:
-    """The transport floor: a bare rclpy process answering each frame (`--echo`)."""
+ECHO_ROLES = ('single', 'camera', 'encoder', 'policy')
 
-    def __init__(self, log: Any) -> None:
-        self._process = subprocess.Popen([sys.executable, __file__, '--echo'], stdout=log,
-                                         stderr=subprocess.STDOUT)
+
+class EchoProcesses:
+    """The transport floor: bare rclpy processes answering each frame (`--echo ROLE`).
+
+    'single': one process answers each frame with a command (the composed chain's floor);
+    'chain': three relay as the apart chain does (frame -> 84x84 image -> latent -> command,
+    the policy taking the image too), so that the DDS hops alone are measured.
+    """
+
+    def __init__(self, log: Any, layout: str = 'single') -> None:
+        roles = ('single',) if layout == 'single' else ('camera', 'encoder', 'policy')
+        self._processes = [subprocess.Popen([sys.executable, __file__, '--echo', role],
+                                            stdout=log, stderr=subprocess.STDOUT)
+                           for role in roles]
 
     def stop(self) -> int:
-        """Interrupt it as a launch would; return its exit code."""
-        self._process.send_signal(signal.SIGINT)
-        try:
-            return self._process.wait(timeout=10.0)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            return self._process.wait()
+        """Interrupt them as a launch would; return the first non-zero exit code (or 0)."""
+        codes = []
+        for process in self._processes:
+            process.send_signal(signal.SIGINT)
+        for process in self._processes:
+            try:
+                codes.append(process.wait(timeout=10.0))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                codes.append(process.wait())
+        return next((code for code in codes if code), 0)
 
 
-def echo_main() -> int:
-    """Answer each camera frame with an empty command: rclpy and Fast DDS, no project code.
+def echo_main(role: str) -> int:
+    """Relay camera frames towards a command: rclpy and Fast DDS, no project code.
 
-    Subscribes and publishes as camera_pipeline and the policy do (their QoS, a frame taken
-    into Python, freed memory kept as the nodes keep it, a single-threaded executor), so that
-    the frame -> command round trip of a bare node is measured under the graph's conditions.
+    Subscribes and publishes as the chain's nodes do (their topics and QoS, messages of their
+    sizes taken into Python, freed memory kept as the nodes keep it, a single-threaded
+    executor), so that a bare node's share of the frame -> command time is measured under the
+    graph's conditions. Roles: see `EchoProcesses`.
     """
     import rclpy
     from geometry_msgs.msg import TwistStamped
     from rclpy.executors import ExternalShutdownException
     from sensor_msgs.msg import Image
 
+    from rig_msgs.msg import LatentState
     from rig_ros.edge.entry import keep_freed_memory
+    from rig_ros.interfaces.names import (
+        CAMERA_IMAGE_TOPIC, EE_VELOCITY_TOPIC, IMAGE_TOPIC, LATENT_TOPIC)
     from rig_ros.interfaces.qos import COMMAND_QOS, SENSOR_QOS
     keep_freed_memory()
     rclpy.init()
-    node = rclpy.create_node('latency_floor_echo', namespace='/robot_0')
-    publisher = node.create_publisher(TwistStamped, 'ee_velocity', COMMAND_QOS)
-    node.create_subscription(Image, 'camera/image_raw',
-                             lambda msg: publisher.publish(TwistStamped(header=msg.header)),
-                             SENSOR_QOS)
+    node = rclpy.create_node(f'latency_floor_{role}', namespace='/robot_0')
+    if role in ('single', 'policy'):
+        commands = node.create_publisher(TwistStamped, EE_VELOCITY_TOPIC, COMMAND_QOS)
+        node.create_subscription(
+            Image if role == 'single' else LatentState,
+            CAMERA_IMAGE_TOPIC if role == 'single' else LATENT_TOPIC,
+            lambda msg: commands.publish(TwistStamped(header=msg.header)), SENSOR_QOS)
+    if role == 'policy':  # the policy takes each image too (its transitions' frames)
+        node.create_subscription(Image, IMAGE_TOPIC, lambda msg: None, SENSOR_QOS)
+    if role == 'camera':
+        images = node.create_publisher(Image, IMAGE_TOPIC, SENSOR_QOS)
+        pixels = bytes(84 * 84 * 3)
+        node.create_subscription(Image, CAMERA_IMAGE_TOPIC, lambda msg: images.publish(Image(
+            header=msg.header, height=84, width=84, encoding='rgb8', step=84 * 3,
+            data=pixels)), SENSOR_QOS)
+    if role == 'encoder':
+        latents = node.create_publisher(LatentState, LATENT_TOPIC, SENSOR_QOS)
+        node.create_subscription(Image, IMAGE_TOPIC, lambda msg: latents.publish(LatentState(
+            header=msg.header, mean=[0.0] * LATENT_DIM, log_variance=[0.0] * LATENT_DIM)),
+            SENSOR_QOS)
     try:
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
@@ -396,10 +431,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument('--width', type=int, default=640, help='raw camera frame columns')
     parser.add_argument('--skip', default='', help='comma-separated parts to skip: '
                         'latency, steps')
-    parser.add_argument('--echo', action='store_true', help=argparse.SUPPRESS)
+    parser.add_argument('--echo', choices=ECHO_ROLES, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.echo:
-        return echo_main()
+        return echo_main(args.echo)
     frames = args.frames or (60 if args.quick else 200)
     steps = args.steps or (100 if args.quick else 300)
     frame_shape = (args.height, args.width)
@@ -439,17 +474,23 @@ def main(argv: Optional[list[str]] = None) -> int:
             print(f'(ii) in process, {1 / FRAME_PERIOD_S:g} Hz as the graph gets frames: '
                   f'{inprocess}; back to back: {back_to_back}', flush=True)
             latency = {}
-            for variant, start in (('floor', EchoProcess), ('apart', graph_starter(chain)),
+            for variant, start in (('floor', EchoProcesses),
+                                   ('floor_apart', lambda log: EchoProcesses(log, 'chain')),
+                                   ('apart', graph_starter(chain)),
                                    ('composed', graph_starter(graph.compose_chain(chain)))):
                 latency[variant] = measure_latency(probe, start, frames, frame_shape, agent,
                                                    work / f'latency_{variant}.log')
                 print(f'(i) {variant}: {latency[variant]}', flush=True)
             floor_and_work = latency['floor']['p99'] + inprocess['p99']
-            print(f'(i) a bare rclpy node answering each frame takes '
-                  f'{latency["floor"]["p50"]} / {latency["floor"]["p99"]} ms (p50 / p99); with '
-                  f'the in-process work on top: {floor_and_work:.1f} ms p99, against the '
-                  f'targets {TARGET_P99_MS:g} ms and {TARGET_P99_RATIO:g}x in process '
-                  f'({TARGET_P99_RATIO * inprocess["p99"]:.1f} ms)', flush=True)
+            floor_apart_and_work = latency['floor_apart']['p99'] + inprocess['p99']
+            for name, floor, total in (('a bare rclpy node answering', 'floor', floor_and_work),
+                                       ('three bare rclpy nodes relaying', 'floor_apart',
+                                        floor_apart_and_work)):
+                print(f'(i) {name} each frame: {latency[floor]["p50"]} / '
+                      f'{latency[floor]["p99"]} ms (p50 / p99); with the in-process work on '
+                      f'top: {total:.1f} ms p99, against the targets {TARGET_P99_MS:g} ms and '
+                      f'{TARGET_P99_RATIO:g}x in process '
+                      f'({TARGET_P99_RATIO * inprocess["p99"]:.1f} ms)', flush=True)
             result.update({
                 'graph_p50_ms': latency['apart']['p50'], 'graph_p99_ms': latency['apart']['p99'],
                 'graph_composed_p50_ms': latency['composed']['p50'],
@@ -461,6 +502,9 @@ def main(argv: Optional[list[str]] = None) -> int:
                 'inprocess_back_to_back_p99_ms': back_to_back['p99'],
                 'floor_p50_ms': latency['floor']['p50'], 'floor_p99_ms': latency['floor']['p99'],
                 'floor_plus_inprocess_p99_ms': round(floor_and_work, 2),
+                'floor_apart_p50_ms': latency['floor_apart']['p50'],
+                'floor_apart_p99_ms': latency['floor_apart']['p99'],
+                'floor_apart_plus_inprocess_p99_ms': round(floor_apart_and_work, 2),
                 'p99_ratio_apart': round(latency['apart']['p99'] / inprocess['p99'], 2),
                 'p99_ratio_composed': round(latency['composed']['p99'] / inprocess['p99'], 2),
                 'frames': frames, 'frame_size': f'{args.height}x{args.width}',
