@@ -25,6 +25,8 @@ from typing import Any, Literal, Optional
 import numpy as np
 
 GoalSource = Literal['prior', 'image']
+ImaginedGoals = Literal['prior', 'frames']
+IMAGINED_GOALS = ('prior', 'frames')
 GoalKind = Literal['prior', 'image', 'explore']  # rig_msgs/Goal source
 EXPLORE_STAGE = 'explore'  # the learner's stage in which robots explore (core.lifecycle)
 
@@ -39,6 +41,11 @@ class GoalSchedulerConfig:
     episode_length: steps of an episode, practising or reaching a goal image (the policy
         marks the last one and then stands still).
     seed: seed of the imagined goals.
+    imagined_goals: 'prior' imagines z ~ N(0, I) (RIG); 'frames' draws the encoder mean of a
+        frame this robot's camera gave under the current VAE (rig/latent; Skew-Fit's source,
+        unskewed): prior draws can lie far from anything a scene shows. Until such a frame
+        arrives, the prior.
+    frame_pool_size: 'frames': latents kept to draw from (a uniform sample of those seen).
     robot_id: robot whose transitions end its episodes; empty: the node's namespace without
         the leading '/' ('policy' in the root namespace), as the policy names itself.
     vae_checkpoint: VAE checkpoint file or run directory (for the latent size and the goal
@@ -57,6 +64,8 @@ class GoalSchedulerConfig:
     goal_source: GoalSource = 'prior'
     episode_length: int = 50
     seed: int = 0
+    imagined_goals: ImaginedGoals = 'prior'
+    frame_pool_size: int = 2000
     robot_id: str = ''
     vae_checkpoint: Optional[str] = None
     explore: bool = True
@@ -69,7 +78,10 @@ class GoalSchedulerConfig:
     def __post_init__(self) -> None:
         if self.goal_source not in ('prior', 'image'):
             raise ValueError(f"goal_source must be 'prior' or 'image', got {self.goal_source!r}")
-        for name in ('episode_length', 'torch_threads'):
+        if self.imagined_goals not in IMAGINED_GOALS:
+            raise ValueError(f'imagined_goals must be one of {IMAGINED_GOALS}, '
+                             f'got {self.imagined_goals!r}')
+        for name in ('episode_length', 'torch_threads', 'frame_pool_size'):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f'{name} must be a positive integer, got {value!r}')
@@ -129,6 +141,40 @@ class GoalCommand:
     explore: bool
 
 
+class FramePool:
+    """A uniform sample of the latents seen under one VAE version (reservoir sampling).
+
+    A latent of another version empties the pool first: goals are drawn in the VAE's current
+    latent space only.
+    """
+
+    def __init__(self, size: int, rng: np.random.Generator) -> None:
+        self._latents: list[np.ndarray] = []
+        self._size = size
+        self._rng = rng
+        self._seen = 0
+        self.version: Optional[int] = None
+
+    def __len__(self) -> int:
+        return len(self._latents)
+
+    def add(self, latent: np.ndarray, version: int) -> None:
+        """Offer one frame's latent under VAE `version`."""
+        if version != self.version:
+            self._latents, self._seen, self.version = [], 0, version
+        self._seen += 1
+        if len(self._latents) < self._size:
+            self._latents.append(np.array(latent, np.float32))
+        else:
+            slot = int(self._rng.integers(self._seen))
+            if slot < self._size:
+                self._latents[slot] = np.array(latent, np.float32)
+
+    def draw(self) -> np.ndarray:
+        """Return a copy of one kept latent, uniformly (the pool must not be empty)."""
+        return self._latents[int(self._rng.integers(len(self._latents)))].copy()
+
+
 class GoalScheduler:
     """Episodes and goals of one robot."""
 
@@ -141,6 +187,7 @@ class GoalScheduler:
         self._model_loaded = False
         self._learner_stage: Optional[str] = None
         self.goal: Optional[GoalCommand] = None
+        self.frames = FramePool(config.frame_pool_size, np.random.default_rng((config.seed, 1)))
 
     @property
     def phase(self) -> Phase:
@@ -203,6 +250,19 @@ class GoalScheduler:
         elif self._phase is Phase.RESETTING and not self.may_explore:
             self._phase = Phase.WAITING
 
+    def seen_latent(self, latent: np.ndarray, version: int) -> None:
+        """Take the latent of a frame this robot's camera gave (kept for 'frames' goals)."""
+        if self.config.imagined_goals == 'frames' and np.all(np.isfinite(latent)):
+            self.frames.add(latent, version)
+
+    def imagine(self, latent_dim: int) -> np.ndarray:
+        """Return an imagined goal: a seen frame's latent ('frames', if any), else z ~ N(0, I)."""
+        if self.config.imagined_goals == 'frames' and len(self.frames):
+            goal = self.frames.draw()
+            if goal.shape == (latent_dim,):  # else a VAE of another size is loading
+                return goal
+        return self._rng.standard_normal(latent_dim).astype(np.float32)
+
     def reset_done(self, latent_dim: int, now: float) -> Optional[GoalCommand]:
         """Return the next episode's goal after a reset that succeeded at `now`.
 
@@ -216,9 +276,8 @@ class GoalScheduler:
         self._phase = Phase.RUNNING
         self._started = now
         if self._model_loaded:
-            mean = self._rng.standard_normal(latent_dim).astype(np.float32)
-            self.goal = GoalCommand(mean, self._episode_id, self.config.episode_length,
-                                    'prior', True)
+            self.goal = GoalCommand(self.imagine(latent_dim), self._episode_id,
+                                    self.config.episode_length, 'prior', True)
         else:
             self.goal = GoalCommand(np.zeros(0, np.float32), self._episode_id,
                                     self.config.episode_length, 'explore', True)

@@ -73,8 +73,9 @@ from rig_ros.core.encoder import (
     LATENT_VARIANCE_KEY, resolve_checkpoint as resolve_vae_checkpoint, saved_latent_variance,
     vae_config_from_dict)
 from rig_ros.core.files import atomic_write
+from rig_ros.core.goals import IMAGINED_GOALS, ImaginedGoals
 from rig_ros.core.policy_runtime import encode_policy_weights, TransitionRecord
-from rig_ros.core.replay import GoalReplayBuffer, RelabelConfig
+from rig_ros.core.replay import GoalReplayBuffer, GoalSampler, RelabelConfig
 from rig_ros.core.rewards import REWARD_KINDS, RewardKind
 from rig_ros.core.td3 import GoalConditionedTD3, TD3Config
 from rig_ros.core.trainer import latent_prior, RigTrainer
@@ -177,6 +178,10 @@ class LearnerConfig:
     """TD3 and its update schedule."""
     relabel: RelabelConfig = field(default_factory=RelabelConfig)
     """Goal relabelling of sampled transitions."""
+    imagined_goals: ImaginedGoals = 'prior'
+    """Relabelling's imagined goals: z ~ N(0, I) ('prior', RIG) or the latent of a frame in
+    the replay ('frames', Skew-Fit's source unskewed; the prior while the replay is empty).
+    Set the goal schedulers' imagined_goals alike."""
 
     def __post_init__(self) -> None:
         """Check the values; an error names the field."""
@@ -194,6 +199,9 @@ class LearnerConfig:
             raise ValueError(f'replay_capacity must be >= 2, got {self.replay_capacity!r}')
         if self.reward not in REWARD_KINDS:
             raise ValueError(f'reward must be one of {REWARD_KINDS}, got {self.reward!r}')
+        if self.imagined_goals not in IMAGINED_GOALS:
+            raise ValueError(f'imagined_goals must be one of {IMAGINED_GOALS}, '
+                             f'got {self.imagined_goals!r}')
         if self.vae.latent_dim != self.latent_dim:
             raise ValueError(f'vae.latent_dim ({self.vae.latent_dim}) must equal latent_dim '
                              f'({self.latent_dim})')
@@ -297,7 +305,7 @@ class Learner:
         self.trainer = RigTrainer(
             obs_dim=dim, goal_dim=dim, action_dim=config.action_dim, td3=config.td3,
             relabel=config.relabel, replay_capacity=config.replay_capacity,
-            prior_goal_sampler=latent_prior(np.random.default_rng(config.seed + 1), dim),
+            prior_goal_sampler=self._imagined_goal_sampler(),
             reward=config.reward if config.train else 'euclidean',
             latent_variance=(load_latent_variance(config.vae_checkpoint, dim)
                              if mahalanobis and config.vae_checkpoint else None),
@@ -319,6 +327,20 @@ class Learner:
         self.skipped_files: list[str] = []  # unreadable episode files met by resume()
         # Final latent distance to the rollout goal of each finished part (a reader pops).
         self.goal_distances: collections.deque = collections.deque(maxlen=1000)
+
+    def _imagined_goal_sampler(self) -> GoalSampler:
+        """Relabelling's imagined goals per `imagined_goals` (reads the replay when drawing)."""
+        rng = np.random.default_rng(self.config.seed + 1)
+        prior = latent_prior(rng, self.config.latent_dim)
+        if self.config.imagined_goals == 'prior':
+            return prior
+
+        def frames(count: int) -> np.ndarray:
+            stored = self.trainer.buffer.latents()
+            if not len(stored):
+                return prior(count)
+            return stored[rng.integers(len(stored), size=count)].astype(np.float32)
+        return frames
 
     @property
     def agent(self) -> GoalConditionedTD3:

@@ -20,7 +20,7 @@ import json
 import os
 import pathlib
 import time
-from typing import Any, Callable, Literal, Optional, Protocol
+from typing import Any, Callable, Optional, Protocol
 
 import numpy as np
 import torch
@@ -32,6 +32,7 @@ from rig_ros.core.encoder import LATENT_VARIANCE_KEY, saved_latent_variance
 from rig_ros.core.evaluation import (
     append_evaluation, append_row, Evaluation, EvaluationRecord, METRICS_FILE)
 from rig_ros.core.files import atomic_write, atomic_write_text
+from rig_ros.core.goals import IMAGINED_GOALS, ImaginedGoals
 from rig_ros.core.noise import ExplorationConfig
 from rig_ros.core.preprocessing import CropBox, preprocess, PreprocessConfig
 from rig_ros.core.replay import GoalSampler, RelabelConfig
@@ -44,8 +45,6 @@ from rig_ros.core.vae import (
     AugmentationConfig, ConvVAE, encode_images, latent_variance, VAEConfig, VAETrainer)
 
 FORMAT_VERSION = 1
-ImaginedGoals = Literal['prior', 'frames']
-IMAGINED_GOALS = ('prior', 'frames')
 
 
 class GoalEnv(Protocol):

@@ -217,6 +217,12 @@ class GoalReplayBuffer:
         view.flags.writeable = False
         return view
 
+    def latents(self) -> np.ndarray:
+        """Return the stored frames' observations (N, obs_dim) as a read-only view."""
+        view = self._obs[:min(self._frames, self.capacity)]
+        view.flags.writeable = False
+        return view
+
     def refresh_latents(self, encode_fn: Callable[[np.ndarray], np.ndarray],
                         chunk_size: int = 512) -> None:
         """Re-encode every stored image (uint8 NHWC -> (N, obs_dim)) after the VAE changed.

@@ -3,9 +3,12 @@
 Practice (`goal_source: prior`): once a VAE is loaded (`vae_checkpoint` or the latched
 `rig/weights` broadcast, model 'vae'), every episode calls `robot/reset` (std_srvs/Trigger;
 retried with a log when it fails, is absent, or stays unanswered for `reset_timeout_s`), then
-samples z ~ N(0, I) and publishes `rig/goal` (rig_msgs/Goal, latched: episode_id + 1,
+imagines a goal and publishes `rig/goal` (rig_msgs/Goal, latched: episode_id + 1,
 episode_length, source 'prior', explore true, stamped after the reset returned) and the
 goal's decoding on `rig/goal_image_decoded` (sensor_msgs/Image rgb8, latched, for viewers).
+The imagined goal is z ~ N(0, I) (`imagined_goals: prior`, RIG), or with `imagined_goals:
+frames` the encoder mean of a frame this robot's camera gave under the current VAE (a uniform
+sample of `frame_pool_size` of the `rig/latent` messages seen; the prior until one arrives).
 
 Exploration (`goal_source: prior`, `explore: true`, no VAE yet): the learner's latched
 `rig/learner_status` (std_msgs/String JSON; the graph remaps it to the fleet's) gives its
@@ -48,7 +51,7 @@ from std_msgs.msg import String
 from std_srvs.srv import Trigger
 import torch
 
-from rig_msgs.msg import Goal, Transition, Weights
+from rig_msgs.msg import Goal, LatentState, Transition, Weights
 from rig_msgs.srv import Encode
 from rig_ros.core.encoder import LatentEncoder, WeightsError
 from rig_ros.core.goals import (
@@ -61,7 +64,7 @@ from rig_ros.edge.params import declare_config, ParameterError
 from rig_ros.edge.vae_weights import load_vae_weights
 from rig_ros.interfaces.names import (
     ENCODE_SERVICE, GOAL_IMAGE_DECODED_TOPIC, GOAL_IMAGE_TOPIC, GOAL_SCHEDULER, GOAL_TOPIC,
-    LEARNER_STATUS_TOPIC, POLICY, RESET_SERVICE, TRANSITION_TOPIC, WEIGHTS_TOPIC)
+    LATENT_TOPIC, LEARNER_STATUS_TOPIC, POLICY, RESET_SERVICE, TRANSITION_TOPIC, WEIGHTS_TOPIC)
 from rig_ros.interfaces.qos import EPISODE_END_QOS, LATCHED_QOS, SENSOR_QOS, WEIGHTS_QOS
 
 TICK_S = 0.1
@@ -106,6 +109,9 @@ class GoalSchedulerNode(Node):
             Image, GOAL_IMAGE_TOPIC, self.goal_image_callback, SENSOR_QOS)
         self._status_subscription = self.create_subscription(
             String, LEARNER_STATUS_TOPIC, self.status_callback, LATCHED_QOS)
+        self._latent_subscription = (self.create_subscription(
+            LatentState, LATENT_TOPIC, self.latent_callback, SENSOR_QOS)
+            if self._config.imagined_goals == 'frames' else None)
         self._learner_status: Optional[dict[str, Any]] = None
         self._wait_log_at = 0.0  # when the next "waiting for" line is due
         self._timer = self.create_timer(TICK_S, self.tick_callback)
@@ -133,6 +139,10 @@ class GoalSchedulerNode(Node):
         self.get_logger().info(f'VAE v{self._encoder.version} from {self._encoder.source}: '
                                f'{config.latent_dim} latents')
         self._scheduler.model_ready()
+
+    def latent_callback(self, msg: LatentState) -> None:
+        """Keep this robot's frame latents for 'frames' imagined goals."""
+        self._scheduler.seen_latent(np.asarray(msg.mean, np.float32), int(msg.model_version))
 
     def weights_callback(self, msg: Weights) -> None:
         """Load a 'vae' broadcast (latent size and goal decoder); keep the old one if bad."""

@@ -13,7 +13,7 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
-from rig_msgs.msg import Goal, Transition, Weights
+from rig_msgs.msg import Goal, LatentState, Transition, Weights
 from rig_msgs.srv import Encode
 from rig_ros.core.encoder import LatentEncoder, vae_weights_payload
 from rig_ros.core.goals import GoalSchedulerConfig
@@ -234,5 +234,30 @@ def test_no_exploration_outside_the_explore_stage(ros, start_node, wait_for):
                     in node.output), node.output
     time.sleep(1.0)
     assert resets.count == 0 and not goals.messages
+    assert node.stop(signal.SIGINT) == 0, node.output
+    assert 'Traceback' not in node.output
+
+
+@pytest.mark.multiprocess
+def test_frames_goals_are_latents_this_robots_camera_gave(
+        ros, start_node, wait_for, vae_checkpoint):
+    StubServer(ros, Trigger, f'{NAMESPACE}/robot/reset', reset_succeeds)
+    goals = ros.collect(Goal, f'{NAMESPACE}/rig/goal', LATCHED_QOS)
+    node = start_node('goal_scheduler', namespace=NAMESPACE, remappings=FLEET, parameters={
+        'vae_checkpoint': str(vae_checkpoint.parent), 'episode_length': 5,
+        'imagined_goals': 'frames'})
+    assert wait_for(lambda: goals.messages, timeout=30.0), node.output
+    latents = ros.publisher(LatentState, f'{NAMESPACE}/rig/latent', SENSOR_QOS)
+    assert ros.wait_for_subscribers(latents), node.output
+    seen = LatentState(mean=[5.0, 6.0, 7.0, 8.0], log_variance=[0.0] * 4, model_version=1)
+    for _ in range(10):  # best effort: some get through
+        latents.publish(seen)
+        time.sleep(0.05)
+    transitions = ros.publisher(Transition, '/rig/transition', TRANSITION_QOS)
+    assert ros.wait_for_subscribers(transitions), node.output
+    transitions.publish(end_of('robot_0', 1))
+    assert wait_for(lambda: len(goals.messages) >= 2), node.output
+    second = goals.messages[1]
+    assert second.source == 'prior' and list(second.mean) == [5.0, 6.0, 7.0, 8.0]
     assert node.stop(signal.SIGINT) == 0, node.output
     assert 'Traceback' not in node.output

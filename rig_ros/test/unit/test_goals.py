@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from rig_ros.core.goals import (
-    GoalScheduler, GoalSchedulerConfig, learner_status_summary, parse_learner_status, Phase)
+    FramePool, GoalScheduler, GoalSchedulerConfig, learner_status_summary, parse_learner_status,
+    Phase)
 
 
 def test_practice_episodes_alternate_resets_and_imagined_goals():
@@ -27,6 +28,46 @@ def test_practice_episodes_alternate_resets_and_imagined_goals():
     again = GoalScheduler(GoalSchedulerConfig(episode_length=20, seed=3))
     again.model_ready()
     np.testing.assert_array_equal(again.reset_done(4, 0.0).mean, first.mean)
+
+
+def test_frames_goals_are_latents_the_camera_gave_under_the_current_vae():
+    scheduler = GoalScheduler(GoalSchedulerConfig(imagined_goals='frames', seed=1))
+    scheduler.model_ready()
+    first = scheduler.reset_done(4, 0.0)  # nothing seen yet: the prior
+    assert first.mean.shape == (4,)
+    seen = [np.full(4, value, np.float32) for value in (1.0, 2.0, 3.0)]
+    for latent in seen:
+        scheduler.seen_latent(latent, version=1)
+    scheduler.seen_latent(np.array([np.nan, 0, 0, 0], np.float32), version=1)  # not kept
+    drawn = set()
+    for episode in range(2, 30):
+        assert scheduler.episode_end(episode - 1)
+        goal = scheduler.reset_done(4, float(episode))
+        assert goal.source == 'prior' and goal.explore  # imagined, as rig_msgs/Goal says
+        assert any(np.array_equal(goal.mean, latent) for latent in seen)
+        drawn.add(float(goal.mean[0]))
+    assert drawn == {1.0, 2.0, 3.0}
+    scheduler.seen_latent(np.full(4, 9.0, np.float32), version=2)  # a new VAE: old latents go
+    assert len(scheduler.frames) == 1
+    assert scheduler.episode_end(29)
+    np.testing.assert_array_equal(scheduler.reset_done(4, 30.0).mean, np.full(4, 9.0))
+    assert scheduler.episode_end(30)  # a latent of another size (a VAE loading): the prior
+    assert not np.array_equal(scheduler.reset_done(8, 31.0).mean[:4], np.full(4, 9.0))
+
+
+def test_prior_goals_ignore_seen_latents():
+    scheduler = GoalScheduler(GoalSchedulerConfig(seed=1))
+    scheduler.seen_latent(np.full(4, 1.0, np.float32), version=1)
+    assert len(scheduler.frames) == 0
+
+
+def test_frame_pool_keeps_a_uniform_sample_of_its_size():
+    pool = FramePool(100, np.random.default_rng(0))
+    for value in range(1000):
+        pool.add(np.full(2, value, np.float32), version=0)
+    assert len(pool) == 100
+    kept = np.array([pool.draw()[0] for _ in range(2000)])
+    assert 300 < kept.mean() < 700  # not just the first or the last hundred
 
 
 def test_episode_timeout():
@@ -134,7 +175,8 @@ def test_learner_status_parsing_and_summary():
 @pytest.mark.parametrize('field, value, problem', [
     ('goal_source', 'dream', 'goal_source'), ('episode_length', 0, 'episode_length'),
     ('reset_timeout_s', 0.0, 'reset_timeout_s'), ('episode_timeout_s', -1.0, 'episode_timeout_s'),
-    ('seed', -1, 'seed'), ('encode_timeout_s', float('nan'), 'encode_timeout_s')])
+    ('seed', -1, 'seed'), ('encode_timeout_s', float('nan'), 'encode_timeout_s'),
+    ('imagined_goals', 'dreams', 'imagined_goals'), ('frame_pool_size', 0, 'frame_pool_size')])
 def test_config_rejects_bad_values(field, value, problem):
     with pytest.raises(ValueError, match=problem):
         GoalSchedulerConfig(**{field: value})

@@ -12,7 +12,7 @@ from rig_ros.core.actor import GoalPolicy
 from rig_ros.core.encoder import LATENT_VARIANCE_KEY, LatentEncoder
 from rig_ros.core.learner import Learner, LearnerConfig, load_vae_weights, resolve_checkpoint
 from rig_ros.core.policy_runtime import decode_policy_weights
-from rig_ros.core.replay import RelabelConfig
+from rig_ros.core.replay import PRIOR_GOAL, RelabelConfig
 from rig_ros.core.td3 import TD3Config
 
 DIM = 4  # factories.episode's latent size
@@ -222,3 +222,23 @@ def test_mahalanobis_reward_uses_the_vae_checkpoints_variance(tmp_path):
         make_learner(reward='mahalanobis')
     with pytest.raises(ValueError, match='reward'):
         make_learner(reward='manhattan')
+
+
+def test_frames_imagined_goals_are_the_replays_latents():
+    learner = make_learner(imagined_goals='frames')
+    sampler = learner.trainer.prior_goal_sampler
+    assert sampler(3).shape == (3, DIM)  # an empty replay: the prior
+    transitions = episode(0, 5, seed=4)
+    for transition in transitions:
+        learner.ingest('robot_0', transition)
+    frames = np.stack([t.observation for t in transitions] + [transitions[-1].next_observation])
+    drawn = sampler(40)
+    assert drawn.dtype == np.float32
+    assert all(np.abs(frames - goal).max(axis=1).min() == 0 for goal in drawn)
+    assert len({goal.tobytes() for goal in drawn}) > 1
+    # The relabelled batches use them: every 'prior' goal of a batch is a stored frame's latent.
+    batch = learner.trainer.buffer.sample(64)
+    prior = batch['goal'][batch['goal_source'] == PRIOR_GOAL].numpy()
+    assert len(prior) and all(np.abs(frames - goal).max(axis=1).min() < 1e-6 for goal in prior)
+    with pytest.raises(ValueError, match='imagined_goals'):
+        LearnerConfig(imagined_goals='dreams')
