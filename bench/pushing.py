@@ -113,9 +113,18 @@ def figures_of(evaluation: Evaluation) -> dict[str, Any]:
 
 
 def run_baselines(config: PipelineConfig, path: pathlib.Path) -> dict[str, Any]:
-    """Oracle and random policy of one task and seed on both boxes' goals (read back if done)."""
+    """Oracle and random policy of one task and seed on both boxes' goals (read back if done).
+
+    A file of another budget (RL steps, goals) is refused: each budget needs its own --out.
+    """
     if path.exists():
-        return json.loads(path.read_text())
+        figures = json.loads(path.read_text())
+        budget = {key: figures.get(key) for key in ('rl_steps', 'eval_goals')}
+        if any(value is not None and value != getattr(config, key)
+               for key, value in budget.items()):
+            raise ValueError(f'{path} holds baselines of another budget ({budget}); '
+                             'use another --out')
+        return figures
     goals = box_goals(config)
     start = time.perf_counter()
     with SawyerSim(SawyerSimConfig(task=config.task, seed=config.seed)) as sim:
@@ -125,7 +134,8 @@ def run_baselines(config: PipelineConfig, path: pathlib.Path) -> dict[str, Any]:
                                                               goals[box])),
                          'random': figures_of(evaluate_random(sim, config, goals[box]))}
                    for box in BOXES}
-    figures.update(oracle_train_s=train_s, wall_s=time.perf_counter() - start)
+    figures.update(oracle_train_s=train_s, wall_s=time.perf_counter() - start,
+                   rl_steps=config.rl_steps, eval_goals=config.eval_goals)
     path.write_text(json.dumps(figures))
     return figures
 
