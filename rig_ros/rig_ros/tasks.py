@@ -106,7 +106,7 @@ _PUSHING = {'workspace_low': (-0.25, 0.45), 'workspace_high': (0.25, 0.8),
             'hand_start': (0.0, 0.5),
             'hand_goal_low': (-0.05, 0.55), 'hand_goal_high': (0.05, 0.65),
             'puck_goal_low': (-0.2, 0.5), 'puck_goal_high': (0.2, 0.7),
-            'robot_config': 'sawyer_pusher'}
+            'param_file': 'pushing', 'robot_config': 'sawyer_pusher'}
 
 TASKS: dict[str, TaskSpec] = {spec.name: spec for spec in (
     TaskSpec('reacher', 'the hand reaches the goal position (RIG visual reacher)',

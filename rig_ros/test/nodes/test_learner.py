@@ -20,9 +20,10 @@ from rig_ros.edge.params import ParameterError
 from rig_ros.graph import task_param_files
 from rig_ros.interfaces.qos import (
     COMMAND_QOS, LATCHED_QOS, SENSOR_QOS, TRANSITION_QOS, WEIGHTS_QOS)
+from rig_ros.nodes.goal_scheduler import GoalSchedulerNode
 from rig_ros.nodes.learner import LearnerNode
 from rig_ros.nodes.policy import PolicyNode
-from rig_ros.tasks import TASK_NAMES
+from rig_ros.tasks import TASK_NAMES, TASKS
 
 DIM = 4
 SMALL = {'td3.hidden_sizes': [32, 32], 'td3.batch_size': 16, 'status_period_s': 0.3}
@@ -232,7 +233,7 @@ def test_weights_reach_the_policy_and_change_its_actions(ros, start_node, wait_f
 
 @pytest.mark.parametrize('task', TASK_NAMES)
 def test_task_configs_are_accepted(ros_domain_id, tmp_path, task):
-    """In process: the task's parameter files build both nodes' configs."""
+    """In process: the task's parameter files build the nodes' configs."""
     context = Context()
     files = [arg for path in task_param_files(task) for arg in ('--params-file', path)]
     rclpy.init(context=context, args=['--ros-args', *files])
@@ -243,9 +244,17 @@ def test_task_configs_are_accepted(ros_domain_id, tmp_path, task):
             Parameter('run_dir', value=str(tmp_path))])
         assert learner.config.td3.learning_starts == 4000
         assert learner.config.relabel.fraction_prior_goal == 0.5
+        # Pushing (config/pushing.yaml): 16 latents, goals from seen frames' latents.
+        pushing = TASKS[task].puck_count > 0
+        assert learner.config.latent_dim == learner.config.vae.latent_dim == (
+            16 if pushing else 4)
+        imagined = 'frames' if pushing else 'prior'
+        assert learner.config.imagined_goals == imagined
+        scheduler = GoalSchedulerNode(context=context)
+        assert scheduler.scheduler.config.imagined_goals == imagined
         learner.on_shutdown()
         assert (tmp_path / 'learner.safetensors').is_file()
-        for node in (policy, learner):
+        for node in (policy, learner, scheduler):
             node.destroy_node()
         # Reach: train false serves the run's actor at once.
         server = LearnerNode(context=context, parameter_overrides=[
