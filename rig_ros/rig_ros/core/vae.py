@@ -294,12 +294,11 @@ def evaluating(module: nn.Module) -> Iterator[nn.Module]:
         # whole tree, so the top module's mode is the tree's.
         yield module
         return
-    was_training = module.training
     module.eval()
     try:
         yield module
     finally:
-        module.train(was_training)
+        module.train()
 
 
 def _device(module: nn.Module) -> torch.device:
