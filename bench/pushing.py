@@ -42,10 +42,10 @@ sys.path.insert(0, str(ROOT / 'bench'))
 
 from rig_ros import report  # noqa: E402
 from rig_ros.core.evaluation import Evaluation  # noqa: E402
+from rig_ros.core.goals import IMAGINED_GOALS  # noqa: E402
 from rig_ros.core.oracle import evaluate_oracle, StateScaler, train_oracle  # noqa: E402
 from rig_ros.core.pipeline import (  # noqa: E402
-    evaluate_random, evaluate_rig, evaluation_goals, IMAGINED_GOALS, PipelineConfig,
-    RigPipeline)
+    evaluate_random, evaluate_rig, evaluation_goals, PipelineConfig, RigPipeline)
 from rig_ros.core.skew_fit import SkewFitConfig  # noqa: E402
 from rig_ros.sim.sawyer import SawyerSim, SawyerSimConfig  # noqa: E402
 

@@ -31,6 +31,12 @@ GoalKind = Literal['prior', 'image', 'explore']  # rig_msgs/Goal source
 EXPLORE_STAGE = 'explore'  # the learner's stage in which robots explore (core.lifecycle)
 
 
+def check_imagined_goals(value: object) -> None:
+    """Raise ValueError naming `imagined_goals` unless `value` is one of IMAGINED_GOALS."""
+    if value not in IMAGINED_GOALS:
+        raise ValueError(f'imagined_goals must be one of {IMAGINED_GOALS}, got {value!r}')
+
+
 @dataclass(frozen=True)
 class GoalSchedulerConfig:
     """Settings of the goal_scheduler node.
@@ -78,9 +84,7 @@ class GoalSchedulerConfig:
     def __post_init__(self) -> None:
         if self.goal_source not in ('prior', 'image'):
             raise ValueError(f"goal_source must be 'prior' or 'image', got {self.goal_source!r}")
-        if self.imagined_goals not in IMAGINED_GOALS:
-            raise ValueError(f'imagined_goals must be one of {IMAGINED_GOALS}, '
-                             f'got {self.imagined_goals!r}')
+        check_imagined_goals(self.imagined_goals)
         for name in ('episode_length', 'torch_threads', 'frame_pool_size'):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:

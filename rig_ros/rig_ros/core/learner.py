@@ -73,7 +73,7 @@ from rig_ros.core.encoder import (
     LATENT_VARIANCE_KEY, resolve_checkpoint as resolve_vae_checkpoint, saved_latent_variance,
     vae_config_from_dict)
 from rig_ros.core.files import atomic_write
-from rig_ros.core.goals import IMAGINED_GOALS, ImaginedGoals
+from rig_ros.core.goals import check_imagined_goals, ImaginedGoals
 from rig_ros.core.policy_runtime import encode_policy_weights, TransitionRecord
 from rig_ros.core.replay import GoalReplayBuffer, GoalSampler, RelabelConfig
 from rig_ros.core.rewards import REWARD_KINDS, RewardKind
@@ -199,9 +199,7 @@ class LearnerConfig:
             raise ValueError(f'replay_capacity must be >= 2, got {self.replay_capacity!r}')
         if self.reward not in REWARD_KINDS:
             raise ValueError(f'reward must be one of {REWARD_KINDS}, got {self.reward!r}')
-        if self.imagined_goals not in IMAGINED_GOALS:
-            raise ValueError(f'imagined_goals must be one of {IMAGINED_GOALS}, '
-                             f'got {self.imagined_goals!r}')
+        check_imagined_goals(self.imagined_goals)
         if self.vae.latent_dim != self.latent_dim:
             raise ValueError(f'vae.latent_dim ({self.vae.latent_dim}) must equal latent_dim '
                              f'({self.latent_dim})')

@@ -32,7 +32,7 @@ from rig_ros.core.encoder import LATENT_VARIANCE_KEY, saved_latent_variance
 from rig_ros.core.evaluation import (
     append_evaluation, append_row, Evaluation, EvaluationRecord, METRICS_FILE)
 from rig_ros.core.files import atomic_write, atomic_write_text
-from rig_ros.core.goals import IMAGINED_GOALS, ImaginedGoals
+from rig_ros.core.goals import check_imagined_goals, ImaginedGoals
 from rig_ros.core.noise import ExplorationConfig
 from rig_ros.core.preprocessing import CropBox, preprocess, PreprocessConfig
 from rig_ros.core.replay import GoalSampler, RelabelConfig
@@ -146,10 +146,8 @@ class PipelineConfig:
                 or not 0.0 <= probability <= 1.0):
             raise ValueError(f'collect_reset_to_goal_probability must be a number in [0, 1], '
                              f'got {probability!r}')
-        if self.imagined_goals not in IMAGINED_GOALS:
-            raise ValueError(f'imagined_goals must be one of {IMAGINED_GOALS}, '
-                             f'got {self.imagined_goals!r}')
-        if self.skew_fit.enabled and self.imagined_goals != 'frames':
+        check_imagined_goals(self.imagined_goals)
+        if self.skew_fit.enabled:  # Skew-Fit draws its goals from the frames
             self.imagined_goals = 'frames'
         if self.reward not in REWARD_KINDS:
             raise ValueError(f'reward must be one of {REWARD_KINDS}, got {self.reward!r}')
@@ -509,14 +507,14 @@ class RigPipeline:
         rng = np.random.default_rng(config.seed + 1)
         skew = config.skew_fit
         # Imagined goals: the VAE prior (RIG), or the frames' latents (skewed by Skew-Fit).
-        skewed_goals = (SkewedGoalSampler(skew, rng, seed=config.seed)
-                        if config.imagined_goals == 'frames' else None)
-        prior = skewed_goals if skewed_goals is not None else latent_prior(rng, latent_dim)
+        frame_goals = (SkewedGoalSampler(skew, rng, seed=config.seed)
+                       if config.imagined_goals == 'frames' else None)
+        prior = frame_goals if frame_goals is not None else latent_prior(rng, latent_dim)
         fine_tuning: Optional[VAEStage] = None
-        if config.fine_tune_vae_every and skewed_goals is not None:
+        if config.fine_tune_vae_every and frame_goals is not None:
             fine_tuning = SkewedVAEFineTuning(
                 vae, config.vae, config.fine_tune_vae_every, config.fine_tune_vae_steps, skew,
-                skewed_goals, seed=config.seed)
+                frame_goals, seed=config.seed)
         elif config.fine_tune_vae_every:
             fine_tuning = VAEFineTuning(vae, config.vae, config.fine_tune_vae_every,
                                         config.fine_tune_vae_steps)
@@ -540,10 +538,10 @@ class RigPipeline:
                 trainer.restore_replay({key: data[key] for key in data.files}, stored=step)
             curve = list(saved.metadata.get('curve', []))
             self.log(f'resuming practice at step {step}')
-        if skewed_goals is not None:
+        if frame_goals is not None:
             # A fine-tuned VAE's goals come from the replay's frames, as its last round left them.
             tuned = fine_tuning is not None and step >= config.fine_tune_vae_every
-            skewed_goals.fit(vae, trainer.buffer.images() if tuned else self.images())
+            frame_goals.fit(vae, trainer.buffer.images() if tuned else self.images())
         goal_states = evaluation_goals(env, config.eval_goals, config.seed)
 
         def evaluate(at_step: int) -> None:
