@@ -5,8 +5,9 @@
 vae_encoder -> policy (active, act_on_latent, a goal and policy weights published here, an
 untrained VAE checkpoint), timed until the policy's TwistStamped for that frame arrives;
 apart (3 processes) and composed (`robot_chain`, 1: its members hand frames and latents to
-each other in process). The nodes' executor is theirs (`rig_ros.edge.entry.executor_factory`)
-unless RIG_ROS_EXECUTOR says otherwise; the JSON names it (`executor`).
+each other in process). The nodes and the floors below run on the chain's executor
+(`rig_ros.edge.entry.FRAME_PATH_EXECUTOR`) unless RIG_ROS_EXECUTOR says otherwise; the JSON
+names it (`executor`).
 A command belongs to the newest frame sent before it (frames are 100 ms apart); the policy's
 transition closed by each frame carries the frame's stamp and confirms the pairing.
 The floors, measured the same way first: a bare rclpy process (`--echo single`, no project
@@ -180,47 +181,44 @@ def echo_main(role: str) -> int:
     """Relay camera frames towards a command: rclpy and Fast DDS, no project code.
 
     Subscribes and publishes as the chain's nodes do (their topics and QoS, messages of their
-    sizes taken into Python, freed memory kept as the nodes keep it, a single-threaded
-    executor), so that a bare node's share of the frame -> command time is measured under the
-    graph's conditions. Roles: see `EchoProcesses`.
+    sizes taken into Python), and runs as they run (`rig_ros.edge.entry.run_node`: freed memory
+    kept, the chain's executor, `FRAME_PATH_EXECUTOR` unless RIG_ROS_EXECUTOR says otherwise),
+    so that a bare node's share of the frame -> command time is measured under the graph's
+    conditions. Roles: see `EchoProcesses`.
     """
     import rclpy
     from geometry_msgs.msg import TwistStamped
-    from rclpy.executors import ExternalShutdownException
     from sensor_msgs.msg import Image
 
     from rig_msgs.msg import LatentState
-    from rig_ros.edge.entry import keep_freed_memory
+    from rig_ros.edge.entry import executor_factory, FRAME_PATH_EXECUTOR, run_node
     from rig_ros.interfaces.names import (
         CAMERA_IMAGE_TOPIC, EE_VELOCITY_TOPIC, IMAGE_TOPIC, LATENT_TOPIC)
     from rig_ros.interfaces.qos import COMMAND_QOS, SENSOR_QOS
-    keep_freed_memory()
-    rclpy.init()
-    node = rclpy.create_node(f'latency_floor_{role}', namespace='/robot_0')
-    if role in ('single', 'policy'):
-        commands = node.create_publisher(TwistStamped, EE_VELOCITY_TOPIC, COMMAND_QOS)
-        node.create_subscription(
-            Image if role == 'single' else LatentState,
-            CAMERA_IMAGE_TOPIC if role == 'single' else LATENT_TOPIC,
-            lambda msg: commands.publish(TwistStamped(header=msg.header)), SENSOR_QOS)
-    if role == 'policy':  # the policy takes each image too (its transitions' frames)
-        node.create_subscription(Image, IMAGE_TOPIC, lambda msg: None, SENSOR_QOS)
-    if role == 'camera':
-        images = node.create_publisher(Image, IMAGE_TOPIC, SENSOR_QOS)
-        pixels = bytes(84 * 84 * 3)
-        node.create_subscription(Image, CAMERA_IMAGE_TOPIC, lambda msg: images.publish(Image(
-            header=msg.header, height=84, width=84, encoding='rgb8', step=84 * 3,
-            data=pixels)), SENSOR_QOS)
-    if role == 'encoder':
-        latents = node.create_publisher(LatentState, LATENT_TOPIC, SENSOR_QOS)
-        node.create_subscription(Image, IMAGE_TOPIC, lambda msg: latents.publish(LatentState(
-            header=msg.header, mean=[0.0] * LATENT_DIM, log_variance=[0.0] * LATENT_DIM)),
-            SENSOR_QOS)
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    return 0
+
+    def make_node() -> Any:
+        node = rclpy.create_node(f'latency_floor_{role}', namespace='/robot_0')
+        if role in ('single', 'policy'):
+            commands = node.create_publisher(TwistStamped, EE_VELOCITY_TOPIC, COMMAND_QOS)
+            node.create_subscription(
+                Image if role == 'single' else LatentState,
+                CAMERA_IMAGE_TOPIC if role == 'single' else LATENT_TOPIC,
+                lambda msg: commands.publish(TwistStamped(header=msg.header)), SENSOR_QOS)
+        if role == 'policy':  # the policy takes each image too (its transitions' frames)
+            node.create_subscription(Image, IMAGE_TOPIC, lambda msg: None, SENSOR_QOS)
+        if role == 'camera':
+            images = node.create_publisher(Image, IMAGE_TOPIC, SENSOR_QOS)
+            pixels = bytes(84 * 84 * 3)
+            node.create_subscription(Image, CAMERA_IMAGE_TOPIC, lambda msg: images.publish(
+                Image(header=msg.header, height=84, width=84, encoding='rgb8', step=84 * 3,
+                      data=pixels)), SENSOR_QOS)
+        if role == 'encoder':
+            latents = node.create_publisher(LatentState, LATENT_TOPIC, SENSOR_QOS)
+            node.create_subscription(Image, IMAGE_TOPIC, lambda msg: latents.publish(
+                LatentState(header=msg.header, mean=[0.0] * LATENT_DIM,
+                            log_variance=[0.0] * LATENT_DIM)), SENSOR_QOS)
+        return node
+    return run_node(make_node, [], make_executor=executor_factory(FRAME_PATH_EXECUTOR))
 
 
 def measure_latency(probe: Probe, start: Callable[[Any], Any], frames: int,
@@ -454,7 +452,9 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     from rig_ros.core.actor import Actor, GoalPolicy, PolicySpec
     from rig_ros.core.td3 import TD3Config
+    from rig_ros.edge.entry import EXECUTOR_ENVIRONMENT, FRAME_PATH_EXECUTOR
     from rig_ros.interfaces import names
+    executor_name = os.environ.get(EXECUTOR_ENVIRONMENT, '').strip() or FRAME_PATH_EXECUTOR
     episode_length, learning_starts, warmup = 50, 100, 30
     td3 = TD3Config(updates_per_step=1, batch_size=128, learning_starts=learning_starts)
     checkpoint, params_file = setup_files(work, td3, episode_length, learning_starts)
@@ -508,7 +508,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                 'p99_ratio_apart': round(latency['apart']['p99'] / inprocess['p99'], 2),
                 'p99_ratio_composed': round(latency['composed']['p99'] / inprocess['p99'], 2),
                 'frames': frames, 'frame_size': f'{args.height}x{args.width}',
-                'executor': os.environ.get('RIG_ROS_EXECUTOR', '') or 'node default',
+                'executor': executor_name,
                 'load_average': round(os.getloadavg()[0], 2)})
         if 'steps' not in skip:
             inprocess_steps = measure_inprocess_steps(checkpoint, td3, steps, warmup,

@@ -9,15 +9,16 @@ not restart such a node). `run_nodes` does the same for several nodes on one exe
 composed process, `robot_chain`). Freed memory of large messages is kept for reuse
 (`keep_freed_memory`).
 
-Executors (`executor_factory`): 'single' (rclpy's SingleThreadedExecutor, the default) or
-'events' (rclpy's experimental EventsExecutor: no wait set rebuilt on every wake, 0.16-0.19
-against 0.57-0.61 ms per hop for four relaying nodes on one executor, measured; not yet the
-default: its gain in the graph's frame latency was within the noise, and one self-healing
-drill ended with a policy exiting 0 by itself, unexplained). The environment variable
-RIG_ROS_EXECUTOR ('single' or 'events') overrides every node's choice. Under 'events' a
-subscription callback that takes the MessageInfo must be wrapped
-(`rig_ros.edge.sequences.with_message_info`). SIGINT/SIGTERM stop either executor's spin the
-same way (our handlers stay in place under rclpy 9.1's EventsExecutor, tested).
+Executors (`executor_factory`): 'single' (rclpy's SingleThreadedExecutor) or 'events'
+(rclpy's experimental EventsExecutor: no wait set rebuilt on every wake-up). The robot chain's
+nodes (mujoco_sim, camera_pipeline, vae_encoder, policy and `robot_chain`, whose members run
+together on one executor) use `FRAME_PATH_EXECUTOR`, 'events': on the idle 2-core machine it
+took the apart chain's frame -> command p99 from 14.3 to 7.3 ms (docs/results.md, Graph
+latency); the other nodes keep 'single'. The environment variable RIG_ROS_EXECUTOR ('single'
+or 'events') overrides every node's choice. Under 'events' a subscription callback that takes
+the MessageInfo must be wrapped (`rig_ros.edge.sequences.with_message_info`). SIGINT/SIGTERM
+stop either executor's spin the same way (our handlers stay in place under rclpy 9.1's
+EventsExecutor, tested).
 """
 
 import contextlib
@@ -44,6 +45,7 @@ MMAP_THRESHOLD_BYTES = 16 << 20
 TRIM_THRESHOLD_BYTES = 32 << 20
 
 EXECUTOR_ENVIRONMENT = 'RIG_ROS_EXECUTOR'
+FRAME_PATH_EXECUTOR = 'events'  # the robot chain's nodes: one frame's hops at a time
 EXECUTORS: dict[str, Callable[[], Executor]] = {
     'single': SingleThreadedExecutor,
     'events': EventsExecutor,

@@ -15,8 +15,8 @@ skipped and malformed.
 In a composed chain (`robot_chain`) the next members also get each image directly, in
 process, before it is published (`image_listeners`: the command leaves before the DDS
 copies); the time a frame takes here then includes theirs (encoding, the policy's decision).
-RIG_ROS_EXECUTOR=events runs it on rclpy's EventsExecutor
-(`rig_ros.edge.entry.executor_factory`).
+It runs on rclpy's EventsExecutor (`rig_ros.edge.entry.FRAME_PATH_EXECUTOR`;
+RIG_ROS_EXECUTOR=single for the SingleThreadedExecutor).
 
 Parameters (`rig_ros.core.preprocessing.PreprocessConfig`, changeable at runtime):
 size (int, 84), crop.top / crop.left / crop.height / crop.width (unset: whole frame),
@@ -36,7 +36,7 @@ from rclpy.subscription import MessageInfo
 from sensor_msgs.msg import Image
 
 from rig_ros.core.preprocessing import preprocess, PreprocessConfig
-from rig_ros.edge.entry import run_node
+from rig_ros.edge.entry import executor_factory, FRAME_PATH_EXECUTOR, run_node
 from rig_ros.edge.image_msgs import array_to_image, image_to_array
 from rig_ros.edge.log_limits import KeyedThrottle, suffix
 from rig_ros.edge.params import ConfigParameters
@@ -160,7 +160,7 @@ class CameraPipeline(Node):
 
 def main(args: Optional[Sequence[str]] = None) -> int:
     """Run the camera_pipeline node until SIGINT/SIGTERM."""
-    return run_node(CameraPipeline, args)
+    return run_node(CameraPipeline, args, make_executor=executor_factory(FRAME_PATH_EXECUTOR))
 
 
 if __name__ == '__main__':

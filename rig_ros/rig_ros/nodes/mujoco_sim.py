@@ -35,7 +35,7 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Float64MultiArray, Header, MultiArrayDimension
 from std_srvs.srv import Trigger
 
-from rig_ros.edge.entry import run_node
+from rig_ros.edge.entry import executor_factory, FRAME_PATH_EXECUTOR, run_node
 from rig_ros.edge.image_msgs import array_to_image
 from rig_ros.edge.log_limits import KeyedThrottle, suffix
 from rig_ros.edge.params import declare_config, ParameterError
@@ -161,7 +161,7 @@ class MujocoSim(Node):
 
 def main(args: Optional[Sequence[str]] = None) -> int:
     """Run the mujoco_sim node until SIGINT/SIGTERM."""
-    return run_node(MujocoSim, args)
+    return run_node(MujocoSim, args, make_executor=executor_factory(FRAME_PATH_EXECUTOR))
 
 
 if __name__ == '__main__':

@@ -26,8 +26,8 @@ next frame. Frames are converted after the command is published, never before it
 
 In a composed chain (`robot_chain`) camera_pipeline and vae_encoder hand their frames and
 latents over directly, in process (`frame_hand_off`, `latent_hand_off`); the same messages arriving
-over DDS are then skipped. RIG_ROS_EXECUTOR=events runs it on
-rclpy's EventsExecutor (`rig_ros.edge.entry.executor_factory`).
+over DDS are then skipped. It runs on rclpy's EventsExecutor
+(`rig_ros.edge.entry.FRAME_PATH_EXECUTOR`; RIG_ROS_EXECUTOR=single for the SingleThreadedExecutor).
 
 A latent or goal with non-finite values or a size that does not fit is logged as an error
 (each distinct problem, throttled) and stops the robot until good ones arrive; so is a frame
@@ -53,7 +53,7 @@ import torch
 from rig_msgs.msg import Goal, LatentState, Transition, Weights
 from rig_ros.core.policy_runtime import (
     EpisodeGoal, Frame, Latent, PolicyConfig, PolicyRuntime, StepResult)
-from rig_ros.edge.entry import run_node
+from rig_ros.edge.entry import executor_factory, FRAME_PATH_EXECUTOR, run_node
 from rig_ros.edge.image_msgs import array_to_image, image_to_array
 from rig_ros.edge.log_limits import KeyedThrottle, suffix
 from rig_ros.edge.params import declare_config
@@ -298,7 +298,7 @@ class PolicyNode(Node):
 
 def main(args: Optional[Sequence[str]] = None) -> int:
     """Run the policy node until SIGINT/SIGTERM."""
-    return run_node(PolicyNode, args)
+    return run_node(PolicyNode, args, make_executor=executor_factory(FRAME_PATH_EXECUTOR))
 
 
 if __name__ == '__main__':

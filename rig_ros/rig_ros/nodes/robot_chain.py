@@ -23,8 +23,8 @@ separates them keeps them apart). Everything is still published on the topics fo
 subscribers; the members skip the DDS copies of what they were handed, and take messages of
 other publishers on those topics as before. A frame's command is then sent within
 camera_pipeline's callback: one wake-up per frame instead of three.
-RIG_ROS_EXECUTOR=events runs the members on rclpy's EventsExecutor
-(`rig_ros.edge.entry.executor_factory`).
+The members run on rclpy's EventsExecutor (`rig_ros.edge.entry.FRAME_PATH_EXECUTOR`;
+RIG_ROS_EXECUTOR=single for the SingleThreadedExecutor).
 """
 
 import sys
@@ -33,7 +33,7 @@ from typing import Any, Callable, Optional, Sequence
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
-from rig_ros.edge.entry import run_nodes
+from rig_ros.edge.entry import executor_factory, FRAME_PATH_EXECUTOR, run_nodes
 from rig_ros.edge.params import ParameterError
 from rig_ros.interfaces.names import (
     CAMERA_PIPELINE, COMPOSABLE, MUJOCO_SIM, POLICY, ROBOT_CHAIN, VAE_ENCODER)
@@ -186,7 +186,7 @@ def main(args: Optional[Sequence[str]] = None) -> int:
         except ParameterError:
             chain.destroy_node()
             raise
-    return run_nodes(make_nodes, argv)
+    return run_nodes(make_nodes, argv, make_executor=executor_factory(FRAME_PATH_EXECUTOR))
 
 
 if __name__ == '__main__':

@@ -12,8 +12,9 @@ that frame's command (in a composed chain the policy waited for it). Malformed f
 weights are logged as errors (each distinct problem, throttled) and dropped; the node keeps
 running. In a composed chain (`robot_chain`) camera_pipeline hands each image over directly
 (`image_hand_off`; the same image arriving over DDS is then skipped) and the policy gets each
-latent directly, before it is published (`latent_listeners`). RIG_ROS_EXECUTOR=events runs it on
-rclpy's EventsExecutor (`rig_ros.edge.entry.executor_factory`).
+latent directly, before it is published (`latent_listeners`). It runs on rclpy's
+EventsExecutor (`rig_ros.edge.entry.FRAME_PATH_EXECUTOR`; RIG_ROS_EXECUTOR=single for the
+SingleThreadedExecutor).
 
 Weights: the `vae_checkpoint` file at startup (an unreadable one stops the node), then every
 'vae' message of the latched `rig/weights` broadcast (WEIGHTS_QOS; 'policy' is ignored, other
@@ -36,7 +37,7 @@ import torch
 from rig_msgs.msg import LatentState, Weights
 from rig_msgs.srv import Encode
 from rig_ros.core.encoder import EncoderConfig, LatentEncoder, WeightsError
-from rig_ros.edge.entry import run_node
+from rig_ros.edge.entry import executor_factory, FRAME_PATH_EXECUTOR, run_node
 from rig_ros.edge.image_msgs import array_to_image, image_to_array
 from rig_ros.edge.log_limits import KeyedThrottle, suffix
 from rig_ros.edge.params import declare_config, ParameterError
@@ -173,7 +174,7 @@ class VAEEncoder(Node):
 
 def main(args: Optional[Sequence[str]] = None) -> int:
     """Run the vae_encoder node until SIGINT/SIGTERM."""
-    return run_node(VAEEncoder, args)
+    return run_node(VAEEncoder, args, make_executor=executor_factory(FRAME_PATH_EXECUTOR))
 
 
 if __name__ == '__main__':

@@ -58,3 +58,28 @@ def test_sigint_runs_on_shutdown_and_restores_handlers(ros_domain_id, monkeypatc
     # The EventsExecutor's own handler would have shut rclpy down before on_shutdown.
     assert nodes[0].ok_at_shutdown is True
     assert signal.getsignal(signal.SIGINT) is handler
+
+
+@pytest.mark.parametrize('module, runner', [
+    ('camera_pipeline', 'run_node'), ('vae_encoder', 'run_node'), ('policy', 'run_node'),
+    ('mujoco_sim', 'run_node'), ('robot_chain', 'run_nodes'), ('goal_scheduler', 'run_node'),
+    ('learner', 'run_node')])
+def test_robot_chain_nodes_run_on_the_events_executor(monkeypatch, module, runner):
+    """The frame path's nodes default to the EventsExecutor; the others to the single one."""
+    import importlib
+    node_module = importlib.import_module(f'rig_ros.nodes.{module}')
+    chosen = {}
+
+    def fake_run(make, args=None, *, make_executor=None, **kwargs):
+        chosen['executor'] = make_executor
+        return 0
+    monkeypatch.setattr(node_module, runner, fake_run)
+    monkeypatch.delenv(EXECUTOR_ENVIRONMENT, raising=False)
+    assert node_module.main([]) == 0
+    frame_path = module in ('camera_pipeline', 'vae_encoder', 'policy', 'mujoco_sim',
+                            'robot_chain')
+    expected = EventsExecutor if frame_path else SingleThreadedExecutor
+    assert (chosen['executor'] or executor_factory()) is expected
+    monkeypatch.setenv(EXECUTOR_ENVIRONMENT, 'single')
+    assert node_module.main([]) == 0
+    assert (chosen['executor'] or executor_factory()) is SingleThreadedExecutor
