@@ -452,9 +452,8 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     from rig_ros.core.actor import Actor, GoalPolicy, PolicySpec
     from rig_ros.core.td3 import TD3Config
-    from rig_ros.edge.entry import EXECUTOR_ENVIRONMENT, FRAME_PATH_EXECUTOR
+    from rig_ros.edge.entry import executor_name, FRAME_PATH_EXECUTOR
     from rig_ros.interfaces import names
-    executor_name = os.environ.get(EXECUTOR_ENVIRONMENT, '').strip() or FRAME_PATH_EXECUTOR
     episode_length, learning_starts, warmup = 50, 100, 30
     td3 = TD3Config(updates_per_step=1, batch_size=128, learning_starts=learning_starts)
     checkpoint, params_file = setup_files(work, td3, episode_length, learning_starts)
@@ -508,7 +507,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                 'p99_ratio_apart': round(latency['apart']['p99'] / inprocess['p99'], 2),
                 'p99_ratio_composed': round(latency['composed']['p99'] / inprocess['p99'], 2),
                 'frames': frames, 'frame_size': f'{args.height}x{args.width}',
-                'executor': executor_name,
+                'executor': executor_name(FRAME_PATH_EXECUTOR),
                 'load_average': round(os.getloadavg()[0], 2)})
         if 'steps' not in skip:
             inprocess_steps = measure_inprocess_steps(checkpoint, td3, steps, warmup,

@@ -52,8 +52,8 @@ EXECUTORS: dict[str, Callable[[], Executor]] = {
 }
 
 
-def executor_factory(default: str = 'single') -> Callable[[], Executor]:
-    """Return the executor class named by RIG_ROS_EXECUTOR, else by `default`.
+def executor_name(default: str = 'single') -> str:
+    """Return the executor named by RIG_ROS_EXECUTOR, else `default`.
 
     Raises ValueError naming the choices for an unknown name.
     """
@@ -61,7 +61,12 @@ def executor_factory(default: str = 'single') -> Callable[[], Executor]:
     if name not in EXECUTORS:
         raise ValueError(f'unknown executor {name!r} (from {EXECUTOR_ENVIRONMENT} or the '
                          f'node); choices: {", ".join(EXECUTORS)}')
-    return EXECUTORS[name]
+    return name
+
+
+def executor_factory(default: str = 'single') -> Callable[[], Executor]:
+    """Return the executor class `executor_name(default)` names."""
+    return EXECUTORS[executor_name(default)]
 
 
 def run_node(make_node: Callable[[], Node], args: Optional[Sequence[str]] = None, *,

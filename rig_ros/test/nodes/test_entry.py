@@ -10,7 +10,8 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.experimental import EventsExecutor
 from rclpy.node import Node
 
-from rig_ros.edge.entry import EXECUTOR_ENVIRONMENT, executor_factory, run_nodes
+from rig_ros.edge.entry import (
+    EXECUTOR_ENVIRONMENT, executor_factory, executor_name, run_nodes)
 
 
 def test_executor_named_by_the_node_unless_the_environment_says(monkeypatch):
@@ -19,6 +20,7 @@ def test_executor_named_by_the_node_unless_the_environment_says(monkeypatch):
     assert executor_factory('events') is EventsExecutor
     monkeypatch.setenv(EXECUTOR_ENVIRONMENT, 'single')
     assert executor_factory('events') is SingleThreadedExecutor
+    assert executor_name('events') == 'single'  # what the latency bench reports
     monkeypatch.setenv(EXECUTOR_ENVIRONMENT, 'fast')
     with pytest.raises(ValueError, match='single, events'):
         executor_factory()
