@@ -14,13 +14,15 @@ from std_msgs.msg import Header
 from rig_ros.core.preprocessing import image_from_buffer, image_to_buffer
 
 
-def image_to_array(msg: Image) -> np.ndarray:
+def image_to_array(msg: Image, copy: bool = True) -> np.ndarray:
     """Decode an Image message into an HxW (mono) or HxWxC array in its own encoding.
 
+    copy=False: a read-only view of the message's data where its layout allows (see
+    `image_from_buffer`), for callers that only read the frame while they hold the message.
     Raises ValueError naming the problem for an unknown encoding or a size/step/data mismatch.
     """
     return image_from_buffer(msg.data, msg.height, msg.width, msg.encoding, msg.step,
-                             bool(msg.is_bigendian))
+                             bool(msg.is_bigendian), copy)
 
 
 def array_to_image(image: np.ndarray, encoding: str = 'rgb8',

@@ -154,7 +154,8 @@ class CameraPipeline(Node):
 
         Raises ValueError naming the problem for a malformed frame.
         """
-        image = preprocess(image_to_array(msg), self._config, msg.encoding)
+        # A view of the frame: preprocess only reads it, and the output is a new array.
+        image = preprocess(image_to_array(msg, copy=False), self._config, msg.encoding)
         return array_to_image(image, 'rgb8', msg.header)
 
 

@@ -183,6 +183,30 @@ def test_buffer_accepts_ros_style_uint8_arrays():
     np.testing.assert_array_equal(image, _frame(4, 4))
 
 
+def test_buffer_view_without_copy():
+    data = bytearray(image_to_buffer(_frame(4, 5), 'rgb8')[0])
+    view = image_from_buffer(data, 4, 5, 'rgb8', 15, False, copy=False)
+    np.testing.assert_array_equal(view, _frame(4, 5))
+    assert not view.flags.writeable  # the message's bytes are never written through
+    data[0] = 255 - data[0]  # a view: the frame it shows is the buffer's
+    assert view[0, 0, 0] == data[0]
+    assert preprocess(view, PreprocessConfig(size=4), 'rgb8').flags.writeable
+
+
+@pytest.mark.parametrize('encoding, step, array', [
+    ('rgb8', 7 * 3 + 11, _frame(5, 7)),  # padded rows
+    ('mono16', 7 * 2, np.arange(35, dtype=np.uint16).reshape(5, 7) * 1000),  # byte order
+])
+def test_buffer_copies_what_a_view_cannot_show(encoding, step, array):
+    data, row_bytes = image_to_buffer(array, encoding)
+    rows = np.zeros((5, step), np.uint8)
+    rows[:, :row_bytes] = np.frombuffer(data, np.uint8).reshape(5, row_bytes)
+    wire = rows.tobytes()
+    image = image_from_buffer(wire, 5, 7, encoding, step, False, copy=False)
+    np.testing.assert_array_equal(image, array)
+    assert image.flags.writeable and not np.shares_memory(image, np.frombuffer(wire, np.uint8))
+
+
 @pytest.mark.parametrize('length, step, message', [
     (12 * 3 - 1, 12, 'too short'),
     (100, 11, 'step'),
