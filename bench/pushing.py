@@ -17,7 +17,8 @@ finished one is read back, an interrupted pipeline resumes from its checkpoint (
 the pipeline refuses a different configuration). `--jobs N` runs N of them at once, one process
 each (the seeds of a machine with more cores); `--image-size` / `--latent-dim` change the VAE
 and `--imagined-goals frames` RIG's goals (their runs get their own folder; the baselines, which
-see no VAE, are shared). Prints one JSON line last.
+see no VAE, are shared). Prints one JSON line last; every figure goes to
+`figures_<tasks>_<variants>_<N>seeds.json` in the run folder.
 """
 
 from __future__ import annotations
@@ -296,8 +297,11 @@ def main() -> int:
     keys = ('pusher_rig_puck_distance_mean', 'pusher_oracle_puck_distance_mean',
             'pusher_rl_steps', 'pusher_seeds', 'multi_pusher_rig_puck_distance_mean',
             'multi_pusher_oracle_puck_distance_mean', 'pusher_skewfit_puck_distance_mean')
-    (out / 'figures.json').write_text(json.dumps(figures, indent=2))
-    print(f'all figures: {out / "figures.json"}')
+    # Named by what was run: a run of one seed or task must not overwrite a wider summary.
+    summary = out / (f'figures_{"+".join(args.tasks)}_{"+".join(args.variants)}_'
+                     f'{args.seeds}seeds.json')
+    summary.write_text(json.dumps(figures, indent=2))
+    print(f'all figures: {summary}')
     print(json.dumps({key: figures.get(key) for key in keys}))
     return 0
 
