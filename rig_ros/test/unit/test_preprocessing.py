@@ -191,6 +191,11 @@ def test_buffer_view_without_copy():
     data[0] = 255 - data[0]  # a view: the frame it shows is the buffer's
     assert view[0, 0, 0] == data[0]
     assert preprocess(view, PreprocessConfig(size=4), 'rgb8').flags.writeable
+    # A frame already at the output size is not resized: the output must still be its own.
+    square = image_from_buffer(image_to_buffer(_frame(4, 4), 'rgb8')[0], 4, 4, 'rgb8', 12,
+                               False, copy=False)
+    output = preprocess(square, PreprocessConfig(size=4), 'rgb8')
+    assert output.flags.writeable and not np.shares_memory(output, square)
 
 
 @pytest.mark.parametrize('encoding, step, array', [
