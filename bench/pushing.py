@@ -66,12 +66,17 @@ class RunSettings:
     image_size: int | None = None
     latent_dim: int | None = None
     imagined_goals: str | None = None  # PipelineConfig.imagined_goals; skewfit: always 'frames'
+    replay_capacity: int | None = None  # of RIG and the oracle alike
 
     def tag(self) -> str:
         """Return a suffix naming the settings that differ ('' for none)."""
         return ''.join(f'_{name}{value}' for name, value in (
             ('image', self.image_size), ('latent', self.latent_dim),
-            ('goals', self.imagined_goals)) if value is not None)
+            ('goals', self.imagined_goals)) if value is not None) + self.baselines_tag()
+
+    def baselines_tag(self) -> str:
+        """Return the suffix of the settings the oracle sees too ('' for none)."""
+        return '' if self.replay_capacity is None else f'_replay{self.replay_capacity}'
 
 
 def pushing_config(task: str, variant: str, seed: int, quick: bool, rl_steps: int,
@@ -87,6 +92,8 @@ def pushing_config(task: str, variant: str, seed: int, quick: bool, rl_steps: in
             config.vae, latent_dim=settings.latent_dim))
     if settings.imagined_goals is not None:
         config = dataclasses.replace(config, imagined_goals=settings.imagined_goals)
+    if settings.replay_capacity is not None:
+        config = dataclasses.replace(config, replay_capacity=settings.replay_capacity)
     if variant == 'skewfit':
         config = dataclasses.replace(config, skew_fit=SKEW_FIT)
     return config
@@ -249,12 +256,16 @@ def main() -> int:
     parser.add_argument('--imagined-goals', choices=IMAGINED_GOALS, default=None,
                         help="RIG's imagined goals: the VAE prior (default) or the latents of "
                              "the VAE's frames (Skew-Fit's source; skewfit always uses these)")
+    parser.add_argument('--replay-capacity', type=int, default=None,
+                        help='replay size of RIG and the oracle, in transitions (default: the '
+                             "pipeline's, 20,000)")
     parser.add_argument('--jobs', type=int, default=1,
                         help='runs at once, each in its own process (one core each)')
     args = parser.parse_args()
     if args.jobs < 1:
         parser.error(f'--jobs must be at least 1, got {args.jobs}')
-    settings = RunSettings(args.image_size, args.latent_dim, args.imagined_goals)
+    settings = RunSettings(args.image_size, args.latent_dim, args.imagined_goals,
+                           args.replay_capacity)
     if args.goals is None:
         args.goals = 5 if args.quick else 20
     torch.set_num_threads(1)  # as bench/learning.py: a busy 2-core machine
@@ -266,8 +277,10 @@ def main() -> int:
                                'run_settings': dataclasses.asdict(settings),
                                'skew_fit': dataclasses.asdict(SKEW_FIT),
                                'goals_per_box': args.goals}
-    # The oracle and random policy see no VAE: one set per budget, shared by VAE settings.
-    baselines_dir = pathlib.Path(args.out) / ('quick' if args.quick else 'full')
+    # The oracle and random policy see no VAE: one set per budget and replay, shared by VAE
+    # settings.
+    baselines_dir = pathlib.Path(args.out) / (('quick' if args.quick else 'full')
+                                              + settings.baselines_tag())
     baselines_dir.mkdir(parents=True, exist_ok=True)
     work: list[Work] = []
     for task in args.tasks:
