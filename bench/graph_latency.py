@@ -17,6 +17,10 @@ command; the DDS hops alone); what a chain adds is over its floor.
 (ii) The same per-frame work in process: `preprocess`, `LatentEncoder.encode`, TD3 `act`, on
 frames 100 ms apart as the graph gets them (the ratios' base); back to back too (warm caches:
 faster, reported beside it).
+(i) and (ii) side by side: the frames are split into `--rounds` blocks, one per variant and the
+in-process base in turn (the order rotating by round; each variant on a ROS domain of its own,
+started for its block and stopped after it; each block's first 10 frames untimed), so that a
+quieter or busier minute of the machine falls on all of them, not on one.
 (iii) Practice steps per second: the lockstep practice graph (mujoco_sim, chain, goal
 scheduler, learner training) apart and composed, against `core.pipeline.practice_loop` with
 the same TD3 config, updates per step and episode length.
@@ -47,6 +51,7 @@ TARGET_P99_RATIO = 2.0
 TARGET_STEPS_RATIO = 0.5
 LATENT_DIM = 4
 FRAME_PERIOD_S = 0.1
+BLOCK_WARMUP = 10  # frames each block sends first and does not time (caches after the others)
 
 
 def stamp_key(stamp: Any) -> int:
@@ -93,9 +98,9 @@ def setup_files(directory: pathlib.Path, td3: Any, episode_length: int,
 class Probe:
     """The bench's own rclpy node: frames, a goal and weights out; commands and transitions in."""
 
-    def __init__(self, domain_id: int) -> None:
+    def __init__(self, domain_id: int, name: str = 'graph_latency_bench') -> None:
         from rig_ros.edge.background import BackgroundNode
-        self._background = BackgroundNode('graph_latency_bench', domain_id)
+        self._background = BackgroundNode(name, domain_id)
         self.node = self._background.node
         self.lock = threading.Lock()
         self.commands: list[float] = []  # arrival times (perf_counter)
@@ -136,11 +141,11 @@ def start_graph(specs: list, log_path: pathlib.Path) -> Any:
     return graph_starter(specs)(log), log
 
 
-def graph_starter(specs: list) -> Callable[[Any], Any]:
-    """Return `start(log)`: the specs under the project's runner, child output into log."""
-    def start(log: Any) -> Any:
+def graph_starter(specs: list) -> Callable[..., Any]:
+    """Return `start(log, env=None)`: the specs under the project's runner, output into log."""
+    def start(log: Any, env: Optional[dict[str, str]] = None) -> Any:
         from rig_ros.run.runner import GraphRunner
-        runner = GraphRunner(specs, output=log, sigint_timeout=10.0)
+        runner = GraphRunner(specs, env=env, output=log, sigint_timeout=10.0)
         runner.start()
         return runner
     return start
@@ -157,10 +162,11 @@ class EchoProcesses:
     the policy taking the image too), so that the DDS hops alone are measured.
     """
 
-    def __init__(self, log: Any, layout: str = 'single') -> None:
+    def __init__(self, log: Any, env: Optional[dict[str, str]] = None,
+                 layout: str = 'single') -> None:
         roles = ('single',) if layout == 'single' else ('camera', 'encoder', 'policy')
         self._processes = [subprocess.Popen([sys.executable, __file__, '--echo', role],
-                                            stdout=log, stderr=subprocess.STDOUT)
+                                            stdout=log, stderr=subprocess.STDOUT, env=env)
                            for role in roles]
 
     def stop(self) -> int:
@@ -221,136 +227,184 @@ def echo_main(role: str) -> int:
     return run_node(make_node, [], make_executor=executor_factory(FRAME_PATH_EXECUTOR))
 
 
-def measure_latency(probe: Probe, start: Callable[[Any], Any], frames: int,
-                    frame_shape: tuple[int, int], agent: Any,
-                    log_path: pathlib.Path) -> dict[str, Any]:
-    """(i): frames at 10 Hz through what `start(log)` runs; latency of each frame's command.
+class ChainUnderTest:
+    """(i) for one variant: its processes on a ROS domain of their own, fed by a probe there.
 
-    `start` returns an object whose `stop()` stops it and returns its exit code.
+    `start(log, env)` starts them and returns an object whose `stop()` stops them and returns
+    the exit code. Each `block` of frames starts the processes, waits for commands and stops
+    them after it, so that only the variant being timed runs while the blocks of all variants
+    and the in-process base take turns (idle chains left up beside it made the apart chain's
+    p99 jitter more: their Fast DDS threads wake on their own).
     """
-    import numpy as np
-    from geometry_msgs.msg import TwistStamped
-    from sensor_msgs.msg import Image
 
-    from rig_msgs.msg import Goal, Transition, Weights
-    from rig_ros.core.policy_runtime import encode_policy_weights
-    from rig_ros.edge.image_msgs import array_to_image
-    from rig_ros.interfaces.qos import COMMAND_QOS, LATCHED_QOS, SENSOR_QOS, TRANSITION_QOS
-    node = probe.node
-    with probe.lock:
-        probe.commands.clear()
-        probe.transitions.clear()
-        probe.transition_stamps.clear()
-    command_sub = node.create_subscription(TwistStamped, '/robot_0/ee_velocity',
-                                           probe.command_callback, COMMAND_QOS)
-    transition_sub = node.create_subscription(Transition, '/rig/transition',
-                                              probe.transition_callback, TRANSITION_QOS)
-    camera = node.create_publisher(Image, '/robot_0/camera/image_raw', SENSOR_QOS)
-    goals = node.create_publisher(Goal, '/robot_0/rig/goal', LATCHED_QOS)
-    weights = node.create_publisher(Weights, '/rig/weights', LATCHED_QOS)
-    config_json, data = encode_policy_weights(agent, {'version': 1})
-    weights.publish(Weights(model_name='policy', version=1, config_json=config_json,
-                            safetensors=data))
-    log = open(log_path, 'w')
-    runner = start(log)
-    result: dict[str, Any] = {}
-    try:
-        if not wait_for(lambda: camera.get_subscription_count() >= 1
-                        and node.count_publishers('/robot_0/ee_velocity') >= 1, 60.0):
-            raise RuntimeError(f'the chain did not come up; see {log_path}')
+    def __init__(self, name: str, start: Callable[[Any, dict[str, str]], Any],
+                 frame_shape: tuple[int, int], agent: Any, log_path: pathlib.Path) -> None:
+        import numpy as np
+        from geometry_msgs.msg import TwistStamped
+        from sensor_msgs.msg import Image
+
+        from rig_msgs.msg import Goal, Transition, Weights
+        from rig_ros.core.policy_runtime import encode_policy_weights
+        from rig_ros.edge.image_msgs import array_to_image
+        from rig_ros.interfaces.qos import (
+            COMMAND_QOS, LATCHED_QOS, SENSOR_QOS, TRANSITION_QOS)
+        self.name = name
+        self.log_path = log_path
+        self.domain, self._domain_lock = reserve_domain_id()
+        self.probe = Probe(self.domain, f'graph_latency_bench_{name}')
+        node = self.probe.node
+        node.create_subscription(TwistStamped, '/robot_0/ee_velocity',
+                                 self.probe.command_callback, COMMAND_QOS)
+        node.create_subscription(Transition, '/rig/transition',
+                                 self.probe.transition_callback, TRANSITION_QOS)
+        self._camera = node.create_publisher(Image, '/robot_0/camera/image_raw', SENSOR_QOS)
+        self._goals = node.create_publisher(Goal, '/robot_0/rig/goal', LATCHED_QOS)
+        weights = node.create_publisher(Weights, '/rig/weights', LATCHED_QOS)
+        config_json, data = encode_policy_weights(agent, {'version': 1})
+        weights.publish(Weights(model_name='policy', version=1, config_json=config_json,
+                                safetensors=data))
+        rng = np.random.default_rng(0)
+        self._images = [array_to_image(
+            rng.integers(0, 256, (*frame_shape, 3), dtype=np.uint8), 'rgb8') for _ in range(8)]
+        self._sent = 0
+        self._start = start
+        self._runner: Any = None
+        self._log = open(log_path, 'w')
+
+    def _start_chain(self) -> None:
+        """Start the chain, hand it its goal and feed frames until commands come back."""
+        from rig_msgs.msg import Goal
+        node = self.probe.node
+        with self.probe.lock:
+            self.probe.commands.clear()
+        self._runner = self._start(self._log, {**os.environ, 'ROS_DOMAIN_ID': str(self.domain)})
+        if not wait_for(lambda: self._camera.get_subscription_count() >= 1
+                        and node.count_publishers('/robot_0/ee_velocity') >= 1, 90.0):
+            raise RuntimeError(f'{self.name}: the chain did not come up; see {self.log_path}')
         goal = Goal(mean=[0.0] * LATENT_DIM, episode_id=1, episode_length=0, explore=False,
                     source='prior')
         goal.header.stamp = node.get_clock().now().to_msg()
-        goals.publish(goal)
-        rng = np.random.default_rng(0)
-        images = [array_to_image(rng.integers(0, 256, (*frame_shape, 3), dtype=np.uint8),
-                                 'rgb8') for _ in range(8)]
-        # Send frames until they produce commands (weights, goal and latents all in).
+        self._goals.publish(goal)
         deadline = time.monotonic() + 60.0
-        while not probe.commands:
+        while not self.probe.commands:  # weights, goal and latents all in
             if time.monotonic() > deadline:
-                raise RuntimeError(f'no commands for the frames; see {log_path}')
-            images[0].header.stamp = node.get_clock().now().to_msg()
-            camera.publish(images[0])
+                raise RuntimeError(f'{self.name}: no commands for the frames; see '
+                                   f'{self.log_path}')
+            self._publish()
             time.sleep(FRAME_PERIOD_S)
-        time.sleep(0.3)
-        with probe.lock:
-            probe.commands.clear()
-            probe.transitions.clear()
-            probe.transition_stamps.clear()
-        warmup = 20
-        total = warmup + frames
-        sent: list[float] = []
-        stamps: list[int] = []
+
+    def _publish(self) -> tuple[float, int]:
+        msg = self._images[self._sent % len(self._images)]
+        self._sent += 1
+        msg.header.stamp = self.probe.node.get_clock().now().to_msg()
+        sent = time.perf_counter()
+        self._camera.publish(msg)
+        return sent, stamp_key(msg.header.stamp)
+
+    def _stop_chain(self) -> None:
+        code = self._runner.stop()
+        self._runner = None
+        if code:
+            print(f'warning: {self.name} stopped with code {code}; see {self.log_path}')
+
+    def block(self, frames: int, warmup: int) -> dict[str, Any]:
+        """Start the chain, send warmup + frames frames at 10 Hz, stop it; time the last frames."""
+        self._start_chain()
+        try:
+            return self._timed_frames(frames, warmup)
+        finally:
+            self._stop_chain()
+
+    def _timed_frames(self, frames: int, warmup: int) -> dict[str, Any]:
+        time.sleep(0.3)  # answers still on their way from the start-up frames
+        with self.probe.lock:
+            self.probe.commands.clear()
+            self.probe.transitions.clear()
+            self.probe.transition_stamps.clear()
+        sent: list[tuple[float, int]] = []
         next_time = time.perf_counter()
-        while len(sent) < total:
-            msg = images[len(sent) % len(images)]
-            msg.header.stamp = node.get_clock().now().to_msg()
-            sent.append(time.perf_counter())
-            camera.publish(msg)
-            stamps.append(stamp_key(msg.header.stamp))
+        while len(sent) < warmup + frames:
+            sent.append(self._publish())
             next_time += FRAME_PERIOD_S
             time.sleep(max(0.0, next_time - time.perf_counter()))
         time.sleep(0.5)
-        with probe.lock:
-            commands = list(probe.commands)
-            transitions = dict(zip(probe.transition_stamps, probe.transitions))
+        with self.probe.lock:
+            commands = list(self.probe.commands)
+            transitions = dict(zip(self.probe.transition_stamps, self.probe.transitions))
         latencies, transition_latencies = [], []
-        for index in range(warmup, total):
-            start = sent[index]
-            end = sent[index + 1] if index + 1 < total else start + 1.0
+        for index in range(warmup, len(sent)):
+            start, stamp = sent[index]
+            end = sent[index + 1][0] if index + 1 < len(sent) else start + 1.0
             answers = [t for t in commands if start <= t < end]
             if answers:
                 latencies.append(answers[0] - start)
-            if stamps[index] in transitions:
-                transition_latencies.append(transitions[stamps[index]] - start)
-        result = {**percentiles(latencies), 'frames': frames,
-                  'missed': frames - len(latencies),
-                  'transition_stamp_matches': len(transition_latencies),
-                  'transition_p50': percentiles(transition_latencies)['p50']
-                  if transition_latencies else None}
-    finally:
-        code = runner.stop()
-        log.close()
-        node.destroy_subscription(command_sub)
-        node.destroy_subscription(transition_sub)
-        for publisher in (camera, goals, weights):
-            node.destroy_publisher(publisher)
-        if code:
-            print(f'warning: the graph stopped with code {code}; see {log_path}')
-    return result
+            if stamp in transitions:
+                transition_latencies.append(transitions[stamp] - start)
+        return {'latencies': latencies, 'transition_latencies': transition_latencies,
+                'missed': frames - len(latencies)}
+
+    def close(self) -> None:
+        """Stop the chain if it runs, and the probe."""
+        try:
+            if self._runner is not None:
+                self._stop_chain()
+        finally:
+            self._log.close()
+            self.probe.close()
+            self._domain_lock.close()
 
 
-def measure_inprocess_latency(checkpoint: pathlib.Path, agent: Any, frames: int,
-                              frame_shape: tuple[int, int],
-                              period_s: float = FRAME_PERIOD_S) -> dict[str, Any]:
+def summarise_blocks(blocks: list[dict[str, Any]], frames: int) -> dict[str, Any]:
+    """Pool a variant's blocks: percentiles, missed frames, transitions paired by stamp."""
+    latencies = [value for block in blocks for value in block['latencies']]
+    transitions = [value for block in blocks for value in block['transition_latencies']]
+    return {**percentiles(latencies), 'frames': frames,
+            'missed': sum(block['missed'] for block in blocks),
+            'transition_stamp_matches': len(transitions),
+            'transition_p50': percentiles(transitions)['p50'] if transitions else None}
+
+
+class InProcessChain:
     """(ii): preprocess + encode + act per frame, the same code as the nodes', one process.
 
     Frames come `period_s` apart, as they come to the graph: back to back (0) the same work
     ran warm and took about half the time (encoding 0.9 against 1.7-1.8 ms p50 at 10 Hz).
     """
-    import numpy as np
 
-    from rig_ros.core.encoder import LatentEncoder
-    from rig_ros.core.preprocessing import preprocess, PreprocessConfig
-    encoder = LatentEncoder()
-    encoder.load_checkpoint(checkpoint)
-    config = PreprocessConfig(size=84)
-    rng = np.random.default_rng(0)
-    images = [rng.integers(0, 256, (*frame_shape, 3), dtype=np.uint8) for _ in range(8)]
-    goal = np.zeros(LATENT_DIM, np.float32)
-    times = []
-    next_time = time.perf_counter()
-    for index in range(frames + 20):
-        start = time.perf_counter()
-        image = preprocess(images[index % len(images)], config, 'rgb8')
-        mean, _ = encoder.encode(image, 'rgb8')
-        agent.act(mean, goal, explore=False)
-        if index >= 20:
-            times.append(time.perf_counter() - start)
-        next_time += period_s
-        time.sleep(max(0.0, next_time - time.perf_counter()))
-    return percentiles(times)
+    def __init__(self, checkpoint: pathlib.Path, agent: Any,
+                 frame_shape: tuple[int, int]) -> None:
+        import numpy as np
+
+        from rig_ros.core.encoder import LatentEncoder
+        from rig_ros.core.preprocessing import PreprocessConfig
+        self._encoder = LatentEncoder()
+        self._encoder.load_checkpoint(checkpoint)
+        self._agent = agent
+        self._config = PreprocessConfig(size=84)
+        rng = np.random.default_rng(0)
+        self._images = [rng.integers(0, 256, (*frame_shape, 3), dtype=np.uint8)
+                        for _ in range(8)]
+        self._goal = np.zeros(LATENT_DIM, np.float32)
+        self._done = 0
+
+    def block(self, frames: int, warmup: int,
+              period_s: float = FRAME_PERIOD_S) -> dict[str, Any]:
+        """Time warmup + frames frames `period_s` apart; keep the last `frames`."""
+        from rig_ros.core.preprocessing import preprocess
+        times = []
+        next_time = time.perf_counter()
+        for index in range(warmup + frames):
+            start = time.perf_counter()
+            image = preprocess(self._images[self._done % len(self._images)], self._config,
+                               'rgb8')
+            mean, _ = self._encoder.encode(image, 'rgb8')
+            self._agent.act(mean, self._goal, explore=False)
+            self._done += 1
+            if index >= warmup:
+                times.append(time.perf_counter() - start)
+            next_time += period_s
+            time.sleep(max(0.0, next_time - time.perf_counter()))
+        return {'latencies': times}
 
 
 def measure_graph_steps(probe: Probe, specs: list, steps: int, warmup: int,
@@ -425,6 +479,9 @@ def main(argv: Optional[list[str]] = None) -> int:
                         help='fewer frames and steps (about a minute and a half)')
     parser.add_argument('--frames', type=int, default=None, help='timed frames (200)')
     parser.add_argument('--steps', type=int, default=None, help='timed practice steps (300)')
+    parser.add_argument('--rounds', type=int, default=None,
+                        help='blocks the frames are split into, the variants interleaved '
+                             'block by block (5; --quick: 2)')
     parser.add_argument('--height', type=int, default=480, help='raw camera frame rows')
     parser.add_argument('--width', type=int, default=640, help='raw camera frame columns')
     parser.add_argument('--skip', default='', help='comma-separated parts to skip: '
@@ -435,6 +492,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         return echo_main(args.echo)
     frames = args.frames or (60 if args.quick else 200)
     steps = args.steps or (100 if args.quick else 300)
+    rounds = args.rounds or (2 if args.quick else 5)
+    if not 1 <= rounds <= frames:
+        parser.error(f'--rounds must be between 1 and the frames ({frames}), got {rounds}')
     frame_shape = (args.height, args.width)
     skip = {part.strip() for part in args.skip.split(',') if part.strip()}
     os.environ.setdefault('MUJOCO_GL', 'egl')
@@ -468,18 +528,41 @@ def main(argv: Optional[list[str]] = None) -> int:
             chain = [spec for spec in graph.practice_graph(
                 params_file=str(params_file), nodes='robot_0/*')
                 if spec.executable in (names.CAMERA_PIPELINE, names.VAE_ENCODER, names.POLICY)]
-            inprocess = measure_inprocess_latency(checkpoint, agent, frames, frame_shape)
-            back_to_back = measure_inprocess_latency(checkpoint, agent, frames, frame_shape, 0.0)
+            inprocess_chain = InProcessChain(checkpoint, agent, frame_shape)
+            back_to_back = percentiles(inprocess_chain.block(frames, BLOCK_WARMUP,
+                                                             0.0)['latencies'])
+            print(f'(ii) in process, back to back (warm caches): {back_to_back}', flush=True)
+            starts = {'floor': EchoProcesses,
+                      'floor_apart': lambda log, env: EchoProcesses(log, env, 'chain'),
+                      'apart': graph_starter(chain),
+                      'composed': graph_starter(graph.compose_chain(chain))}
+            chains: dict[str, ChainUnderTest] = {}
+            try:
+                for variant, start in starts.items():
+                    chains[variant] = ChainUnderTest(variant, start, frame_shape, agent,
+                                                     work / f'latency_{variant}.log')
+                blocks: dict[str, list[dict[str, Any]]] = {
+                    name: [] for name in ('inprocess', *chains)}
+                order = list(blocks)
+                sizes = [frames // rounds + (index < frames % rounds) for index in range(rounds)]
+                for index, size in enumerate(sizes):
+                    # Each round in another order: no variant always follows the same one.
+                    for name in order[index % len(order):] + order[:index % len(order)]:
+                        runner = inprocess_chain if name == 'inprocess' else chains[name]
+                        blocks[name].append(runner.block(size, BLOCK_WARMUP))
+                    print(f'(i) round {index + 1} of {rounds}: ' + ', '.join(
+                        f'{name} p99 {percentiles(blocks[name][-1]["latencies"])["p99"]}'
+                        for name in order) + ' ms', flush=True)
+            finally:
+                for under_test in chains.values():
+                    under_test.close()
+            inprocess = percentiles([value for block in blocks['inprocess']
+                                     for value in block['latencies']])
             print(f'(ii) in process, {1 / FRAME_PERIOD_S:g} Hz as the graph gets frames: '
-                  f'{inprocess}; back to back: {back_to_back}', flush=True)
-            latency = {}
-            for variant, start in (('floor', EchoProcesses),
-                                   ('floor_apart', lambda log: EchoProcesses(log, 'chain')),
-                                   ('apart', graph_starter(chain)),
-                                   ('composed', graph_starter(graph.compose_chain(chain)))):
-                latency[variant] = measure_latency(probe, start, frames, frame_shape, agent,
-                                                   work / f'latency_{variant}.log')
-                print(f'(i) {variant}: {latency[variant]}', flush=True)
+                  f'{inprocess}', flush=True)
+            latency = {name: summarise_blocks(blocks[name], frames) for name in chains}
+            for name in chains:
+                print(f'(i) {name}: {latency[name]}', flush=True)
             floor_and_work = latency['floor']['p99'] + inprocess['p99']
             floor_apart_and_work = latency['floor_apart']['p99'] + inprocess['p99']
             for name, floor, total in (('a bare rclpy node answering', 'floor', floor_and_work),
@@ -506,7 +589,8 @@ def main(argv: Optional[list[str]] = None) -> int:
                 'floor_apart_plus_inprocess_p99_ms': round(floor_apart_and_work, 2),
                 'p99_ratio_apart': round(latency['apart']['p99'] / inprocess['p99'], 2),
                 'p99_ratio_composed': round(latency['composed']['p99'] / inprocess['p99'], 2),
-                'frames': frames, 'frame_size': f'{args.height}x{args.width}',
+                'frames': frames, 'rounds': rounds,
+                'frame_size': f'{args.height}x{args.width}',
                 'executor': executor_name(FRAME_PATH_EXECUTOR),
                 'load_average': round(os.getloadavg()[0], 2)})
         if 'steps' not in skip:
