@@ -17,8 +17,10 @@ finished one is read back, an interrupted pipeline resumes from its checkpoint (
 the pipeline refuses a different configuration). `--jobs N` runs N of them at once, one process
 each (the seeds of a machine with more cores); `--image-size` / `--latent-dim` change the VAE
 and `--imagined-goals frames` RIG's goals (their runs get their own folder; the baselines, which
-see no VAE, are shared). Prints one JSON line last; every figure goes to
-`figures_<tasks>_<variants>_<N>seeds.json` in the run folder.
+see no VAE, are shared); `--first-seed K` starts the seeds at K (a seed split over sessions or
+machines: a later run over all of them reads the finished ones back). Prints one JSON line
+last; every figure goes to `figures_<tasks>_<variants>_<N>seeds.json` (`..._seedsK-L.json`
+from K) in the run folder.
 """
 
 from __future__ import annotations
@@ -243,6 +245,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument('--quick', action='store_true', help='smoke-sized budgets')
     parser.add_argument('--seeds', type=int, default=3)
+    parser.add_argument('--first-seed', type=int, default=0,
+                        help='seeds run are first-seed .. first-seed + seeds - 1 (another '
+                             "session's or machine's seeds are read back from the same folder "
+                             'when a later run spans them)')
     parser.add_argument('--rl-steps', type=int, default=50_000)
     parser.add_argument('--goals', type=int, default=None,
                         help='evaluation goals per box (default 20; --quick: 5)')
@@ -264,6 +270,9 @@ def main() -> int:
     args = parser.parse_args()
     if args.jobs < 1:
         parser.error(f'--jobs must be at least 1, got {args.jobs}')
+    if args.first_seed < 0 or args.seeds < 1:
+        parser.error(f'--first-seed must be >= 0 and --seeds >= 1, got {args.first_seed} and '
+                     f'{args.seeds}')
     settings = RunSettings(args.image_size, args.latent_dim, args.imagined_goals,
                            args.replay_capacity)
     if args.goals is None:
@@ -284,7 +293,7 @@ def main() -> int:
     baselines_dir.mkdir(parents=True, exist_ok=True)
     work: list[Work] = []
     for task in args.tasks:
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             work += [Work(task, variant, seed, pushing_config(
                 task, variant, seed, args.quick, args.rl_steps, args.goals, settings),
                 out / f'{task}_{variant}_seed{seed}') for variant in args.variants]
@@ -311,8 +320,10 @@ def main() -> int:
             'pusher_rl_steps', 'pusher_seeds', 'multi_pusher_rig_puck_distance_mean',
             'multi_pusher_oracle_puck_distance_mean', 'pusher_skewfit_puck_distance_mean')
     # Named by what was run: a run of one seed or task must not overwrite a wider summary.
+    seeds_name = (f'{args.seeds}seeds' if args.first_seed == 0
+                  else f'seeds{args.first_seed}-{args.first_seed + args.seeds - 1}')
     summary = out / (f'figures_{"+".join(args.tasks)}_{"+".join(args.variants)}_'
-                     f'{args.seeds}seeds.json')
+                     f'{seeds_name}.json')
     summary.write_text(json.dumps(figures, indent=2))
     print(f'all figures: {summary}')
     print(json.dumps({key: figures.get(key) for key in keys}))
