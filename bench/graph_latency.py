@@ -360,11 +360,11 @@ def summarise_blocks(blocks: list[dict[str, Any]], frames: int) -> dict[str, Any
     A frame without a command before the next frame counts as one frame period in the
     percentiles (its latency is at least that): a dropped frame must not leave the tail.
     """
+    missed = sum(block['missed'] for block in blocks)
     latencies = [value for block in blocks for value in block['latencies']]
-    latencies += [FRAME_PERIOD_S] * sum(block['missed'] for block in blocks)
+    latencies += [FRAME_PERIOD_S] * missed
     transitions = [value for block in blocks for value in block['transition_latencies']]
-    return {**percentiles(latencies), 'frames': frames,
-            'missed': sum(block['missed'] for block in blocks),
+    return {**percentiles(latencies), 'frames': frames, 'missed': missed,
             'transition_stamp_matches': len(transitions),
             'transition_p50': percentiles(transitions)['p50'] if transitions else None}
 

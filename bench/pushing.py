@@ -291,9 +291,10 @@ def main() -> int:
     baselines_dir = pathlib.Path(args.out) / (('quick' if args.quick else 'full')
                                               + settings.baselines_tag())
     baselines_dir.mkdir(parents=True, exist_ok=True)
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
     work: list[Work] = []
     for task in args.tasks:
-        for seed in range(args.first_seed, args.first_seed + args.seeds):
+        for seed in seeds:
             work += [Work(task, variant, seed, pushing_config(
                 task, variant, seed, args.quick, args.rl_steps, args.goals, settings),
                 out / f'{task}_{variant}_seed{seed}') for variant in args.variants]
@@ -320,8 +321,7 @@ def main() -> int:
             'pusher_rl_steps', 'pusher_seeds', 'multi_pusher_rig_puck_distance_mean',
             'multi_pusher_oracle_puck_distance_mean', 'pusher_skewfit_puck_distance_mean')
     # Named by what was run: a run of one seed or task must not overwrite a wider summary.
-    seeds_name = (f'{args.seeds}seeds' if args.first_seed == 0
-                  else f'seeds{args.first_seed}-{args.first_seed + args.seeds - 1}')
+    seeds_name = f'{len(seeds)}seeds' if seeds[0] == 0 else f'seeds{seeds[0]}-{seeds[-1]}'
     summary = out / (f'figures_{"+".join(args.tasks)}_{"+".join(args.variants)}_'
                      f'{seeds_name}.json')
     summary.write_text(json.dumps(figures, indent=2))
