@@ -179,14 +179,16 @@ def pooled(runs: list[dict[str, Any]], method: str, box: str, key: str) -> np.nd
 def summarise(task: str, rig: dict[str, list[dict]], baselines: list[dict],
               config: PipelineConfig, out: pathlib.Path) -> dict[str, Any]:
     """Figures of one task, keyed `<task>_<method>_<figure>[_easy]`, and its curve plot."""
-    figures: dict[str, Any] = {f'{task}_seeds': len(baselines),
+    seeds = len(next(iter(rig.values()), baselines))
+    figures: dict[str, Any] = {f'{task}_seeds': seeds,
                                f'{task}_rl_steps': config.rl_steps,
                                f'{task}_collect_images': config.collect_images}
     for box in BOXES:
         suffix = '' if box == 'default' else '_easy'
         methods = {variant: [{box: {variant: run['boxes'][box]}} for run in runs]
                    for variant, runs in rig.items()}
-        methods.update({name: baselines for name in ('oracle', 'random')})
+        if baselines:  # --no-baselines: the variants alone
+            methods.update({name: baselines for name in ('oracle', 'random')})
         for method, runs in methods.items():
             puck = pooled(runs, method, box, 'puck_distances')
             hand = pooled(runs, method, box, 'hand_distances')
@@ -201,11 +203,11 @@ def summarise(task: str, rig: dict[str, list[dict]], baselines: list[dict],
     figures[f'{task}_baselines_wall_s_per_seed'] = [run['wall_s'] for run in baselines]
     curves = {f'{variant} seed {run["rig"]["seed"]}': run['rig']['curve']
               for variant, runs in rig.items() for run in runs}
+    references = {f'{method} (median)': figures[f'{task}_{method}_puck_distance_median']
+                  for method in ('oracle', 'random') if baselines}
     report.plot_learning_curves(
         curves, out / f'{task}_learning_curve.png',
-        f'{task}: RIG from pixels, final puck distance', references={
-            'oracle (median)': figures[f'{task}_oracle_puck_distance_median'],
-            'random (median)': figures[f'{task}_random_puck_distance_median']},
+        f'{task}: RIG from pixels, final puck distance', references=references,
         axes=report.CurveAxes(
             x_key='env_steps_total', x_label='environment steps (collection included)',
             success_label=('success rate (hand + puck distance < '
@@ -265,6 +267,9 @@ def main() -> int:
     parser.add_argument('--replay-capacity', type=int, default=None,
                         help='replay size of RIG and the oracle, in transitions (default: the '
                              "pipeline's, 20,000)")
+    parser.add_argument('--no-baselines', action='store_true',
+                        help='run the RIG variants only, no oracle or random policy (a '
+                             'later run over the same folder and seeds adds them)')
     parser.add_argument('--jobs', type=int, default=1,
                         help='runs at once, each in its own process (one core each)')
     args = parser.parse_args()
@@ -298,6 +303,8 @@ def main() -> int:
             work += [Work(task, variant, seed, pushing_config(
                 task, variant, seed, args.quick, args.rl_steps, args.goals, settings),
                 out / f'{task}_{variant}_seed{seed}') for variant in args.variants]
+            if args.no_baselines:
+                continue
             work.append(Work(task, 'baselines', seed, pushing_config(
                 task, 'rig', seed, args.quick, args.rl_steps, args.goals, settings),
                 baselines_dir / f'{task}_baselines_seed{seed}.json'))
@@ -323,7 +330,7 @@ def main() -> int:
     # Named by what was run: a run of one seed or task must not overwrite a wider summary.
     seeds_name = f'{len(seeds)}seeds' if seeds[0] == 0 else f'seeds{seeds[0]}-{seeds[-1]}'
     summary = out / (f'figures_{"+".join(args.tasks)}_{"+".join(args.variants)}_'
-                     f'{seeds_name}.json')
+                     f'{seeds_name}{"_nobaselines" if args.no_baselines else ""}.json')
     summary.write_text(json.dumps(figures, indent=2))
     print(f'all figures: {summary}')
     print(json.dumps({key: figures.get(key) for key in keys}))
