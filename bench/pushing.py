@@ -18,9 +18,10 @@ the pipeline refuses a different configuration). `--jobs N` runs N of them at on
 each (the seeds of a machine with more cores); `--image-size` / `--latent-dim` change the VAE
 and `--imagined-goals frames` RIG's goals (their runs get their own folder; the baselines, which
 see no VAE, are shared); `--first-seed K` starts the seeds at K (a seed split over sessions or
-machines: a later run over all of them reads the finished ones back). Prints one JSON line
-last; every figure goes to `figures_<tasks>_<variants>_<N>seeds.json` (`..._seedsK-L.json`
-from K) in the run folder.
+machines: a later run over all of them reads the finished ones back); `--no-baselines` runs
+the RIG variants alone (a later run over the same seeds adds the oracle and random). Prints
+one JSON line last; every figure goes to `figures_<tasks>_<variants>_<N>seeds.json`
+(`..._seedsK-L.json` from K, `..._nobaselines` without the baselines) in the run folder.
 """
 
 from __future__ import annotations

@@ -1,0 +1,96 @@
+"""The benchmarks' own arithmetic: pooled latency blocks and the pusher's per-task figures.
+
+bench/ is outside the package; its scripts are loaded from the repository by path.
+"""
+
+import importlib.util
+import pathlib
+import sys
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import pytest
+
+BENCH = pathlib.Path(__file__).resolve().parents[3] / 'bench'
+
+
+def load_bench(name: str) -> ModuleType:
+    """Import bench/<name>.py as a module (bench/ is not a package)."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, BENCH / f'{name}.py')
+    assert spec is not None and spec.loader is not None, f'no bench/{name}.py in {BENCH}'
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope='module')
+def graph_latency() -> ModuleType:
+    return load_bench('graph_latency')
+
+
+@pytest.fixture(scope='module')
+def pushing() -> ModuleType:
+    return load_bench('pushing')
+
+
+def latency_block(latencies: list[float], missed: int) -> dict[str, Any]:
+    return {'latencies': latencies, 'missed': missed, 'transition_latencies': latencies[:3]}
+
+
+def test_missed_frames_enter_the_tail_as_one_frame_period(graph_latency: ModuleType) -> None:
+    blocks = [latency_block([0.005] * 99, 0), latency_block([0.005] * 98, 2)]
+    pooled = graph_latency.summarise_blocks(blocks, frames=199)
+    assert pooled['missed'] == 2
+    assert pooled['n'] == 199
+    assert pooled['max'] == pytest.approx(1e3 * graph_latency.FRAME_PERIOD_S)
+    assert pooled['p99'] > 5.0  # two missed frames of 199 reach the 99th percentile
+    assert pooled['transition_stamp_matches'] == 6
+
+
+def test_blocks_without_missed_frames_keep_their_latencies(graph_latency: ModuleType) -> None:
+    pooled = graph_latency.summarise_blocks([latency_block([0.004, 0.006], 0)] * 3, frames=6)
+    assert (pooled['missed'], pooled['n'], pooled['max']) == (0, 6, 6.0)
+    assert pooled['p50'] == pytest.approx(5.0)
+
+
+def rig_run(seed: int, puck: list[float]) -> dict[str, Any]:
+    curve = [{'env_steps_total': 5000, 'rig_success_rate': 0.0,
+              'rig_final_puck_distance_median': float(np.median(puck))}]
+    box = {'puck_distances': puck, 'hand_distances': [0.02] * len(puck)}
+    return {'rig': {'seed': seed, 'curve': curve, 'stage_wall_s': {'practice': 1.0}},
+            'boxes': {'default': box, 'easy': box}, 'wall_s': 2.0}
+
+
+def baselines_run(oracle: list[float]) -> dict[str, Any]:
+    methods = {'oracle': {'puck_distances': oracle, 'hand_distances': [0.01] * len(oracle)},
+               'random': {'puck_distances': [0.12] * len(oracle),
+                          'hand_distances': [0.15] * len(oracle)}}
+    return {'default': methods, 'easy': methods, 'wall_s': 3.0}
+
+
+def test_pusher_figures_pool_every_seeds_goals(pushing: ModuleType,
+                                               tmp_path: pathlib.Path) -> None:
+    config = pushing.pushing_config('pusher', 'skewfit', 0, True, 1000, 2)
+    rig = {'skewfit': [rig_run(1, [0.10, 0.20]), rig_run(2, [0.30, 0.40])]}
+    figures = pushing.summarise('pusher', rig, [baselines_run([0.05, 0.07])] * 2, config,
+                                tmp_path)
+    assert figures['pusher_seeds'] == 2
+    assert figures['pusher_skewfit_puck_distance_mean'] == pytest.approx(0.25)
+    assert figures['pusher_skewfit_puck_distance_median_easy'] == pytest.approx(0.25)
+    assert figures['pusher_oracle_puck_distance_mean'] == pytest.approx(0.06)
+    assert (tmp_path / 'pusher_learning_curve.png').is_file()
+
+
+def test_pusher_figures_without_baselines_name_only_the_variants(
+        pushing: ModuleType, tmp_path: pathlib.Path) -> None:
+    config = pushing.pushing_config('pusher', 'skewfit', 1, True, 1000, 2)
+    figures = pushing.summarise('pusher', {'skewfit': [rig_run(1, [0.10, 0.30])]}, [],
+                                config, tmp_path)
+    assert figures['pusher_seeds'] == 1
+    assert figures['pusher_skewfit_puck_distance_mean'] == pytest.approx(0.20)
+    assert not any(key.startswith(('pusher_oracle', 'pusher_random')) for key in figures)
+    assert figures['pusher_baselines_wall_s_per_seed'] == []
