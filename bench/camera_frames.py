@@ -52,6 +52,9 @@ from rig_ros.run.domains import reserve_domain_id
 
 SIZES = ('640x480', '1280x720', '1920x1080')
 MODES = ('best_effort', 'reliable', 'busy_best_effort')
+BUSY_LOOP = ('import signal, sys\n'
+             'signal.signal(signal.SIGINT, lambda *_: sys.exit(0))\n'
+             'while True:\n    pass\n')
 CONFIGS = ('profile', 'defaults')  # also 'large_data': FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA
 PREFIXES = {'profile': '', 'defaults': 'defaults_', 'large_data': 'large_data_'}
 RATE_HZ = 30.0
@@ -319,7 +322,8 @@ def run_once(mode: str, size: str, config: str, seconds: float, profile: str,
     spec = NodeSpec('camera_pipeline', 'camera_pipeline', NAMESPACE, parameters, (), ())
     label = f'{config}_{mode}_{size}'
     load = os.getloadavg()[0]
-    busy = [subprocess.Popen([sys.executable, '-c', 'while True: pass'])
+    # SIGINT ends a busy loop quietly (no KeyboardInterrupt traceback in the bench's output).
+    busy = [subprocess.Popen([sys.executable, '-c', BUSY_LOOP])
             for _ in range(2 if mode.startswith('busy') else 0)]
     me = pathlib.Path(__file__).resolve()
     processes: list[subprocess.Popen] = []
