@@ -1,11 +1,15 @@
-"""Objects several test files build: untrained VAEs and their checkpoints, small learners.
+"""Objects several test files build: untrained VAEs, checkpoints, learners, loaded scripts.
 
+Scripts outside the package (launch files, benchmarks) are loaded as modules by path.
 Imported by name (`rig_ros/test` is on pytest's `pythonpath`); the `vae_checkpoint` fixture
 in `rig_ros/test/conftest.py` is the usual way to get a checkpoint file.
 """
 
 import dataclasses
+import importlib.util
 import pathlib
+import sys
+import types
 from typing import Optional
 
 import numpy as np
@@ -54,3 +58,18 @@ def episode(episode_id: int, length: int, seed: int = 0,
     return [TransitionRecord(episode_id, t, latents[t], rng.uniform(-1, 1, 2).astype(np.float32),
                              latents[t + 1], goal, t == length - 1, 0, float(t))
             for t in range(length)]
+
+
+def load_script(path: pathlib.Path, name: str) -> types.ModuleType:
+    """Import the Python file at `path` as module `name`, afresh on every call.
+
+    Afresh: a launch file binds whatever `launch` modules sys.modules holds when it runs (a
+    test's stand-ins). Registered in sys.modules before it runs: dataclasses of a module with
+    postponed annotations look their module up there.
+    """
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None, f'cannot load {path}'
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module

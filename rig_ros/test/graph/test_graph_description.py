@@ -6,7 +6,6 @@ small recording stand-in of the launch/launch_ros API.
 """
 
 import argparse
-import importlib.util
 import os
 import pathlib
 import sys
@@ -14,6 +13,7 @@ import tempfile
 import types
 from typing import Any
 
+from factories import load_script
 import pytest
 import setuptools
 import yaml
@@ -49,11 +49,7 @@ CASE_IDS = [(name, i) for name in GRAPHS for i in range(len(CASES[name]))]
 
 
 def load_launch_file(name: str) -> types.ModuleType:
-    path = LAUNCH_DIR / f'{name}.launch.py'
-    spec = importlib.util.spec_from_file_location(f'{name}_launch', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(LAUNCH_DIR / f'{name}.launch.py', f'{name}_launch')
 
 
 def console_scripts() -> dict[str, str]:

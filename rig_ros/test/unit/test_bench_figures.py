@@ -3,12 +3,11 @@
 bench/ is outside the package; its scripts are loaded from the repository by path.
 """
 
-import importlib.util
 import pathlib
-import sys
 from types import ModuleType
 from typing import Any
 
+from factories import load_script
 import numpy as np
 import pytest
 
@@ -17,14 +16,7 @@ BENCH = pathlib.Path(__file__).resolve().parents[3] / 'bench'
 
 def load_bench(name: str) -> ModuleType:
     """Import bench/<name>.py as a module (bench/ is not a package)."""
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, BENCH / f'{name}.py')
-    assert spec is not None and spec.loader is not None, f'no bench/{name}.py in {BENCH}'
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script(BENCH / f'{name}.py', name)
 
 
 @pytest.fixture(scope='module')
