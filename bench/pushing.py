@@ -180,7 +180,7 @@ def pooled(runs: list[dict[str, Any]], method: str, box: str, key: str) -> np.nd
 def summarise(task: str, rig: dict[str, list[dict]], baselines: list[dict],
               config: PipelineConfig, out: pathlib.Path) -> dict[str, Any]:
     """Figures of one task, keyed `<task>_<method>_<figure>[_easy]`, and its curve plot."""
-    seeds = len(next(iter(rig.values()), baselines))
+    seeds = len(baselines) if baselines else max(len(runs) for runs in rig.values())
     figures: dict[str, Any] = {f'{task}_seeds': seeds,
                                f'{task}_rl_steps': config.rl_steps,
                                f'{task}_collect_images': config.collect_images}
