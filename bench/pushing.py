@@ -17,11 +17,14 @@ finished one is read back, an interrupted pipeline resumes from its checkpoint (
 the pipeline refuses a different configuration). `--jobs N` runs N of them at once, one process
 each (the seeds of a machine with more cores); `--image-size` / `--latent-dim` change the VAE
 and `--imagined-goals frames` RIG's goals (their runs get their own folder; the baselines, which
-see no VAE, are shared); `--first-seed K` starts the seeds at K (a seed split over sessions or
+see no VAE, are shared); `--reset-to-goal 0 --fine-tune-vae-every N` is what a robot can do
+without a simulator's resets (random exploration's frames, the VAE fine-tuned online on the
+practice frames); `--first-seed K` starts the seeds at K (a seed split over sessions or
 machines: a later run over all of them reads the finished ones back); `--no-baselines` runs
 the RIG variants alone (a later run over the same seeds adds the oracle and random). Prints
 one JSON line last; every figure goes to `figures_<tasks>_<variants>_<N>seeds.json`
-(`..._seedsK-L.json` from K, `..._nobaselines` without the baselines) in the run folder.
+(`..._seedsK-L.json` from K, `..._nobaselines` without the baselines) in the run folder, each
+task's curves to `<task>_<variants>_<N>seeds_learning_curve.png` (named the same way).
 """
 
 from __future__ import annotations
@@ -70,12 +73,18 @@ class RunSettings:
     latent_dim: int | None = None
     imagined_goals: str | None = None  # PipelineConfig.imagined_goals; skewfit: always 'frames'
     replay_capacity: int | None = None  # of RIG and the oracle alike
+    reset_to_goal_probability: float | None = None  # None: RESET_TO_GOAL_PROBABILITY
+    fine_tune_vae_every: int | None = None  # PipelineConfig.fine_tune_vae_every (None: 0)
 
     def tag(self) -> str:
         """Return a suffix naming the settings that differ ('' for none)."""
-        return ''.join(f'_{name}{value}' for name, value in (
-            ('image', self.image_size), ('latent', self.latent_dim),
-            ('goals', self.imagined_goals)) if value is not None) + self.baselines_tag()
+        return ''.join(f'_{name}{value:g}' if isinstance(value, float) else f'_{name}{value}'
+                       for name, value in (
+                           ('image', self.image_size), ('latent', self.latent_dim),
+                           ('goals', self.imagined_goals),
+                           ('reset', self.reset_to_goal_probability),
+                           ('finetune', self.fine_tune_vae_every)) if value is not None
+                       ) + self.baselines_tag()
 
     def baselines_tag(self) -> str:
         """Return the suffix of the settings the oracle sees too ('' for none)."""
@@ -85,9 +94,11 @@ class RunSettings:
 def pushing_config(task: str, variant: str, seed: int, quick: bool, rl_steps: int,
                    goals: int, settings: RunSettings = RunSettings()) -> PipelineConfig:
     """Learning benchmark's pusher budget, the RIG data recipe, and the variant's skewing."""
+    reset_probability = (RESET_TO_GOAL_PROBABILITY if settings.reset_to_goal_probability is None
+                         else settings.reset_to_goal_probability)
     config = dataclasses.replace(
         pusher_config(seed, quick, rl_steps), task=task, eval_goals=goals,
-        collect_reset_to_goal_probability=RESET_TO_GOAL_PROBABILITY)
+        collect_reset_to_goal_probability=reset_probability)
     if settings.image_size is not None:
         config = dataclasses.replace(config, image_size=settings.image_size)
     if settings.latent_dim is not None:
@@ -97,6 +108,8 @@ def pushing_config(task: str, variant: str, seed: int, quick: bool, rl_steps: in
         config = dataclasses.replace(config, imagined_goals=settings.imagined_goals)
     if settings.replay_capacity is not None:
         config = dataclasses.replace(config, replay_capacity=settings.replay_capacity)
+    if settings.fine_tune_vae_every is not None:
+        config = dataclasses.replace(config, fine_tune_vae_every=settings.fine_tune_vae_every)
     if variant == 'skewfit':
         config = dataclasses.replace(config, skew_fit=SKEW_FIT)
     return config
@@ -178,7 +191,7 @@ def pooled(runs: list[dict[str, Any]], method: str, box: str, key: str) -> np.nd
 
 
 def summarise(task: str, rig: dict[str, list[dict]], baselines: list[dict],
-              config: PipelineConfig, out: pathlib.Path) -> dict[str, Any]:
+              config: PipelineConfig, plot_path: pathlib.Path) -> dict[str, Any]:
     """Figures of one task, keyed `<task>_<method>_<figure>[_easy]`, and its curve plot."""
     seeds = len(baselines) if baselines else max(len(runs) for runs in rig.values())
     figures: dict[str, Any] = {f'{task}_seeds': seeds,
@@ -207,7 +220,7 @@ def summarise(task: str, rig: dict[str, list[dict]], baselines: list[dict],
     references = {f'{method} (median)': figures[f'{task}_{method}_puck_distance_median']
                   for method in ('oracle', 'random') if baselines}
     report.plot_learning_curves(
-        curves, out / f'{task}_learning_curve.png',
+        curves, plot_path,
         f'{task}: RIG from pixels, final puck distance', references=references,
         axes=report.CurveAxes(
             x_key='env_steps_total', x_label='environment steps (collection included)',
@@ -268,6 +281,13 @@ def main() -> int:
     parser.add_argument('--replay-capacity', type=int, default=None,
                         help='replay size of RIG and the oracle, in transitions (default: the '
                              "pipeline's, 20,000)")
+    parser.add_argument('--reset-to-goal', type=float, default=None,
+                        help="share of the VAE collection's episodes set to a sampled goal "
+                             f"state (default {RESET_TO_GOAL_PROBABILITY}, RIG's simulated-data "
+                             'recipe; 0: what a robot can do, random exploration alone)')
+    parser.add_argument('--fine-tune-vae-every', type=int, default=None,
+                        help='practice steps between online VAE fine-tuning rounds on the '
+                             "replay's frames (default 0: the VAE stays as pretrained)")
     parser.add_argument('--no-baselines', action='store_true',
                         help='run the RIG variants only, no oracle or random policy (a '
                              'later run over the same folder and seeds adds them)')
@@ -279,8 +299,12 @@ def main() -> int:
     if args.first_seed < 0 or args.seeds < 1:
         parser.error(f'--first-seed must be >= 0 and --seeds >= 1, got {args.first_seed} and '
                      f'{args.seeds}')
+    if args.reset_to_goal is not None and not 0.0 <= args.reset_to_goal <= 1.0:
+        parser.error(f'--reset-to-goal must lie in [0, 1], got {args.reset_to_goal}')
+    if args.fine_tune_vae_every is not None and args.fine_tune_vae_every < 0:
+        parser.error(f'--fine-tune-vae-every must be >= 0, got {args.fine_tune_vae_every}')
     settings = RunSettings(args.image_size, args.latent_dim, args.imagined_goals,
-                           args.replay_capacity)
+                           args.replay_capacity, args.reset_to_goal, args.fine_tune_vae_every)
     if args.goals is None:
         args.goals = 5 if args.quick else 20
     torch.set_num_threads(1)  # as bench/learning.py: a busy 2-core machine
@@ -288,7 +312,9 @@ def main() -> int:
     out = pathlib.Path(args.out) / (('quick' if args.quick else 'full') + settings.tag())
     out.mkdir(parents=True, exist_ok=True)
 
-    figures: dict[str, Any] = {'reset_to_goal_probability': RESET_TO_GOAL_PROBABILITY,
+    figures: dict[str, Any] = {'reset_to_goal_probability': (
+                                   RESET_TO_GOAL_PROBABILITY if args.reset_to_goal is None
+                                   else args.reset_to_goal),
                                'run_settings': dataclasses.asdict(settings),
                                'skew_fit': dataclasses.asdict(SKEW_FIT),
                                'goals_per_box': args.goals}
@@ -314,6 +340,11 @@ def main() -> int:
         with concurrent.futures.ProcessPoolExecutor(args.jobs, mp_context=context) as pool:
             for done in pool.map(run_work, work):
                 print(f'== done: {done}', flush=True)
+    # Summaries and plots are named by what was run: a run of some seeds or variants must not
+    # overwrite a wider one's.
+    seeds_name = f'{len(seeds)}seeds' if seeds[0] == 0 else f'seeds{seeds[0]}-{seeds[-1]}'
+    run_name = (f'{"+".join(args.variants)}_{seeds_name}'
+                f'{"_nobaselines" if args.no_baselines else ""}')
     for task in args.tasks:
         rig: dict[str, list[dict]] = {variant: [] for variant in args.variants}
         baselines = []
@@ -324,14 +355,12 @@ def main() -> int:
                 baselines.append(run_baselines(item.config, item.path))
             else:
                 rig[item.variant].append(run_rig(item.config, item.path))
-        figures.update(summarise(task, rig, baselines, task_work[-1].config, out))
+        figures.update(summarise(task, rig, baselines, task_work[-1].config,
+                                 out / f'{task}_{run_name}_learning_curve.png'))
     keys = ('pusher_rig_puck_distance_mean', 'pusher_oracle_puck_distance_mean',
             'pusher_rl_steps', 'pusher_seeds', 'multi_pusher_rig_puck_distance_mean',
             'multi_pusher_oracle_puck_distance_mean', 'pusher_skewfit_puck_distance_mean')
-    # Named by what was run: a run of one seed or task must not overwrite a wider summary.
-    seeds_name = f'{len(seeds)}seeds' if seeds[0] == 0 else f'seeds{seeds[0]}-{seeds[-1]}'
-    summary = out / (f'figures_{"+".join(args.tasks)}_{"+".join(args.variants)}_'
-                     f'{seeds_name}{"_nobaselines" if args.no_baselines else ""}.json')
+    summary = out / f'figures_{"+".join(args.tasks)}_{run_name}.json'
     summary.write_text(json.dumps(figures, indent=2))
     print(f'all figures: {summary}')
     print(json.dumps({key: figures.get(key) for key in keys}))

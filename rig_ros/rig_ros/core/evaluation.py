@@ -2,9 +2,9 @@
 
 `metrics.jsonl` holds one JSON object per line, each with a 'stage': 'eval' for an evaluation
 (an `EvaluationRecord`, written by the in-process pipeline and by a graph session alike),
-'pretrain' or 'practice' for the pipeline's training figures. `EvaluationRecord.to_row()` is
-the one way an evaluation line is written and `from_row()` the one way it is read back, so
-the format below is fixed here:
+'pretrain' or 'practice' for the pipeline's training figures, 'fine_tune' for an online VAE
+fine-tuning round's loss. `EvaluationRecord.to_row()` is the one way an evaluation line is
+written and `from_row()` the one way it is read back, so the format below is fixed here:
 
 - always: stage ('eval'), rl_step, env_steps_total, rig_success_rate,
   rig_final_hand_distance_median, rig_final_hand_distance_mean, rig_hand_distances,

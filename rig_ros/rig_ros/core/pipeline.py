@@ -367,7 +367,9 @@ def practice_loop(env: GoalEnv, trainer: RigTrainer, policy: GoalPolicy,
             if trainer.train() and metrics_path is not None and step % 500 == 0:
                 append_row(metrics_path, {'stage': 'practice', 'rl_step': step,
                                           **trainer.last_metrics})
-            trainer.run_vae_stage()
+            tuned = trainer.run_vae_stage()
+            if tuned is not None and metrics_path is not None:  # the fine-tuned VAE's loss
+                append_row(metrics_path, {'stage': 'fine_tune', 'rl_step': step, **tuned})
             after_step(step)
             if step >= config.rl_steps:
                 break

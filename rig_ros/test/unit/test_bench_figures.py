@@ -68,21 +68,36 @@ def test_pusher_figures_pool_every_seeds_goals(pushing: ModuleType,
                                                tmp_path: pathlib.Path) -> None:
     config = pushing.pushing_config('pusher', 'skewfit', 0, True, 1000, 2)
     rig = {'skewfit': [rig_run(1, [0.10, 0.20]), rig_run(2, [0.30, 0.40])]}
-    figures = pushing.summarise('pusher', rig, [baselines_run([0.05, 0.07])] * 2, config,
-                                tmp_path)
+    plot = tmp_path / 'pusher_skewfit_2seeds_learning_curve.png'
+    figures = pushing.summarise('pusher', rig, [baselines_run([0.05, 0.07])] * 2, config, plot)
     assert figures['pusher_seeds'] == 2
     assert figures['pusher_skewfit_puck_distance_mean'] == pytest.approx(0.25)
     assert figures['pusher_skewfit_puck_distance_median_easy'] == pytest.approx(0.25)
     assert figures['pusher_oracle_puck_distance_mean'] == pytest.approx(0.06)
-    assert (tmp_path / 'pusher_learning_curve.png').is_file()
+    assert plot.is_file()
 
 
 def test_pusher_figures_without_baselines_name_only_the_variants(
         pushing: ModuleType, tmp_path: pathlib.Path) -> None:
     config = pushing.pushing_config('pusher', 'skewfit', 1, True, 1000, 2)
     figures = pushing.summarise('pusher', {'skewfit': [rig_run(1, [0.10, 0.30])]}, [],
-                                config, tmp_path)
+                                config, tmp_path / 'curve.png')
     assert figures['pusher_seeds'] == 1
     assert figures['pusher_skewfit_puck_distance_mean'] == pytest.approx(0.20)
     assert not any(key.startswith(('pusher_oracle', 'pusher_random')) for key in figures)
     assert figures['pusher_baselines_wall_s_per_seed'] == []
+
+
+def test_robot_recipe_settings_reach_the_config_and_name_their_folder(
+        pushing: ModuleType) -> None:
+    settings = pushing.RunSettings(latent_dim=16, imagined_goals='frames',
+                                   reset_to_goal_probability=0.0, fine_tune_vae_every=1000)
+    config = pushing.pushing_config('pusher', 'rig', 0, False, 50_000, 20, settings)
+    assert config.collect_reset_to_goal_probability == 0.0
+    assert config.fine_tune_vae_every == 1000
+    assert settings.tag() == '_latent16_goalsframes_reset0_finetune1000'
+    # The oracle sees neither: its figures stay shared with the simulator recipe's runs.
+    assert settings.baselines_tag() == ''
+    default = pushing.pushing_config('pusher', 'rig', 0, False, 50_000, 20)
+    assert default.collect_reset_to_goal_probability == pushing.RESET_TO_GOAL_PROBABILITY
+    assert default.fine_tune_vae_every == 0
