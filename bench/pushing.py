@@ -86,6 +86,11 @@ class RunSettings:
                            ('finetune', self.fine_tune_vae_every)) if value is not None
                        ) + self.baselines_tag()
 
+    def reset_probability(self) -> float:
+        """Return the collection's reset-to-goal share these settings run with."""
+        return (RESET_TO_GOAL_PROBABILITY if self.reset_to_goal_probability is None
+                else self.reset_to_goal_probability)
+
     def baselines_tag(self) -> str:
         """Return the suffix of the settings the oracle sees too ('' for none)."""
         return '' if self.replay_capacity is None else f'_replay{self.replay_capacity}'
@@ -94,11 +99,9 @@ class RunSettings:
 def pushing_config(task: str, variant: str, seed: int, quick: bool, rl_steps: int,
                    goals: int, settings: RunSettings = RunSettings()) -> PipelineConfig:
     """Learning benchmark's pusher budget, the RIG data recipe, and the variant's skewing."""
-    reset_probability = (RESET_TO_GOAL_PROBABILITY if settings.reset_to_goal_probability is None
-                         else settings.reset_to_goal_probability)
     config = dataclasses.replace(
         pusher_config(seed, quick, rl_steps), task=task, eval_goals=goals,
-        collect_reset_to_goal_probability=reset_probability)
+        collect_reset_to_goal_probability=settings.reset_probability())
     if settings.image_size is not None:
         config = dataclasses.replace(config, image_size=settings.image_size)
     if settings.latent_dim is not None:
@@ -312,9 +315,7 @@ def main() -> int:
     out = pathlib.Path(args.out) / (('quick' if args.quick else 'full') + settings.tag())
     out.mkdir(parents=True, exist_ok=True)
 
-    figures: dict[str, Any] = {'reset_to_goal_probability': (
-                                   RESET_TO_GOAL_PROBABILITY if args.reset_to_goal is None
-                                   else args.reset_to_goal),
+    figures: dict[str, Any] = {'reset_to_goal_probability': settings.reset_probability(),
                                'run_settings': dataclasses.asdict(settings),
                                'skew_fit': dataclasses.asdict(SKEW_FIT),
                                'goals_per_box': args.goals}

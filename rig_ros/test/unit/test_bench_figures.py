@@ -93,7 +93,7 @@ def test_robot_recipe_settings_reach_the_config_and_name_their_folder(
     settings = pushing.RunSettings(latent_dim=16, imagined_goals='frames',
                                    reset_to_goal_probability=0.0, fine_tune_vae_every=1000)
     config = pushing.pushing_config('pusher', 'rig', 0, False, 50_000, 20, settings)
-    assert config.collect_reset_to_goal_probability == 0.0
+    assert config.collect_reset_to_goal_probability == settings.reset_probability() == 0.0
     assert config.fine_tune_vae_every == 1000
     assert settings.tag() == '_latent16_goalsframes_reset0_finetune1000'
     # The oracle sees neither: its figures stay shared with the simulator recipe's runs.
