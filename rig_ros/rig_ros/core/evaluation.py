@@ -150,10 +150,15 @@ def append_evaluation(path: Union[str, os.PathLike], record: EvaluationRecord) -
     append_row(path, record.to_row())
 
 
-def read_evaluations(path: Union[str, os.PathLike]) -> list[EvaluationRecord]:
-    """Return the evaluations of a metrics.jsonl file in order ([] when there is no file)."""
+def read_rows(path: Union[str, os.PathLike], stage: str) -> list[dict[str, Any]]:
+    """Return a metrics.jsonl file's lines of one stage in order ([] when there is no file)."""
     path = pathlib.Path(path)
     if not path.is_file():
         return []
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [EvaluationRecord.from_row(row) for row in rows if row.get('stage') == EVAL_STAGE]
+    return [row for row in rows if row.get('stage') == stage]
+
+
+def read_evaluations(path: Union[str, os.PathLike]) -> list[EvaluationRecord]:
+    """Return the evaluations of a metrics.jsonl file in order ([] when there is no file)."""
+    return [EvaluationRecord.from_row(row) for row in read_rows(path, EVAL_STAGE)]

@@ -8,7 +8,7 @@ import pytest
 
 from rig_ros.core import checkpoints
 from rig_ros.core.encoder import LATENT_VARIANCE_KEY
-from rig_ros.core.evaluation import read_evaluations
+from rig_ros.core.evaluation import read_evaluations, read_rows
 from rig_ros.core.noise import ExplorationConfig
 from rig_ros.core.pipeline import collect_images, PipelineConfig, RigPipeline
 from rig_ros.core.skew_fit import SkewedGoalSampler, SkewedVAEFineTuning, SkewFitConfig
@@ -147,8 +147,7 @@ def test_vae_fine_tuning_refreshes_latents_and_is_checkpointed(sim, tmp_path):
         # After the last refresh (step 120) every stored latent is the tuned VAE's encoding.
         encoded = LatentObserver(vae, config.preprocess_config).encode(replay['images'][:live])
         np.testing.assert_allclose(replay['obs'][:live], encoded, atol=1e-4)
-    rows = [json.loads(line) for line in (tmp_path / 'metrics.jsonl').read_text().splitlines()]
-    rounds = [row for row in rows if row['stage'] == 'fine_tune']
+    rounds = read_rows(tmp_path / 'metrics.jsonl', 'fine_tune')
     assert [row['rl_step'] for row in rounds] == [60, 120]  # each round's loss is logged
     assert all(np.isfinite(row['loss']) for row in rounds)
 
