@@ -22,7 +22,7 @@ test-unit: setup
 	@$(ENV) python -m pytest rig_ros/test/unit -q
 
 bench: setup
-	@$(ENV) python bench/sim_throughput.py && python bench/driver_cycle.py && python bench/learning.py
+	@$(ENV) python bench/sim_throughput.py && python bench/learner_device.py && python bench/driver_cycle.py && python bench/learning.py
 
 clean:
 	rm -rf build install log .setup-stamps runs

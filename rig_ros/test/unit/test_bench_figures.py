@@ -101,3 +101,21 @@ def test_robot_recipe_settings_reach_the_config_and_name_their_folder(
     default = pushing.pushing_config('pusher', 'rig', 0, False, 50_000, 20)
     assert default.collect_reset_to_goal_probability == pushing.RESET_TO_GOAL_PROBABILITY
     assert default.fine_tune_vae_every == 0
+
+
+def test_learner_device_figures_name_each_device_and_compare_cuda_with_one_thread() -> None:
+    bench = load_bench('learner_device')
+    cpu = dict.fromkeys(bench.FIGURES, 100.0)
+    cuda = {**cpu, 'td3_updates_per_s': 150.0, 'encode_one_frames_per_s': 64.0}
+    flat = bench.compare({'cpu1': cpu, 'cuda': cuda})
+    assert flat['td3_updates_per_s_cpu1'] == 100.0 and flat['td3_updates_per_s_cuda'] == 150.0
+    assert flat['cuda_over_cpu1_td3_updates_per_s'] == 1.5
+    assert flat['cuda_over_cpu1_encode_one_frames_per_s'] == 0.64
+    assert not any(key.startswith('cuda_over') for key in bench.compare({'cpu1': cpu}))
+
+
+def test_learner_device_rate_refuses_work_that_runs_out() -> None:
+    bench = load_bench('learner_device')
+    assert bench.rate(lambda: 5, 0.01) > 0
+    with pytest.raises(RuntimeError, match='ran out'):
+        bench.rate(lambda: 0, 0.01)
