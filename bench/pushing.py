@@ -13,18 +13,19 @@ HER on true state, the same budget) and a random policy are run once per task an
 Reported: final puck distance (mean, median) and hand distance, per box; learning curves
 (environment steps, the VAE's collection included, on the x axis; median final puck distance);
 wall time per seed. Resumable: each (task, variant, seed) keeps its run directory under --out; a
-finished one is read back, an interrupted pipeline resumes from its checkpoint (same flags:
-the pipeline refuses a different configuration). `--jobs N` runs N of them at once, one process
-each (the seeds of a machine with more cores); `--image-size` / `--latent-dim` change the VAE
-and `--imagined-goals frames` RIG's goals (their runs get their own folder; the baselines, which
-see no VAE, are shared); `--reset-to-goal 0 --fine-tune-vae-every N` is what a robot can do
-without a simulator's resets (random exploration's frames, the VAE fine-tuned online on the
-practice frames); `--first-seed K` starts the seeds at K (a seed split over sessions or
-machines: a later run over all of them reads the finished ones back); `--no-baselines` runs
-the RIG variants alone (a later run over the same seeds adds the oracle and random). Prints
-one JSON line last; every figure goes to `figures_<tasks>_<variants>_<N>seeds.json`
-(`..._seedsK-L.json` from K, `..._nobaselines` without the baselines) in the run folder, each
-task's curves to `<task>_<variants>_<N>seeds_learning_curve.png` (named the same way).
+finished one is read back, an interrupted pipeline resumes from its checkpoint (same flags: the
+pipeline refuses a different configuration). `--jobs N` runs N of them at once, one process each
+(the seeds of a machine with more cores); `--image-size` / `--latent-dim` change the VAE and
+`--imagined-goals frames` RIG's goals (their runs get their own folder; the baselines, which see no
+VAE, are shared); `--reset-to-goal 0 --fine-tune-vae-every N` is what a robot can do without a
+simulator's resets (random exploration's frames, the VAE fine-tuned online on the practice frames;
+`--fine-tune-vae-until M` stops the rounds after M practice steps); `--first-seed K` starts the
+seeds at K (a seed split over sessions or machines: a later run over all of them reads the finished
+ones back); `--no-baselines` runs the RIG variants alone (a later run over the same seeds adds the
+oracle and random). Prints one JSON line last; every figure goes to
+`figures_<tasks>_<variants>_<N>seeds.json` (`..._seedsK-L.json` from K, `..._nobaselines` without
+the baselines) in the run folder, each task's curves to
+`<task>_<variants>_<N>seeds_learning_curve.png` (named the same way).
 """
 
 from __future__ import annotations
@@ -75,6 +76,7 @@ class RunSettings:
     replay_capacity: int | None = None  # of RIG and the oracle alike
     reset_to_goal_probability: float | None = None  # None: RESET_TO_GOAL_PROBABILITY
     fine_tune_vae_every: int | None = None  # PipelineConfig.fine_tune_vae_every (None: 0)
+    fine_tune_vae_until: int | None = None  # PipelineConfig.fine_tune_vae_until (None: 0)
 
     def tag(self) -> str:
         """Return a suffix naming the settings that differ ('' for none)."""
@@ -83,7 +85,8 @@ class RunSettings:
                            ('image', self.image_size), ('latent', self.latent_dim),
                            ('goals', self.imagined_goals),
                            ('reset', self.reset_to_goal_probability),
-                           ('finetune', self.fine_tune_vae_every)) if value is not None
+                           ('finetune', self.fine_tune_vae_every),
+                           ('until', self.fine_tune_vae_until)) if value is not None
                        ) + self.baselines_tag()
 
     def reset_probability(self) -> float:
@@ -113,6 +116,8 @@ def pushing_config(task: str, variant: str, seed: int, quick: bool, rl_steps: in
         config = dataclasses.replace(config, replay_capacity=settings.replay_capacity)
     if settings.fine_tune_vae_every is not None:
         config = dataclasses.replace(config, fine_tune_vae_every=settings.fine_tune_vae_every)
+    if settings.fine_tune_vae_until is not None:
+        config = dataclasses.replace(config, fine_tune_vae_until=settings.fine_tune_vae_until)
     if variant == 'skewfit':
         config = dataclasses.replace(config, skew_fit=SKEW_FIT)
     return config
@@ -291,6 +296,9 @@ def main() -> int:
     parser.add_argument('--fine-tune-vae-every', type=int, default=None,
                         help='practice steps between online VAE fine-tuning rounds on the '
                              "replay's frames (default 0: the VAE stays as pretrained)")
+    parser.add_argument('--fine-tune-vae-until', type=int, default=None,
+                        help='practice steps after which the fine-tuning rounds stop and the '
+                             'VAE stays as the last round left it (default 0: to the end)')
     parser.add_argument('--no-baselines', action='store_true',
                         help='run the RIG variants only, no oracle or random policy (a '
                              'later run over the same folder and seeds adds them)')
@@ -304,10 +312,14 @@ def main() -> int:
                      f'{args.seeds}')
     if args.reset_to_goal is not None and not 0.0 <= args.reset_to_goal <= 1.0:
         parser.error(f'--reset-to-goal must lie in [0, 1], got {args.reset_to_goal}')
-    if args.fine_tune_vae_every is not None and args.fine_tune_vae_every < 0:
-        parser.error(f'--fine-tune-vae-every must be >= 0, got {args.fine_tune_vae_every}')
+    for name in ('fine_tune_vae_every', 'fine_tune_vae_until'):
+        if getattr(args, name) is not None and getattr(args, name) < 0:
+            parser.error(f'--{name.replace("_", "-")} must be >= 0, got {getattr(args, name)}')
+    if args.fine_tune_vae_until and not args.fine_tune_vae_every:
+        parser.error('--fine-tune-vae-until needs --fine-tune-vae-every')
     settings = RunSettings(args.image_size, args.latent_dim, args.imagined_goals,
-                           args.replay_capacity, args.reset_to_goal, args.fine_tune_vae_every)
+                           args.replay_capacity, args.reset_to_goal, args.fine_tune_vae_every,
+                           args.fine_tune_vae_until)
     if args.goals is None:
         args.goals = 5 if args.quick else 20
     torch.set_num_threads(1)  # as bench/learning.py: a busy 2-core machine

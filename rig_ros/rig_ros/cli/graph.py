@@ -68,6 +68,10 @@ def add_session_arguments(parser: argparse.ArgumentParser) -> None:
                         default=default.fine_tune_vae_every,
                         help='stored transitions between online VAE fine-tuning rounds (0: '
                              'a frozen VAE)')
+    parser.add_argument('--fine-tune-vae-until', type=int,
+                        default=default.fine_tune_vae_until,
+                        help='stored transitions after which the rounds stop and the VAE stays '
+                             'as the last one left it (0: rounds to the end)')
     parser.add_argument('--learning-starts', type=int, default=default.learning_starts)
     parser.add_argument('--updates-per-step', type=int, default=default.updates_per_step)
     parser.add_argument('--no-progress', action='store_true')
@@ -88,6 +92,7 @@ def config_from_args(args: argparse.Namespace) -> SessionConfig:
         eval_goals=args.eval_goals, episode_length=args.episode_length,
         vae_checkpoint=args.vae_checkpoint or '', explore_frames=args.explore_frames,
         vae_steps=args.vae_steps, fine_tune_vae_every=args.fine_tune_vae_every,
+        fine_tune_vae_until=args.fine_tune_vae_until,
         learning_starts=args.learning_starts, updates_per_step=args.updates_per_step,
         robots=args.robots, params_file=args.params_file)
 

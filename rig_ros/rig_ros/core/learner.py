@@ -164,6 +164,9 @@ class LearnerConfig:
     keeps every frame at the VAE's input size."""
     fine_tune_vae_steps: int = 200
     """VAE minibatches per fine-tuning round."""
+    fine_tune_vae_until: int = 0
+    """Stored transitions after which no round runs (the VAE stays as the last one left it);
+    0: rounds for the whole run."""
     seed: int = 0
     """Seeds networks, target noise, replay sampling and imagined goals."""
     device: str = 'cpu'
@@ -192,7 +195,7 @@ class LearnerConfig:
                 raise ValueError(f'{name} must be > 0, got {getattr(self, name)!r}')
         for name in ('checkpoint_every', 'checkpoint_period_s', 'num_threads',
                      'vae_checkpoint_every', 'frame_flush_period_s', 'reconstruction_period_s',
-                     'fine_tune_vae_every'):
+                     'fine_tune_vae_every', 'fine_tune_vae_until'):
             if not getattr(self, name) >= 0:
                 raise ValueError(f'{name} must be >= 0, got {getattr(self, name)!r}')
         if self.replay_capacity < 2:

@@ -120,6 +120,8 @@ class PipelineConfig:
     """Practice steps between VAE fine-tuning rounds on the replay's images; 0: frozen VAE."""
     fine_tune_vae_steps: int = 200
     """Minibatches of one fine-tuning round."""
+    fine_tune_vae_until: int = 0
+    """Practice steps after which the VAE stays as the last round left it; 0: tuned to the end."""
     checkpoint_every: int = 2500
     """Practice steps between checkpoints (and one at the end)."""
     eval_every: int = 2500
@@ -136,7 +138,8 @@ class PipelineConfig:
                      'eval_every'):
             if int(getattr(self, name)) <= 0:
                 raise ValueError(f'{name} must be positive, got {getattr(self, name)!r}')
-        for name in ('vae_steps', 'rl_steps', 'fine_tune_vae_every', 'fine_tune_vae_steps'):
+        for name in ('vae_steps', 'rl_steps', 'fine_tune_vae_every', 'fine_tune_vae_steps',
+                     'fine_tune_vae_until'):
             if int(getattr(self, name)) < 0:
                 raise ValueError(f'{name} must be >= 0, got {getattr(self, name)!r}')
         if self.image_size not in (48, 84):
@@ -516,10 +519,10 @@ class RigPipeline:
         if config.fine_tune_vae_every and frame_goals is not None:
             fine_tuning = SkewedVAEFineTuning(
                 vae, config.vae, config.fine_tune_vae_every, config.fine_tune_vae_steps, skew,
-                frame_goals, seed=config.seed)
+                frame_goals, seed=config.seed, until=config.fine_tune_vae_until)
         elif config.fine_tune_vae_every:
             fine_tuning = VAEFineTuning(vae, config.vae, config.fine_tune_vae_every,
-                                        config.fine_tune_vae_steps)
+                                        config.fine_tune_vae_steps, config.fine_tune_vae_until)
         trainer = make_trainer(
             config, latent_dim, env.action_dim, prior,
             image_shape=(config.image_size, config.image_size, 3),

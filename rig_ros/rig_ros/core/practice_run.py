@@ -241,7 +241,7 @@ class PracticeRun:
             kept = {key: metadata[key] for key in (LATENT_VARIANCE_KEY,) if key in metadata}
             self.fine_tuning = VersionedFineTuning(
                 VAEFineTuning(self.vae, config.vae, config.fine_tune_vae_every,
-                              config.fine_tune_vae_steps),
+                              config.fine_tune_vae_steps, config.fine_tune_vae_until),
                 self.versions, own, kept)
 
     def _seed_replay(self) -> None:

@@ -252,8 +252,9 @@ class SkewedVAEFineTuning(VAEFineTuning):
     """
 
     def __init__(self, vae: ConvVAE, config: VAEConfig, every: int, steps: int,
-                 skew: SkewFitConfig, goals: SkewedGoalSampler, seed: int = 0) -> None:
-        super().__init__(vae, config, every, steps)
+                 skew: SkewFitConfig, goals: SkewedGoalSampler, seed: int = 0,
+                 until: int = 0) -> None:
+        super().__init__(vae, config, every, steps, until)
         self.skew = skew
         self.goals = goals
         self.seed = seed

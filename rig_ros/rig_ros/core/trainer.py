@@ -50,21 +50,29 @@ class VAEStage(Protocol):
 class VAEFineTuning:
     """RIG's online VAE training: fine-tune on the replay's images, then refresh its latents.
 
-    Runs every `every` stored transitions (0: never), `steps` minibatches each time, with the
-    training-image augmentation of `config` (`VAEConfig.augmentation`). The VAE is trained in
+    Runs every `every` stored transitions (0: never) up to `until` of them (0: no end),
+    `steps` minibatches each time, with the training-image augmentation of `config`
+    (`VAEConfig.augmentation`). The VAE is trained in
     place, so everything holding it (the pipeline's observer) encodes with the new weights
     afterwards.
     """
 
-    def __init__(self, vae: ConvVAE, config: VAEConfig, every: int, steps: int) -> None:
+    def __init__(self, vae: ConvVAE, config: VAEConfig, every: int, steps: int,
+                 until: int = 0) -> None:
         self.vae = vae
         self.config = config
         self.every = every
         self.steps = steps
+        self.until = until
 
     def due(self, stored: int, last_run: int) -> bool:
-        """Whether a multiple of `every` was passed since the last run."""
-        return self.every > 0 and stored // self.every > last_run // self.every
+        """Whether a multiple of `every` (at most `until`) was passed since the last run."""
+        if self.every <= 0:
+            return False
+        passed = stored // self.every
+        if self.until > 0:  # the last round is at the last multiple within `until`
+            passed = min(passed, self.until // self.every)
+        return passed > last_run // self.every
 
     def run(self, buffer: GoalReplayBuffer) -> Mapping[str, float]:
         """Fine-tune on the buffer's images, then re-encode them (`train`, then `refresh`)."""

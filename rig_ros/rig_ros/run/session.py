@@ -73,8 +73,9 @@ class SessionConfig:
         and pretrains one (`explore_frames`, `vae_steps`).
     explore_frames, vae_steps: the learner's exploration (frames kept) and VAE pretraining
         (minibatches) budgets.
-    fine_tune_vae_every, fine_tune_vae_steps: the learner's online VAE fine-tuning (stored
-        transitions between rounds, 0: off; minibatches per round).
+    fine_tune_vae_every, fine_tune_vae_steps, fine_tune_vae_until: the learner's online VAE
+        fine-tuning (stored transitions between rounds, 0: off; minibatches per round; stored
+        transitions after which the rounds stop, 0: never).
     learning_starts, updates_per_step, batch_size, broadcast_every: the learner's TD3
         schedule (as core.pipeline's td3 settings) and weights broadcast period.
     robots: robot chains practising together (evaluation uses robot 0).
@@ -97,6 +98,7 @@ class SessionConfig:
     vae_steps: int = 2500
     fine_tune_vae_every: int = 0
     fine_tune_vae_steps: int = 200
+    fine_tune_vae_until: int = 0
     learning_starts: int = 1000
     updates_per_step: int = 2
     batch_size: int = 128
@@ -115,7 +117,8 @@ class SessionConfig:
                      'broadcast_every', 'robots'):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f'{name} must be positive, got {getattr(self, name)!r}')
-        for name in ('eval_every', 'fine_tune_vae_every', 'learning_starts'):
+        for name in ('eval_every', 'fine_tune_vae_every', 'fine_tune_vae_until',
+                     'learning_starts'):
             if int(getattr(self, name)) < 0:
                 raise ValueError(f'{name} must be >= 0, got {getattr(self, name)!r}')
         tasks.task(self.task)  # ValueError naming the known tasks
@@ -242,6 +245,7 @@ class Session:
             'explore_frames': config.explore_frames, 'vae_steps': config.vae_steps,
             'fine_tune_vae_every': config.fine_tune_vae_every,
             'fine_tune_vae_steps': config.fine_tune_vae_steps,
+            'fine_tune_vae_until': config.fine_tune_vae_until,
             'td3': {'learning_starts': config.learning_starts,
                     'updates_per_step': config.updates_per_step,
                     'batch_size': config.batch_size}}

@@ -3,6 +3,7 @@
 bench/ is outside the package; its scripts are loaded from the repository by path.
 """
 
+import dataclasses
 import pathlib
 from types import ModuleType
 from typing import Any
@@ -100,7 +101,11 @@ def test_robot_recipe_settings_reach_the_config_and_name_their_folder(
     assert settings.baselines_tag() == ''
     default = pushing.pushing_config('pusher', 'rig', 0, False, 50_000, 20)
     assert default.collect_reset_to_goal_probability == pushing.RESET_TO_GOAL_PROBABILITY
-    assert default.fine_tune_vae_every == 0
+    assert default.fine_tune_vae_every == default.fine_tune_vae_until == 0
+    early = dataclasses.replace(settings, fine_tune_vae_until=12_000)
+    assert pushing.pushing_config('pusher', 'rig', 0, False, 50_000, 20,
+                                  early).fine_tune_vae_until == 12_000
+    assert early.tag() == '_latent16_goalsframes_reset0_finetune1000_until12000'
 
 
 def test_learner_device_figures_name_each_device_and_compare_cuda_with_one_thread() -> None:

@@ -130,8 +130,10 @@ def test_bad_config_names_the_field(field, value):
         tiny_config(**{field: value})
 
 
-def test_vae_fine_tuning_refreshes_latents_and_is_checkpointed(sim, tmp_path):
-    config = tiny_config(fine_tune_vae_every=60, fine_tune_vae_steps=5, reward='mahalanobis')
+@pytest.mark.parametrize('until, rounds', [(0, [60, 120]), (90, [60])])
+def test_vae_fine_tuning_refreshes_latents_and_is_checkpointed(sim, tmp_path, until, rounds):
+    config = tiny_config(fine_tune_vae_every=60, fine_tune_vae_steps=5, reward='mahalanobis',
+                         fine_tune_vae_until=until)
     RigPipeline(sim, config, tmp_path, progress=False).run()
     pretrained = checkpoints.load_checkpoint(tmp_path / 'vae.safetensors').modules['vae']
     tuned = checkpoints.load_checkpoint(tmp_path / 'rl.safetensors').modules['vae']
@@ -144,12 +146,12 @@ def test_vae_fine_tuning_refreshes_latents_and_is_checkpointed(sim, tmp_path):
         vae.load_state_dict(tuned)
         vae.eval()
         live = int(replay['frames'])
-        # After the last refresh (step 120) every stored latent is the tuned VAE's encoding.
+        # After the last refresh every stored latent, later ones too, is the tuned VAE's.
         encoded = LatentObserver(vae, config.preprocess_config).encode(replay['images'][:live])
         np.testing.assert_allclose(replay['obs'][:live], encoded, atol=1e-4)
-    rounds = read_rows(tmp_path / 'metrics.jsonl', 'fine_tune')
-    assert [row['rl_step'] for row in rounds] == [60, 120]  # each round's loss is logged
-    assert all(np.isfinite(row['loss']) for row in rounds)
+    logged = read_rows(tmp_path / 'metrics.jsonl', 'fine_tune')
+    assert [row['rl_step'] for row in logged] == rounds  # each round's, none after `until`
+    assert all(np.isfinite(row['loss']) for row in logged)
 
 
 class RecordingEnv:

@@ -29,12 +29,13 @@ def test_evaluation_points_come_after_exploration():
 
 
 def test_the_learner_explores_unless_a_vae_is_given(tmp_path):
-    config = SessionConfig(explore_frames=700, vae_steps=90, fine_tune_vae_every=300)
+    config = SessionConfig(explore_frames=700, vae_steps=90, fine_tune_vae_every=300,
+                           fine_tune_vae_until=1500)
     session = Session(config, tmp_path / 'run', progress=False)
     learner = yaml.safe_load(pathlib.Path(session.params_file('')).read_text())[
         '/**/learner']['ros__parameters']
-    assert (learner['explore_frames'], learner['vae_steps'], learner['fine_tune_vae_every']) == (
-        700, 90, 300)
+    assert (learner['explore_frames'], learner['vae_steps'], learner['fine_tune_vae_every'],
+            learner['fine_tune_vae_until']) == (700, 90, 300, 1500)
     assert 'vae_checkpoint' not in learner  # an empty run directory explores
     evaluation = yaml.safe_load(pathlib.Path(session.params_file(
         str(tmp_path / 'run'), 'eval.yaml')).read_text())['/**/learner']['ros__parameters']

@@ -7,7 +7,8 @@ import pytest
 
 from rig_ros.core.replay import GoalReplayBuffer, RelabelConfig
 from rig_ros.core.td3 import TD3Config
-from rig_ros.core.trainer import latent_prior, RigTrainer
+from rig_ros.core.trainer import latent_prior, RigTrainer, VAEFineTuning
+from rig_ros.core.vae import ConvVAE, VAEConfig
 
 DIM = 3
 
@@ -109,3 +110,23 @@ def test_mahalanobis_needs_the_variance():
     batch = euclidean.buffer.sample(16)
     distance = np.linalg.norm((batch['achieved_goal'] - batch['goal']).numpy(), axis=1)
     np.testing.assert_allclose(batch['reward'].numpy(), -distance, rtol=1e-5)
+
+
+def test_fine_tuning_rounds_run_every_period_and_stop_after_until():
+    vae = ConvVAE(VAEConfig(image_size=48))
+
+    def rounds(until: int, stored_counts: range) -> list[int]:
+        stage, last, ran = VAEFineTuning(vae, vae.config, every=100, steps=1, until=until), 0, []
+        for stored in stored_counts:
+            if stage.due(stored, last):
+                ran.append(stored)
+                last = stored
+        return ran
+
+    assert rounds(0, range(1, 501)) == [100, 200, 300, 400, 500]
+    assert rounds(300, range(1, 501)) == [100, 200, 300]
+    assert rounds(350, range(1, 501)) == [100, 200, 300]
+    # A host that checks late (the graph's learner) still runs the last round within `until`.
+    assert rounds(300, range(0, 501, 70)) == [140, 210, 350]
+    assert rounds(300, range(0, 501, 370)) == [370]
+    assert not VAEFineTuning(vae, vae.config, every=0, steps=1).due(10**6, 0)
