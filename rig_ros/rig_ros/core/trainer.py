@@ -52,9 +52,8 @@ class VAEFineTuning:
 
     Runs every `every` stored transitions (0: never) up to `until` of them (0: no end),
     `steps` minibatches each time, with the training-image augmentation of `config`
-    (`VAEConfig.augmentation`). The VAE is trained in
-    place, so everything holding it (the pipeline's observer) encodes with the new weights
-    afterwards.
+    (`VAEConfig.augmentation`). The VAE is trained in place, so everything holding it (the
+    pipeline's observer) encodes with the new weights afterwards.
     """
 
     def __init__(self, vae: ConvVAE, config: VAEConfig, every: int, steps: int,
