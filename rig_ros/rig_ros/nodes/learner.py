@@ -11,7 +11,8 @@ run_dir (default `$ROS_HOME/rig_ros/practice`), resumed after any stop, a kill i
 - practise: the exploration, encoded, seeds the replay; practice Transitions whose latents
   are of the replay's VAE version are stored, TD3 trains, policy weights go out every
   broadcast_every updates; with fine_tune_vae_every the VAE is fine-tuned on the replay's
-  frames and each new version is broadcast.
+  frames (up to fine_tune_vae_until stored transitions; 0: to the end) and each new version
+  is broadcast.
 With vae_checkpoint set the run practises at once with that VAE. A training run with neither
 vae_checkpoint nor run_dir cannot explore: the node exits with a parameter error.
 
