@@ -55,6 +55,7 @@ from rig_ros.core.oracle import evaluate_oracle, StateScaler, train_oracle  # no
 from rig_ros.core.pipeline import (  # noqa: E402
     evaluate_random, evaluate_rig, evaluation_goals, PipelineConfig, RigPipeline)
 from rig_ros.core.skew_fit import SkewFitConfig  # noqa: E402
+from rig_ros.core.trainer import check_fine_tune_schedule  # noqa: E402
 from rig_ros.sim.sawyer import SawyerSim, SawyerSimConfig  # noqa: E402
 
 pusher_config = importlib.import_module('learning').pusher_config  # bench/learning.py's budget
@@ -315,8 +316,10 @@ def main() -> int:
     for name in ('fine_tune_vae_every', 'fine_tune_vae_until'):
         if getattr(args, name) is not None and getattr(args, name) < 0:
             parser.error(f'--{name.replace("_", "-")} must be >= 0, got {getattr(args, name)}')
-    if args.fine_tune_vae_until and not args.fine_tune_vae_every:
-        parser.error('--fine-tune-vae-until needs --fine-tune-vae-every')
+    try:
+        check_fine_tune_schedule(args.fine_tune_vae_every or 0, args.fine_tune_vae_until or 0)
+    except ValueError as error:
+        parser.error(str(error))
     settings = RunSettings(args.image_size, args.latent_dim, args.imagined_goals,
                            args.replay_capacity, args.reset_to_goal, args.fine_tune_vae_every,
                            args.fine_tune_vae_until)

@@ -78,7 +78,7 @@ from rig_ros.core.policy_runtime import encode_policy_weights, TransitionRecord
 from rig_ros.core.replay import GoalReplayBuffer, GoalSampler, RelabelConfig
 from rig_ros.core.rewards import REWARD_KINDS, RewardKind
 from rig_ros.core.td3 import GoalConditionedTD3, TD3Config
-from rig_ros.core.trainer import latent_prior, RigTrainer
+from rig_ros.core.trainer import check_fine_tune_schedule, latent_prior, RigTrainer
 from rig_ros.core.vae import VAEConfig
 from rig_ros.core.vae_training import vae_input
 from rig_ros.interfaces.names import VAE_MODEL
@@ -203,6 +203,7 @@ class LearnerConfig:
         if self.reward not in REWARD_KINDS:
             raise ValueError(f'reward must be one of {REWARD_KINDS}, got {self.reward!r}')
         check_imagined_goals(self.imagined_goals)
+        check_fine_tune_schedule(self.fine_tune_vae_every, self.fine_tune_vae_until)
         if self.vae.latent_dim != self.latent_dim:
             raise ValueError(f'vae.latent_dim ({self.vae.latent_dim}) must equal latent_dim '
                              f'({self.latent_dim})')

@@ -40,7 +40,8 @@ from rig_ros.core.rewards import REWARD_KINDS, RewardKind
 from rig_ros.core.skew_fit import (
     fit_skewed, SkewedGoalSampler, SkewedVAEFineTuning, SkewFitConfig)
 from rig_ros.core.td3 import TD3Config
-from rig_ros.core.trainer import latent_prior, RigTrainer, VAEFineTuning, VAEStage
+from rig_ros.core.trainer import (
+    check_fine_tune_schedule, latent_prior, RigTrainer, VAEFineTuning, VAEStage)
 from rig_ros.core.vae import (
     AugmentationConfig, ConvVAE, encode_images, latent_variance, VAEConfig, VAETrainer)
 
@@ -150,6 +151,7 @@ class PipelineConfig:
             raise ValueError(f'collect_reset_to_goal_probability must be a number in [0, 1], '
                              f'got {probability!r}')
         check_imagined_goals(self.imagined_goals)
+        check_fine_tune_schedule(self.fine_tune_vae_every, self.fine_tune_vae_until)
         if self.skew_fit.enabled:  # Skew-Fit draws its goals from the frames
             self.imagined_goals = 'frames'
         if self.reward not in REWARD_KINDS:

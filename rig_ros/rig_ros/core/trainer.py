@@ -47,6 +47,13 @@ class VAEStage(Protocol):
         ...
 
 
+def check_fine_tune_schedule(every: int, until: int) -> None:
+    """Refuse an end to fine-tuning rounds that never start (`until` without `every`)."""
+    if until and not every:
+        raise ValueError(f'fine_tune_vae_until ({until}) needs fine_tune_vae_every > 0: '
+                         'without rounds there is nothing to stop')
+
+
 class VAEFineTuning:
     """RIG's online VAE training: fine-tune on the replay's images, then refresh its latents.
 

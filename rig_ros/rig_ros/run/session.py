@@ -42,6 +42,7 @@ from rig_ros.core.evaluation import (
     append_evaluation, Evaluation, EvaluationRecord, METRICS_FILE, read_evaluations)
 from rig_ros.core.files import atomic_write_text
 from rig_ros.core.lifecycle import STAGE_FILE
+from rig_ros.core.trainer import check_fine_tune_schedule
 from rig_ros.graph import NodeSpec
 from rig_ros.interfaces import names
 
@@ -121,6 +122,7 @@ class SessionConfig:
                      'learning_starts'):
             if int(getattr(self, name)) < 0:
                 raise ValueError(f'{name} must be >= 0, got {getattr(self, name)!r}')
+        check_fine_tune_schedule(self.fine_tune_vae_every, self.fine_tune_vae_until)
         tasks.task(self.task)  # ValueError naming the known tasks
 
     def checkpoints(self) -> list[int]:

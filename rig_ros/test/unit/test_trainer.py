@@ -130,3 +130,14 @@ def test_fine_tuning_rounds_run_every_period_and_stop_after_until():
     assert rounds(300, range(0, 501, 70)) == [140, 210, 350]
     assert rounds(300, range(0, 501, 370)) == [370]
     assert not VAEFineTuning(vae, vae.config, every=0, steps=1).due(10**6, 0)
+
+
+def test_an_end_without_rounds_is_refused_by_every_config():
+    from rig_ros.core.learner import LearnerConfig
+    from rig_ros.core.pipeline import PipelineConfig
+    from rig_ros.run.session import SessionConfig
+
+    for make in (PipelineConfig, LearnerConfig, SessionConfig):
+        with pytest.raises(ValueError, match='fine_tune_vae_until .* needs fine_tune_vae_every'):
+            make(fine_tune_vae_until=5000)
+        assert make(fine_tune_vae_every=1000, fine_tune_vae_until=5000).fine_tune_vae_until == 5000
