@@ -75,6 +75,14 @@ def filled_learner(device: str, transitions: int, rng: np.random.Generator) -> L
     return learner
 
 
+def counted(function: Callable[[], object], work: int) -> Callable[[], int]:
+    """Wrap `function` to return `work` (the frames or steps one call does) for `rate`."""
+    def call() -> int:
+        function()
+        return work
+    return call
+
+
 def td3_updates(learner: Learner, count: int) -> Callable[[], int]:
     """`count` owed updates, broadcasting when due, as the learner node's loop does."""
     def work() -> int:
@@ -96,12 +104,12 @@ def measure(device: str, minimum_s: float, rng: np.random.Generator) -> dict[str
     trainer = VAETrainer(vae)
     frames = rng.integers(0, 256, (512, 48, 48, 3), dtype=np.uint8)
     batch = frames[:trainer.config.batch_size]
-    vae_step = synchronised(device, lambda: (trainer.train_step(batch), 1)[1])
+    vae_step = synchronised(device, counted(lambda: trainer.train_step(batch), 1))
     vae_step()
     vae_rate = rate(vae_step, minimum_s)
-    one = synchronised(device, lambda: (encode_images(vae, frames[:1]), 1)[1])
+    one = synchronised(device, counted(lambda: encode_images(vae, frames[:1]), 1))
     one()
-    everything = synchronised(device, lambda: (encode_images(vae, frames), len(frames))[1])
+    everything = synchronised(device, counted(lambda: encode_images(vae, frames), len(frames)))
     everything()
     return {'td3_updates_per_s': td3_rate,
             'practice_steps_per_s': td3_rate / learner.config.td3.updates_per_step,

@@ -10,6 +10,7 @@ import dataclasses
 from factories import episode, make_learner
 import numpy as np
 import pytest
+from test_learner_core import train_all
 from test_practice_run import explore, make_config, versioned, work_until
 import torch
 
@@ -39,8 +40,9 @@ def test_a_cuda_run_explores_pretrains_practises_fine_tunes_and_moves_to_a_cpu(t
     assert on(run.vae) == 'cuda' and on(run.learner.agent.actor) == 'cuda'
     for record in versioned(episode(1, 4), 1):
         run.ingest('robot_0', record)
-    while run.work().busy and run.learner.updates < 12:
-        pass
+    for _ in range(100):  # bounded: each work() pays a slice of the owed updates
+        if not run.work().busy or run.learner.updates >= 12:
+            break
     assert run.learner.updates >= 12
 
     # The broadcast weights are CPU tensors equal to the GPU actor's.
@@ -85,8 +87,7 @@ def test_a_cpu_learners_checkpoint_resumes_on_the_gpu_with_its_optimiser(tmp_pat
     learner = make_learner(updates_per_step=2)
     for record in episode(0, 12):
         learner.ingest('r', record)
-    while learner.train(100):
-        pass
+    assert train_all(learner) > 0
     learner.save(tmp_path)
     gpu = make_learner(updates_per_step=2, device='cuda')
     assert gpu.resume(tmp_path) and gpu.updates == learner.updates
