@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT / 'rig_ros'))
 from rig_ros import report  # noqa: E402
 from rig_ros.core.oracle import oracle_figures  # noqa: E402
 from rig_ros.core.pipeline import (  # noqa: E402
-    evaluate_random, evaluation_goals, PipelineConfig, RigPipeline)
+    check_run_config, evaluate_random, evaluation_goals, PipelineConfig, RigPipeline)
 from rig_ros.core.td3 import TD3Config  # noqa: E402
 from rig_ros.sim.sawyer import SawyerSim, SawyerSimConfig  # noqa: E402
 
@@ -53,7 +53,7 @@ def run_task(config: PipelineConfig, run_dir: pathlib.Path) -> dict:
     refuses another) is read back, not run again; an interrupted one resumes.
     """
     figures_path = run_dir / 'bench_seed.json'
-    if figures_path.exists():
+    if check_run_config(run_dir, config) and figures_path.exists():
         return json.loads(figures_path.read_text())
     sim = SawyerSim(SawyerSimConfig(task=config.task, seed=config.seed))
     try:

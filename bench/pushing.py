@@ -13,18 +13,19 @@ HER on true state, the same budget) and a random policy are run once per task an
 Reported: final puck distance (mean, median) and hand distance, per box; learning curves
 (environment steps, the VAE's collection included, on the x axis; median final puck distance);
 wall time per seed. Resumable: each (task, variant, seed) keeps its run directory under --out; a
-finished one is read back, an interrupted pipeline resumes from its checkpoint (same flags: the
-pipeline refuses a different configuration). `--jobs N` runs N of them at once, one process each
-(the seeds of a machine with more cores); `--image-size` / `--latent-dim` change the VAE and
-`--imagined-goals frames` RIG's goals (their runs get their own folder; the baselines, which see no
-VAE, are shared); `--reset-to-goal 0 --fine-tune-vae-every N` is what a robot can do without a
-simulator's resets (random exploration's frames, the VAE fine-tuned online on the practice frames;
-`--fine-tune-vae-until M` stops the rounds after M practice steps); `--first-seed K` starts the
-seeds at K (a seed split over sessions or machines: a later run over all of them reads the finished
-ones back); `--no-baselines` runs the RIG variants alone (a later run over the same seeds adds the
-oracle and random). Prints one JSON line last; every figure goes to
-`figures_<tasks>_<variants>_<N>seeds.json` (`..._seedsK-L.json` from K, `..._nobaselines` without
-the baselines) in the run folder, each task's curves to
+finished one is read back and an interrupted one resumes from its checkpoint, both only with the
+configuration they were run with (another is refused). `--jobs N` runs N of them at once, one
+process each (the seeds of a machine with more cores); `--image-size` / `--latent-dim` change the
+VAE and `--imagined-goals frames` RIG's goals (their runs get their own folder; the baselines,
+which see no VAE, are shared); `--episode-length` the practice and evaluation episodes of RIG and
+the oracle alike (both get their own folders); `--reset-to-goal 0 --fine-tune-vae-every N` is what
+a robot can do without a simulator's resets (random exploration's frames, the VAE fine-tuned online
+on the practice frames; `--fine-tune-vae-until M` stops the rounds after M practice steps);
+`--first-seed K` starts the seeds at K (a seed split over sessions or machines: a later run over
+all of them reads the finished ones back); `--no-baselines` runs the RIG variants alone (a later
+run over the same seeds adds the oracle and random). Prints one JSON line last; every figure goes
+to `figures_<tasks>_<variants>_<N>seeds.json` (`..._seedsK-L.json` from K, `..._nobaselines`
+without the baselines) in the run folder, each task's curves to
 `<task>_<variants>_<N>seeds_learning_curve.png` (named the same way).
 """
 
@@ -53,7 +54,8 @@ from rig_ros.core.evaluation import Evaluation  # noqa: E402
 from rig_ros.core.goals import IMAGINED_GOALS  # noqa: E402
 from rig_ros.core.oracle import evaluate_oracle, StateScaler, train_oracle  # noqa: E402
 from rig_ros.core.pipeline import (  # noqa: E402
-    evaluate_random, evaluate_rig, evaluation_goals, PipelineConfig, RigPipeline)
+    check_run_config, evaluate_random, evaluate_rig, evaluation_goals, PipelineConfig,
+    RigPipeline)
 from rig_ros.core.skew_fit import SkewFitConfig  # noqa: E402
 from rig_ros.core.trainer import check_fine_tune_schedule  # noqa: E402
 from rig_ros.sim.sawyer import SawyerSim, SawyerSimConfig  # noqa: E402
@@ -78,6 +80,7 @@ class RunSettings:
     reset_to_goal_probability: float | None = None  # None: RESET_TO_GOAL_PROBABILITY
     fine_tune_vae_every: int | None = None  # PipelineConfig.fine_tune_vae_every (None: 0)
     fine_tune_vae_until: int | None = None  # PipelineConfig.fine_tune_vae_until (None: 0)
+    episode_length: int | None = None  # practice and evaluation episodes, RIG and the oracle
 
     def tag(self) -> str:
         """Return a suffix naming the settings that differ ('' for none)."""
@@ -97,7 +100,9 @@ class RunSettings:
 
     def baselines_tag(self) -> str:
         """Return the suffix of the settings the oracle sees too ('' for none)."""
-        return '' if self.replay_capacity is None else f'_replay{self.replay_capacity}'
+        return ''.join(f'_{name}{value}' for name, value in (
+            ('replay', self.replay_capacity), ('episode', self.episode_length))
+            if value is not None)
 
 
 def pushing_config(task: str, variant: str, seed: int, quick: bool, rl_steps: int,
@@ -119,6 +124,8 @@ def pushing_config(task: str, variant: str, seed: int, quick: bool, rl_steps: in
         config = dataclasses.replace(config, fine_tune_vae_every=settings.fine_tune_vae_every)
     if settings.fine_tune_vae_until is not None:
         config = dataclasses.replace(config, fine_tune_vae_until=settings.fine_tune_vae_until)
+    if settings.episode_length is not None:
+        config = dataclasses.replace(config, episode_length=settings.episode_length)
     if variant == 'skewfit':
         config = dataclasses.replace(config, skew_fit=SKEW_FIT)
     return config
@@ -176,7 +183,8 @@ def run_baselines(config: PipelineConfig, path: pathlib.Path) -> dict[str, Any]:
 def run_rig(config: PipelineConfig, run_dir: pathlib.Path) -> dict[str, Any]:
     """Run RIG's pipeline of one (task, variant, seed), then its final policy on both boxes."""
     path = run_dir / 'bench_seed.json'
-    if path.exists():
+    # A finished seed is read back only for the configuration it was run with.
+    if check_run_config(run_dir, config) and path.exists():
         return json.loads(path.read_text())
     goals = box_goals(config)
     with SawyerSim(SawyerSimConfig(task=config.task, seed=config.seed)) as sim:
@@ -300,6 +308,10 @@ def main() -> int:
     parser.add_argument('--fine-tune-vae-until', type=int, default=None,
                         help='practice steps after which the fine-tuning rounds stop and the '
                              'VAE stays as the last round left it (default 0: to the end)')
+    parser.add_argument('--episode-length', type=int, default=None,
+                        help='steps of a practice episode and of an evaluation attempt, RIG '
+                             "and the oracle alike (default: the pipeline's, 50; rlkit's RIG "
+                             'pusher used 100)')
     parser.add_argument('--no-baselines', action='store_true',
                         help='run the RIG variants only, no oracle or random policy (a '
                              'later run over the same folder and seeds adds them)')
@@ -313,6 +325,8 @@ def main() -> int:
                      f'{args.seeds}')
     if args.reset_to_goal is not None and not 0.0 <= args.reset_to_goal <= 1.0:
         parser.error(f'--reset-to-goal must lie in [0, 1], got {args.reset_to_goal}')
+    if args.episode_length is not None and args.episode_length < 1:
+        parser.error(f'--episode-length must be at least 1, got {args.episode_length}')
     for name in ('fine_tune_vae_every', 'fine_tune_vae_until'):
         if getattr(args, name) is not None and getattr(args, name) < 0:
             parser.error(f'--{name.replace("_", "-")} must be >= 0, got {getattr(args, name)}')
@@ -322,7 +336,7 @@ def main() -> int:
         parser.error(str(error))
     settings = RunSettings(args.image_size, args.latent_dim, args.imagined_goals,
                            args.replay_capacity, args.reset_to_goal, args.fine_tune_vae_every,
-                           args.fine_tune_vae_until)
+                           args.fine_tune_vae_until, args.episode_length)
     if args.goals is None:
         args.goals = 5 if args.quick else 20
     torch.set_num_threads(1)  # as bench/learning.py: a busy 2-core machine

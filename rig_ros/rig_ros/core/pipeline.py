@@ -382,6 +382,27 @@ def practice_loop(env: GoalEnv, trainer: RigTrainer, policy: GoalPolicy,
     return step
 
 
+def check_run_config(run_dir: pathlib.Path, config: PipelineConfig) -> bool:
+    """Refuse a run directory whose saved configuration differs from `config`.
+
+    Returns whether `run_dir` holds a configuration (False: none saved yet). Runs of an older
+    layout are read through `PipelineConfig.from_dict`, so they compare in the new one.
+    """
+    path = run_dir / 'config.json'
+    if not path.exists():
+        return False
+    current = json.loads(json.dumps(config.to_dict()))
+    try:
+        saved = json.loads(json.dumps(
+            PipelineConfig.from_dict(json.loads(path.read_text())).to_dict()))
+    except (TypeError, ValueError):
+        saved = None
+    if saved != current:
+        raise ValueError(f'{run_dir} holds a run with a different configuration; '
+                         'use another run directory or delete it')
+    return True
+
+
 class RigPipeline:
     """Runs (or resumes) the four stages in a run directory."""
 
@@ -425,20 +446,8 @@ class RigPipeline:
         return self.run_dir / METRICS_FILE
 
     def _check_config(self) -> None:
-        path = self.run_dir / 'config.json'
-        current = json.loads(json.dumps(self.config.to_dict()))
-        if path.exists():
-            try:  # through from_dict: runs of an older layout compare in the new one
-                saved = json.loads(json.dumps(
-                    PipelineConfig.from_dict(json.loads(path.read_text())).to_dict()))
-            except (TypeError, ValueError):
-                saved = None
-            if saved != current:
-                raise ValueError(
-                    f'{self.run_dir} holds a run with a different configuration; '
-                    'use another --run-dir or delete it')
-        else:
-            _write_json(path, current)
+        if not check_run_config(self.run_dir, self.config):
+            _write_json(self.run_dir / 'config.json', self.config.to_dict())
 
     @property
     def wall_path(self) -> pathlib.Path:

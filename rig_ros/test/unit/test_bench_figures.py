@@ -4,6 +4,7 @@ bench/ is outside the package; its scripts are loaded from the repository by pat
 """
 
 import dataclasses
+import json
 import pathlib
 from types import ModuleType
 from typing import Any
@@ -106,6 +107,31 @@ def test_robot_recipe_settings_reach_the_config_and_name_their_folder(
     assert pushing.pushing_config('pusher', 'rig', 0, False, 50_000, 20,
                                   early).fine_tune_vae_until == 12_000
     assert early.tag() == '_latent16_goalsframes_reset0_finetune1000_until12000'
+
+
+def test_episode_length_reaches_rig_and_the_oracle_and_names_both_folders(
+        pushing: ModuleType) -> None:
+    settings = pushing.RunSettings(latent_dim=16, episode_length=100)
+    for variant in pushing.VARIANTS:
+        config = pushing.pushing_config('pusher', variant, 0, False, 50_000, 20, settings)
+        assert config.episode_length == 100
+        assert config.collect_episode_length == 50  # the VAE's frames are not its business
+    assert settings.baselines_tag() == '_episode100'
+    assert settings.tag() == '_latent16_episode100'
+    both = pushing.RunSettings(replay_capacity=100_000, episode_length=100)
+    assert both.baselines_tag() == '_replay100000_episode100'
+
+
+def test_a_finished_seed_is_read_back_only_for_its_own_configuration(
+        pushing: ModuleType, tmp_path: pathlib.Path) -> None:
+    config = pushing.pushing_config('pusher', 'rig', 0, True, 1000, 2)
+    assert not pushing.check_run_config(tmp_path, config)  # nothing saved yet
+    (tmp_path / 'config.json').write_text(json.dumps(config.to_dict()))
+    (tmp_path / 'bench_seed.json').write_text(json.dumps(rig_run(0, [0.1, 0.2])))
+    assert pushing.run_rig(config, tmp_path)['rig']['seed'] == 0
+    longer = dataclasses.replace(config, episode_length=config.episode_length * 2)
+    with pytest.raises(ValueError, match='different configuration'):
+        pushing.run_rig(longer, tmp_path)
 
 
 def test_learner_device_figures_name_each_device_and_compare_cuda_with_one_thread() -> None:
