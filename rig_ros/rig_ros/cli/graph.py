@@ -109,9 +109,10 @@ def _practice(args: argparse.Namespace) -> int:
     if args.dry_run or args.nodes or not args.sim or args.namespace:
         raise ValueError('--steps runs a whole simulated session: it does not combine with '
                          '--dry-run, --nodes, --no-sim or --namespace')
+    config = config_from_args(args)  # a bad setting is refused before anything is announced
     run_dir = pathlib.Path(args.run_dir or 'runs/practice').resolve()
     print(f'practice session in {run_dir}', flush=True)
-    result = Session(config_from_args(args), run_dir, progress=not args.no_progress).run()
+    result = Session(config, run_dir, progress=not args.no_progress).run()
     print(report.outcome_line(result, run_dir))
     return 0
 

@@ -110,6 +110,16 @@ def test_cli_practice_with_steps_builds_a_session():
     assert cli.build_parser().parse_args(['practice']).steps is None  # the graph until Ctrl-C
 
 
+def test_cli_practice_refuses_a_bad_setting_before_it_announces_a_session(tmp_path, capsys):
+    run_dir = tmp_path / 'session'
+    code = cli.main(['practice', '--steps', '500', '--run-dir', str(run_dir),
+                     '--fine-tune-vae-until', '1000'])
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert 'fine_tune_vae_every' in err and 'practice session' not in out
+    assert not run_dir.exists()
+
+
 def test_cli_demo_runs_the_graph_unless_in_process():
     parser = cli.build_parser()
     assert parser.parse_args(['demo']).in_process is False
