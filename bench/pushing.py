@@ -18,14 +18,15 @@ configuration they were run with (another is refused). `--jobs N` runs N of them
 process each (the seeds of a machine with more cores); `--image-size` / `--latent-dim` change the
 VAE and `--imagined-goals frames` RIG's goals (their runs get their own folder; the baselines,
 which see no VAE, are shared); `--episode-length` the practice and evaluation episodes of RIG and
-the oracle alike (both get their own folders); `--reset-to-goal 0 --fine-tune-vae-every N` is what
-a robot can do without a simulator's resets (random exploration's frames, the VAE fine-tuned online
-on the practice frames; `--fine-tune-vae-until M` stops the rounds after M practice steps);
-`--first-seed K` starts the seeds at K (a seed split over sessions or machines: a later run over
-all of them reads the finished ones back); `--no-baselines` runs the RIG variants alone (a later
-run over the same seeds adds the oracle and random). Prints one JSON line last; every figure goes
-to `figures_<tasks>_<variants>_<N>seeds.json` (`..._seedsK-L.json` from K, `..._nobaselines`
-without the baselines) in the run folder, each task's curves to
+the oracle alike and `--relabel` where sampled transitions' goals come from (both get their own
+folders, the oracle's too); `--reset-to-goal 0 --fine-tune-vae-every N` is what a robot can do
+without a simulator's resets (random exploration's frames, the VAE fine-tuned online on the
+practice frames; `--fine-tune-vae-until M` stops the rounds after M practice steps); `--first-seed
+K` starts the seeds at K (a seed split over sessions or machines: a later run over all of them
+reads the finished ones back); `--no-baselines` runs the RIG variants alone (a later run over the
+same seeds adds the oracle and random). Prints one JSON line last; every figure goes to
+`figures_<tasks>_<variants>_<N>seeds.json` (`..._seedsK-L.json` from K, `..._nobaselines` without
+the baselines) in the run folder, each task's curves to
 `<task>_<variants>_<N>seeds_learning_curve.png` (named the same way).
 """
 
@@ -56,6 +57,7 @@ from rig_ros.core.oracle import evaluate_oracle, StateScaler, train_oracle  # no
 from rig_ros.core.pipeline import (  # noqa: E402
     check_run_config, evaluate_random, evaluate_rig, evaluation_goals, PipelineConfig,
     RigPipeline)
+from rig_ros.core.replay import RelabelConfig  # noqa: E402
 from rig_ros.core.skew_fit import SkewFitConfig  # noqa: E402
 from rig_ros.core.trainer import check_fine_tune_schedule  # noqa: E402
 from rig_ros.sim.sawyer import SawyerSim, SawyerSimConfig  # noqa: E402
@@ -81,6 +83,7 @@ class RunSettings:
     fine_tune_vae_every: int | None = None  # PipelineConfig.fine_tune_vae_every (None: 0)
     fine_tune_vae_until: int | None = None  # PipelineConfig.fine_tune_vae_until (None: 0)
     episode_length: int | None = None  # practice and evaluation episodes, RIG and the oracle
+    relabel: tuple[float, float, float] | None = None  # RelabelConfig's fractions, both too
 
     def tag(self) -> str:
         """Return a suffix naming the settings that differ ('' for none)."""
@@ -100,9 +103,15 @@ class RunSettings:
 
     def baselines_tag(self) -> str:
         """Return the suffix of the settings the oracle sees too ('' for none)."""
+        relabel = None if self.relabel is None else '-'.join(f'{share:g}'
+                                                             for share in self.relabel)
         return ''.join(f'_{name}{value}' for name, value in (
-            ('replay', self.replay_capacity), ('episode', self.episode_length))
-            if value is not None)
+            ('replay', self.replay_capacity), ('episode', self.episode_length),
+            ('relabel', relabel)) if value is not None)
+
+    def relabel_config(self) -> RelabelConfig | None:
+        """Return the relabelling these settings ask for (None: the pipeline's)."""
+        return None if self.relabel is None else RelabelConfig(*self.relabel)
 
 
 def pushing_config(task: str, variant: str, seed: int, quick: bool, rl_steps: int,
@@ -126,6 +135,8 @@ def pushing_config(task: str, variant: str, seed: int, quick: bool, rl_steps: in
         config = dataclasses.replace(config, fine_tune_vae_until=settings.fine_tune_vae_until)
     if settings.episode_length is not None:
         config = dataclasses.replace(config, episode_length=settings.episode_length)
+    if settings.relabel is not None:
+        config = dataclasses.replace(config, relabel=settings.relabel_config())
     if variant == 'skewfit':
         config = dataclasses.replace(config, skew_fit=SKEW_FIT)
     return config
@@ -312,6 +323,11 @@ def main() -> int:
                         help='steps of a practice episode and of an evaluation attempt, RIG '
                              "and the oracle alike (default: the pipeline's, 50; rlkit's RIG "
                              'pusher used 100)')
+    parser.add_argument('--relabel', type=float, nargs=3, default=None,
+                        metavar=('ROLLOUT', 'IMAGINED', 'FUTURE'),
+                        help="shares of sampled transitions whose goal is the episode's own, "
+                             'an imagined one, or one achieved later in the episode, RIG and '
+                             "the oracle alike (default: the pipeline's, 0.2 0.5 0.3)")
     parser.add_argument('--no-baselines', action='store_true',
                         help='run the RIG variants only, no oracle or random policy (a '
                              'later run over the same folder and seeds adds them)')
@@ -336,7 +352,12 @@ def main() -> int:
         parser.error(str(error))
     settings = RunSettings(args.image_size, args.latent_dim, args.imagined_goals,
                            args.replay_capacity, args.reset_to_goal, args.fine_tune_vae_every,
-                           args.fine_tune_vae_until, args.episode_length)
+                           args.fine_tune_vae_until, args.episode_length,
+                           None if args.relabel is None else tuple(args.relabel))
+    try:
+        settings.relabel_config()
+    except ValueError as error:
+        parser.error(f'--relabel: {error}')
     if args.goals is None:
         args.goals = 5 if args.quick else 20
     torch.set_num_threads(1)  # as bench/learning.py: a busy 2-core machine

@@ -122,6 +122,21 @@ def test_episode_length_reaches_rig_and_the_oracle_and_names_both_folders(
     assert both.baselines_tag() == '_replay100000_episode100'
 
 
+def test_relabel_shares_reach_rig_and_the_oracle_and_name_both_folders(
+        pushing: ModuleType) -> None:
+    settings = pushing.RunSettings(latent_dim=16, relabel=(0.1, 0.3, 0.6))
+    config = pushing.pushing_config('pusher', 'rig', 0, False, 50_000, 20, settings)
+    shares = config.relabel
+    assert (shares.fraction_rollout_goal, shares.fraction_prior_goal,
+            shares.fraction_future_goal) == (0.1, 0.3, 0.6)
+    assert settings.baselines_tag() == '_relabel0.1-0.3-0.6'
+    assert settings.tag() == '_latent16_relabel0.1-0.3-0.6'
+    assert pushing.pushing_config('pusher', 'rig', 0, False, 50_000, 20).relabel == (
+        pushing.RelabelConfig())
+    with pytest.raises(ValueError, match='sum to 1'):
+        pushing.RunSettings(relabel=(0.5, 0.5, 0.5)).relabel_config()
+
+
 def test_a_finished_seed_is_read_back_only_for_its_own_configuration(
         pushing: ModuleType, tmp_path: pathlib.Path) -> None:
     config = pushing.pushing_config('pusher', 'rig', 0, True, 1000, 2)
