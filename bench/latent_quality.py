@@ -15,6 +15,7 @@ import argparse
 import json
 import pathlib
 import sys
+from typing import Any
 
 import numpy as np
 
@@ -59,9 +60,13 @@ def grid(low: np.ndarray, high: np.ndarray, size: int) -> np.ndarray:
 
 
 def train_vae(task: str, variant: str, reset_to_goal_probability: float, seed: int,
-              run_dir: pathlib.Path, image_size: int | None, latent_dim: int | None,
-              vae_steps: int | None, no_augmentation: bool) -> None:
-    """Collect and pretrain as bench/pushing.py does, with these data and VAE settings."""
+              run_dir: pathlib.Path, settings: dict[str, Any], vae_steps: int | None,
+              no_augmentation: bool) -> None:
+    """Collect and pretrain as bench/pushing.py does, with these data and VAE settings.
+
+    `settings` are fields of bench/pushing.py's RunSettings (the VAE's: image and latent size,
+    beta); the reset-to-goal share is `reset_to_goal_probability`.
+    """
     import dataclasses
     import importlib
 
@@ -72,7 +77,7 @@ def train_vae(task: str, variant: str, reset_to_goal_probability: float, seed: i
     pushing = importlib.import_module('pushing')
     torch.set_num_threads(1)
     config = pushing.pushing_config(task, variant, seed, False, 50_000, 20,
-                                    pushing.RunSettings(image_size, latent_dim))
+                                    pushing.RunSettings(**settings))
     config = dataclasses.replace(
         config, collect_reset_to_goal_probability=reset_to_goal_probability,
         vae_steps=vae_steps or config.vae_steps)
@@ -101,6 +106,8 @@ def main() -> int:
                         help="with --train: the VAE's input size (bench/pushing.py: 48)")
     parser.add_argument('--latent-dim', type=int, default=None,
                         help="with --train: the VAE's latent size (bench/pushing.py: 4)")
+    parser.add_argument('--beta', type=float, default=None,
+                        help="with --train: the VAE's KL weight (bench/pushing.py: 10/128)")
     parser.add_argument('--vae-steps', type=int, default=None,
                         help='with --train: pretraining minibatches (bench/pushing.py: 5000)')
     parser.add_argument('--no-augmentation', action='store_true',
@@ -108,8 +115,10 @@ def main() -> int:
     args = parser.parse_args()
     run_dir = pathlib.Path(args.run_dir)
     if args.train:
+        settings = {'image_size': args.image_size, 'latent_dim': args.latent_dim,
+                    'beta': args.beta}
         train_vae(args.train, args.variant, args.reset_to_goal_probability, args.seed, run_dir,
-                  args.image_size, args.latent_dim, args.vae_steps, args.no_augmentation)
+                  settings, args.vae_steps, args.no_augmentation)
     missing = [name for name in ('config.json', 'vae.safetensors')
                if not (run_dir / name).is_file()]
     if missing:

@@ -15,12 +15,12 @@ Reported: final puck distance (mean, median) and hand distance, per box; learnin
 wall time per seed. Resumable: each (task, variant, seed) keeps its run directory under --out; a
 finished one is read back and an interrupted one resumes from its checkpoint, both only with the
 configuration they were run with (another is refused). `--jobs N` runs N of them at once, one
-process each (the seeds of a machine with more cores); `--image-size` / `--latent-dim` change the
-VAE and `--imagined-goals frames` RIG's goals (their runs get their own folder; the baselines,
-which see no VAE, are shared); `--episode-length` the practice and evaluation episodes of RIG and
-the oracle alike and `--relabel` where sampled transitions' goals come from (both get their own
-folders, the oracle's too); `--reset-to-goal 0 --fine-tune-vae-every N` is what a robot can do
-without a simulator's resets (random exploration's frames, the VAE fine-tuned online on the
+process each (the seeds of a machine with more cores); `--image-size` / `--latent-dim` / `--beta`
+change the VAE and `--imagined-goals frames` RIG's goals (their runs get their own folder; the
+baselines, which see no VAE, are shared); `--episode-length` the practice and evaluation episodes
+of RIG and the oracle alike and `--relabel` where sampled transitions' goals come from (both get
+their own folders, the oracle's too); `--reset-to-goal 0 --fine-tune-vae-every N` is what a robot
+can do without a simulator's resets (random exploration's frames, the VAE fine-tuned online on the
 practice frames; `--fine-tune-vae-until M` stops the rounds after M practice steps); `--first-seed
 K` starts the seeds at K (a seed split over sessions or machines: a later run over all of them
 reads the finished ones back); `--no-baselines` runs the RIG variants alone (a later run over the
@@ -84,6 +84,7 @@ class RunSettings:
     fine_tune_vae_until: int | None = None  # PipelineConfig.fine_tune_vae_until (None: 0)
     episode_length: int | None = None  # practice and evaluation episodes, RIG and the oracle
     relabel: tuple[float, float, float] | None = None  # RelabelConfig's fractions, both too
+    beta: float | None = None  # VAEConfig.beta (None: RIG's 10/128)
 
     def tag(self) -> str:
         """Return a suffix naming the settings that differ ('' for none)."""
@@ -93,7 +94,8 @@ class RunSettings:
                            ('goals', self.imagined_goals),
                            ('reset', self.reset_to_goal_probability),
                            ('finetune', self.fine_tune_vae_every),
-                           ('until', self.fine_tune_vae_until)) if value is not None
+                           ('until', self.fine_tune_vae_until), ('beta', self.beta))
+                       if value is not None
                        ) + self.baselines_tag()
 
     def reset_probability(self) -> float:
@@ -125,6 +127,9 @@ def pushing_config(task: str, variant: str, seed: int, quick: bool, rl_steps: in
     if settings.latent_dim is not None:
         config = dataclasses.replace(config, vae=dataclasses.replace(
             config.vae, latent_dim=settings.latent_dim))
+    if settings.beta is not None:
+        config = dataclasses.replace(config, vae=dataclasses.replace(config.vae,
+                                                                     beta=settings.beta))
     if settings.imagined_goals is not None:
         config = dataclasses.replace(config, imagined_goals=settings.imagined_goals)
     if settings.replay_capacity is not None:
@@ -303,6 +308,8 @@ def main() -> int:
                         help="the VAE's input size (default: the learning benchmark's, 48)")
     parser.add_argument('--latent-dim', type=int, default=None,
                         help="the VAE's latent size (default: the learning benchmark's, 4)")
+    parser.add_argument('--beta', type=float, default=None,
+                        help="the VAE's KL weight (default: RIG's, 10/128 = 0.078125)")
     parser.add_argument('--imagined-goals', choices=IMAGINED_GOALS, default=None,
                         help="RIG's imagined goals: the VAE prior (default) or the latents of "
                              "the VAE's frames (Skew-Fit's source; skewfit always uses these)")
@@ -341,6 +348,8 @@ def main() -> int:
                      f'{args.seeds}')
     if args.reset_to_goal is not None and not 0.0 <= args.reset_to_goal <= 1.0:
         parser.error(f'--reset-to-goal must lie in [0, 1], got {args.reset_to_goal}')
+    if args.beta is not None and not args.beta >= 0:
+        parser.error(f'--beta must be >= 0, got {args.beta}')
     if args.episode_length is not None and args.episode_length < 1:
         parser.error(f'--episode-length must be at least 1, got {args.episode_length}')
     for name in ('fine_tune_vae_every', 'fine_tune_vae_until'):
@@ -353,7 +362,7 @@ def main() -> int:
     settings = RunSettings(args.image_size, args.latent_dim, args.imagined_goals,
                            args.replay_capacity, args.reset_to_goal, args.fine_tune_vae_every,
                            args.fine_tune_vae_until, args.episode_length,
-                           None if args.relabel is None else tuple(args.relabel))
+                           None if args.relabel is None else tuple(args.relabel), args.beta)
     try:
         settings.relabel_config()
     except ValueError as error:

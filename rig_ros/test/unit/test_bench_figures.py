@@ -122,6 +122,14 @@ def test_episode_length_reaches_rig_and_the_oracle_and_names_both_folders(
     assert both.baselines_tag() == '_replay100000_episode100'
 
 
+def test_beta_reaches_the_vae_and_names_only_rigs_folder(pushing: ModuleType) -> None:
+    settings = pushing.RunSettings(latent_dim=16, beta=0.3125)
+    config = pushing.pushing_config('pusher', 'rig', 0, False, 50_000, 20, settings)
+    assert (config.vae.beta, config.vae.latent_dim) == (0.3125, 16)
+    assert settings.tag() == '_latent16_beta0.3125'
+    assert settings.baselines_tag() == ''  # the oracle sees no VAE
+
+
 def test_relabel_shares_reach_rig_and_the_oracle_and_name_both_folders(
         pushing: ModuleType) -> None:
     settings = pushing.RunSettings(latent_dim=16, relabel=(0.1, 0.3, 0.6))
