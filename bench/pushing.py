@@ -338,9 +338,16 @@ def main() -> int:
     parser.add_argument('--no-baselines', action='store_true',
                         help='run the RIG variants only, no oracle or random policy (a '
                              'later run over the same folder and seeds adds them)')
+    parser.add_argument('--baselines-only', action='store_true',
+                        help='run the oracle and random policy only (their runs are shared by '
+                             'every VAE setting; RIG runs of the folder are left alone)')
     parser.add_argument('--jobs', type=int, default=1,
                         help='runs at once, each in its own process (one core each)')
     args = parser.parse_args()
+    if args.no_baselines and args.baselines_only:
+        parser.error('--no-baselines and --baselines-only exclude each other')
+    if args.baselines_only:
+        args.variants = []
     if args.jobs < 1:
         parser.error(f'--jobs must be at least 1, got {args.jobs}')
     if args.first_seed < 0 or args.seeds < 1:
@@ -403,7 +410,7 @@ def main() -> int:
     # Summaries and plots are named by what was run: a run of some seeds or variants must not
     # overwrite a wider one's.
     seeds_name = f'{len(seeds)}seeds' if seeds[0] == 0 else f'seeds{seeds[0]}-{seeds[-1]}'
-    run_name = (f'{"+".join(args.variants)}_{seeds_name}'
+    run_name = (f'{"+".join(args.variants) or "baselines"}_{seeds_name}'
                 f'{"_nobaselines" if args.no_baselines else ""}')
     for task in args.tasks:
         rig: dict[str, list[dict]] = {variant: [] for variant in args.variants}

@@ -52,7 +52,8 @@ def plot_learning_curves(curves: dict[str, Sequence[dict[str, Any]]], path: path
                      title='success')
     distance_axis.set(xlabel=axes.x_label, ylabel=axes.distance_label, title='final distance')
     distance_axis.set_yscale('log')
-    success_axis.legend(fontsize=8)
+    if curves:  # references alone label no line of this axis
+        success_axis.legend(fontsize=8)
     figure.suptitle(title)
     figure.tight_layout()
     figure.savefig(path, dpi=100)

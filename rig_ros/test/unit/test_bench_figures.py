@@ -90,6 +90,17 @@ def test_pusher_figures_without_baselines_name_only_the_variants(
     assert figures['pusher_baselines_wall_s_per_seed'] == []
 
 
+def test_pusher_figures_of_the_baselines_alone(pushing: ModuleType,
+                                               tmp_path: pathlib.Path) -> None:
+    config = pushing.pushing_config('pusher', 'rig', 0, True, 1000, 2)
+    plot = tmp_path / 'curve.png'
+    figures = pushing.summarise('pusher', {}, [baselines_run([0.05, 0.07])], config, plot)
+    assert figures['pusher_seeds'] == 1
+    assert figures['pusher_oracle_puck_distance_mean'] == pytest.approx(0.06)
+    assert not any(key.startswith(('pusher_rig', 'pusher_skewfit')) for key in figures)
+    assert plot.is_file()
+
+
 def test_robot_recipe_settings_reach_the_config_and_name_their_folder(
         pushing: ModuleType) -> None:
     settings = pushing.RunSettings(latent_dim=16, imagined_goals='frames',
