@@ -31,7 +31,7 @@ from rig_ros.core.actor import GoalPolicy
 from rig_ros.core.encoder import LATENT_VARIANCE_KEY, saved_latent_variance
 from rig_ros.core.evaluation import (
     append_evaluation, append_row, Evaluation, EvaluationRecord, METRICS_FILE)
-from rig_ros.core.files import atomic_write, atomic_write_text
+from rig_ros.core.files import atomic_write, atomic_write_text, hold_run_directory
 from rig_ros.core.goals import check_imagined_goals, ImaginedGoals
 from rig_ros.core.noise import ExplorationConfig
 from rig_ros.core.preprocessing import CropBox, preprocess, PreprocessConfig
@@ -411,7 +411,7 @@ class RigPipeline:
         self.env = env
         self.config = config
         self.run_dir = pathlib.Path(run_dir)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        hold_run_directory(self.run_dir)  # a second process on it would overwrite this one's
         self.progress = progress
         self.log = log
         # Wall time per stage over every session of this run (interrupted ones included).

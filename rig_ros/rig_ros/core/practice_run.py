@@ -60,6 +60,7 @@ import numpy as np
 
 from rig_ros.core import checkpoints
 from rig_ros.core.encoder import LATENT_VARIANCE_KEY, VAE_CHECKPOINT_FILE
+from rig_ros.core.files import hold_run_directory
 from rig_ros.core.frames import FrameStore, FrameStoreConfig
 from rig_ros.core.latent_versions import add_exploration, LatentVersions, VersionedFineTuning
 from rig_ros.core.learner import Learner, LearnerConfig, load_latent_variance
@@ -113,7 +114,8 @@ class PracticeRun:
     """The learner's run and its stages (see the module doc).
 
     Raises ValueError for a config that cannot run (a training run with neither
-    vae_checkpoint nor run_dir, a 'mahalanobis' reward with neither).
+    vae_checkpoint nor run_dir, a 'mahalanobis' reward with neither), and RunDirectoryInUse
+    (a ValueError) while another process trains in the same run_dir.
     """
 
     def __init__(self, config: LearnerConfig, *,
@@ -124,8 +126,10 @@ class PracticeRun:
                              'run_dir: set run_dir (or vae_checkpoint)')
         self.config = config
         self._clock = clock
-        self.learner = Learner(config, clock)
         self.run_dir = pathlib.Path(config.run_dir) if config.run_dir else None
+        if config.train and self.run_dir is not None:
+            hold_run_directory(self.run_dir)  # one learner writes a run directory
+        self.learner = Learner(config, clock)
         self.lifecycle: Optional[Lifecycle] = None
         self.frames: Optional[FrameStore] = None
         if config.train:

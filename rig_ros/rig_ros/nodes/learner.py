@@ -106,7 +106,7 @@ class LearnerNode(Node):
             torch.set_num_threads(config.num_threads)
         try:
             self.practice = PracticeRun(config)
-        except ValueError as error:  # no run_dir to explore in, 'mahalanobis' without a VAE
+        except ValueError as error:  # no run_dir, a mahalanobis reward without a VAE, a held dir
             self.get_logger().error(f'cannot start the learner: {error}')
             raise ParameterError(str(error)) from None
         self.learner = self.practice.learner
