@@ -59,7 +59,6 @@ from rig_ros.core.pipeline import (  # noqa: E402
     RigPipeline)
 from rig_ros.core.replay import RelabelConfig  # noqa: E402
 from rig_ros.core.skew_fit import SkewFitConfig  # noqa: E402
-from rig_ros.core.trainer import check_fine_tune_schedule  # noqa: E402
 from rig_ros.sim.sawyer import SawyerSim, SawyerSimConfig  # noqa: E402
 
 pusher_config = importlib.import_module('learning').pusher_config  # bench/learning.py's budget
@@ -353,29 +352,18 @@ def main() -> int:
     if args.first_seed < 0 or args.seeds < 1:
         parser.error(f'--first-seed must be >= 0 and --seeds >= 1, got {args.first_seed} and '
                      f'{args.seeds}')
-    if args.reset_to_goal is not None and not 0.0 <= args.reset_to_goal <= 1.0:
-        parser.error(f'--reset-to-goal must lie in [0, 1], got {args.reset_to_goal}')
-    if args.beta is not None and not args.beta >= 0:
-        parser.error(f'--beta must be >= 0, got {args.beta}')
-    if args.episode_length is not None and args.episode_length < 1:
-        parser.error(f'--episode-length must be at least 1, got {args.episode_length}')
-    for name in ('fine_tune_vae_every', 'fine_tune_vae_until'):
-        if getattr(args, name) is not None and getattr(args, name) < 0:
-            parser.error(f'--{name.replace("_", "-")} must be >= 0, got {getattr(args, name)}')
-    try:
-        check_fine_tune_schedule(args.fine_tune_vae_every or 0, args.fine_tune_vae_until or 0)
-    except ValueError as error:
-        parser.error(str(error))
     settings = RunSettings(args.image_size, args.latent_dim, args.imagined_goals,
                            args.replay_capacity, args.reset_to_goal, args.fine_tune_vae_every,
                            args.fine_tune_vae_until, args.episode_length,
                            None if args.relabel is None else tuple(args.relabel), args.beta)
-    try:
-        settings.relabel_config()
-    except ValueError as error:
-        parser.error(f'--relabel: {error}')
     if args.goals is None:
         args.goals = 5 if args.quick else 20
+    try:  # the configs check every setting and name the field; refuse before anything runs
+        for task in args.tasks:
+            pushing_config(task, 'rig', args.first_seed, args.quick, args.rl_steps, args.goals,
+                           settings)
+    except ValueError as error:
+        parser.error(str(error))
     torch.set_num_threads(1)  # as bench/learning.py: a busy 2-core machine
     # Other VAE settings are other runs: their own folder (a run refuses another config).
     out = pathlib.Path(args.out) / (('quick' if args.quick else 'full') + settings.tag())

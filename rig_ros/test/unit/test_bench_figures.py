@@ -156,6 +156,21 @@ def test_relabel_shares_reach_rig_and_the_oracle_and_name_both_folders(
         pushing.RunSettings(relabel=(0.5, 0.5, 0.5)).relabel_config()
 
 
+@pytest.mark.parametrize('flags, field', [
+    (['--reset-to-goal', '1.5'], 'collect_reset_to_goal_probability'),
+    (['--beta', '-1'], 'beta'), (['--episode-length', '0'], 'episode_length'),
+    (['--fine-tune-vae-until', '100'], 'fine_tune_vae_until'),
+    (['--relabel', '0.5', '0.5', '0.5'], 'relabel'), (['--replay-capacity', '0'], 'replay')])
+def test_a_bad_pusher_setting_is_refused_before_anything_runs(
+        pushing: ModuleType, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture, flags: list[str], field: str) -> None:
+    monkeypatch.setattr('sys.argv', ['pushing.py', '--out', str(tmp_path), *flags])
+    with pytest.raises(SystemExit) as exit_info:
+        pushing.main()
+    assert exit_info.value.code == 2 and field in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # no run folder made
+
+
 def test_a_finished_seed_is_read_back_only_for_its_own_configuration(
         pushing: ModuleType, tmp_path: pathlib.Path) -> None:
     config = pushing.pushing_config('pusher', 'rig', 0, True, 1000, 2)
