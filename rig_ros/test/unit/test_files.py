@@ -1,6 +1,7 @@
 """Atomic writes: old or new content, never half, no temporary files left; held run dirs."""
 
 import os
+import select
 import subprocess
 import sys
 
@@ -43,7 +44,8 @@ def test_a_run_directory_is_held_by_one_process_until_it_exits(tmp_path):
     holder = subprocess.Popen([sys.executable, '-c', HOLDER, str(run_dir)],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
-        assert holder.stdout.readline().strip() == 'held'
+        ready, _, _ = select.select([holder.stdout], [], [], 30)  # bounded wait
+        assert ready and holder.stdout.readline().strip() == 'held'
         with pytest.raises(RunDirectoryInUse, match=f'pid {holder.pid}'):
             hold_run_directory(run_dir)
         with pytest.raises(ValueError, match='another process'):  # what hosts catch
