@@ -58,16 +58,19 @@ def test_learner_sigkill_loses_no_finished_episode(ros, start_node, tmp_path, va
     assert wait_for(lambda: (run_dir / CHECKPOINT_FILE).is_file()
                     and latest_status(status).get('stored', 0) >= 64, timeout=90.0), (
         latest_status(status), outputs(nodes))
-    # Kill right after a status: the episodes before the learner's current one are stored.
-    count = len(status.messages)
-    assert wait_for(lambda: len(status.messages) > count, timeout=10.0)
-    current = latest_status(status)['robots']['robot_0']['episode_id']
-    kill(learner)
     # Transitions published before the learner's subscription matched never reached it (the
     # topic is volatile; this test's own subscriber may have matched earlier): count only the
     # episodes after the one the learner was in at its first status with robot_0's data.
     first_seen = next(report['robots']['robot_0']['episode_id'] for report in (
         json.loads(m.data) for m in status.messages) if 'robot_0' in report.get('robots', {}))
+    # That first status can come late on a busy learner: wait for episodes after it.
+    assert wait_for(lambda: latest_status(status)['robots']['robot_0']['episode_id']
+                    >= first_seen + 4, timeout=60.0), (first_seen, latest_status(status))
+    # Kill right after a status: the episodes before the learner's current one are stored.
+    count = len(status.messages)
+    assert wait_for(lambda: len(status.messages) > count, timeout=10.0)
+    current = latest_status(status)['robots']['robot_0']['episode_id']
+    kill(learner)
     finished = {(m.robot_id, m.episode_id) for _, m in sent.since(0)
                 if m.episode_end and first_seen < m.episode_id < current}
     assert len(finished) >= 3, (first_seen, current)
