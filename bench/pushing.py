@@ -18,13 +18,14 @@ configuration they were run with (another is refused). `--jobs N` runs N of them
 process each (the seeds of a machine with more cores); `--image-size` / `--latent-dim` / `--beta`
 change the VAE and `--imagined-goals frames` RIG's goals (their runs get their own folder; the
 baselines, which see no VAE, are shared); `--episode-length` the practice and evaluation episodes
-of RIG and the oracle alike and `--relabel` where sampled transitions' goals come from (both get
-their own folders, the oracle's too); `--reset-to-goal 0 --fine-tune-vae-every N` is what a robot
-can do without a simulator's resets (random exploration's frames, the VAE fine-tuned online on the
-practice frames; `--fine-tune-vae-until M` stops the rounds after M practice steps); `--first-seed
-K` starts the seeds at K (a seed split over sessions or machines: a later run over all of them
-reads the finished ones back); `--no-baselines` runs the RIG variants alone (a later run over the
-same seeds adds the oracle and random). Prints one JSON line last; every figure goes to
+of RIG and the oracle alike, `--relabel` where sampled transitions' goals come from and
+`--updates-per-step` TD3's updates per transition (all three get their own folders, the oracle's
+too); `--reset-to-goal 0 --fine-tune-vae-every N` is what a robot can do without a simulator's
+resets (random exploration's frames, the VAE fine-tuned online on the practice frames;
+`--fine-tune-vae-until M` stops the rounds after M practice steps); `--first-seed K` starts the
+seeds at K (a seed split over sessions or machines: a later run over all of them reads the
+finished ones back); `--no-baselines` runs the RIG variants alone (a later run over the same seeds
+adds the oracle and random). Prints one JSON line last; every figure goes to
 `figures_<tasks>_<variants>_<N>seeds.json` (`..._seedsK-L.json` from K, `..._nobaselines` without
 the baselines) in the run folder, each task's curves to
 `<task>_<variants>_<N>seeds_learning_curve.png` (named the same way).
@@ -84,6 +85,7 @@ class RunSettings:
     episode_length: int | None = None  # practice and evaluation episodes, RIG and the oracle
     relabel: tuple[float, float, float] | None = None  # RelabelConfig's fractions, both too
     beta: float | None = None  # VAEConfig.beta (None: RIG's 10/128)
+    updates_per_step: int | None = None  # TD3 updates per stored transition, RIG and the oracle
 
     def tag(self) -> str:
         """Return a suffix naming the settings that differ ('' for none)."""
@@ -108,7 +110,7 @@ class RunSettings:
                                                              for share in self.relabel)
         return ''.join(f'_{name}{value}' for name, value in (
             ('replay', self.replay_capacity), ('episode', self.episode_length),
-            ('relabel', relabel)) if value is not None)
+            ('relabel', relabel), ('updates', self.updates_per_step)) if value is not None)
 
     def relabel_config(self) -> RelabelConfig | None:
         """Return the relabelling these settings ask for (None: the pipeline's)."""
@@ -141,6 +143,9 @@ def pushing_config(task: str, variant: str, seed: int, quick: bool, rl_steps: in
         config = dataclasses.replace(config, episode_length=settings.episode_length)
     if settings.relabel is not None:
         config = dataclasses.replace(config, relabel=settings.relabel_config())
+    if settings.updates_per_step is not None:
+        config = dataclasses.replace(config, td3=dataclasses.replace(
+            config.td3, updates_per_step=settings.updates_per_step))
     if variant == 'skewfit':
         config = dataclasses.replace(config, skew_fit=SKEW_FIT)
     return config
@@ -334,6 +339,9 @@ def main() -> int:
                         help="shares of sampled transitions whose goal is the episode's own, "
                              'an imagined one, or one achieved later in the episode, RIG and '
                              "the oracle alike (default: the pipeline's, 0.2 0.5 0.3)")
+    parser.add_argument('--updates-per-step', type=int, default=None,
+                        help='TD3 updates per stored transition, RIG and the oracle alike '
+                             "(default: the pipeline's and RIG's, 4); wall time grows with it")
     parser.add_argument('--no-baselines', action='store_true',
                         help='run the RIG variants only, no oracle or random policy (a '
                              'later run over the same folder and seeds adds them)')
@@ -355,7 +363,8 @@ def main() -> int:
     settings = RunSettings(args.image_size, args.latent_dim, args.imagined_goals,
                            args.replay_capacity, args.reset_to_goal, args.fine_tune_vae_every,
                            args.fine_tune_vae_until, args.episode_length,
-                           None if args.relabel is None else tuple(args.relabel), args.beta)
+                           None if args.relabel is None else tuple(args.relabel), args.beta,
+                           args.updates_per_step)
     if args.goals is None:
         args.goals = 5 if args.quick else 20
     try:  # the configs check every setting and name the field; refuse before anything runs

@@ -156,11 +156,24 @@ def test_relabel_shares_reach_rig_and_the_oracle_and_name_both_folders(
         pushing.RunSettings(relabel=(0.5, 0.5, 0.5)).relabel_config()
 
 
+def test_updates_per_step_reach_rig_and_the_oracle_and_name_both_folders(
+        pushing: ModuleType) -> None:
+    settings = pushing.RunSettings(latent_dim=16, updates_per_step=8)
+    config = pushing.pushing_config('pusher', 'rig', 0, False, 50_000, 20, settings)
+    default = pushing.pushing_config('pusher', 'rig', 0, False, 50_000, 20)
+    assert default.td3.updates_per_step == 4
+    assert config.td3 == dataclasses.replace(default.td3, updates_per_step=8)
+    assert settings.baselines_tag() == '_updates8'
+    assert settings.tag() == '_latent16_updates8'
+
+
 @pytest.mark.parametrize('flags, field', [
+
     (['--reset-to-goal', '1.5'], 'collect_reset_to_goal_probability'),
     (['--beta', '-1'], 'beta'), (['--episode-length', '0'], 'episode_length'),
     (['--fine-tune-vae-until', '100'], 'fine_tune_vae_until'),
-    (['--relabel', '0.5', '0.5', '0.5'], 'relabel'), (['--replay-capacity', '0'], 'replay')])
+    (['--relabel', '0.5', '0.5', '0.5'], 'relabel'), (['--replay-capacity', '0'], 'replay'),
+    (['--updates-per-step', '0'], 'updates_per_step')])
 def test_a_bad_pusher_setting_is_refused_before_anything_runs(
         pushing: ModuleType, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture, flags: list[str], field: str) -> None:
