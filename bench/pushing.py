@@ -360,11 +360,14 @@ def main() -> int:
     if args.first_seed < 0 or args.seeds < 1:
         parser.error(f'--first-seed must be >= 0 and --seeds >= 1, got {args.first_seed} and '
                      f'{args.seeds}')
-    settings = RunSettings(args.image_size, args.latent_dim, args.imagined_goals,
-                           args.replay_capacity, args.reset_to_goal, args.fine_tune_vae_every,
-                           args.fine_tune_vae_until, args.episode_length,
-                           None if args.relabel is None else tuple(args.relabel), args.beta,
-                           args.updates_per_step)
+    settings = RunSettings(
+        image_size=args.image_size, latent_dim=args.latent_dim,
+        imagined_goals=args.imagined_goals, replay_capacity=args.replay_capacity,
+        reset_to_goal_probability=args.reset_to_goal,
+        fine_tune_vae_every=args.fine_tune_vae_every,
+        fine_tune_vae_until=args.fine_tune_vae_until, episode_length=args.episode_length,
+        relabel=None if args.relabel is None else tuple(args.relabel), beta=args.beta,
+        updates_per_step=args.updates_per_step)
     if args.goals is None:
         args.goals = 5 if args.quick else 20
     try:  # the configs check every setting and name the field; refuse before anything runs
