@@ -20,8 +20,9 @@ change the VAE and `--imagined-goals frames` RIG's goals (their runs get their o
 baselines, which see no VAE, are shared); `--episode-length` the practice and evaluation episodes
 of RIG and the oracle alike, `--relabel` where sampled transitions' goals come from and
 `--updates-per-step` TD3's updates per transition (all three get their own folders, the oracle's
-too); `--reset-to-goal 0 --fine-tune-vae-every N` is what a robot can do without a simulator's
-resets (random exploration's frames, the VAE fine-tuned online on the practice frames;
+too); `--frame-goals-from-replay` draws the frames' goals from the replay, as the graph does;
+`--reset-to-goal 0 --fine-tune-vae-every N` is what a robot can do without a simulator's resets
+(random exploration's frames, the VAE fine-tuned online on the practice frames;
 `--fine-tune-vae-until M` stops the rounds after M practice steps); `--first-seed K` starts the
 seeds at K (a seed split over sessions or machines: a later run over all of them reads the
 finished ones back); `--no-baselines` runs the RIG variants alone (a later run over the same seeds
@@ -86,6 +87,7 @@ class RunSettings:
     relabel: tuple[float, float, float] | None = None  # RelabelConfig's fractions, both too
     beta: float | None = None  # VAEConfig.beta (None: RIG's 10/128)
     updates_per_step: int | None = None  # TD3 updates per stored transition, RIG and the oracle
+    frame_goals_from_replay: bool | None = None  # PipelineConfig's (the graph's frames' goals)
 
     def tag(self) -> str:
         """Return a suffix naming the settings that differ ('' for none)."""
@@ -95,7 +97,8 @@ class RunSettings:
                            ('goals', self.imagined_goals),
                            ('reset', self.reset_to_goal_probability),
                            ('finetune', self.fine_tune_vae_every),
-                           ('until', self.fine_tune_vae_until), ('beta', self.beta))
+                           ('until', self.fine_tune_vae_until), ('beta', self.beta),
+                           ('from', 'replay' if self.frame_goals_from_replay else None))
                        if value is not None
                        ) + self.baselines_tag()
 
@@ -143,6 +146,8 @@ def pushing_config(task: str, variant: str, seed: int, quick: bool, rl_steps: in
         config = dataclasses.replace(config, episode_length=settings.episode_length)
     if settings.relabel is not None:
         config = dataclasses.replace(config, relabel=settings.relabel_config())
+    if settings.frame_goals_from_replay:
+        config = dataclasses.replace(config, frame_goals_from_replay=True)
     if settings.updates_per_step is not None:
         config = dataclasses.replace(config, td3=dataclasses.replace(
             config.td3, updates_per_step=settings.updates_per_step))
@@ -339,6 +344,10 @@ def main() -> int:
                         help="shares of sampled transitions whose goal is the episode's own, "
                              'an imagined one, or one achieved later in the episode, RIG and '
                              "the oracle alike (default: the pipeline's, 0.2 0.5 0.3)")
+    parser.add_argument('--frame-goals-from-replay', action='store_true',
+                        help="with --imagined-goals frames: draw RIG's goals from the replay's "
+                             "latents (the frames practised so far, as the graph's learner and "
+                             "goal scheduler do) rather than from the VAE's frames")
     parser.add_argument('--updates-per-step', type=int, default=None,
                         help='TD3 updates per stored transition, RIG and the oracle alike '
                              "(default: the pipeline's and RIG's, 4); wall time grows with it")
@@ -367,7 +376,8 @@ def main() -> int:
         fine_tune_vae_every=args.fine_tune_vae_every,
         fine_tune_vae_until=args.fine_tune_vae_until, episode_length=args.episode_length,
         relabel=None if args.relabel is None else tuple(args.relabel), beta=args.beta,
-        updates_per_step=args.updates_per_step)
+        updates_per_step=args.updates_per_step,
+        frame_goals_from_replay=args.frame_goals_from_replay or None)
     if args.goals is None:
         args.goals = 5 if args.quick else 20
     try:  # the configs check every setting and name the field; refuse before anything runs

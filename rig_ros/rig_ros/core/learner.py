@@ -78,7 +78,8 @@ from rig_ros.core.policy_runtime import encode_policy_weights, TransitionRecord
 from rig_ros.core.replay import GoalReplayBuffer, GoalSampler, RelabelConfig
 from rig_ros.core.rewards import REWARD_KINDS, RewardKind
 from rig_ros.core.td3 import GoalConditionedTD3, TD3Config
-from rig_ros.core.trainer import check_fine_tune_schedule, latent_prior, RigTrainer
+from rig_ros.core.trainer import (
+    check_fine_tune_schedule, latent_prior, replay_latent_goals, RigTrainer)
 from rig_ros.core.vae import VAEConfig
 from rig_ros.core.vae_training import vae_input
 from rig_ros.interfaces.names import VAE_MODEL
@@ -336,13 +337,7 @@ class Learner:
         prior = latent_prior(rng, self.config.latent_dim)
         if self.config.imagined_goals == 'prior':
             return prior
-
-        def frames(count: int) -> np.ndarray:
-            stored = self.trainer.buffer.latents()
-            if not len(stored):
-                return prior(count)
-            return stored[rng.integers(len(stored), size=count)].astype(np.float32)
-        return frames
+        return replay_latent_goals(lambda: self.trainer.buffer, prior, rng)
 
     @property
     def agent(self) -> GoalConditionedTD3:

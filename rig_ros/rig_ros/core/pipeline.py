@@ -41,7 +41,8 @@ from rig_ros.core.skew_fit import (
     fit_skewed, SkewedGoalSampler, SkewedVAEFineTuning, SkewFitConfig)
 from rig_ros.core.td3 import TD3Config
 from rig_ros.core.trainer import (
-    check_fine_tune_schedule, latent_prior, RigTrainer, VAEFineTuning, VAEStage)
+    check_fine_tune_schedule, latent_prior, replay_latent_goals, RigTrainer, VAEFineTuning,
+    VAEStage)
 from rig_ros.core.vae import (
     AugmentationConfig, ConvVAE, encode_images, latent_variance, VAEConfig, VAETrainer)
 
@@ -103,6 +104,11 @@ class PipelineConfig:
     """Stage 3: imagined goals from the VAE prior N(0, I) ('prior', RIG) or the encoder means
     of the VAE's frames ('frames', Skew-Fit's source; drawn by skewed weight when skew_fit is
     on, which implies 'frames'). Prior samples can lie far from every frame's latent."""
+    frame_goals_from_replay: bool = False
+    """Stage 3, imagined_goals 'frames': draw them from the replay's latents (the frames
+    practised so far, as the graph's learner relabels and its goal scheduler imagines) rather
+    than from the VAE's frames, which stand in until the replay holds a frame. Not with
+    Skew-Fit, whose weights are the VAE's frames'."""
     td3: TD3Config = dataclasses.field(default_factory=TD3Config)
     """Stage 3: TD3 and its update schedule."""
     exploration: ExplorationConfig = dataclasses.field(default_factory=ExplorationConfig)
@@ -154,6 +160,11 @@ class PipelineConfig:
         check_fine_tune_schedule(self.fine_tune_vae_every, self.fine_tune_vae_until)
         if self.skew_fit.enabled:  # Skew-Fit draws its goals from the frames
             self.imagined_goals = 'frames'
+        if self.frame_goals_from_replay and (self.imagined_goals != 'frames'
+                                             or self.skew_fit.enabled):
+            raise ValueError("frame_goals_from_replay needs imagined_goals 'frames' without "
+                             f'Skew-Fit, got {self.imagined_goals!r} (skew_fit alpha '
+                             f'{self.skew_fit.alpha})')
         if self.reward not in REWARD_KINDS:
             raise ValueError(f'reward must be one of {REWARD_KINDS}, got {self.reward!r}')
         if self.vae.image_size != self.image_size:
@@ -526,6 +537,8 @@ class RigPipeline:
         frame_goals = (SkewedGoalSampler(skew, rng, seed=config.seed)
                        if config.imagined_goals == 'frames' else None)
         prior = frame_goals if frame_goals is not None else latent_prior(rng, latent_dim)
+        if config.frame_goals_from_replay:  # the trainer is made below; read at each draw
+            prior = replay_latent_goals(lambda: trainer.buffer, prior, rng)
         fine_tuning: Optional[VAEStage] = None
         if config.fine_tune_vae_every and frame_goals is not None:
             fine_tuning = SkewedVAEFineTuning(

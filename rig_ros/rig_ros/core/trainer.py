@@ -109,6 +109,22 @@ def latent_prior(rng: np.random.Generator, latent_dim: int) -> GoalSampler:
     return sample
 
 
+def replay_latent_goals(buffer: Callable[[], GoalReplayBuffer], fallback: GoalSampler,
+                        rng: np.random.Generator) -> GoalSampler:
+    """Return a sampler of imagined goals drawn uniformly from the replay's stored latents.
+
+    `buffer()` gives the replay at each draw (it may be built after the sampler); while it is
+    empty, `fallback` draws. The graph learner's 'frames' goals, and the pipeline's with
+    `frame_goals_from_replay`.
+    """
+    def sample(count: int) -> np.ndarray:
+        stored = buffer().latents()
+        if not len(stored):
+            return fallback(count)
+        return stored[rng.integers(len(stored), size=count)].astype(np.float32)
+    return sample
+
+
 def _variance_pending(achieved: np.ndarray, goal: np.ndarray) -> np.ndarray:
     raise RuntimeError("the 'mahalanobis' reward has no latent variance yet: it comes with the "
                        "run's VAE (RigTrainer.set_latent_variance)")

@@ -167,13 +167,25 @@ def test_updates_per_step_reach_rig_and_the_oracle_and_name_both_folders(
     assert settings.tag() == '_latent16_updates8'
 
 
+def test_frame_goals_from_replay_reach_rig_only_and_name_its_folder(pushing: ModuleType) -> None:
+    settings = pushing.RunSettings(latent_dim=16, imagined_goals='frames',
+                                   frame_goals_from_replay=True)
+    config = pushing.pushing_config('pusher', 'rig', 0, False, 50_000, 20, settings)
+    assert config.frame_goals_from_replay
+    assert settings.tag() == '_latent16_goalsframes_fromreplay'
+    assert settings.baselines_tag() == ''  # the oracle's goals are states
+    default = pushing.pushing_config('pusher', 'rig', 0, False, 50_000, 20)
+    assert not default.frame_goals_from_replay
+
+
 @pytest.mark.parametrize('flags, field', [
 
     (['--reset-to-goal', '1.5'], 'collect_reset_to_goal_probability'),
     (['--beta', '-1'], 'beta'), (['--episode-length', '0'], 'episode_length'),
     (['--fine-tune-vae-until', '100'], 'fine_tune_vae_until'),
     (['--relabel', '0.5', '0.5', '0.5'], 'relabel'), (['--replay-capacity', '0'], 'replay'),
-    (['--updates-per-step', '0'], 'updates_per_step')])
+    (['--updates-per-step', '0'], 'updates_per_step'),
+    (['--frame-goals-from-replay'], 'frame_goals_from_replay')])
 def test_a_bad_pusher_setting_is_refused_before_anything_runs(
         pushing: ModuleType, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture, flags: list[str], field: str) -> None:

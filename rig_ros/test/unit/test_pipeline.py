@@ -276,6 +276,36 @@ def test_imagined_goals_from_frames_are_the_vae_frames_latents_drawn_uniformly(s
     assert all(np.abs(latents - goal).max(axis=1).min() < 1e-4 for goal in rollout_goals)
 
 
+def test_frame_goals_from_replay_are_the_practised_frames_latents(sim, tmp_path):
+    config = tiny_config(imagined_goals='frames', frame_goals_from_replay=True, rl_steps=60)
+    pipeline = RigPipeline(sim, config, tmp_path, progress=False)
+    trainer, observer, _ = pipeline.practise()
+    stored = trainer.buffer.latents().copy()
+    vae_frames = observer.encode(pipeline.images())
+
+    def among(pool: np.ndarray, goals: np.ndarray) -> list[bool]:
+        return [bool(np.abs(pool - goal).max(axis=1).min() < 1e-4) for goal in goals]
+
+    drawn = trainer.prior_goal_sampler(50)
+    assert all(among(stored, drawn))
+    assert not any(among(vae_frames, drawn))  # practice frames, not the VAE's exploration
+    # The first episode's goal was drawn from an empty replay: a VAE frame's; later ones the
+    # replay's (20-step episodes).
+    saved = trainer.buffer.export()
+    rollout_goals = saved['goal'][:saved['frames']][saved['has_next'][:saved['frames']] > 0]
+    assert len(rollout_goals) == 60
+    assert all(among(vae_frames, rollout_goals[:20]))
+    assert all(among(stored, rollout_goals[20:]))
+    assert not any(among(vae_frames, rollout_goals[20:]))
+
+
+@pytest.mark.parametrize('overrides', [{'imagined_goals': 'prior'},
+                                       {'skew_fit': SkewFitConfig(alpha=-1.0)}])
+def test_frame_goals_from_replay_needs_unskewed_frame_goals(overrides):
+    with pytest.raises(ValueError, match='frame_goals_from_replay'):
+        tiny_config(frame_goals_from_replay=True, **overrides)
+
+
 def test_skew_fit_implies_goals_from_frames():
     assert PipelineConfig().imagined_goals == 'prior'
     assert tiny_config(skew_fit=SkewFitConfig(alpha=-0.5)).imagined_goals == 'frames'
