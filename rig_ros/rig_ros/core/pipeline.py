@@ -540,7 +540,9 @@ class RigPipeline:
         if config.frame_goals_from_replay:  # the trainer is made below; read at each draw
             prior = replay_latent_goals(lambda: trainer.buffer, prior, rng)
         fine_tuning: Optional[VAEStage] = None
-        if config.fine_tune_vae_every and frame_goals is not None:
+        # Goals drawn from the replay need no refit: its refresh re-encodes what they read.
+        if (config.fine_tune_vae_every and frame_goals is not None
+                and not config.frame_goals_from_replay):
             fine_tuning = SkewedVAEFineTuning(
                 vae, config.vae, config.fine_tune_vae_every, config.fine_tune_vae_steps, skew,
                 frame_goals, seed=config.seed, until=config.fine_tune_vae_until)

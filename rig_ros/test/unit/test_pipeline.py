@@ -13,6 +13,7 @@ from rig_ros.core.noise import ExplorationConfig
 from rig_ros.core.pipeline import collect_images, PipelineConfig, RigPipeline
 from rig_ros.core.skew_fit import SkewedGoalSampler, SkewedVAEFineTuning, SkewFitConfig
 from rig_ros.core.td3 import TD3Config
+from rig_ros.core.trainer import VAEFineTuning
 from rig_ros.sim.sawyer import SawyerSim, SawyerSimConfig
 
 
@@ -297,6 +298,17 @@ def test_frame_goals_from_replay_are_the_practised_frames_latents(sim, tmp_path)
     assert all(among(vae_frames, rollout_goals[:20]))
     assert all(among(stored, rollout_goals[20:]))
     assert not any(among(vae_frames, rollout_goals[20:]))
+
+
+def test_fine_tuning_with_goals_from_the_replay_draws_the_refreshed_latents(sim, tmp_path):
+    config = tiny_config(imagined_goals='frames', frame_goals_from_replay=True, rl_steps=60,
+                         fine_tune_vae_every=30, fine_tune_vae_steps=5)
+    trainer, _, _ = RigPipeline(sim, config, tmp_path, progress=False).practise()
+    # Plain fine-tuning: no skewed refit of the VAE frames' goals, which nothing draws.
+    assert type(trainer.vae_stage) is VAEFineTuning
+    stored = trainer.buffer.latents().copy()
+    drawn = trainer.prior_goal_sampler(20)
+    assert all(np.abs(stored - goal).max(axis=1).min() < 1e-6 for goal in drawn)
 
 
 @pytest.mark.parametrize('overrides', [{'imagined_goals': 'prior'},
