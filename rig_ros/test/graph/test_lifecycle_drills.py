@@ -176,8 +176,8 @@ def test_learner_sigkill_while_exploring_keeps_every_written_frame(ros, start_no
                                                                  outputs(nodes))
     explored_s = time.monotonic() - began
     reported = latest_status(status)['frames']
-    first = nodes['learner'][1]
-    kill(first)
+    killed_learner = nodes['learner'][1]
+    kill(killed_learner)
     assert sum(m.vae_version == 0 and not m.observation for _, m in sent.since(0)) > 0
     on_disk = chunk_frames(run_dir)
     assert 0 < on_disk < EXPLORE_FRAMES, on_disk
@@ -197,7 +197,7 @@ def test_learner_sigkill_while_exploring_keeps_every_written_frame(ros, start_no
     assert after and after[0]['frames'] >= on_disk, after[:1]
     assert 'pretrain' in [report.get('stage') for report in after]
     assert chunk_frames(run_dir) >= EXPLORE_FRAMES
-    hand_states = assert_drill_clean(status, states, nodes, [first, learner],
+    hand_states = assert_drill_clean(status, states, nodes, [killed_learner, learner],
                                      all_stages=False)
     print(f'\nexplore drill: killed at {on_disk} frames on disk ({explored_s:.1f} s), '
           f'restart kept {kept_frames(line)}, pretraining from {chunk_frames(run_dir)} frames; '
@@ -212,8 +212,8 @@ def test_learner_sigkill_while_pretraining_resumes_the_vae_step(ros, start_node,
     checkpoint = run_dir / PRETRAIN_CHECKPOINT_FILE
     assert wait_for(checkpoint.is_file, timeout=START_TIMEOUT_S + STAGE_TIMEOUT_S,
                     interval=0.02), (latest_status(status), outputs(nodes))
-    first = nodes['learner'][1]
-    kill(first)
+    killed_learner = nodes['learner'][1]
+    kill(killed_learner)
     pretrain_at_s = time.monotonic() - began
     # What the restart will read: the checkpoint on disk after the kill.
     step = checkpoints.load_checkpoint(checkpoint).metadata['step']
@@ -245,7 +245,7 @@ def test_learner_sigkill_while_pretraining_resumes_the_vae_step(ros, start_node,
     final = latest_status(status)
     assert final['stage'] == 'practise' and final['vae_version'] == 1, final
     assert final['replay_seeded'] and final['frames'] == frames, final
-    hand_states = assert_drill_clean(status, states, nodes, [first, learner])
+    hand_states = assert_drill_clean(status, states, nodes, [killed_learner, learner])
     print(f'\npretrain drill: killed {pretrain_at_s:.1f} s in with the VAE checkpoint at step '
           f'{step}/{VAE_STEPS}, resumed there with {frames} frames; {len(practice_sent())} '
           f'practice transitions of VAE version 1; {hand_states} hand states in the box; '
@@ -271,8 +271,8 @@ def test_learner_sigkill_while_practising_stays_in_practice(ros, start_node, tmp
     assert wait_for(lambda: len(status.messages) > count, timeout=10.0)
     current = latest_status(status)['robots']['robot_0']['episode_id']
     stage_record = json.loads((run_dir / STAGE_FILE).read_text())
-    first = nodes['learner'][1]
-    kill(first)
+    killed_learner = nodes['learner'][1]
+    kill(killed_learner)
     # Only episodes the learner saw from their first step (see test_kill_restart).
     first_seen = next(report['robots']['robot_0']['episode_id'] for report in statuses(status)
                       if 'robot_0' in report.get('robots', {}))
@@ -300,7 +300,7 @@ def test_learner_sigkill_while_practising_stays_in_practice(ros, start_node, tmp
     record = json.loads((run_dir / STAGE_FILE).read_text())
     assert record['stage'] == 'practise' and record['began'] == stage_record['began'], (
         record, stage_record)
-    hand_states = assert_drill_clean(status, states, nodes, [first, learner])
+    hand_states = assert_drill_clean(status, states, nodes, [killed_learner, learner])
     print(f'\npractise drill: practice from {practise_at_s:.1f} s ({seeded} exploration '
           f'transitions seeded), {len(finished)} finished episodes ({len(expected)} '
           f'transitions) kept, restart at {stored_at_resume} stored, {updates} updates; '

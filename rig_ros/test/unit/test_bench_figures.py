@@ -179,7 +179,6 @@ def test_frame_goals_from_replay_reach_rig_only_and_name_its_folder(pushing: Mod
 
 
 @pytest.mark.parametrize('flags, field', [
-
     (['--reset-to-goal', '1.5'], 'collect_reset_to_goal_probability'),
     (['--beta', '-1'], 'beta'), (['--episode-length', '0'], 'episode_length'),
     (['--fine-tune-vae-until', '100'], 'fine_tune_vae_until'),
