@@ -8,10 +8,12 @@ small recording stand-in of the launch/launch_ros API.
 import argparse
 import os
 import pathlib
+import subprocess
 import sys
 import tempfile
 import types
 from typing import Any
+from xml.etree import ElementTree
 
 from factories import load_script
 import pytest
@@ -330,3 +332,41 @@ def test_transport_environment_respects_the_users_choice(tmp_path):
     assert launch_description.transport_environment({}, own) == {
         'FASTDDS_DEFAULT_PROFILES_FILE': own}
     assert launch_description.transport_environment({}, 'none') == {}
+
+
+def profile_settings() -> dict[str, str]:
+    """Return the package profile's UDP initial-peer range and participant announcement period."""
+    namespace = {'dds': 'http://www.eprosima.com'}
+    root = ElementTree.parse(launch_description.fastdds_profile()).getroot()
+    udp, = [descriptor for descriptor in root.iterfind('.//dds:transport_descriptor', namespace)
+            if descriptor.findtext('dds:type', namespaces=namespace) == 'UDPv4']
+    participant = root.find('.//dds:participant[@is_default_profile="true"]', namespace)
+    return {'peers_range': udp.findtext('dds:maxInitialPeersRange', namespaces=namespace),
+            'announcement_s': participant.findtext(
+                'dds:rtps/dds:builtin/dds:discovery_config/dds:leaseAnnouncement/dds:sec',
+                namespaces=namespace)}
+
+
+def test_fastdds_profile_reaches_every_process_of_a_fleet_machine():
+    # Four simulated robots and the learner on one machine, plus a test or a tool and a goal
+    # sender: Fast DDS's own initial-peer range (4) would leave most of them to be found late.
+    processes = len(graph.practice_graph('reacher', robots=4)) + 2
+    settings = profile_settings()
+    assert settings['peers_range'] is not None and int(settings['peers_range']) >= processes, (
+        settings, processes)
+    # Discovery measured with bench/discovery.py: 1 s announcements, not Fast DDS's 3 s.
+    assert settings['announcement_s'] is not None and int(settings['announcement_s']) <= 1
+
+
+def test_fastdds_accepts_the_package_profile(ros_domain_id, tmp_path):
+    # A misspelt element makes Fast DDS drop the whole profile with only a log line.
+    env = dict(os.environ, FASTDDS_DEFAULT_PROFILES_FILE=launch_description.fastdds_profile(),
+               ROS_LOG_DIR=str(tmp_path))
+    env.pop('FASTDDS_BUILTIN_TRANSPORTS', None)
+    code = ('import rclpy\nrclpy.init()\nnode = rclpy.create_node("profile_check")\n'
+            'print("created", flush=True)\nnode.destroy_node()\nrclpy.shutdown()\n')
+    done = subprocess.run([sys.executable, '-c', code], env=env, capture_output=True, text=True,
+                          timeout=60)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0 and 'created' in done.stdout, output
+    assert 'XMLPARSER' not in output and 'Error' not in output, output

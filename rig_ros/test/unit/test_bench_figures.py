@@ -223,3 +223,19 @@ def test_learner_device_rate_refuses_work_that_runs_out() -> None:
     assert bench.rate(lambda: 5, 0.01) > 0
     with pytest.raises(RuntimeError, match='ran out'):
         bench.rate(lambda: 0, 0.01)
+
+
+def test_discovery_figures_time_pairs_from_the_later_start() -> None:
+    discovery = load_bench('discovery')
+    # Peer 1 starts 1 s after peer 0; each hears the other 0.5 s after peer 1's start, except
+    # peer 2 (started with peer 0), which peer 0 hears 3 s late and which never hears peer 1.
+    run = [{'index': 0, 'created': 10.0, 'heard': {'1': 11.5, '2': 13.0}},
+           {'index': 1, 'created': 11.0, 'heard': {'0': 11.5, '2': 11.2}},
+           {'index': 2, 'created': 10.0, 'heard': {'0': 10.1}}]
+    figures = discovery.discovery_figures([run], peers=3)
+    assert figures['pairs'] == 6 and figures['undiscovered_pairs'] == 1
+    # Pairs: 0.5, 3.0, 0.5, 0.2, 0.1; whole graph: peer 0 3.0 s, peer 1 0.5 s, peer 2 none.
+    assert figures['pair_max_s'] == 3.0 and figures['pair_p50_s'] == 0.5
+    assert (figures['whole_graph_median_s'], figures['whole_graph_max_s']) == (1.75, 3.0)
+    # A peer without a report (it crashed) leaves its 4 pairs, both ways, undiscovered.
+    assert discovery.discovery_figures([run[:2]], peers=3)['undiscovered_pairs'] == 4
