@@ -11,8 +11,10 @@ Small budgets throughout. Each test SIGKILLs the learner in one stage and restar
     and practice transitions of VAE version 1 are sent;
 (c) practise: every finished practice episode is still stored after the restart, the stage
     stays 'practise' (stage.json: no second exploration or pretraining), training goes on.
-Every test: the status topic shows the stages in order, the hand (robot/state) stays inside
-the sim's workspace box, no traceback in any output.
+Every test: the learners logged the stages in order and the status topic never went back a
+stage, the hand (robot/state) stays inside the sim's workspace box, no traceback in any output.
+Waits on a stage shorter than DDS discovery (exploration ends within seconds of the start)
+read the learner's own logs, not the topics.
 """
 
 import json
