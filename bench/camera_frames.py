@@ -392,6 +392,31 @@ def default_profile() -> str:
     return path
 
 
+def add_transport_arguments(parser: argparse.ArgumentParser, processes: str) -> None:
+    """Add the transport flags of the DDS benches: --configs, --profile, --discovery-range."""
+    parser.add_argument('--configs', default=','.join(CONFIGS),
+                        help='comma-separated: profile (the Fast DDS profile), defaults (Fast '
+                        'DDS defaults), large_data (FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA)')
+    parser.add_argument('--profile', default=None,
+                        help="Fast DDS XML profile file (default: the package's)")
+    parser.add_argument('--discovery-range', default='LOCALHOST',
+                        choices=('LOCALHOST', 'SUBNET'),
+                        help=f'ROS_AUTOMATIC_DISCOVERY_RANGE of the {processes}')
+
+
+def transport_choices(parser: argparse.ArgumentParser,
+                      args: argparse.Namespace) -> tuple[list[str], str]:
+    """Return the configurations to run and the profile file; exit 2 naming an unknown one."""
+    configs = [c.strip() for c in args.configs.split(',') if c.strip()]
+    unknown = [config for config in configs if config not in PREFIXES]
+    if unknown or not configs:
+        parser.error(f'--configs {args.configs!r}: choose among {", ".join(PREFIXES)}')
+    if args.profile and not pathlib.Path(args.profile).is_file():
+        parser.error(f'--profile {args.profile}: no such file')
+    profile = str(pathlib.Path(args.profile).resolve()) if args.profile else default_profile()
+    return configs, profile
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     """Measure every mode, size and transport configuration; print the figures."""
     argv = sys.argv[1:] if argv is None else argv
@@ -405,23 +430,15 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument('--sizes', default=','.join(SIZES), help='comma-separated WxH')
     parser.add_argument('--modes', default=','.join(MODES),
                         help=f'comma-separated, of {", ".join(MODES)}')
-    parser.add_argument('--configs', default=','.join(CONFIGS),
-                        help='comma-separated: profile (the Fast DDS profile), defaults (Fast '
-                        'DDS defaults), large_data (FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA)')
     parser.add_argument('--direct', action='store_true',
                         help='transport only: no camera_pipeline, the receiver subscribes the '
                         'camera frames')
-    parser.add_argument('--profile', default=None,
-                        help="Fast DDS XML profile file (default: the package's)")
-    parser.add_argument('--discovery-range', default='LOCALHOST',
-                        choices=('LOCALHOST', 'SUBNET'),
-                        help='ROS_AUTOMATIC_DISCOVERY_RANGE of the processes')
+    add_transport_arguments(parser, 'processes')
     args = parser.parse_args(argv)
     seconds = args.seconds or (4.0 if args.quick else 15.0)
     sizes = [s.strip() for s in args.sizes.split(',') if s.strip()]
     modes = [m.strip() for m in args.modes.split(',') if m.strip()]
-    configs = [c.strip() for c in args.configs.split(',') if c.strip()]
-    profile = str(pathlib.Path(args.profile).resolve()) if args.profile else default_profile()
+    configs, profile = transport_choices(parser, args)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # stop the children on the way out
     domain, lock = reserve_domain_id()
     os.environ['ROS_DOMAIN_ID'] = str(domain)

@@ -3,8 +3,8 @@
 A practice graph is six to eight processes; a test, a goal sender or `rig status` adds one
 more, and each must discover the others before any message flows. This bench starts `--peers`
 processes in one domain, `--stagger` s apart, as a launch does. Each is an rclpy node that
-publishes its index and the time its node was created on one topic at 10 Hz and subscribes the
-same topic (reliable, keep last 10); it notes when it first hears each other peer. A pair's
+publishes its index on one topic at 10 Hz and subscribes the same topic (reliable, keep last
+10); it notes when its node was created and when it first hears each other peer. A pair's
 discovery time is that moment minus the later of the two node creations (one clock, the
 machine's); a peer's time to the whole graph is the largest of its pairs. A pair never heard
 within the run counts as undiscovered.
@@ -35,12 +35,11 @@ import time
 from typing import Any, Optional
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from camera_frames import default_profile, last_json, PREFIXES, stop_process  # noqa: E402
-from camera_frames import transport_env  # noqa: E402
+from camera_frames import add_transport_arguments, last_json, PREFIXES  # noqa: E402
+from camera_frames import stop_process, transport_choices, transport_env  # noqa: E402
 
 from rig_ros.run.domains import reserve_domain_id  # noqa: E402
 
-CONFIGS = ('profile', 'defaults')
 TOPIC = '/bench_discovery/hello'
 PUBLISH_PERIOD_S = 0.1
 # The peer processes' imports (rclpy) before the first node is created, at most.
@@ -65,31 +64,27 @@ def peer_main(argv: list[str]) -> int:
     node = rclpy.create_node(f'discovery_peer_{args.index}')
     created = time.time()
     heard: dict[str, float] = {}
-    starts: dict[str, float] = {}
 
     def on_hello(msg: String) -> None:
-        index, start = msg.data.split()
-        if index != str(args.index) and index not in heard:
-            heard[index] = time.time()
-            starts[index] = float(start)
+        if msg.data != str(args.index) and msg.data not in heard:
+            heard[msg.data] = time.time()
 
     qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
     node.create_subscription(String, TOPIC, on_hello, qos)
     publisher = node.create_publisher(String, TOPIC, qos)
-    hello = String(data=f'{args.index} {created!r}')
+    hello = String(data=str(args.index))
     node.create_timer(PUBLISH_PERIOD_S, lambda: publisher.publish(hello))
     while time.time() < args.until:
         rclpy.spin_once(node, timeout_sec=0.05)
     node.destroy_node()
     rclpy.shutdown()
-    print(json.dumps({'index': args.index, 'created': created, 'heard': heard,
-                      'starts': starts}), flush=True)
+    print(json.dumps({'index': args.index, 'created': created, 'heard': heard}), flush=True)
     return 0
 
 
 # The measuring process.
 
-def discovery_figures(reports: list[dict[str, Any]], peers: int) -> dict[str, Any]:
+def discovery_figures(reports: list[list[dict[str, Any]]], peers: int) -> dict[str, Any]:
     """Pair and whole-graph discovery times of one or more runs' peer reports.
 
     `reports`: per run, the list of its peers' JSON (index, created, heard); a peer missing
@@ -142,7 +137,10 @@ def run_once(config: str, profile: str, peers: int, stagger: float, seconds: flo
     reports = []
     try:
         for index, process in enumerate(processes):
-            output, _ = process.communicate(timeout=max(until - time.time(), 0.0) + 30.0)
+            try:
+                output, _ = process.communicate(timeout=max(until - time.time(), 0.0) + 30.0)
+            except subprocess.TimeoutExpired:  # a hung peer counts as undiscovered
+                output = ''
             report = last_json(output)
             if report:
                 reports.append(report)
@@ -181,24 +179,13 @@ def main(argv: Optional[list[str]] = None) -> int:
                         help='seconds between two peers creating their nodes')
     parser.add_argument('--seconds', type=float, default=8.0,
                         help='seconds every peer listens after the last one started')
-    parser.add_argument('--configs', default=','.join(CONFIGS),
-                        help='comma-separated: profile (the Fast DDS profile), defaults (Fast '
-                        'DDS defaults), large_data (FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA)')
-    parser.add_argument('--profile', default=None,
-                        help="Fast DDS XML profile file (default: the package's)")
-    parser.add_argument('--discovery-range', default='LOCALHOST',
-                        choices=('LOCALHOST', 'SUBNET'),
-                        help='ROS_AUTOMATIC_DISCOVERY_RANGE of the peers')
+    add_transport_arguments(parser, 'peers')
     args = parser.parse_args(argv)
     peers = args.peers or (4 if args.quick else 8)
     repeats = args.repeats or (1 if args.quick else 3)
     if peers < 2 or repeats < 1 or args.stagger < 0 or args.seconds <= 0:
         parser.error('--peers needs >= 2, --repeats >= 1, --stagger >= 0, --seconds > 0')
-    configs = [c.strip() for c in args.configs.split(',') if c.strip()]
-    unknown = [config for config in configs if config not in PREFIXES]
-    if unknown:
-        parser.error(f'unknown --configs {unknown}; known: {", ".join(PREFIXES)}')
-    profile = str(pathlib.Path(args.profile).resolve()) if args.profile else default_profile()
+    configs, profile = transport_choices(parser, args)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # stop the children on the way out
     work = pathlib.Path(tempfile.mkdtemp(prefix='rig_discovery_'))
     print(f'discovery: {peers} peers {args.stagger:g} s apart, {repeats} run(s) per '

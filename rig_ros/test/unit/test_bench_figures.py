@@ -239,3 +239,14 @@ def test_discovery_figures_time_pairs_from_the_later_start() -> None:
     assert (figures['whole_graph_median_s'], figures['whole_graph_max_s']) == (1.75, 3.0)
     # A peer without a report (it crashed) leaves its 4 pairs, both ways, undiscovered.
     assert discovery.discovery_figures([run[:2]], peers=3)['undiscovered_pairs'] == 4
+
+
+@pytest.mark.parametrize('bench', ['discovery', 'camera_frames'])
+@pytest.mark.parametrize('argv, message', [(['--configs', 'profile,bogus'], '--configs'),
+                                           (['--configs', ','], '--configs'),
+                                           (['--profile', '/nonexistent.xml'], 'no such file')])
+def test_dds_benches_refuse_bad_transport_flags(bench, argv, message, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        load_bench(bench).main(argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
