@@ -12,7 +12,7 @@ import subprocess
 import sys
 import tempfile
 import types
-from typing import Any
+from typing import Any, Optional
 from xml.etree import ElementTree
 
 from factories import load_script
@@ -334,7 +334,7 @@ def test_transport_environment_respects_the_users_choice(tmp_path):
     assert launch_description.transport_environment({}, 'none') == {}
 
 
-def profile_settings() -> dict[str, str]:
+def profile_settings() -> dict[str, Optional[str]]:
     """Return the package profile's UDP initial-peer range and participant announcement period."""
     namespace = {'dds': 'http://www.eprosima.com'}
     root = ElementTree.parse(launch_description.fastdds_profile()).getroot()
