@@ -6,7 +6,9 @@ the goal itself: the distance of that arg-min to the goal (in metres) shows fals
 failure mode in which RIG's policy settles far from the goal. In a pushing task the same is
 done for the (first) puck over its goal box, the hand at its start; `latent_distance_per_cm`
 (how far the latent moves per centimetre of motion) of puck against hand says how much the
-latent, and so the latent reward, sees of the puck.
+latent, and so the latent reward, sees of the puck. `distance_profile` looks past neighbours:
+how the latent distance grows with the true one over every pair (a reward that stops growing
+gives far goals no gradient).
 """
 
 from __future__ import annotations
@@ -29,6 +31,39 @@ from rig_ros.core.vae import ConvVAE, VAEConfig  # noqa: E402
 from rig_ros.sim.sawyer import SawyerSim, SawyerSimConfig  # noqa: E402
 
 CLEARANCE_M = 0.07  # hand centre to puck centre: no overlap in the rendered scene
+PROFILE_BINS_CM = (0, 2, 5, 10, 15, 20, 30, 60)
+"""Bins of true distance (cm) over which `distance_profile` reports the latent distance."""
+
+
+def distance_profile(latent_distance: np.ndarray, position_distance: np.ndarray) -> dict:
+    """Return how latent distance grows with true distance over every pair of grid points.
+
+    A latent reward steers the policy only where the latent distance keeps growing with the
+    true one: a profile that flattens beyond some distance leaves goals that far away without a
+    gradient. `rank_correlation` is Spearman's over all pairs (1: the latent orders every pair
+    as the metres do).
+    """
+    upper = np.triu_indices(len(position_distance), k=1)
+    true_cm, latent = 100 * position_distance[upper], latent_distance[upper]
+    bins = []
+    for low, high in zip(PROFILE_BINS_CM[:-1], PROFILE_BINS_CM[1:]):
+        inside = (true_cm > low) & (true_cm <= high)
+        if inside.any():
+            bins.append({'true_cm': [low, high], 'pairs': int(inside.sum()),
+                         'latent_median': float(np.median(latent[inside])),
+                         'latent_per_cm_median': float(np.median(latent[inside]
+                                                                 / true_cm[inside]))})
+    return {'bins': bins,
+            # Rounded so that pairs a grid puts equally far apart tie despite float noise.
+            'rank_correlation': float(np.corrcoef(average_ranks(true_cm.round(4)),
+                                                  average_ranks(latent.round(6)))[0, 1])}
+
+
+def average_ranks(values: np.ndarray) -> np.ndarray:
+    """Return the ranks of `values`, ties given their mean rank (as Spearman's needs)."""
+    distinct, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+    first = np.cumsum(counts) - counts
+    return (first + (counts - 1) / 2)[inverse]
 
 
 def neighbour_figures(latents: np.ndarray, positions: np.ndarray) -> dict:
@@ -49,6 +84,8 @@ def neighbour_figures(latents: np.ndarray, positions: np.ndarray) -> dict:
         # How far the latent moves per centimetre the object moves (adjacent grid cells).
         'latent_distance_per_cm': float(np.median(latent_distance[adjacent]) / (100 * spacing)),
         'latent_std': latents.std(0).round(3).tolist(),
+        'distance_profile': distance_profile(
+            np.where(np.isinf(latent_distance), 0.0, latent_distance), position_distance),
     }
 
 

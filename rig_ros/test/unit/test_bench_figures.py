@@ -250,3 +250,28 @@ def test_dds_benches_refuse_bad_transport_flags(bench, argv, message, capsys) ->
         load_bench(bench).main(argv)
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_latent_distance_profile_shows_where_the_latent_stops_growing() -> None:
+    latent_quality = load_bench('latent_quality')
+    positions = np.stack([np.linspace(0.0, 0.4, 41), np.zeros(41)], axis=1)  # every cm to 40
+    true = np.linalg.norm(positions[:, None] - positions[None], axis=-1)
+
+    def profile(latents: np.ndarray) -> dict[str, Any]:
+        latent = np.linalg.norm(latents[:, None] - latents[None], axis=-1)
+        return latent_quality.distance_profile(latent, true)
+
+    linear = profile(3.0 * positions)  # 0.03 per cm
+    assert linear['rank_correlation'] == pytest.approx(1.0)
+    assert all(bin_['latent_per_cm_median'] == pytest.approx(0.03) for bin_ in linear['bins'])
+    assert [bin_['true_cm'] for bin_ in linear['bins']][0] == [0, 2]
+    # A latent that saturates 10 cm out: far pairs all sit at the same latent distance.
+    saturating = latent_quality.distance_profile(1 - np.exp(-true / 0.03), true)
+    far = [bin_['latent_median'] for bin_ in saturating['bins'] if bin_['true_cm'][0] >= 15]
+    near = [bin_['latent_median'] for bin_ in saturating['bins'] if bin_['true_cm'][1] <= 5]
+    assert max(far) - min(far) < 0.1 * max(far) and max(near) < 0.9 * min(far)
+    # It still orders every pair (monotone): the bins, not the rank, show the flattening.
+    assert saturating['rank_correlation'] == pytest.approx(1.0)
+    # A latent that orders positions at random ranks pairs no better than chance.
+    shuffled = profile(3.0 * positions[np.random.default_rng(0).permutation(41)])
+    assert abs(shuffled['rank_correlation']) < 0.2
