@@ -23,7 +23,9 @@ of RIG and the oracle alike, `--relabel` where sampled transitions' goals come f
 too); `--frame-goals-from-replay` draws the frames' goals from the replay, as the graph does;
 `--reset-to-goal 0 --fine-tune-vae-every N` is what a robot can do without a simulator's resets
 (random exploration's frames, the VAE fine-tuned online on the practice frames;
-`--fine-tune-vae-until M` stops the rounds after M practice steps); `--first-seed K` starts the
+`--fine-tune-vae-until M` stops the rounds after M practice steps); `--oracle-goals exploration`
+gives the oracle RIG's frames' goals in state (the states random exploration saw; a diagnostic
+with its own folder); `--first-seed K` starts the
 seeds at K (a seed split over sessions or machines: a later run over all of them reads the
 finished ones back); `--no-baselines` runs the RIG variants alone (a later run over the same seeds
 adds the oracle and random). Prints one JSON line last; every figure goes to
@@ -57,8 +59,8 @@ from rig_ros.core.evaluation import Evaluation  # noqa: E402
 from rig_ros.core.goals import IMAGINED_GOALS  # noqa: E402
 from rig_ros.core.oracle import evaluate_oracle, StateScaler, train_oracle  # noqa: E402
 from rig_ros.core.pipeline import (  # noqa: E402
-    check_run_config, evaluate_random, evaluate_rig, evaluation_goals, PipelineConfig,
-    RigPipeline)
+    check_run_config, evaluate_random, evaluate_rig, evaluation_goals, exploration_states,
+    PipelineConfig, RigPipeline)
 from rig_ros.core.replay import RelabelConfig  # noqa: E402
 from rig_ros.core.skew_fit import SkewFitConfig  # noqa: E402
 from rig_ros.sim.sawyer import SawyerSim, SawyerSimConfig  # noqa: E402
@@ -88,6 +90,7 @@ class RunSettings:
     beta: float | None = None  # VAEConfig.beta (None: RIG's 10/128)
     updates_per_step: int | None = None  # TD3 updates per stored transition, RIG and the oracle
     frame_goals_from_replay: bool | None = None  # PipelineConfig's (the graph's frames' goals)
+    oracle_goals: str | None = None  # 'exploration': the oracle's goals from explored states
 
     def tag(self) -> str:
         """Return a suffix naming the settings that differ ('' for none)."""
@@ -111,9 +114,13 @@ class RunSettings:
         """Return the suffix of the settings the oracle sees too ('' for none)."""
         relabel = None if self.relabel is None else '-'.join(f'{share:g}'
                                                              for share in self.relabel)
+        # Explored states depend on the collection's resets: the share names the folder too.
+        oracle_goals = (None if self.oracle_goals is None
+                        else f'{self.oracle_goals}-reset{self.reset_probability():g}')
         return ''.join(f'_{name}{value}' for name, value in (
             ('replay', self.replay_capacity), ('episode', self.episode_length),
-            ('relabel', relabel), ('updates', self.updates_per_step)) if value is not None)
+            ('relabel', relabel), ('updates', self.updates_per_step),
+            ('oraclegoals', oracle_goals)) if value is not None)
 
     def relabel_config(self) -> RelabelConfig | None:
         """Return the relabelling these settings ask for (None: the pipeline's)."""
@@ -177,10 +184,13 @@ def figures_of(evaluation: Evaluation) -> dict[str, Any]:
             'success_rate': evaluation.success_rate}
 
 
-def run_baselines(config: PipelineConfig, path: pathlib.Path) -> dict[str, Any]:
+def run_baselines(config: PipelineConfig, path: pathlib.Path,
+                  oracle_goals: str | None = None) -> dict[str, Any]:
     """Oracle and random policy of one task and seed on both boxes' goals (read back if done).
 
     A file of another budget (RL steps, goals) is refused: each budget needs its own --out.
+    `oracle_goals` 'exploration': the oracle practises on goals drawn from the states of RIG's
+    random exploration (`exploration_states`, the collection's steps) rather than the goal space.
     """
     if path.exists():
         figures = json.loads(path.read_text())
@@ -194,7 +204,9 @@ def run_baselines(config: PipelineConfig, path: pathlib.Path) -> dict[str, Any]:
     start = time.perf_counter()
     with SawyerSim(SawyerSimConfig(task=config.task, seed=config.seed)) as sim:
         scaler = StateScaler(sim, seed=config.seed)
-        policy, train_s = train_oracle(sim, config, scaler)
+        goal_states = (exploration_states(sim, config) if oracle_goals == 'exploration'
+                       else None)
+        policy, train_s = train_oracle(sim, config, scaler, goal_states=goal_states)
         figures = {box: {'oracle': figures_of(evaluate_oracle(sim, policy, config, scaler,
                                                               goals[box])),
                          'random': figures_of(evaluate_random(sim, config, goals[box]))}
@@ -282,6 +294,7 @@ class Work:
     seed: int
     config: PipelineConfig
     path: pathlib.Path  # RIG: the run directory; baselines: the figures file
+    oracle_goals: str | None = None  # baselines: RunSettings.oracle_goals
 
     def __str__(self) -> str:
         name = 'oracle + random' if self.variant == 'baselines' else self.variant
@@ -292,7 +305,7 @@ def run_work(item: Work) -> str:
     """Run (or read back) one item in a worker process; return its name."""
     torch.set_num_threads(1)
     if item.variant == 'baselines':
-        run_baselines(item.config, item.path)
+        run_baselines(item.config, item.path, item.oracle_goals)
     else:
         run_rig(item.config, item.path)
     return str(item)
@@ -351,6 +364,10 @@ def main() -> int:
     parser.add_argument('--updates-per-step', type=int, default=None,
                         help='TD3 updates per stored transition, RIG and the oracle alike '
                              "(default: the pipeline's and RIG's, 4); wall time grows with it")
+    parser.add_argument('--oracle-goals', choices=('exploration',), default=None,
+                        help="the oracle's practice and imagined goals: the states random "
+                             "exploration saw (RIG's frames' goals in state; with "
+                             "--reset-to-goal, that collection's) instead of the goal space")
     parser.add_argument('--no-baselines', action='store_true',
                         help='run the RIG variants only, no oracle or random policy (a '
                              'later run over the same folder and seeds adds them)')
@@ -377,7 +394,8 @@ def main() -> int:
         fine_tune_vae_until=args.fine_tune_vae_until, episode_length=args.episode_length,
         relabel=None if args.relabel is None else tuple(args.relabel), beta=args.beta,
         updates_per_step=args.updates_per_step,
-        frame_goals_from_replay=args.frame_goals_from_replay or None)
+        frame_goals_from_replay=args.frame_goals_from_replay or None,
+        oracle_goals=args.oracle_goals)
     if args.goals is None:
         args.goals = 5 if args.quick else 20
     try:  # the configs check every setting and name the field; refuse before anything runs
@@ -411,7 +429,7 @@ def main() -> int:
                 continue
             work.append(Work(task, 'baselines', seed, pushing_config(
                 task, 'rig', seed, args.quick, args.rl_steps, args.goals, settings),
-                baselines_dir / f'{task}_baselines_seed{seed}.json'))
+                baselines_dir / f'{task}_baselines_seed{seed}.json', settings.oracle_goals))
     if args.jobs > 1:  # each in its own process; the figures are read back below
         context = multiprocessing.get_context('spawn')
         with concurrent.futures.ProcessPoolExecutor(args.jobs, mp_context=context) as pool:
@@ -429,7 +447,7 @@ def main() -> int:
         for item in task_work:
             print(f'== {item}', flush=True)
             if item.variant == 'baselines':
-                baselines.append(run_baselines(item.config, item.path))
+                baselines.append(run_baselines(item.config, item.path, item.oracle_goals))
             else:
                 rig[item.variant].append(run_rig(item.config, item.path))
         figures.update(summarise(task, rig, baselines, task_work[-1].config,

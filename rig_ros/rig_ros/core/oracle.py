@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 
@@ -35,16 +35,24 @@ class StateScaler:
 
 
 def train_oracle(env: GoalEnv, config: PipelineConfig, scaler: StateScaler,
-                 progress: bool = True) -> tuple[GoalPolicy, float]:
+                 progress: bool = True,
+                 goal_states: Optional[np.ndarray] = None) -> tuple[GoalPolicy, float]:
     """Practise on true state with goals from the task's goal space; returns (policy, wall s).
 
     The reward is the Euclidean distance of standardised states whatever `config.reward` says
-    (the Mahalanobis metric is the VAE encoder's).
+    (the Mahalanobis metric is the VAE encoder's). `goal_states` (N, state_dim): draw the
+    practice and imagined goals uniformly from these instead (the states random exploration
+    saw are the oracle's counterpart of RIG's frames' goals).
     """
     rng = np.random.default_rng(config.seed + 2)
     state_dim = env.state_vector().shape[0]
+    if goal_states is not None and (goal_states.ndim != 2 or len(goal_states) == 0
+                                    or goal_states.shape[1] != state_dim):
+        raise ValueError(f'goal_states must be (N > 0, {state_dim}), got {goal_states.shape}')
 
     def goal_space(count: int) -> np.ndarray:
+        if goal_states is not None:
+            return scaler(goal_states[rng.integers(len(goal_states), size=count)])
         return np.stack([scaler(env.sample_goal_state(rng)) for _ in range(count)])
 
     trainer = make_trainer(dataclasses.replace(config, reward='euclidean'), state_dim,

@@ -20,7 +20,7 @@ import json
 import os
 import pathlib
 import time
-from typing import Any, Callable, Optional, Protocol
+from typing import Any, Callable, Iterator, Optional, Protocol
 
 import numpy as np
 import torch
@@ -238,21 +238,21 @@ def _write_json(path: pathlib.Path, values: Any) -> None:
     atomic_write_text(path, json.dumps(values, indent=2, sort_keys=True))
 
 
-def collect_images(env: GoalEnv, config: PipelineConfig, progress: bool = True) -> np.ndarray:
-    """Stage 1: random exploration images, re-setting the scene every episode.
+def explore(env: GoalEnv, config: PipelineConfig, progress: bool = True,
+            desc: str = 'collect') -> Iterator[int]:
+    """Stage 1's random exploration: step `env`, yielding each step's index after it.
 
     Actions are uniform in [-1, 1] and held for a few steps, so the hand wanders across the
-    workspace instead of jittering around the reset point. With
-    `collect_reset_to_goal_probability` that share of the resets (drawn from a generator of
-    their own, so the actions stay those of the plain recipe) is followed by setting the scene
-    to a sampled goal state.
+    workspace instead of jittering around the reset point; the scene is re-set every episode.
+    With `collect_reset_to_goal_probability` that share of the resets (drawn from a generator
+    of their own, so the actions stay those of the plain recipe) is followed by setting the
+    scene to a sampled goal state.
     """
     rng = np.random.default_rng(config.seed)
     probability = config.collect_reset_to_goal_probability
     goal_rng = np.random.default_rng((config.seed, 1))
-    images = np.empty((config.collect_images, config.image_size, config.image_size, 3), np.uint8)
     action = np.zeros(env.action_dim)
-    for index in tqdm(range(config.collect_images), desc='collect', disable=not progress,
+    for index in tqdm(range(config.collect_images), desc=desc, disable=not progress,
                       unit='img'):
         step = index % config.collect_episode_length
         if step == 0:
@@ -263,9 +263,23 @@ def collect_images(env: GoalEnv, config: PipelineConfig, progress: bool = True) 
         if step % 5 == 0:
             action = rng.uniform(-1.0, 1.0, env.action_dim)
         env.step(action)
+        yield index
+
+
+def collect_images(env: GoalEnv, config: PipelineConfig, progress: bool = True) -> np.ndarray:
+    """Stage 1: the images of random exploration (`explore`), preprocessed."""
+    images = np.empty((config.collect_images, config.image_size, config.image_size, 3), np.uint8)
+    for index in explore(env, config, progress):
         images[index] = preprocess(env.render(config.raw_height, config.raw_width),
                                    config.preprocess_config)
     return images
+
+
+def exploration_states(env: GoalEnv, config: PipelineConfig,
+                       progress: bool = True) -> np.ndarray:
+    """Return the true states behind `collect_images`'s images (the same steps, no rendering)."""
+    return np.stack([env.state_vector().copy()
+                     for _ in explore(env, config, progress, desc='explore (states)')])
 
 
 def make_vae(config: PipelineConfig) -> ConvVAE:

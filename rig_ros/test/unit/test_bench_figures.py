@@ -178,6 +178,18 @@ def test_frame_goals_from_replay_reach_rig_only_and_name_its_folder(pushing: Mod
     assert not default.frame_goals_from_replay
 
 
+def test_oracle_goals_from_exploration_name_the_oracles_folder_with_its_collection(
+        pushing: ModuleType) -> None:
+    robot = pushing.RunSettings(latent_dim=16, reset_to_goal_probability=0.0,
+                                oracle_goals='exploration')
+    assert robot.baselines_tag() == '_oraclegoalsexploration-reset0'
+    assert robot.tag() == '_latent16_reset0_oraclegoalsexploration-reset0'
+    # RIG's simulated recipe explores other states: another folder.
+    assert (pushing.RunSettings(oracle_goals='exploration').baselines_tag()
+            == '_oraclegoalsexploration-reset0.5')
+    assert pushing.RunSettings(reset_to_goal_probability=0.0).baselines_tag() == ''
+
+
 @pytest.mark.parametrize('flags, field', [
     (['--reset-to-goal', '1.5'], 'collect_reset_to_goal_probability'),
     (['--beta', '-1'], 'beta'), (['--episode-length', '0'], 'episode_length'),

@@ -1,8 +1,9 @@
 """The state-based oracle: standardised states and a short end-to-end run on the reacher."""
 
 import numpy as np
+import pytest
 
-from rig_ros.core.oracle import oracle_figures, StateScaler
+from rig_ros.core.oracle import oracle_figures, StateScaler, train_oracle
 from rig_ros.core.pipeline import evaluation_goals, PipelineConfig
 from rig_ros.core.td3 import TD3Config
 from rig_ros.sim.sawyer import SawyerSim, SawyerSimConfig
@@ -28,3 +29,19 @@ def test_oracle_figures_cover_the_same_goals():
                             'oracle_final_hand_distance_mean', 'oracle_wall_s'}
     assert 0.0 <= figures['oracle_success_rate'] <= 1.0
     assert figures['oracle_final_hand_distance_median'] < 0.5
+
+
+def test_oracle_practises_on_given_goal_states_and_refuses_a_wrong_shape():
+    config = PipelineConfig(task='pusher', rl_steps=100, episode_length=10,
+                            td3=TD3Config(learning_starts=50, updates_per_step=1,
+                                          hidden_sizes=(32, 32), batch_size=32))
+    with SawyerSim(SawyerSimConfig(task='pusher')) as sim:
+        scaler = StateScaler(sim, samples=100)
+        states = np.stack([sim.state_vector()] * 5)
+        policy, wall_s = train_oracle(sim, config, scaler, progress=False, goal_states=states)
+        assert wall_s > 0
+        action = policy.act(scaler(states[0]), scaler(states[0]), explore=False)
+        assert action.shape == (sim.action_dim,) and np.isfinite(action).all()
+        for wrong in (states[:, :2], states[:0], states[0]):
+            with pytest.raises(ValueError, match='goal_states'):
+                train_oracle(sim, config, scaler, progress=False, goal_states=wrong)

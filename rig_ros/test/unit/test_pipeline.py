@@ -10,7 +10,8 @@ from rig_ros.core import checkpoints
 from rig_ros.core.encoder import LATENT_VARIANCE_KEY
 from rig_ros.core.evaluation import read_evaluations, read_rows
 from rig_ros.core.noise import ExplorationConfig
-from rig_ros.core.pipeline import collect_images, PipelineConfig, RigPipeline
+from rig_ros.core.pipeline import (
+    collect_images, exploration_states, PipelineConfig, RigPipeline)
 from rig_ros.core.skew_fit import SkewedGoalSampler, SkewedVAEFineTuning, SkewFitConfig
 from rig_ros.core.td3 import TD3Config
 from rig_ros.core.trainer import VAEFineTuning
@@ -232,6 +233,33 @@ def test_reset_to_goal_on_the_pusher_moves_the_puck_in_the_frames():
     # Every episode's first frame differs from the start scene's.
     for start in range(0, 40, 10):
         assert np.abs(plain[start].astype(int) - moved[start]).sum() > 0
+
+
+class StateAtRender:
+    """The pusher sim, noting its true state whenever a frame is rendered."""
+
+    def __init__(self, sim: SawyerSim) -> None:
+        self.sim = sim
+        self.states: list = []
+
+    def __getattr__(self, name: str):
+        return getattr(self.sim, name)
+
+    def render(self, height=None, width=None) -> np.ndarray:
+        self.states.append(self.sim.state_vector().copy())
+        return self.sim.render(height, width)
+
+
+def test_exploration_states_are_the_states_behind_the_collected_frames():
+    config = tiny_config(task='pusher', collect_images=40, collect_episode_length=10,
+                         collect_reset_to_goal_probability=1.0)
+    with SawyerSim(SawyerSimConfig(task='pusher')) as pusher:
+        recording = StateAtRender(pusher)
+        collect_images(recording, config, progress=False)
+        states = exploration_states(pusher, config, progress=False)
+    assert states.shape == (40, pusher.state_vector().shape[0])
+    np.testing.assert_allclose(states, np.stack(recording.states))
+    assert np.ptp(states[:, 2:], axis=0).max() > 0.01  # the goal resets moved the puck
 
 
 @pytest.mark.parametrize('value', [-0.1, 1.5, True])
