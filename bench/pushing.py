@@ -23,7 +23,10 @@ of RIG and the oracle alike, `--relabel` where sampled transitions' goals come f
 too); `--frame-goals-from-replay` draws the frames' goals from the replay, as the graph does;
 `--reset-to-goal 0 --fine-tune-vae-every N` is what a robot can do without a simulator's resets
 (random exploration's frames, the VAE fine-tuned online on the practice frames;
-`--fine-tune-vae-until M` stops the rounds after M practice steps); `--oracle-goals exploration`
+`--fine-tune-vae-until M` stops the rounds after M practice steps); `--keep-objects` lets
+exploration's re-sets move the hand only (the puck stays where it was pushed, as on a robot) and
+`--collect-hold-steps N` holds each random action N steps (both name RIG's folder);
+`--oracle-goals exploration`
 gives the oracle RIG's frames' goals in state (the states random exploration saw; a diagnostic
 with its own folder); `--first-seed K` starts the
 seeds at K (a seed split over sessions or machines: a later run over all of them reads the
@@ -91,6 +94,8 @@ class RunSettings:
     updates_per_step: int | None = None  # TD3 updates per stored transition, RIG and the oracle
     frame_goals_from_replay: bool | None = None  # PipelineConfig's (the graph's frames' goals)
     oracle_goals: str | None = None  # 'exploration': the oracle's goals from explored states
+    collect_hold_steps: int | None = None  # PipelineConfig.collect_hold_steps (None: 5)
+    keep_objects: bool | None = None  # PipelineConfig.collect_keep_objects (None: False)
 
     def tag(self) -> str:
         """Return a suffix naming the settings that differ ('' for none)."""
@@ -99,6 +104,8 @@ class RunSettings:
                            ('image', self.image_size), ('latent', self.latent_dim),
                            ('goals', self.imagined_goals),
                            ('reset', self.reset_to_goal_probability),
+                           ('hold', self.collect_hold_steps),
+                           ('keep', 'objects' if self.keep_objects else None),
                            ('finetune', self.fine_tune_vae_every),
                            ('until', self.fine_tune_vae_until), ('beta', self.beta),
                            ('from', 'replay' if self.frame_goals_from_replay else None))
@@ -114,9 +121,12 @@ class RunSettings:
         """Return the suffix of the settings the oracle sees too ('' for none)."""
         relabel = None if self.relabel is None else '-'.join(f'{share:g}'
                                                              for share in self.relabel)
-        # Explored states depend on the collection's resets: the share names the folder too.
+        # Explored states depend on the collection: its resets and actions name the folder too.
         oracle_goals = (None if self.oracle_goals is None
-                        else f'{self.oracle_goals}-reset{self.reset_probability():g}')
+                        else f'{self.oracle_goals}-reset{self.reset_probability():g}'
+                        + ('' if self.collect_hold_steps is None
+                           else f'-hold{self.collect_hold_steps}')
+                        + ('-keep' if self.keep_objects else ''))
         return ''.join(f'_{name}{value}' for name, value in (
             ('replay', self.replay_capacity), ('episode', self.episode_length),
             ('relabel', relabel), ('updates', self.updates_per_step),
@@ -145,6 +155,10 @@ def pushing_config(task: str, variant: str, seed: int, quick: bool, rl_steps: in
         config = dataclasses.replace(config, imagined_goals=settings.imagined_goals)
     if settings.replay_capacity is not None:
         config = dataclasses.replace(config, replay_capacity=settings.replay_capacity)
+    if settings.collect_hold_steps is not None:
+        config = dataclasses.replace(config, collect_hold_steps=settings.collect_hold_steps)
+    if settings.keep_objects:
+        config = dataclasses.replace(config, collect_keep_objects=True)
     if settings.fine_tune_vae_every is not None:
         config = dataclasses.replace(config, fine_tune_vae_every=settings.fine_tune_vae_every)
     if settings.fine_tune_vae_until is not None:
@@ -364,6 +378,12 @@ def main() -> int:
     parser.add_argument('--updates-per-step', type=int, default=None,
                         help='TD3 updates per stored transition, RIG and the oracle alike '
                              "(default: the pipeline's and RIG's, 4); wall time grows with it")
+    parser.add_argument('--collect-hold-steps', type=int, default=None,
+                        help='steps each random exploration action is held (default: the '
+                             "pipeline's, 5)")
+    parser.add_argument('--keep-objects', action='store_true',
+                        help="exploration's re-sets move the hand only: the puck stays where "
+                             'it was pushed, as on a robot (out of reach: back to its start)')
     parser.add_argument('--oracle-goals', choices=('exploration',), default=None,
                         help="the oracle's practice and imagined goals: the states random "
                              "exploration saw (RIG's frames' goals in state; with "
@@ -395,7 +415,8 @@ def main() -> int:
         relabel=None if args.relabel is None else tuple(args.relabel), beta=args.beta,
         updates_per_step=args.updates_per_step,
         frame_goals_from_replay=args.frame_goals_from_replay or None,
-        oracle_goals=args.oracle_goals)
+        oracle_goals=args.oracle_goals, collect_hold_steps=args.collect_hold_steps,
+        keep_objects=args.keep_objects or None)
     if args.goals is None:
         args.goals = 5 if args.quick else 20
     try:  # the configs check every setting and name the field; refuse before anything runs

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from rig_ros import tasks
 from rig_ros.core import checkpoints
 from rig_ros.core.actor import GoalPolicy
 from rig_ros.core.encoder import LATENT_VARIANCE_KEY, saved_latent_variance
@@ -92,6 +93,12 @@ class PipelineConfig:
     """Stage 1: random exploration images."""
     collect_episode_length: int = 50
     """Stage 1: steps between scene re-sets."""
+    collect_hold_steps: int = 5
+    """Stage 1: steps each uniform random action is held (longer: straighter sweeps)."""
+    collect_keep_objects: bool = False
+    """Stage 1: a re-set moves the hand only, the objects stay where exploration left them (as
+    on a robot, where nobody puts the puck back); one out of the hand's reach or too close to
+    its start goes back to its own start."""
     collect_reset_to_goal_probability: float = 0.0
     """Stage 1: share of episodes set to a sampled goal state after the reset (RIG's recipe)."""
     vae: VAEConfig = dataclasses.field(default_factory=VAEConfig)
@@ -141,8 +148,8 @@ class PipelineConfig:
     def __post_init__(self) -> None:
         """Check the budgets; a bad value names itself."""
         for name in ('raw_height', 'raw_width', 'collect_images', 'collect_episode_length',
-                     'episode_length', 'replay_capacity', 'eval_goals', 'checkpoint_every',
-                     'eval_every'):
+                     'collect_hold_steps', 'episode_length', 'replay_capacity', 'eval_goals',
+                     'checkpoint_every', 'eval_every'):
             if int(getattr(self, name)) <= 0:
                 raise ValueError(f'{name} must be positive, got {getattr(self, name)!r}')
         for name in ('vae_steps', 'rl_steps', 'fine_tune_vae_every', 'fine_tune_vae_steps',
@@ -242,8 +249,9 @@ def explore(env: GoalEnv, config: PipelineConfig, progress: bool = True,
             desc: str = 'collect') -> Iterator[int]:
     """Stage 1's random exploration: step `env`, yielding each step's index after it.
 
-    Actions are uniform in [-1, 1] and held for a few steps, so the hand wanders across the
-    workspace instead of jittering around the reset point; the scene is re-set every episode.
+    Actions are uniform in [-1, 1] and held `collect_hold_steps` steps, so the hand wanders
+    across the workspace instead of jittering around the reset point; the scene is re-set every
+    episode.
     With `collect_reset_to_goal_probability` that share of the resets (drawn from a generator
     of their own, so the actions stay those of the plain recipe) is followed by setting the
     scene to a sampled goal state.
@@ -256,14 +264,38 @@ def explore(env: GoalEnv, config: PipelineConfig, progress: bool = True,
                       unit='img'):
         step = index % config.collect_episode_length
         if step == 0:
+            objects = env.state_vector()[2:] if config.collect_keep_objects else None
             env.reset(seed=int(rng.integers(2**31)))
             # No draw at probability 0: the plain recipe's images stay bit for bit.
             if probability > 0 and goal_rng.random() < probability:
                 env.set_state_vector(env.sample_goal_state(goal_rng))
-        if step % 5 == 0:
+            elif objects is not None and index > 0:
+                env.set_state_vector(kept_objects(env.state_vector(), objects, config.task))
+        if step % config.collect_hold_steps == 0:
             action = rng.uniform(-1.0, 1.0, env.action_dim)
         env.step(action)
         yield index
+
+
+KEEP_CLEARANCE_M = 0.07
+"""Hand centre to puck centre below which a kept puck would overlap the re-set hand."""
+
+
+def kept_objects(reset_state: np.ndarray, objects: np.ndarray, task_name: str) -> np.ndarray:
+    """Return the re-set state with the objects where they were, each one the hand can push.
+
+    A puck outside the hand's workspace box (it cannot be pushed back) or within
+    KEEP_CLEARANCE_M of the re-set hand goes back to the position the reset gave it.
+    """
+    spec = tasks.task(task_name)
+    state = np.array(reset_state, dtype=float)
+    hand = state[:2]
+    low, high = np.array(spec.workspace_low), np.array(spec.workspace_high)
+    for index, puck in enumerate(np.asarray(objects, dtype=float).reshape(-1, 2)):
+        if (np.all(puck >= low) and np.all(puck <= high)
+                and np.linalg.norm(puck - hand) >= KEEP_CLEARANCE_M):
+            state[2 + 2 * index:4 + 2 * index] = puck
+    return state
 
 
 def collect_images(env: GoalEnv, config: PipelineConfig, progress: bool = True) -> np.ndarray:

@@ -188,6 +188,15 @@ def test_oracle_goals_from_exploration_name_the_oracles_folder_with_its_collecti
     assert (pushing.RunSettings(oracle_goals='exploration').baselines_tag()
             == '_oraclegoalsexploration-reset0.5')
     assert pushing.RunSettings(reset_to_goal_probability=0.0).baselines_tag() == ''
+    # Exploration that keeps the puck and holds actions longer explores other states again.
+    kept = pushing.RunSettings(reset_to_goal_probability=0.0, collect_hold_steps=25,
+                               keep_objects=True, oracle_goals='exploration')
+    assert kept.baselines_tag() == '_oraclegoalsexploration-reset0-hold25-keep'
+    assert kept.tag().startswith('_reset0_hold25_keepobjects')
+    config = pushing.pushing_config('pusher', 'rig', 0, False, 50_000, 20, kept)
+    assert (config.collect_hold_steps, config.collect_keep_objects) == (25, True)
+    default = pushing.pushing_config('pusher', 'rig', 0, False, 50_000, 20)
+    assert (default.collect_hold_steps, default.collect_keep_objects) == (5, False)
 
 
 @pytest.mark.parametrize('flags, field', [
@@ -196,7 +205,8 @@ def test_oracle_goals_from_exploration_name_the_oracles_folder_with_its_collecti
     (['--fine-tune-vae-until', '100'], 'fine_tune_vae_until'),
     (['--relabel', '0.5', '0.5', '0.5'], 'relabel'), (['--replay-capacity', '0'], 'replay'),
     (['--updates-per-step', '0'], 'updates_per_step'),
-    (['--frame-goals-from-replay'], 'frame_goals_from_replay')])
+    (['--frame-goals-from-replay'], 'frame_goals_from_replay'),
+    (['--collect-hold-steps', '0'], 'collect_hold_steps')])
 def test_a_bad_pusher_setting_is_refused_before_anything_runs(
         pushing: ModuleType, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture, flags: list[str], field: str) -> None:

@@ -11,7 +11,7 @@ from rig_ros.core.encoder import LATENT_VARIANCE_KEY
 from rig_ros.core.evaluation import read_evaluations, read_rows
 from rig_ros.core.noise import ExplorationConfig
 from rig_ros.core.pipeline import (
-    collect_images, exploration_states, PipelineConfig, RigPipeline)
+    collect_images, exploration_states, kept_objects, PipelineConfig, RigPipeline)
 from rig_ros.core.skew_fit import SkewedGoalSampler, SkewedVAEFineTuning, SkewFitConfig
 from rig_ros.core.td3 import TD3Config
 from rig_ros.core.trainer import VAEFineTuning
@@ -192,7 +192,7 @@ def plain_recipe_events(config: PipelineConfig) -> list:
         step = index % config.collect_episode_length
         if step == 0:
             events.append(('reset', int(rng.integers(2**31))))
-        if step % 5 == 0:
+        if step % config.collect_hold_steps == 0:
             action = rng.uniform(-1.0, 1.0, 2)
         events.append(('step', tuple(action)))
     return events
@@ -203,6 +203,51 @@ def test_collection_at_reset_to_goal_zero_is_the_plain_recipe():
     env = RecordingEnv()
     collect_images(env, config, progress=False)
     assert env.events == plain_recipe_events(config)
+
+
+def test_collection_holds_each_action_for_collect_hold_steps():
+    config = tiny_config(seed=3, collect_hold_steps=7)
+    env = RecordingEnv()
+    collect_images(env, config, progress=False)
+    assert env.events == plain_recipe_events(config)
+    actions = [event[1] for event in env.events if event[0] == 'step']
+    assert actions[:7] == [actions[0]] * 7 and actions[7] != actions[0]
+    with pytest.raises(ValueError, match='collect_hold_steps'):
+        tiny_config(collect_hold_steps=0)
+
+
+def test_kept_objects_stay_unless_out_of_reach_or_under_the_hand():
+    reset = np.array([0.0, 0.5, 0.0, 0.6])  # the pusher's hand and puck after a reset
+    assert np.allclose(kept_objects(reset, [0.15, 0.72], 'pusher'), [0.0, 0.5, 0.15, 0.72])
+    assert np.allclose(kept_objects(reset, [0.4, 0.6], 'pusher'), reset)  # off the workspace
+    assert np.allclose(kept_objects(reset, [0.02, 0.52], 'pusher'), reset)  # under the hand
+    two = np.array([0.0, 0.5, -0.1, 0.6, 0.1, 0.6])
+    assert np.allclose(kept_objects(two, [-0.2, 0.7, 0.3, 0.9], 'multi_pusher'),
+                       [0.0, 0.5, -0.2, 0.7, 0.1, 0.6])
+
+
+def test_keeping_objects_starts_each_episode_with_the_puck_where_the_last_one_left_it():
+    config = tiny_config(task='pusher', collect_images=400, collect_episode_length=20,
+                         collect_hold_steps=10, collect_keep_objects=True)
+    with SawyerSim(SawyerSimConfig(task='pusher')) as pusher:
+        plain = exploration_states(pusher, dataclasses.replace(
+            config, collect_keep_objects=False), progress=False)
+        kept = exploration_states(pusher, config, progress=False)
+        pusher.reset()  # every reset puts the hand at the same start
+        reset_hand = pusher.state_vector()[:2]
+    np.testing.assert_allclose(kept[::20, :2], plain[::20, :2], atol=0.02)  # the hand re-set
+    carried = 0
+    for first in range(20, 400, 20):
+        before, after = kept[first - 1, 2:], kept[first, 2:]
+        reachable = np.all((before > [-0.25, 0.45]) & (before < [0.25, 0.8]))  # workspace
+        if reachable and np.linalg.norm(before - reset_hand) > 0.08:
+            assert np.linalg.norm(after - before) < 0.02  # one step of motion at most
+            carried += np.linalg.norm(before - [0.0, 0.6]) > 0.02
+    assert carried > 0  # some episode started with a pushed puck
+    # Random exploration alone leaves the puck at its start more often.
+    moved = [np.mean(np.linalg.norm(states[:, 2:] - [0.0, 0.6], axis=1) > 0.05)
+             for states in (plain, kept)]
+    assert moved[1] > moved[0]
 
 
 def test_reset_to_goal_sets_a_share_of_episodes_to_goal_states_keeping_the_actions():
