@@ -61,7 +61,7 @@ def distance_profile(latent_distance: np.ndarray, position_distance: np.ndarray)
 
 def average_ranks(values: np.ndarray) -> np.ndarray:
     """Return the ranks of `values`, ties given their mean rank (as Spearman's needs)."""
-    distinct, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
     first = np.cumsum(counts) - counts
     return (first + (counts - 1) / 2)[inverse]
 
@@ -84,8 +84,8 @@ def neighbour_figures(latents: np.ndarray, positions: np.ndarray) -> dict:
         # How far the latent moves per centimetre the object moves (adjacent grid cells).
         'latent_distance_per_cm': float(np.median(latent_distance[adjacent]) / (100 * spacing)),
         'latent_std': latents.std(0).round(3).tolist(),
-        'distance_profile': distance_profile(
-            np.where(np.isinf(latent_distance), 0.0, latent_distance), position_distance),
+        # Pairs only: the diagonal's inf (set for the arg-min above) never enters the profile.
+        'distance_profile': distance_profile(latent_distance, position_distance),
     }
 
 

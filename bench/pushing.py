@@ -26,11 +26,10 @@ too); `--frame-goals-from-replay` draws the frames' goals from the replay, as th
 `--fine-tune-vae-until M` stops the rounds after M practice steps); `--keep-objects` lets
 exploration's re-sets move the hand only (the puck stays where it was pushed, as on a robot) and
 `--collect-hold-steps N` holds each random action N steps (both name RIG's folder);
-`--oracle-goals exploration`
-gives the oracle RIG's frames' goals in state (the states random exploration saw; a diagnostic
-with its own folder); `--first-seed K` starts the
-seeds at K (a seed split over sessions or machines: a later run over all of them reads the
-finished ones back); `--no-baselines` runs the RIG variants alone (a later run over the same seeds
+`--oracle-goals exploration` gives the oracle RIG's frames' goals in state (the states random
+exploration saw; a diagnostic with its own folder); `--first-seed K` starts the seeds at K (a
+seed split over sessions or machines: a later run over all of them reads the finished ones
+back); `--no-baselines` runs the RIG variants alone (a later run over the same seeds
 adds the oracle and random). Prints one JSON line last; every figure goes to
 `figures_<tasks>_<variants>_<N>seeds.json` (`..._seedsK-L.json` from K, `..._nobaselines` without
 the baselines) in the run folder, each task's curves to

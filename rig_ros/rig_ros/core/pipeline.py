@@ -251,10 +251,10 @@ def explore(env: GoalEnv, config: PipelineConfig, progress: bool = True,
 
     Actions are uniform in [-1, 1] and held `collect_hold_steps` steps, so the hand wanders
     across the workspace instead of jittering around the reset point; the scene is re-set every
-    episode.
-    With `collect_reset_to_goal_probability` that share of the resets (drawn from a generator
-    of their own, so the actions stay those of the plain recipe) is followed by setting the
-    scene to a sampled goal state.
+    episode. With `collect_reset_to_goal_probability` that share of the resets (drawn from a
+    generator of their own, so the actions stay those of the plain recipe) is followed by
+    setting the scene to a sampled goal state; with `collect_keep_objects` the other resets put
+    the objects back where the last episode left them (`kept_objects`).
     """
     rng = np.random.default_rng(config.seed)
     probability = config.collect_reset_to_goal_probability
@@ -289,12 +289,12 @@ def kept_objects(reset_state: np.ndarray, objects: np.ndarray, task_name: str) -
     """
     spec = tasks.task(task_name)
     state = np.array(reset_state, dtype=float)
-    hand = state[:2]
+    hand, pucks = state[:2], state[2:].reshape(-1, 2)  # views: writing a puck writes `state`
     low, high = np.array(spec.workspace_low), np.array(spec.workspace_high)
-    for index, puck in enumerate(np.asarray(objects, dtype=float).reshape(-1, 2)):
-        if (np.all(puck >= low) and np.all(puck <= high)
-                and np.linalg.norm(puck - hand) >= KEEP_CLEARANCE_M):
-            state[2 + 2 * index:4 + 2 * index] = puck
+    for puck, kept in zip(pucks, np.asarray(objects, dtype=float).reshape(-1, 2)):
+        if (np.all(kept >= low) and np.all(kept <= high)
+                and np.linalg.norm(kept - hand) >= KEEP_CLEARANCE_M):
+            puck[:] = kept
     return state
 
 
