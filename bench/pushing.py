@@ -27,9 +27,10 @@ too); `--frame-goals-from-replay` draws the frames' goals from the replay, as th
 exploration's re-sets move the hand only (the puck stays where it was pushed, as on a robot) and
 `--collect-hold-steps N` holds each random action N steps (both name RIG's folder);
 `--oracle-goals exploration` gives the oracle RIG's frames' goals in state (the states random
-exploration saw; a diagnostic with its own folder); `--first-seed K` starts the seeds at K (a
-seed split over sessions or machines: a later run over all of them reads the finished ones
-back); `--no-baselines` runs the RIG variants alone (a later run over the same seeds
+exploration saw; a diagnostic with its own folder), `exploration-hand` / `exploration-pucks`
+only their hand / pucks, the rest drawn from the goal space; `--first-seed K` starts the seeds
+at K (a seed split over sessions or machines: a later run over all of them reads the finished
+ones back); `--no-baselines` runs the RIG variants alone (a later run over the same seeds
 adds the oracle and random). Prints one JSON line last; every figure goes to
 `figures_<tasks>_<variants>_<N>seeds.json` (`..._seedsK-L.json` from K, `..._nobaselines` without
 the baselines) in the run folder, each task's curves to
@@ -59,7 +60,8 @@ sys.path.insert(0, str(ROOT / 'bench'))
 from rig_ros import report  # noqa: E402
 from rig_ros.core.evaluation import Evaluation  # noqa: E402
 from rig_ros.core.goals import IMAGINED_GOALS  # noqa: E402
-from rig_ros.core.oracle import evaluate_oracle, StateScaler, train_oracle  # noqa: E402
+from rig_ros.core.oracle import (  # noqa: E402
+    evaluate_oracle, mixed_goal_states, StateScaler, train_oracle)
 from rig_ros.core.pipeline import (  # noqa: E402
     check_run_config, evaluate_random, evaluate_rig, evaluation_goals, exploration_states,
     PipelineConfig, RigPipeline)
@@ -74,6 +76,8 @@ VARIANTS = ('rig', 'skewfit')
 BOXES = ('default', 'easy')
 RESET_TO_GOAL_PROBABILITY = 0.5
 SKEW_FIT = SkewFitConfig(alpha=-1.0)
+ORACLE_GOALS = {'exploration': 'both', 'exploration-hand': 'hand', 'exploration-pucks': 'pucks'}
+"""--oracle-goals: which part of the oracle's goal states comes from exploration's states."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,7 +96,7 @@ class RunSettings:
     beta: float | None = None  # VAEConfig.beta (None: RIG's 10/128)
     updates_per_step: int | None = None  # TD3 updates per stored transition, RIG and the oracle
     frame_goals_from_replay: bool | None = None  # PipelineConfig's (the graph's frames' goals)
-    oracle_goals: str | None = None  # 'exploration': the oracle's goals from explored states
+    oracle_goals: str | None = None  # an ORACLE_GOALS key: the oracle's goals from explored states
     collect_hold_steps: int | None = None  # PipelineConfig.collect_hold_steps (None: 5)
     keep_objects: bool | None = None  # PipelineConfig.collect_keep_objects (None: False)
 
@@ -203,7 +207,9 @@ def run_baselines(config: PipelineConfig, path: pathlib.Path,
 
     A file of another budget (RL steps, goals) is refused: each budget needs its own --out.
     `oracle_goals` 'exploration': the oracle practises on goals drawn from the states of RIG's
-    random exploration (`exploration_states`, the collection's steps) rather than the goal space.
+    random exploration (`exploration_states`, the collection's steps) rather than the goal space;
+    'exploration-hand' / 'exploration-pucks': only their hand / pucks, the rest of each goal
+    drawn from the goal space (`mixed_goal_states`).
     """
     if path.exists():
         figures = json.loads(path.read_text())
@@ -217,8 +223,15 @@ def run_baselines(config: PipelineConfig, path: pathlib.Path,
     start = time.perf_counter()
     with SawyerSim(SawyerSimConfig(task=config.task, seed=config.seed)) as sim:
         scaler = StateScaler(sim, seed=config.seed)
-        goal_states = (exploration_states(sim, config) if oracle_goals == 'exploration'
-                       else None)
+        goal_states = None
+        if oracle_goals is not None:
+            explored = exploration_states(sim, config)
+            part = ORACLE_GOALS[oracle_goals]
+            # 'both' draws nothing: its goals stay those of the runs made before the parts.
+            goal_rng = np.random.default_rng((config.seed, 3))
+            goal_space = (explored if part == 'both' else
+                          np.stack([sim.sample_goal_state(goal_rng) for _ in explored]))
+            goal_states = mixed_goal_states(explored, goal_space, part)
         policy, train_s = train_oracle(sim, config, scaler, goal_states=goal_states)
         figures = {box: {'oracle': figures_of(evaluate_oracle(sim, policy, config, scaler,
                                                               goals[box])),
@@ -383,10 +396,11 @@ def main() -> int:
     parser.add_argument('--keep-objects', action='store_true',
                         help="exploration's re-sets move the hand only: the puck stays where "
                              'it was pushed, as on a robot (out of reach: back to its start)')
-    parser.add_argument('--oracle-goals', choices=('exploration',), default=None,
+    parser.add_argument('--oracle-goals', choices=tuple(ORACLE_GOALS), default=None,
                         help="the oracle's practice and imagined goals: the states random "
                              "exploration saw (RIG's frames' goals in state; with "
-                             "--reset-to-goal, that collection's) instead of the goal space")
+                             "--reset-to-goal, that collection's) instead of the goal space; "
+                             "'-hand' / '-pucks': only that part, the rest from the goal space")
     parser.add_argument('--no-baselines', action='store_true',
                         help='run the RIG variants only, no oracle or random policy (a '
                              'later run over the same folder and seeds adds them)')

@@ -19,6 +19,12 @@ from rig_ros.core.evaluation import Evaluation
 from rig_ros.core.pipeline import (
     GoalEnv, make_trainer, PipelineConfig, practice_loop, rollout_to_goal)
 
+HAND_DIMS = 2
+"""The state vector's first coordinates: the hand's (x, y); the pucks' follow."""
+
+GOAL_PARTS = ('both', 'hand', 'pucks')
+"""Which part of a goal state `mixed_goal_states` takes from the explored states."""
+
 
 class StateScaler:
     """Standardises states with the mean and spread of the task's goal distribution."""
@@ -63,6 +69,28 @@ def train_oracle(env: GoalEnv, config: PipelineConfig, scaler: StateScaler,
                   lambda: goal_space(1)[0], config, rng, 0, lambda step: None,
                   progress=progress)
     return policy, time.perf_counter() - start
+
+
+def mixed_goal_states(explored: np.ndarray, goal_space: np.ndarray,
+                      from_explored: str) -> np.ndarray:
+    """Return goal states whose `from_explored` part ('both', 'hand', 'pucks') is explored's.
+
+    Row i joins explored row i with goal-space row i (the rest of the state), so the oracle can
+    practise on exploration's hands with the goal space's pucks, or the reverse: which part of
+    RIG's exploration goals keeps it from pushing.
+    """
+    if from_explored not in GOAL_PARTS:
+        raise ValueError(f'from_explored must be one of {GOAL_PARTS}, got {from_explored!r}')
+    explored, goal_space = np.asarray(explored, float), np.asarray(goal_space, float)
+    if explored.shape != goal_space.shape or explored.ndim != 2:
+        raise ValueError(f'explored {explored.shape} and goal_space {goal_space.shape} must be '
+                         'the same (N, state_dim)')
+    if from_explored == 'both':
+        return explored.copy()
+    mixed = goal_space.copy()
+    part = slice(0, HAND_DIMS) if from_explored == 'hand' else slice(HAND_DIMS, None)
+    mixed[:, part] = explored[:, part]
+    return mixed
 
 
 def evaluate_oracle(env: GoalEnv, policy: GoalPolicy, config: PipelineConfig,

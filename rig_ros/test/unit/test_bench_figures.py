@@ -13,6 +13,8 @@ from factories import load_script
 import numpy as np
 import pytest
 
+from rig_ros.core.oracle import GOAL_PARTS
+
 BENCH = pathlib.Path(__file__).resolve().parents[3] / 'bench'
 
 
@@ -197,6 +199,10 @@ def test_oracle_goals_from_exploration_name_the_oracles_folder_with_its_collecti
     assert (config.collect_hold_steps, config.collect_keep_objects) == (25, True)
     default = pushing.pushing_config('pusher', 'rig', 0, False, 50_000, 20)
     assert (default.collect_hold_steps, default.collect_keep_objects) == (5, False)
+    # Only the hands (or pucks) of exploration's states: a folder of its own each.
+    hand = dataclasses.replace(kept, oracle_goals='exploration-hand')
+    assert hand.baselines_tag() == '_oraclegoalsexploration-hand-reset0-hold25-keep'
+    assert set(pushing.ORACLE_GOALS.values()) == set(GOAL_PARTS)
 
 
 @pytest.mark.parametrize('flags, field', [

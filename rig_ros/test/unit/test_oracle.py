@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from rig_ros.core.oracle import oracle_figures, StateScaler, train_oracle
+from rig_ros.core.oracle import mixed_goal_states, oracle_figures, StateScaler, train_oracle
 from rig_ros.core.pipeline import evaluation_goals, PipelineConfig
 from rig_ros.core.td3 import TD3Config
 from rig_ros.sim.sawyer import SawyerSim, SawyerSimConfig
@@ -45,3 +45,22 @@ def test_oracle_practises_on_given_goal_states_and_refuses_a_wrong_shape():
         for wrong in (states[:, :2], states[:0], states[0]):
             with pytest.raises(ValueError, match='goal_states'):
                 train_oracle(sim, config, scaler, progress=False, goal_states=wrong)
+
+
+def test_mixed_goal_states_take_one_part_from_exploration_and_the_rest_from_the_goal_space():
+    explored = np.arange(12.0).reshape(2, 6)  # hand (x, y), then two pucks
+    goal_space = -np.arange(12.0).reshape(2, 6)
+    hand = mixed_goal_states(explored, goal_space, 'hand')
+    np.testing.assert_array_equal(hand[:, :2], explored[:, :2])
+    np.testing.assert_array_equal(hand[:, 2:], goal_space[:, 2:])
+    pucks = mixed_goal_states(explored, goal_space, 'pucks')
+    np.testing.assert_array_equal(pucks[:, :2], goal_space[:, :2])
+    np.testing.assert_array_equal(pucks[:, 2:], explored[:, 2:])
+    both = mixed_goal_states(explored, goal_space, 'both')
+    np.testing.assert_array_equal(both, explored)
+    both[0, 0] = 99.0  # a copy: the explored states stay as they were
+    assert explored[0, 0] == 0.0
+    with pytest.raises(ValueError, match='from_explored'):
+        mixed_goal_states(explored, goal_space, 'puck')
+    with pytest.raises(ValueError, match='same'):
+        mixed_goal_states(explored, goal_space[:1], 'hand')
