@@ -20,7 +20,8 @@ change the VAE and `--imagined-goals frames` RIG's goals (their runs get their o
 baselines, which see no VAE, are shared); `--episode-length` the practice and evaluation episodes
 of RIG and the oracle alike, `--relabel` where sampled transitions' goals come from and
 `--updates-per-step` TD3's updates per transition (all three get their own folders, the oracle's
-too); `--frame-goals-from-replay` draws the frames' goals from the replay, as the graph does;
+too); `--frame-goals-from-replay` draws the frames' goals from the replay, as the graph does, and
+`--frame-goals-hand-box` from the frames whose hand lies in the hand-goal box;
 `--reset-to-goal 0 --fine-tune-vae-every N` is what a robot can do without a simulator's resets
 (random exploration's frames, the VAE fine-tuned online on the practice frames;
 `--fine-tune-vae-until M` stops the rounds after M practice steps); `--keep-objects` lets
@@ -28,7 +29,8 @@ exploration's re-sets move the hand only (the puck stays where it was pushed, as
 `--collect-hold-steps N` holds each random action N steps (both name RIG's folder);
 `--oracle-goals exploration` gives the oracle RIG's frames' goals in state (the states random
 exploration saw; a diagnostic with its own folder), `exploration-hand` / `exploration-pucks`
-only their hand / pucks, the rest drawn from the goal space; `--first-seed K` starts the seeds
+only their hand / pucks, the rest drawn from the goal space, `exploration-handbox` those
+whose hand lies in the hand-goal box; `--first-seed K` starts the seeds
 at K (a seed split over sessions or machines: a later run over all of them reads the finished
 ones back); `--no-baselines` runs the RIG variants alone (a later run over the same seeds
 adds the oracle and random). Prints one JSON line last; every figure goes to
@@ -64,7 +66,7 @@ from rig_ros.core.oracle import (  # noqa: E402
     evaluate_oracle, mixed_goal_states, StateScaler, train_oracle)
 from rig_ros.core.pipeline import (  # noqa: E402
     check_run_config, evaluate_random, evaluate_rig, evaluation_goals, exploration_states,
-    PipelineConfig, RigPipeline)
+    hand_in_goal_box, PipelineConfig, RigPipeline)
 from rig_ros.core.replay import RelabelConfig  # noqa: E402
 from rig_ros.core.skew_fit import SkewFitConfig  # noqa: E402
 from rig_ros.sim.sawyer import SawyerSim, SawyerSimConfig  # noqa: E402
@@ -76,8 +78,12 @@ VARIANTS = ('rig', 'skewfit')
 BOXES = ('default', 'easy')
 RESET_TO_GOAL_PROBABILITY = 0.5
 SKEW_FIT = SkewFitConfig(alpha=-1.0)
-ORACLE_GOALS = {'exploration': 'both', 'exploration-hand': 'hand', 'exploration-pucks': 'pucks'}
+ORACLE_GOALS = {'exploration': 'both', 'exploration-hand': 'hand', 'exploration-pucks': 'pucks',
+                'exploration-handbox': 'both'}
 """--oracle-goals: which part of the oracle's goal states comes from exploration's states."""
+HAND_BOX_ORACLE_GOALS = 'exploration-handbox'
+"""--oracle-goals: exploration's states whose hand lies in the hand-goal box (RIG's
+--frame-goals-hand-box in state)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,6 +105,7 @@ class RunSettings:
     oracle_goals: str | None = None  # an ORACLE_GOALS key: the oracle's goals from explored states
     collect_hold_steps: int | None = None  # PipelineConfig.collect_hold_steps (None: 5)
     keep_objects: bool | None = None  # PipelineConfig.collect_keep_objects (None: False)
+    frame_goals_hand_box: bool | None = None  # PipelineConfig.frame_goals_hand_in_goal_box
 
     def tag(self) -> str:
         """Return a suffix naming the settings that differ ('' for none)."""
@@ -111,7 +118,8 @@ class RunSettings:
                            ('keep', 'objects' if self.keep_objects else None),
                            ('finetune', self.fine_tune_vae_every),
                            ('until', self.fine_tune_vae_until), ('beta', self.beta),
-                           ('from', 'replay' if self.frame_goals_from_replay else None))
+                           ('from', 'replay' if self.frame_goals_from_replay else None),
+                           ('hand', 'box' if self.frame_goals_hand_box else None))
                        if value is not None
                        ) + self.baselines_tag()
 
@@ -172,6 +180,8 @@ def pushing_config(task: str, variant: str, seed: int, quick: bool, rl_steps: in
         config = dataclasses.replace(config, relabel=settings.relabel_config())
     if settings.frame_goals_from_replay:
         config = dataclasses.replace(config, frame_goals_from_replay=True)
+    if settings.frame_goals_hand_box:
+        config = dataclasses.replace(config, frame_goals_hand_in_goal_box=True)
     if settings.updates_per_step is not None:
         config = dataclasses.replace(config, td3=dataclasses.replace(
             config.td3, updates_per_step=settings.updates_per_step))
@@ -209,7 +219,8 @@ def run_baselines(config: PipelineConfig, path: pathlib.Path,
     `oracle_goals` 'exploration': the oracle practises on goals drawn from the states of RIG's
     random exploration (`exploration_states`, the collection's steps) rather than the goal space;
     'exploration-hand' / 'exploration-pucks': only their hand / pucks, the rest of each goal
-    drawn from the goal space (`mixed_goal_states`).
+    drawn from the goal space (`mixed_goal_states`); 'exploration-handbox': the states whose
+    hand lies in the hand-goal box.
     """
     if path.exists():
         figures = json.loads(path.read_text())
@@ -226,6 +237,8 @@ def run_baselines(config: PipelineConfig, path: pathlib.Path,
         goal_states = None
         if oracle_goals is not None:
             explored = exploration_states(sim, config)
+            if oracle_goals == HAND_BOX_ORACLE_GOALS:
+                explored = explored[hand_in_goal_box(explored, config.task)]
             part = ORACLE_GOALS[oracle_goals]
             # 'both' draws nothing: its goals stay those of the runs made before the parts.
             goal_rng = np.random.default_rng((config.seed, 3))
@@ -387,6 +400,9 @@ def main() -> int:
                         help="with --imagined-goals frames: draw RIG's goals from the replay's "
                              "latents (the frames practised so far, as the graph's learner and "
                              "goal scheduler do) rather than from the VAE's frames")
+    parser.add_argument('--frame-goals-hand-box', action='store_true',
+                        help="--imagined-goals frames: only the VAE's frames whose hand lies in "
+                             'the hand-goal box')
     parser.add_argument('--updates-per-step', type=int, default=None,
                         help='TD3 updates per stored transition, RIG and the oracle alike '
                              "(default: the pipeline's and RIG's, 4); wall time grows with it")
@@ -400,7 +416,8 @@ def main() -> int:
                         help="the oracle's practice and imagined goals: the states random "
                              "exploration saw (RIG's frames' goals in state; with "
                              "--reset-to-goal, that collection's) instead of the goal space; "
-                             "'-hand' / '-pucks': only that part, the rest from the goal space")
+                             "'-hand' / '-pucks': only that part, the rest from the goal "
+                             "space; '-handbox': the states whose hand lies in the hand-goal box")
     parser.add_argument('--no-baselines', action='store_true',
                         help='run the RIG variants only, no oracle or random policy (a '
                              'later run over the same folder and seeds adds them)')
@@ -429,7 +446,8 @@ def main() -> int:
         updates_per_step=args.updates_per_step,
         frame_goals_from_replay=args.frame_goals_from_replay or None,
         oracle_goals=args.oracle_goals, collect_hold_steps=args.collect_hold_steps,
-        keep_objects=args.keep_objects or None)
+        keep_objects=args.keep_objects or None,
+        frame_goals_hand_box=args.frame_goals_hand_box or None)
     if args.goals is None:
         args.goals = 5 if args.quick else 20
     try:  # the configs check every setting and name the field; refuse before anything runs

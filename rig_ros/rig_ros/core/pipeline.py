@@ -116,6 +116,12 @@ class PipelineConfig:
     practised so far, as the graph's learner relabels and its goal scheduler imagines) rather
     than from the VAE's frames, which stand in until the replay holds a frame. Not with
     Skew-Fit, whose weights are the VAE's frames'."""
+    frame_goals_hand_in_goal_box: bool = False
+    """Stage 3, imagined_goals 'frames': only the VAE's frames whose hand lay in the task's
+    hand-goal box (`hand_in_goal_box`; a robot knows where its hand was). Exploration's hand
+    wanders the whole workspace and rewards weigh the hand most, so goals with far hands teach
+    placing the hand, not pushing. Not with frames from the replay or a fine-tuned VAE (their
+    goals are the replay's frames)."""
     td3: TD3Config = dataclasses.field(default_factory=TD3Config)
     """Stage 3: TD3 and its update schedule."""
     exploration: ExplorationConfig = dataclasses.field(default_factory=ExplorationConfig)
@@ -172,6 +178,14 @@ class PipelineConfig:
             raise ValueError("frame_goals_from_replay needs imagined_goals 'frames' without "
                              f'Skew-Fit, got {self.imagined_goals!r} (skew_fit alpha '
                              f'{self.skew_fit.alpha})')
+        if self.frame_goals_hand_in_goal_box and (self.imagined_goals != 'frames'
+                                                  or self.frame_goals_from_replay
+                                                  or self.fine_tune_vae_every):
+            raise ValueError("frame_goals_hand_in_goal_box needs imagined_goals 'frames' from "
+                             "the VAE's frames (no frame_goals_from_replay, no fine-tuning), "
+                             f'got {self.imagined_goals!r}, frame_goals_from_replay '
+                             f'{self.frame_goals_from_replay}, fine_tune_vae_every '
+                             f'{self.fine_tune_vae_every}')
         if self.reward not in REWARD_KINDS:
             raise ValueError(f'reward must be one of {REWARD_KINDS}, got {self.reward!r}')
         if self.vae.image_size != self.image_size:
@@ -298,13 +312,33 @@ def kept_objects(reset_state: np.ndarray, objects: np.ndarray, task_name: str) -
     return state
 
 
-def collect_images(env: GoalEnv, config: PipelineConfig, progress: bool = True) -> np.ndarray:
-    """Stage 1: the images of random exploration (`explore`), preprocessed."""
+def hand_in_goal_box(states: np.ndarray, task_name: str) -> np.ndarray:
+    """Return which states (N, state_dim) have the hand inside the task's hand-goal box.
+
+    A task without a hand-goal box (its goals span the reachable space) keeps every state.
+    """
+    spec = tasks.task(task_name)
+    hands = np.asarray(states, dtype=float).reshape(len(states), -1)[:, :2]
+    if spec.hand_goal_low is None or spec.hand_goal_high is None:
+        return np.ones(len(hands), dtype=bool)
+    return np.all((hands >= spec.hand_goal_low) & (hands <= spec.hand_goal_high), axis=1)
+
+
+def collect_frames(env: GoalEnv, config: PipelineConfig,
+                   progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Stage 1: the images of random exploration (`explore`), preprocessed, and their states."""
     images = np.empty((config.collect_images, config.image_size, config.image_size, 3), np.uint8)
+    states = np.empty((config.collect_images, env.state_vector().shape[0]))
     for index in explore(env, config, progress):
         images[index] = preprocess(env.render(config.raw_height, config.raw_width),
                                    config.preprocess_config)
-    return images
+        states[index] = env.state_vector()
+    return images, states
+
+
+def collect_images(env: GoalEnv, config: PipelineConfig, progress: bool = True) -> np.ndarray:
+    """Stage 1: the images of random exploration (`explore`), preprocessed."""
+    return collect_frames(env, config, progress)[0]
 
 
 def exploration_states(env: GoalEnv, config: PipelineConfig,
@@ -535,10 +569,37 @@ class RigPipeline:
             with np.load(self.images_path) as data:
                 return data['images']
         self.log(f'collecting {self.config.collect_images} exploration images')
-        images = self._timed('collect', lambda: collect_images(
+        images, states = self._timed('collect', lambda: collect_frames(
             self.env, self.config, self.progress))
-        atomic_write(self.images_path, lambda stream: np.savez_compressed(stream, images=images))
+        atomic_write(self.images_path, lambda stream: np.savez_compressed(
+            stream, images=images, states=states))
         return images
+
+    def image_states(self) -> np.ndarray:
+        """Return the true states behind the collected images.
+
+        Runs collected before the states were saved replay the exploration (its seeds and
+        actions are the run's), which leaves the scene wherever that ends.
+        """
+        self.images()
+        with np.load(self.images_path) as data:
+            if 'states' in data.files:
+                return data['states']
+        return exploration_states(self.env, self.config, self.progress)
+
+    def goal_frames(self) -> np.ndarray:
+        """Return the frames imagined goals are drawn from (imagined_goals 'frames')."""
+        images = self.images()
+        if not self.config.frame_goals_hand_in_goal_box:
+            return images
+        keep = hand_in_goal_box(self.image_states(), self.config.task)
+        if not keep.any():
+            raise ValueError(f'no exploration frame has the hand in the {self.config.task} '
+                             'hand-goal box: collect more frames or turn '
+                             'frame_goals_hand_in_goal_box off')
+        self.log(f'imagined goals from the {int(keep.sum())} of {len(images)} frames whose '
+                 'hand lies in the hand-goal box')
+        return images[keep]
 
     # Stage 2.
     def vae(self) -> ConvVAE:
@@ -618,7 +679,7 @@ class RigPipeline:
         if frame_goals is not None:
             # A fine-tuned VAE's goals come from the replay's frames, as its last round left them.
             tuned = fine_tuning is not None and step >= config.fine_tune_vae_every
-            frame_goals.fit(vae, trainer.buffer.images() if tuned else self.images())
+            frame_goals.fit(vae, trainer.buffer.images() if tuned else self.goal_frames())
         goal_states = evaluation_goals(env, config.eval_goals, config.seed)
 
         def evaluate(at_step: int) -> None:

@@ -203,6 +203,21 @@ def test_oracle_goals_from_exploration_name_the_oracles_folder_with_its_collecti
     hand = dataclasses.replace(kept, oracle_goals='exploration-hand')
     assert hand.baselines_tag() == '_oraclegoalsexploration-hand-reset0-hold25-keep'
     assert set(pushing.ORACLE_GOALS.values()) == set(GOAL_PARTS)
+    assert dataclasses.replace(kept, oracle_goals='exploration-handbox').baselines_tag() == (
+        '_oraclegoalsexploration-handbox-reset0-hold25-keep')
+
+
+def test_frame_goals_hand_box_names_rigs_folder_and_reaches_the_config(
+        pushing: ModuleType) -> None:
+    settings = pushing.RunSettings(latent_dim=16, imagined_goals='frames',
+                                   reset_to_goal_probability=0.0, frame_goals_hand_box=True)
+    assert settings.tag() == '_latent16_goalsframes_reset0_handbox'
+    assert settings.baselines_tag() == ''  # the oracle's goals are its own
+    config = pushing.pushing_config('pusher', 'rig', 0, False, 50_000, 20, settings)
+    assert config.frame_goals_hand_in_goal_box
+    with pytest.raises(ValueError, match='frame_goals_hand_in_goal_box'):
+        pushing.pushing_config('pusher', 'rig', 0, False, 50_000, 20, dataclasses.replace(
+            settings, imagined_goals=None))
 
 
 @pytest.mark.parametrize('flags, field', [

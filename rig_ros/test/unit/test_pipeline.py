@@ -11,7 +11,8 @@ from rig_ros.core.encoder import LATENT_VARIANCE_KEY
 from rig_ros.core.evaluation import read_evaluations, read_rows
 from rig_ros.core.noise import ExplorationConfig
 from rig_ros.core.pipeline import (
-    collect_images, exploration_states, kept_objects, PipelineConfig, RigPipeline)
+    collect_images, exploration_states, hand_in_goal_box, kept_objects, PipelineConfig,
+    RigPipeline)
 from rig_ros.core.skew_fit import SkewedGoalSampler, SkewedVAEFineTuning, SkewFitConfig
 from rig_ros.core.td3 import TD3Config
 from rig_ros.core.trainer import VAEFineTuning
@@ -305,6 +306,41 @@ def test_exploration_states_are_the_states_behind_the_collected_frames():
     assert states.shape == (40, pusher.state_vector().shape[0])
     np.testing.assert_allclose(states, np.stack(recording.states))
     assert np.ptp(states[:, 2:], axis=0).max() > 0.01  # the goal resets moved the puck
+
+
+def test_hand_in_goal_box_reads_the_tasks_hand_goal_box():
+    states = np.array([[0.0, 0.6, 0.1, 0.6], [0.05, 0.55, 0.0, 0.6], [0.1, 0.6, 0.0, 0.6],
+                       [0.0, 0.7, 0.0, 0.6]])
+    np.testing.assert_array_equal(hand_in_goal_box(states, 'pusher'),
+                                  [True, True, False, False])
+    # The reacher's goals span the reachable space: every hand counts.
+    assert hand_in_goal_box(states[:, :2], 'reacher').all()
+
+
+def test_frame_goals_come_from_the_frames_whose_hand_lies_in_the_hand_goal_box(tmp_path):
+    config = tiny_config(task='pusher', imagined_goals='frames', collect_images=200,
+                         frame_goals_hand_in_goal_box=True)
+    with SawyerSim(SawyerSimConfig(task='pusher')) as pusher:
+        pipeline = RigPipeline(pusher, config, tmp_path, progress=False)
+        images = pipeline.images()
+        states = pipeline.image_states()
+        np.testing.assert_allclose(states, exploration_states(pusher, config, progress=False))
+        keep = hand_in_goal_box(states, 'pusher')
+        assert 0 < keep.sum() < len(keep)  # the hand starts in the box and wanders out
+        np.testing.assert_array_equal(pipeline.goal_frames(), images[keep])
+        # A run collected before the states were saved replays its exploration for them.
+        with np.load(pipeline.images_path) as data:
+            np.savez_compressed(pipeline.images_path, images=data['images'])
+        np.testing.assert_allclose(pipeline.image_states(), states)
+    plain = dataclasses.replace(config, frame_goals_hand_in_goal_box=False)
+    with SawyerSim(SawyerSimConfig(task='pusher')) as pusher:
+        assert len(RigPipeline(pusher, plain, tmp_path / 'plain', progress=False).goal_frames()
+                   ) == 200
+    for wrong in ({'imagined_goals': 'prior'}, {'frame_goals_from_replay': True},
+                  {'fine_tune_vae_every': 60}):
+        with pytest.raises(ValueError, match='frame_goals_hand_in_goal_box'):
+            tiny_config(**{'imagined_goals': 'frames', 'frame_goals_hand_in_goal_box': True,
+                           **wrong})
 
 
 @pytest.mark.parametrize('value', [-0.1, 1.5, True])
