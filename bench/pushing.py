@@ -30,7 +30,9 @@ exploration's re-sets move the hand only (the puck stays where it was pushed, as
 `--oracle-goals exploration` gives the oracle RIG's frames' goals in state (the states random
 exploration saw; a diagnostic with its own folder), `exploration-hand` / `exploration-pucks`
 only their hand / pucks, the rest drawn from the goal space, `exploration-handbox` those
-whose hand lies in the hand-goal box; `--first-seed K` starts the seeds
+whose hand lies in the hand-goal box; `--oracle-shared-scale` standardises the oracle's
+state by one spread for every coordinate (hand and puck centimetres weigh alike in its reward;
+a diagnostic with its own folder); `--first-seed K` starts the seeds
 at K (a seed split over sessions or machines: a later run over all of them reads the finished
 ones back); `--no-baselines` runs the RIG variants alone (a later run over the same seeds
 adds the oracle and random). Prints one JSON line last; every figure goes to
@@ -106,6 +108,7 @@ class RunSettings:
     collect_hold_steps: int | None = None  # PipelineConfig.collect_hold_steps (None: 5)
     keep_objects: bool | None = None  # PipelineConfig.collect_keep_objects (None: False)
     frame_goals_hand_box: bool | None = None  # PipelineConfig.frame_goals_hand_in_goal_box
+    oracle_shared_scale: bool | None = None  # StateScaler(shared_scale=True) for the oracle
 
     def tag(self) -> str:
         """Return a suffix naming the settings that differ ('' for none)."""
@@ -141,7 +144,8 @@ class RunSettings:
         return ''.join(f'_{name}{value}' for name, value in (
             ('replay', self.replay_capacity), ('episode', self.episode_length),
             ('relabel', relabel), ('updates', self.updates_per_step),
-            ('oraclegoals', oracle_goals)) if value is not None)
+            ('oraclegoals', oracle_goals),
+            ('oraclescale', 'shared' if self.oracle_shared_scale else None)) if value is not None)
 
     def relabel_config(self) -> RelabelConfig | None:
         """Return the relabelling these settings ask for (None: the pipeline's)."""
@@ -212,7 +216,8 @@ def figures_of(evaluation: Evaluation) -> dict[str, Any]:
 
 
 def run_baselines(config: PipelineConfig, path: pathlib.Path,
-                  oracle_goals: str | None = None) -> dict[str, Any]:
+                  oracle_goals: str | None = None,
+                  oracle_shared_scale: bool = False) -> dict[str, Any]:
     """Oracle and random policy of one task and seed on both boxes' goals (read back if done).
 
     A file of another budget (RL steps, goals) is refused: each budget needs its own --out.
@@ -220,7 +225,7 @@ def run_baselines(config: PipelineConfig, path: pathlib.Path,
     random exploration (`exploration_states`, the collection's steps) rather than the goal space;
     'exploration-hand' / 'exploration-pucks': only their hand / pucks, the rest of each goal
     drawn from the goal space (`mixed_goal_states`); 'exploration-handbox': the states whose
-    hand lies in the hand-goal box.
+    hand lies in the hand-goal box. `oracle_shared_scale`: `StateScaler`'s shared spread.
     """
     if path.exists():
         figures = json.loads(path.read_text())
@@ -233,7 +238,7 @@ def run_baselines(config: PipelineConfig, path: pathlib.Path,
     goals = box_goals(config)
     start = time.perf_counter()
     with SawyerSim(SawyerSimConfig(task=config.task, seed=config.seed)) as sim:
-        scaler = StateScaler(sim, seed=config.seed)
+        scaler = StateScaler(sim, seed=config.seed, shared_scale=oracle_shared_scale)
         goal_states = None
         if oracle_goals is not None:
             explored = exploration_states(sim, config)
@@ -334,6 +339,7 @@ class Work:
     config: PipelineConfig
     path: pathlib.Path  # RIG: the run directory; baselines: the figures file
     oracle_goals: str | None = None  # baselines: RunSettings.oracle_goals
+    oracle_shared_scale: bool = False  # baselines: RunSettings.oracle_shared_scale
 
     def __str__(self) -> str:
         name = 'oracle + random' if self.variant == 'baselines' else self.variant
@@ -344,7 +350,7 @@ def run_work(item: Work) -> str:
     """Run (or read back) one item in a worker process; return its name."""
     torch.set_num_threads(1)
     if item.variant == 'baselines':
-        run_baselines(item.config, item.path, item.oracle_goals)
+        run_baselines(item.config, item.path, item.oracle_goals, item.oracle_shared_scale)
     else:
         run_rig(item.config, item.path)
     return str(item)
@@ -418,6 +424,9 @@ def main() -> int:
                              "--reset-to-goal, that collection's) instead of the goal space; "
                              "'-hand' / '-pucks': only that part, the rest from the goal "
                              "space; '-handbox': the states whose hand lies in the hand-goal box")
+    parser.add_argument('--oracle-shared-scale', action='store_true',
+                        help="standardise the oracle's state by one spread for every "
+                             'coordinate: hand and puck centimetres weigh alike in its reward')
     parser.add_argument('--no-baselines', action='store_true',
                         help='run the RIG variants only, no oracle or random policy (a '
                              'later run over the same folder and seeds adds them)')
@@ -447,7 +456,8 @@ def main() -> int:
         frame_goals_from_replay=args.frame_goals_from_replay or None,
         oracle_goals=args.oracle_goals, collect_hold_steps=args.collect_hold_steps,
         keep_objects=args.keep_objects or None,
-        frame_goals_hand_box=args.frame_goals_hand_box or None)
+        frame_goals_hand_box=args.frame_goals_hand_box or None,
+        oracle_shared_scale=args.oracle_shared_scale or None)
     if args.goals is None:
         args.goals = 5 if args.quick else 20
     try:  # the configs check every setting and name the field; refuse before anything runs
@@ -481,7 +491,8 @@ def main() -> int:
                 continue
             work.append(Work(task, 'baselines', seed, pushing_config(
                 task, 'rig', seed, args.quick, args.rl_steps, args.goals, settings),
-                baselines_dir / f'{task}_baselines_seed{seed}.json', settings.oracle_goals))
+                baselines_dir / f'{task}_baselines_seed{seed}.json', settings.oracle_goals,
+                bool(settings.oracle_shared_scale)))
     if args.jobs > 1:  # each in its own process; the figures are read back below
         context = multiprocessing.get_context('spawn')
         with concurrent.futures.ProcessPoolExecutor(args.jobs, mp_context=context) as pool:
@@ -499,7 +510,8 @@ def main() -> int:
         for item in task_work:
             print(f'== {item}', flush=True)
             if item.variant == 'baselines':
-                baselines.append(run_baselines(item.config, item.path, item.oracle_goals))
+                baselines.append(run_baselines(item.config, item.path, item.oracle_goals,
+                                               item.oracle_shared_scale))
             else:
                 rig[item.variant].append(run_rig(item.config, item.path))
         figures.update(summarise(task, rig, baselines, task_work[-1].config,

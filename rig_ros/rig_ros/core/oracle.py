@@ -27,13 +27,21 @@ GOAL_PARTS = ('both', 'hand', 'pucks')
 
 
 class StateScaler:
-    """Standardises states with the mean and spread of the task's goal distribution."""
+    """Standardises states with the mean and spread of the task's goal distribution.
 
-    def __init__(self, env: GoalEnv, samples: int = 2000, seed: int = 0) -> None:
+    Each coordinate by its own spread (the oracle's reference), or with `shared_scale` all by
+    the mean of those spreads: a centimetre of hand and of puck then weigh alike in the reward
+    (by their own spreads a centimetre of the pusher's hand counts 2-4x one of its puck).
+    """
+
+    def __init__(self, env: GoalEnv, samples: int = 2000, seed: int = 0,
+                 shared_scale: bool = False) -> None:
         rng = np.random.default_rng(seed)
         goals = np.stack([env.sample_goal_state(rng) for _ in range(samples)])
         self.mean = goals.mean(axis=0)
         self.scale = np.maximum(goals.std(axis=0), 1e-3)  # fixed coordinates stay finite
+        if shared_scale:
+            self.scale = np.full_like(self.scale, self.scale.mean())
 
     def __call__(self, state: np.ndarray) -> np.ndarray:
         """Return the standardised state."""

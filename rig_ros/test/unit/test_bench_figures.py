@@ -207,6 +207,12 @@ def test_oracle_goals_from_exploration_name_the_oracles_folder_with_its_collecti
         '_oraclegoalsexploration-handbox-reset0-hold25-keep')
 
 
+def test_oracle_shared_scale_names_the_oracles_folder(pushing: ModuleType) -> None:
+    settings = pushing.RunSettings(oracle_shared_scale=True)
+    assert settings.baselines_tag() == '_oraclescaleshared'
+    assert settings.tag() == '_oraclescaleshared'  # RIG's runs too: their baselines differ
+
+
 def test_frame_goals_hand_box_names_rigs_folder_and_reaches_the_config(
         pushing: ModuleType) -> None:
     settings = pushing.RunSettings(latent_dim=16, imagined_goals='frames',

@@ -19,6 +19,20 @@ def test_state_scaler_standardises_the_goal_distribution():
     assert scaled.dtype == np.float32
 
 
+def test_shared_scale_weighs_every_coordinate_alike():
+    with SawyerSim(SawyerSimConfig(task='pusher')) as sim:
+        own = StateScaler(sim, samples=500, seed=1)
+        shared = StateScaler(sim, samples=500, seed=1, shared_scale=True)
+    # The pusher's hand box is narrower than its puck box: by their own spreads a centimetre
+    # of hand counts more.
+    assert own.scale[0] < own.scale[2]
+    np.testing.assert_allclose(shared.mean, own.mean)
+    np.testing.assert_allclose(shared.scale, own.scale.mean())
+    step = np.eye(4)[[0, 2]] * 0.01  # a centimetre of hand x, then of puck x
+    moved = [np.linalg.norm(shared(own.mean + delta) - shared(own.mean)) for delta in step]
+    assert moved[0] == pytest.approx(moved[1])
+
+
 def test_oracle_figures_cover_the_same_goals():
     config = PipelineConfig(rl_steps=200, episode_length=20, eval_goals=3,
                             td3=TD3Config(learning_starts=50, updates_per_step=1,
