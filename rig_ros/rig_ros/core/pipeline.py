@@ -324,21 +324,19 @@ def hand_in_goal_box(states: np.ndarray, task_name: str) -> np.ndarray:
     return np.all((hands >= spec.hand_goal_low) & (hands <= spec.hand_goal_high), axis=1)
 
 
-def collect_frames(env: GoalEnv, config: PipelineConfig,
-                   progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """Stage 1: the images of random exploration (`explore`), preprocessed, and their states."""
+def collect_images(env: GoalEnv, config: PipelineConfig, progress: bool = True,
+                   states: Optional[np.ndarray] = None) -> np.ndarray:
+    """Stage 1: the images of random exploration (`explore`), preprocessed.
+
+    `states` (collect_images, state_dim), if given, receives the true state behind each image.
+    """
     images = np.empty((config.collect_images, config.image_size, config.image_size, 3), np.uint8)
-    states = np.empty((config.collect_images, env.state_vector().shape[0]))
     for index in explore(env, config, progress):
         images[index] = preprocess(env.render(config.raw_height, config.raw_width),
                                    config.preprocess_config)
-        states[index] = env.state_vector()
-    return images, states
-
-
-def collect_images(env: GoalEnv, config: PipelineConfig, progress: bool = True) -> np.ndarray:
-    """Stage 1: the images of random exploration (`explore`), preprocessed."""
-    return collect_frames(env, config, progress)[0]
+        if states is not None:
+            states[index] = env.state_vector()
+    return images
 
 
 def exploration_states(env: GoalEnv, config: PipelineConfig,
@@ -569,8 +567,9 @@ class RigPipeline:
             with np.load(self.images_path) as data:
                 return data['images']
         self.log(f'collecting {self.config.collect_images} exploration images')
-        images, states = self._timed('collect', lambda: collect_frames(
-            self.env, self.config, self.progress))
+        states = np.empty((self.config.collect_images, self.env.state_vector().shape[0]))
+        images = self._timed('collect', lambda: collect_images(
+            self.env, self.config, self.progress, states))
         atomic_write(self.images_path, lambda stream: np.savez_compressed(
             stream, images=images, states=states))
         return images
