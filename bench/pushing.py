@@ -80,12 +80,11 @@ VARIANTS = ('rig', 'skewfit')
 BOXES = ('default', 'easy')
 RESET_TO_GOAL_PROBABILITY = 0.5
 SKEW_FIT = SkewFitConfig(alpha=-1.0)
-ORACLE_GOALS = {'exploration': 'both', 'exploration-hand': 'hand', 'exploration-pucks': 'pucks',
-                'exploration-handbox': 'both'}
-"""--oracle-goals: which part of the oracle's goal states comes from exploration's states."""
-HAND_BOX_ORACLE_GOALS = 'exploration-handbox'
-"""--oracle-goals: exploration's states whose hand lies in the hand-goal box (RIG's
---frame-goals-hand-box in state)."""
+ORACLE_GOALS = {'exploration': ('both', False), 'exploration-hand': ('hand', False),
+                'exploration-pucks': ('pucks', False), 'exploration-handbox': ('both', True)}
+"""--oracle-goals: (which part of the oracle's goal states comes from exploration's states,
+whether only the states whose hand lies in the hand-goal box count: RIG's --frame-goals-hand-box
+in state)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -241,15 +240,16 @@ def run_baselines(config: PipelineConfig, path: pathlib.Path,
         scaler = StateScaler(sim, seed=config.seed, shared_scale=oracle_shared_scale)
         goal_states = None
         if oracle_goals is not None:
+            part, hand_box = ORACLE_GOALS[oracle_goals]
             explored = exploration_states(sim, config)
-            if oracle_goals == HAND_BOX_ORACLE_GOALS:
+            if hand_box:
                 explored = explored[hand_in_goal_box(explored, config.task)]
-            part = ORACLE_GOALS[oracle_goals]
-            # 'both' draws nothing: its goals stay those of the runs made before the parts.
-            goal_rng = np.random.default_rng((config.seed, 3))
-            goal_space = (explored if part == 'both' else
-                          np.stack([sim.sample_goal_state(goal_rng) for _ in explored]))
-            goal_states = mixed_goal_states(explored, goal_space, part)
+            goal_states = explored
+            if part != 'both':  # 'both' draws nothing: its goals stay those of earlier runs
+                goal_rng = np.random.default_rng((config.seed, 3))
+                goal_states = mixed_goal_states(
+                    explored, np.stack([sim.sample_goal_state(goal_rng) for _ in explored]),
+                    part)
         policy, train_s = train_oracle(sim, config, scaler, goal_states=goal_states)
         figures = {box: {'oracle': figures_of(evaluate_oracle(sim, policy, config, scaler,
                                                               goals[box])),

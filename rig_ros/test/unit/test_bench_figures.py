@@ -202,7 +202,7 @@ def test_oracle_goals_from_exploration_name_the_oracles_folder_with_its_collecti
     # Only the hands (or pucks) of exploration's states: a folder of its own each.
     hand = dataclasses.replace(kept, oracle_goals='exploration-hand')
     assert hand.baselines_tag() == '_oraclegoalsexploration-hand-reset0-hold25-keep'
-    assert set(pushing.ORACLE_GOALS.values()) == set(GOAL_PARTS)
+    assert {part for part, _ in pushing.ORACLE_GOALS.values()} == set(GOAL_PARTS)
     assert dataclasses.replace(kept, oracle_goals='exploration-handbox').baselines_tag() == (
         '_oraclegoalsexploration-handbox-reset0-hold25-keep')
 
