@@ -17,10 +17,7 @@ import numpy as np
 from rig_ros.core.actor import GoalPolicy
 from rig_ros.core.evaluation import Evaluation
 from rig_ros.core.pipeline import (
-    GoalEnv, make_trainer, PipelineConfig, practice_loop, rollout_to_goal)
-
-HAND_DIMS = 2
-"""The state vector's first coordinates: the hand's (x, y); the pucks' follow."""
+    GoalEnv, HAND_DIMS, make_trainer, PipelineConfig, practice_loop, rollout_to_goal)
 
 GOAL_PARTS = ('both', 'hand', 'pucks')
 """Which part of a goal state `mixed_goal_states` takes from the explored states."""

@@ -278,7 +278,7 @@ def explore(env: GoalEnv, config: PipelineConfig, progress: bool = True,
                       unit='img'):
         step = index % config.collect_episode_length
         if step == 0:
-            objects = env.state_vector()[2:] if config.collect_keep_objects else None
+            objects = env.state_vector()[HAND_DIMS:] if config.collect_keep_objects else None
             env.reset(seed=int(rng.integers(2**31)))
             # No draw at probability 0: the plain recipe's images stay bit for bit.
             if probability > 0 and goal_rng.random() < probability:
@@ -290,6 +290,9 @@ def explore(env: GoalEnv, config: PipelineConfig, progress: bool = True,
         env.step(action)
         yield index
 
+
+HAND_DIMS = 2
+"""A state vector's first coordinates, the hand's (x, y); each puck's (x, y) follow."""
 
 KEEP_CLEARANCE_M = 0.07
 """Hand centre to puck centre below which a kept puck would overlap the re-set hand."""
@@ -303,7 +306,8 @@ def kept_objects(reset_state: np.ndarray, objects: np.ndarray, task_name: str) -
     """
     spec = tasks.task(task_name)
     state = np.array(reset_state, dtype=float)
-    hand, pucks = state[:2], state[2:].reshape(-1, 2)  # views: writing a puck writes `state`
+    # Views: writing a puck writes `state`.
+    hand, pucks = state[:HAND_DIMS], state[HAND_DIMS:].reshape(-1, 2)
     low, high = np.array(spec.workspace_low), np.array(spec.workspace_high)
     for puck, kept in zip(pucks, np.asarray(objects, dtype=float).reshape(-1, 2)):
         if (np.all(kept >= low) and np.all(kept <= high)
@@ -318,7 +322,7 @@ def hand_in_goal_box(states: np.ndarray, task_name: str) -> np.ndarray:
     A task without a hand-goal box (its goals span the reachable space) keeps every state.
     """
     spec = tasks.task(task_name)
-    hands = np.asarray(states, dtype=float).reshape(len(states), -1)[:, :2]
+    hands = np.asarray(states, dtype=float)[:, :HAND_DIMS]
     if spec.hand_goal_low is None or spec.hand_goal_high is None:
         return np.ones(len(hands), dtype=bool)
     return np.all((hands >= spec.hand_goal_low) & (hands <= spec.hand_goal_high), axis=1)
