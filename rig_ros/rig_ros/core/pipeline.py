@@ -584,7 +584,8 @@ class RigPipeline:
         Runs collected before the states were saved replay the exploration (its seeds and
         actions are the run's), which leaves the scene wherever that ends.
         """
-        self.images()
+        if not self.images_path.exists():
+            self.images()
         with np.load(self.images_path) as data:
             if 'states' in data.files:
                 return data['states']
