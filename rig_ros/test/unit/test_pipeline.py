@@ -336,6 +336,11 @@ def test_frame_goals_come_from_the_frames_whose_hand_lies_in_the_hand_goal_box(t
     with SawyerSim(SawyerSimConfig(task='pusher')) as pusher:
         assert len(RigPipeline(pusher, plain, tmp_path / 'plain', progress=False).goal_frames()
                    ) == 200
+    # The hand starts below the box: one step of exploration leaves no goal frame.
+    one = dataclasses.replace(config, collect_images=1)
+    with SawyerSim(SawyerSimConfig(task='pusher')) as pusher:
+        with pytest.raises(ValueError, match='no exploration frame has the hand'):
+            RigPipeline(pusher, one, tmp_path / 'one', progress=False).goal_frames()
     for wrong in ({'imagined_goals': 'prior'}, {'frame_goals_from_replay': True},
                   {'fine_tune_vae_every': 60}):
         with pytest.raises(ValueError, match='frame_goals_hand_in_goal_box'):
