@@ -22,6 +22,8 @@ of RIG and the oracle alike, `--relabel` where sampled transitions' goals come f
 `--updates-per-step` TD3's updates per transition (all three get their own folders, the oracle's
 too); `--frame-goals-from-replay` draws the frames' goals from the replay, as the graph does, and
 `--frame-goals-hand-box` from the frames whose hand lies in the hand-goal box;
+`--reward-position-probe` measures RIG's reward between the hand and puck positions a probe
+reads from the latents (a simulator diagnostic: the probe is fitted on true states);
 `--reset-to-goal 0 --fine-tune-vae-every N` is what a robot can do without a simulator's resets
 (random exploration's frames, the VAE fine-tuned online on the practice frames;
 `--fine-tune-vae-until M` stops the rounds after M practice steps); `--keep-objects` lets
@@ -108,6 +110,7 @@ class RunSettings:
     keep_objects: bool | None = None  # PipelineConfig.collect_keep_objects (None: False)
     frame_goals_hand_box: bool | None = None  # PipelineConfig.frame_goals_hand_in_goal_box
     oracle_shared_scale: bool | None = None  # StateScaler(shared_scale=True) for the oracle
+    reward_position_probe: bool | None = None  # PipelineConfig.reward_position_probe
 
     def tag(self) -> str:
         """Return a suffix naming the settings that differ ('' for none)."""
@@ -121,7 +124,8 @@ class RunSettings:
                            ('finetune', self.fine_tune_vae_every),
                            ('until', self.fine_tune_vae_until), ('beta', self.beta),
                            ('from', 'replay' if self.frame_goals_from_replay else None),
-                           ('hand', 'box' if self.frame_goals_hand_box else None))
+                           ('hand', 'box' if self.frame_goals_hand_box else None),
+                           ('reward', 'probe' if self.reward_position_probe else None))
                        if value is not None
                        ) + self.baselines_tag()
 
@@ -185,6 +189,8 @@ def pushing_config(task: str, variant: str, seed: int, quick: bool, rl_steps: in
         config = dataclasses.replace(config, frame_goals_from_replay=True)
     if settings.frame_goals_hand_box:
         config = dataclasses.replace(config, frame_goals_hand_in_goal_box=True)
+    if settings.reward_position_probe:
+        config = dataclasses.replace(config, reward_position_probe=True)
     if settings.updates_per_step is not None:
         config = dataclasses.replace(config, td3=dataclasses.replace(
             config.td3, updates_per_step=settings.updates_per_step))
@@ -409,6 +415,10 @@ def main() -> int:
     parser.add_argument('--frame-goals-hand-box', action='store_true',
                         help="--imagined-goals frames: only the VAE's frames whose hand lies in "
                              'the hand-goal box')
+    parser.add_argument('--reward-position-probe', action='store_true',
+                        help="a simulator diagnostic: RIG's reward is the distance between "
+                             'hand and puck positions read from the latents by a probe fitted '
+                             "on the VAE's frames and their true states")
     parser.add_argument('--updates-per-step', type=int, default=None,
                         help='TD3 updates per stored transition, RIG and the oracle alike '
                              "(default: the pipeline's and RIG's, 4); wall time grows with it")
@@ -457,7 +467,8 @@ def main() -> int:
         oracle_goals=args.oracle_goals, collect_hold_steps=args.collect_hold_steps,
         keep_objects=args.keep_objects or None,
         frame_goals_hand_box=args.frame_goals_hand_box or None,
-        oracle_shared_scale=args.oracle_shared_scale or None)
+        oracle_shared_scale=args.oracle_shared_scale or None,
+        reward_position_probe=args.reward_position_probe or None)
     if args.goals is None:
         args.goals = 5 if args.quick else 20
     try:  # the configs check every setting and name the field; refuse before anything runs

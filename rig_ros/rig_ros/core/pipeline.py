@@ -37,7 +37,7 @@ from rig_ros.core.goals import check_imagined_goals, ImaginedGoals
 from rig_ros.core.noise import ExplorationConfig
 from rig_ros.core.preprocessing import CropBox, preprocess, PreprocessConfig
 from rig_ros.core.replay import GoalSampler, RelabelConfig
-from rig_ros.core.rewards import REWARD_KINDS, RewardKind
+from rig_ros.core.rewards import LatentMap, PositionProbe, REWARD_KINDS, RewardKind
 from rig_ros.core.skew_fit import (
     fit_skewed, SkewedGoalSampler, SkewedVAEFineTuning, SkewFitConfig)
 from rig_ros.core.td3 import TD3Config
@@ -136,6 +136,13 @@ class PipelineConfig:
     """Replay size in frames (an episode of T steps takes T + 1)."""
     reward: RewardKind = 'euclidean'
     """Latent reward: 'euclidean' or 'mahalanobis' (the pretrained encoder's variance)."""
+    reward_position_probe: bool = False
+    """Simulator diagnostic: the Euclidean reward measures the distance between positions
+    (hand and pucks, metres) read from the latents by a `PositionProbe` fitted on the VAE's
+    frames and their true states, not between the latents. The observation stays the
+    latent; only the reward's ruler changes (hand and puck centimetres weigh alike, as in
+    the shared-spread oracle's). A robot does not know its puck's position: not for robots.
+    Not with fine-tuning (the probe reads the pretrained VAE's latents)."""
     fine_tune_vae_every: int = 0
     """Practice steps between VAE fine-tuning rounds on the replay's images; 0: frozen VAE."""
     fine_tune_vae_steps: int = 200
@@ -188,6 +195,11 @@ class PipelineConfig:
                              f'{self.fine_tune_vae_every}')
         if self.reward not in REWARD_KINDS:
             raise ValueError(f'reward must be one of {REWARD_KINDS}, got {self.reward!r}')
+        if self.reward_position_probe and (self.reward != 'euclidean'
+                                           or self.fine_tune_vae_every):
+            raise ValueError("reward_position_probe needs the 'euclidean' reward on a frozen "
+                             f'VAE (no fine-tuning), got reward {self.reward!r}, '
+                             f'fine_tune_vae_every {self.fine_tune_vae_every}')
         if self.vae.image_size != self.image_size:
             self.vae = dataclasses.replace(self.vae, image_size=self.image_size)
 
@@ -360,17 +372,19 @@ def make_trainer(config: PipelineConfig, obs_dim: int, action_dim: int,
                  prior_goal_sampler: GoalSampler, *,
                  image_shape: Optional[tuple[int, ...]] = None,
                  latent_variance: Optional[np.ndarray] = None,
+                 latent_map: Optional[LatentMap] = None,
                  vae_stage: Optional[VAEStage] = None) -> RigTrainer:
     """Make this run's trainer (goals are the size of observations), seeded.
 
     latent_variance: needed by the 'mahalanobis' reward, unused by the Euclidean one.
+    latent_map: the Euclidean reward's map of latents (None: the latents' own distance).
     """
     return RigTrainer(
         obs_dim=obs_dim, goal_dim=obs_dim, action_dim=action_dim, td3=config.td3,
         relabel=config.relabel, replay_capacity=config.replay_capacity,
         prior_goal_sampler=prior_goal_sampler, reward=config.reward,
         latent_variance=latent_variance if config.reward == 'mahalanobis' else None,
-        image_shape=image_shape, seed=config.seed, vae_stage=vae_stage)
+        latent_map=latent_map, image_shape=image_shape, seed=config.seed, vae_stage=vae_stage)
 
 
 def evaluation_goals(env: GoalEnv, count: int, seed: int) -> np.ndarray:
@@ -664,7 +678,7 @@ class RigPipeline:
             config, latent_dim, env.action_dim, prior,
             image_shape=(config.image_size, config.image_size, 3),
             latent_variance=self._latent_variance(vae) if config.reward == 'mahalanobis'
-            else None, vae_stage=fine_tuning)
+            else None, latent_map=self._position_probe(vae), vae_stage=fine_tuning)
         policy = trainer.acting_policy(config.exploration)
         step = 0
         curve: list[dict[str, Any]] = []
@@ -728,6 +742,20 @@ class RigPipeline:
         saved = checkpoints.load_checkpoint(self.vae_path)
         variance = saved_latent_variance(saved.metadata, self.config.vae.latent_dim)
         return variance if variance is not None else latent_variance(vae, self.images())
+
+    def _position_probe(self, vae: ConvVAE) -> Optional[PositionProbe]:
+        """Return the reward's position probe (None unless `reward_position_probe`).
+
+        Fitted on the VAE's frames and their true states, both fixed for a run, so a resumed
+        run fits the same probe again.
+        """
+        if not self.config.reward_position_probe:
+            return None
+        latents = LatentObserver(vae, self.config.preprocess_config).encode(self.images())
+        probe = PositionProbe.fit(latents, self.image_states(), seed=self.config.seed)
+        self.log('reward: positions read from the latent, held-out median error '
+                 + ', '.join(f'{100 * error:.2f}' for error in probe.holdout_error_m) + ' cm')
+        return probe
 
     def _save_rl(self, trainer: RigTrainer, step: int, curve: list[dict[str, Any]]) -> None:
         atomic_write(self.replay_path,

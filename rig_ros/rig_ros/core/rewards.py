@@ -1,5 +1,8 @@
 """Latent-space rewards of RIG, batched over a leading axis: reward_fn(achieved, goal)."""
 
+from __future__ import annotations
+
+import dataclasses
 import functools
 from typing import Callable, Literal, Optional
 
@@ -8,6 +11,8 @@ import numpy as np
 RewardKind = Literal['euclidean', 'mahalanobis']
 REWARD_KINDS: tuple[str, ...] = ('euclidean', 'mahalanobis')
 RewardFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
+LatentMap = Callable[[np.ndarray], np.ndarray]
+"""Maps latents (..., latent_dim) to what a mapped reward measures distance in."""
 
 
 def euclidean_latent_reward(achieved: np.ndarray, goal: np.ndarray) -> np.ndarray:
@@ -33,15 +38,97 @@ def mahalanobis_latent_reward(achieved: np.ndarray, goal: np.ndarray,
     return -np.sqrt(np.sum(difference * difference / variance, axis=-1))
 
 
-def latent_reward_fn(kind: str, variance: Optional[np.ndarray] = None) -> RewardFn:
+def mapped_latent_reward(achieved: np.ndarray, goal: np.ndarray,
+                         latent_map: LatentMap) -> np.ndarray:
+    """Return -||latent_map(achieved) - latent_map(goal)|| over the last axis."""
+    return -np.linalg.norm(latent_map(achieved) - latent_map(goal), axis=-1)
+
+
+def quadratic_features(latents: np.ndarray) -> np.ndarray:
+    """Return [1, z, z_i z_j for i <= j] over the last axis of `latents`."""
+    latents = np.asarray(latents, dtype=np.float64)
+    upper = np.triu_indices(latents.shape[-1])
+    products = latents[..., upper[0]] * latents[..., upper[1]]
+    return np.concatenate([np.ones(latents.shape[:-1] + (1,)), latents, products], axis=-1)
+
+
+@dataclasses.dataclass(frozen=True)
+class PositionProbe:
+    """Quadratic regression from latents to true positions (metres): a simulator's reward ruler.
+
+    `PositionProbe.fit(latents, positions)` on frames whose positions are known; calling it
+    maps latents to positions in units of the frames' spread (the mean over coordinates of
+    their standard deviations: one unit for all, so the reward is about the latent distance's
+    size), so that `mapped_latent_reward` measures centimetres of hand and of puck alike, as
+    the state oracle's shared-spread reward does. Only a simulator knows
+    where its puck lies: a diagnostic that separates RIG's reward from its latent observation.
+    """
+
+    weights: np.ndarray
+    """(features, positions) of `quadratic_features`."""
+    holdout_error_m: np.ndarray
+    """Median absolute error per position on the fifth of the frames held out of the fit."""
+    spread_m: float
+    """The frames' spread: one unit of the probe's output."""
+
+    @classmethod
+    def fit(cls, latents: np.ndarray, positions: np.ndarray, ridge: float = 1e-4,
+            seed: int = 0) -> PositionProbe:
+        """Fit on four fifths of the frames (ridge-regularised) and measure on the rest.
+
+        Raises ValueError for mismatched or non-finite arrays, or too few frames for the
+        features.
+        """
+        latents = np.asarray(latents, dtype=np.float64)
+        positions = np.asarray(positions, dtype=np.float64)
+        if latents.ndim != 2 or positions.ndim != 2 or len(latents) != len(positions):
+            raise ValueError(f'latents (N, latent_dim) and positions (N, P) must pair up, got '
+                             f'{latents.shape} and {positions.shape}')
+        if not (np.isfinite(latents).all() and np.isfinite(positions).all()):
+            raise ValueError('latents and positions must be finite')
+        features = quadratic_features(latents)
+        held = np.random.default_rng(seed).permutation(len(latents))
+        held, fitted = held[:len(held) // 5], held[len(held) // 5:]
+        if len(fitted) < 2 * features.shape[1] or not len(held):
+            raise ValueError(f'{len(latents)} frames are too few to fit {features.shape[1]} '
+                             'quadratic features of the latent')
+
+        def solve(rows: np.ndarray) -> np.ndarray:
+            x = features[rows]
+            gram = x.T @ x + ridge * len(rows) * np.eye(x.shape[1])
+            return np.linalg.solve(gram, x.T @ positions[rows])
+
+        error = np.median(np.abs(features[held] @ solve(fitted) - positions[held]), axis=0)
+        spread = float(positions.std(axis=0).mean())
+        if not spread > 0:
+            raise ValueError('the positions never change: nothing to measure distances in')
+        return cls(solve(np.arange(len(latents))).astype(np.float32), error, spread)
+
+    def positions(self, latents: np.ndarray) -> np.ndarray:
+        """Return the positions in metres, (..., P), read from latents (..., latent_dim)."""
+        return (quadratic_features(latents) @ self.weights).astype(np.float32)
+
+    def __call__(self, latents: np.ndarray) -> np.ndarray:
+        """Return the positions in units of the frames' spread (what the reward measures)."""
+        return self.positions(latents) / np.float32(self.spread_m)
+
+
+def latent_reward_fn(kind: str, variance: Optional[np.ndarray] = None,
+                     latent_map: Optional[LatentMap] = None) -> RewardFn:
     """Return the reward_fn(achieved, goal) of `kind`; 'mahalanobis' needs the variance.
 
     variance: the encoder's posterior variance per latent axis (see mahalanobis_latent_reward).
+    latent_map: with 'euclidean', measure the distance between the mapped latents instead
+    (`mapped_latent_reward`, e.g. a `PositionProbe`); None: between the latents.
     """
+    if kind not in REWARD_KINDS:
+        raise ValueError(f'reward must be one of {REWARD_KINDS}, got {kind!r}')
+    if latent_map is not None:
+        if kind != 'euclidean':
+            raise ValueError(f"a latent map goes with the 'euclidean' reward, not {kind!r}")
+        return functools.partial(mapped_latent_reward, latent_map=latent_map)
     if kind == 'euclidean':
         return euclidean_latent_reward
-    if kind != 'mahalanobis':
-        raise ValueError(f'reward must be one of {REWARD_KINDS}, got {kind!r}')
     if variance is None:
         raise ValueError("the 'mahalanobis' reward needs the encoder's latent variance")
     variance = np.asarray(variance, dtype=np.float32)

@@ -348,6 +348,30 @@ def test_frame_goals_come_from_the_frames_whose_hand_lies_in_the_hand_goal_box(t
                            **wrong})
 
 
+def test_position_probe_reward_reads_the_frames_states_from_the_latents(tmp_path):
+    config = tiny_config(task='pusher', collect_images=400, collect_reset_to_goal_probability=0.5,
+                         rl_steps=60, reward_position_probe=True)
+    with SawyerSim(SawyerSimConfig(task='pusher')) as pusher:
+        pipeline = RigPipeline(pusher, config, tmp_path, progress=False)
+        trainer, observer, _ = pipeline.practise()
+        probe = trainer.reward_fn.keywords['latent_map']
+        # The reward is the distance between the positions read from the two latents.
+        states = pipeline.image_states()
+        latents = observer.encode(pipeline.images())
+        np.testing.assert_allclose(trainer.reward_fn(latents[:5], latents[5:10]),
+                                   -np.linalg.norm(probe(latents[:5]) - probe(latents[5:10]),
+                                                   axis=1), rtol=1e-5)
+        assert probe.positions(latents).shape == states.shape
+        assert np.isfinite(probe.holdout_error_m).all()
+        # A resumed run fits the same probe again (same VAE, same frames).
+        resumed, _, _ = pipeline.practise()
+        np.testing.assert_allclose(resumed.reward_fn.keywords['latent_map'].weights,
+                                   probe.weights)
+    for wrong in ({'reward': 'mahalanobis'}, {'fine_tune_vae_every': 60}):
+        with pytest.raises(ValueError, match='reward_position_probe'):
+            tiny_config(reward_position_probe=True, **wrong)
+
+
 @pytest.mark.parametrize('value', [-0.1, 1.5, True])
 def test_reset_to_goal_probability_is_checked(value):
     with pytest.raises(ValueError, match='collect_reset_to_goal_probability'):

@@ -1,10 +1,11 @@
-"""Latent rewards: values, batching, the Mahalanobis form and the choice by kind."""
+"""Latent rewards: values, batching, the Mahalanobis form, the position probe, the choice."""
 
 import numpy as np
 import pytest
 
 from rig_ros.core.rewards import (
-    euclidean_latent_reward, latent_reward_fn, mahalanobis_latent_reward)
+    euclidean_latent_reward, latent_reward_fn, mahalanobis_latent_reward, mapped_latent_reward,
+    PositionProbe, quadratic_features)
 
 
 def test_euclidean_is_negative_distance_per_row():
@@ -45,3 +46,54 @@ def test_reward_fn_by_kind():
         latent_reward_fn('mahalanobis')
     with pytest.raises(ValueError, match='reward'):
         latent_reward_fn('manhattan')
+
+
+def test_quadratic_features_are_one_the_latent_and_its_products():
+    features = quadratic_features(np.array([[2.0, 3.0]]))
+    np.testing.assert_allclose(features, [[1.0, 2.0, 3.0, 4.0, 6.0, 9.0]])
+    assert quadratic_features(np.zeros((4, 5, 3))).shape == (4, 5, 10)
+
+
+def curved_latents(positions: np.ndarray) -> np.ndarray:
+    """Return a latent that bends positions into five coordinates (one of them quadratic)."""
+    x, y = positions[:, 0], positions[:, 1]
+    return np.stack([x + y, x - 2 * y, x * x, 0.5 * y, x * y + y], axis=1)
+
+
+def test_position_probe_reads_positions_a_latent_encodes_quadratically():
+    rng = np.random.default_rng(0)
+    positions = rng.uniform(-1.0, 1.0, (400, 2))
+    probe = PositionProbe.fit(curved_latents(positions), positions)
+    assert probe.holdout_error_m.max() < 1e-3  # the ridge term leaves a small bias
+    other = rng.uniform(-1.0, 1.0, (20, 2))
+    np.testing.assert_allclose(probe.positions(curved_latents(other)), other, atol=2e-3)
+    # Its output is in units of the frames' spread: the reward measures positions' distance.
+    assert probe.spread_m == pytest.approx(positions.std(axis=0).mean())
+    a, b = curved_latents(other[:10]), curved_latents(other[10:])
+    np.testing.assert_allclose(
+        mapped_latent_reward(a, b, probe),
+        -np.linalg.norm(other[:10] - other[10:], axis=1) / probe.spread_m, atol=1e-2)
+    # A latent that hides one coordinate cannot be read: the held-out error says so.
+    blind = PositionProbe.fit(positions[:, :1] + 0.0 * positions[:, 1:], positions)
+    assert blind.holdout_error_m[1] > 0.3
+
+
+def test_position_probe_refuses_what_it_cannot_fit():
+    with pytest.raises(ValueError, match='pair up'):
+        PositionProbe.fit(np.zeros((10, 3)), np.zeros((9, 2)))
+    with pytest.raises(ValueError, match='finite'):
+        PositionProbe.fit(np.full((100, 2), np.nan), np.zeros((100, 2)))
+    with pytest.raises(ValueError, match='too few'):
+        PositionProbe.fit(np.ones((20, 8)), np.ones((20, 2)))
+    with pytest.raises(ValueError, match='never change'):
+        PositionProbe.fit(np.random.default_rng(0).standard_normal((100, 2)), np.ones((100, 2)))
+
+
+def test_reward_fn_with_a_latent_map_measures_mapped_distance():
+    rng = np.random.default_rng(2)
+    achieved, goal = rng.standard_normal((2, 8, 3))
+    double = latent_reward_fn('euclidean', latent_map=lambda latents: 2 * latents)
+    np.testing.assert_allclose(double(achieved, goal),
+                               2 * euclidean_latent_reward(achieved, goal), rtol=1e-5)
+    with pytest.raises(ValueError, match='latent map'):
+        latent_reward_fn('mahalanobis', np.ones(3), latent_map=lambda latents: latents)
