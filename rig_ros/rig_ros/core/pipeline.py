@@ -37,7 +37,7 @@ from rig_ros.core.goals import check_imagined_goals, ImaginedGoals
 from rig_ros.core.noise import ExplorationConfig
 from rig_ros.core.preprocessing import CropBox, preprocess, PreprocessConfig
 from rig_ros.core.replay import GoalSampler, RelabelConfig
-from rig_ros.core.rewards import LatentMap, PositionProbe, REWARD_KINDS, RewardKind
+from rig_ros.core.rewards import LatentDistance, PositionProbe, REWARD_KINDS, RewardKind
 from rig_ros.core.skew_fit import (
     fit_skewed, SkewedGoalSampler, SkewedVAEFineTuning, SkewFitConfig)
 from rig_ros.core.td3 import TD3Config
@@ -372,19 +372,20 @@ def make_trainer(config: PipelineConfig, obs_dim: int, action_dim: int,
                  prior_goal_sampler: GoalSampler, *,
                  image_shape: Optional[tuple[int, ...]] = None,
                  latent_variance: Optional[np.ndarray] = None,
-                 latent_map: Optional[LatentMap] = None,
+                 latent_distance: Optional[LatentDistance] = None,
                  vae_stage: Optional[VAEStage] = None) -> RigTrainer:
     """Make this run's trainer (goals are the size of observations), seeded.
 
     latent_variance: needed by the 'mahalanobis' reward, unused by the Euclidean one.
-    latent_map: the Euclidean reward's map of latents (None: the latents' own distance).
+    latent_distance: the Euclidean reward's distance between latents (None: straight line).
     """
     return RigTrainer(
         obs_dim=obs_dim, goal_dim=obs_dim, action_dim=action_dim, td3=config.td3,
         relabel=config.relabel, replay_capacity=config.replay_capacity,
         prior_goal_sampler=prior_goal_sampler, reward=config.reward,
         latent_variance=latent_variance if config.reward == 'mahalanobis' else None,
-        latent_map=latent_map, image_shape=image_shape, seed=config.seed, vae_stage=vae_stage)
+        latent_distance=latent_distance, image_shape=image_shape, seed=config.seed,
+        vae_stage=vae_stage)
 
 
 def evaluation_goals(env: GoalEnv, count: int, seed: int) -> np.ndarray:
@@ -678,7 +679,7 @@ class RigPipeline:
             config, latent_dim, env.action_dim, prior,
             image_shape=(config.image_size, config.image_size, 3),
             latent_variance=self._latent_variance(vae) if config.reward == 'mahalanobis'
-            else None, latent_map=self._position_probe(vae), vae_stage=fine_tuning)
+            else None, latent_distance=self._latent_distance(vae), vae_stage=fine_tuning)
         policy = trainer.acting_policy(config.exploration)
         step = 0
         curve: list[dict[str, Any]] = []
@@ -743,19 +744,21 @@ class RigPipeline:
         variance = saved_latent_variance(saved.metadata, self.config.vae.latent_dim)
         return variance if variance is not None else latent_variance(vae, self.images())
 
-    def _position_probe(self, vae: ConvVAE) -> Optional[PositionProbe]:
-        """Return the reward's position probe (None unless `reward_position_probe`).
+    def _latent_distance(self, vae: ConvVAE) -> Optional[LatentDistance]:
+        """Return the reward's distance between latents (None: the straight line).
 
-        Fitted on the VAE's frames and their true states, both fixed for a run, so a resumed
-        run fits the same probe again.
+        `reward_position_probe`: the distance between the positions a probe fitted on the
+        VAE's frames and their true states reads from the latents. Frames and VAE are fixed
+        for a run, so a resumed run fits the same probe again.
         """
-        if not self.config.reward_position_probe:
+        config = self.config
+        if not config.reward_position_probe:
             return None
-        latents = LatentObserver(vae, self.config.preprocess_config).encode(self.images())
-        probe = PositionProbe.fit(latents, self.image_states(), seed=self.config.seed)
+        latents = LatentObserver(vae, config.preprocess_config).encode(self.images())
+        probe = PositionProbe.fit(latents, self.image_states(), seed=config.seed)
         self.log('reward: positions read from the latent, held-out median error '
                  + ', '.join(f'{100 * error:.2f}' for error in probe.holdout_error_m) + ' cm')
-        return probe
+        return probe.distance
 
     def _save_rl(self, trainer: RigTrainer, step: int, curve: list[dict[str, Any]]) -> None:
         atomic_write(self.replay_path,

@@ -11,8 +11,8 @@ import numpy as np
 RewardKind = Literal['euclidean', 'mahalanobis']
 REWARD_KINDS: tuple[str, ...] = ('euclidean', 'mahalanobis')
 RewardFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
-LatentMap = Callable[[np.ndarray], np.ndarray]
-"""Maps latents (..., latent_dim) to what a mapped reward measures distance in."""
+LatentDistance = Callable[[np.ndarray, np.ndarray], np.ndarray]
+"""distance(achieved, goal): a non-negative distance between latents over the last axis."""
 
 
 def euclidean_latent_reward(achieved: np.ndarray, goal: np.ndarray) -> np.ndarray:
@@ -38,10 +38,10 @@ def mahalanobis_latent_reward(achieved: np.ndarray, goal: np.ndarray,
     return -np.sqrt(np.sum(difference * difference / variance, axis=-1))
 
 
-def mapped_latent_reward(achieved: np.ndarray, goal: np.ndarray,
-                         latent_map: LatentMap) -> np.ndarray:
-    """Return -||latent_map(achieved) - latent_map(goal)|| over the last axis."""
-    return -np.linalg.norm(latent_map(achieved) - latent_map(goal), axis=-1)
+def distance_latent_reward(achieved: np.ndarray, goal: np.ndarray,
+                           distance: LatentDistance) -> np.ndarray:
+    """Return -distance(achieved, goal): a reward of another latent distance."""
+    return -np.asarray(distance(achieved, goal), dtype=np.float32)
 
 
 def quadratic_features(latents: np.ndarray) -> np.ndarray:
@@ -59,7 +59,7 @@ class PositionProbe:
     `PositionProbe.fit(latents, positions)` on frames whose positions are known; calling it
     maps latents to positions in units of the frames' spread (the mean over coordinates of
     their standard deviations: one unit for all, so the reward is about the latent distance's
-    size), so that `mapped_latent_reward` measures centimetres of hand and of puck alike, as
+    size), so that its `distance` measures centimetres of hand and of puck alike, as
     the state oracle's shared-spread reward does. Only a simulator knows
     where its puck lies: a diagnostic that separates RIG's reward from its latent observation.
     """
@@ -112,21 +112,25 @@ class PositionProbe:
         """Return the positions in units of the frames' spread (what the reward measures)."""
         return self.positions(latents) / np.float32(self.spread_m)
 
+    def distance(self, achieved: np.ndarray, goal: np.ndarray) -> np.ndarray:
+        """Return the distance between the positions read from two latents (spread units)."""
+        return np.linalg.norm(self(achieved) - self(goal), axis=-1)
+
 
 def latent_reward_fn(kind: str, variance: Optional[np.ndarray] = None,
-                     latent_map: Optional[LatentMap] = None) -> RewardFn:
+                     distance: Optional[LatentDistance] = None) -> RewardFn:
     """Return the reward_fn(achieved, goal) of `kind`; 'mahalanobis' needs the variance.
 
     variance: the encoder's posterior variance per latent axis (see mahalanobis_latent_reward).
-    latent_map: with 'euclidean', measure the distance between the mapped latents instead
-    (`mapped_latent_reward`, e.g. a `PositionProbe`); None: between the latents.
+    distance: with 'euclidean', another distance between latents replaces the straight line
+    (`PositionProbe.distance`); None: the straight line.
     """
     if kind not in REWARD_KINDS:
         raise ValueError(f'reward must be one of {REWARD_KINDS}, got {kind!r}')
-    if latent_map is not None:
+    if distance is not None:
         if kind != 'euclidean':
-            raise ValueError(f"a latent map goes with the 'euclidean' reward, not {kind!r}")
-        return functools.partial(mapped_latent_reward, latent_map=latent_map)
+            raise ValueError(f"a latent distance goes with the 'euclidean' reward, not {kind!r}")
+        return functools.partial(distance_latent_reward, distance=distance)
     if kind == 'euclidean':
         return euclidean_latent_reward
     if variance is None:

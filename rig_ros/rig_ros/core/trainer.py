@@ -28,7 +28,7 @@ import torch
 from rig_ros.core.actor import GoalPolicy
 from rig_ros.core.noise import ExplorationConfig
 from rig_ros.core.replay import GoalReplayBuffer, GoalSampler, RelabelConfig
-from rig_ros.core.rewards import latent_reward_fn, LatentMap
+from rig_ros.core.rewards import latent_reward_fn, LatentDistance
 from rig_ros.core.td3 import GoalConditionedTD3, TD3Config
 from rig_ros.core.vae import ConvVAE, encode_images, VAEConfig, VAETrainer
 
@@ -140,8 +140,8 @@ class RigTrainer:
     prior_goal_sampler: imagined goals for relabelling, sampler(n) -> (n, goal_dim).
     reward: 'euclidean' or 'mahalanobis' (then `latent_variance`, the encoder's posterior
         variance per latent axis, is required).
-    latent_map: with 'euclidean', the reward's distance is between mapped latents
-        (`rewards.PositionProbe`); None: between the latents.
+    latent_distance: with 'euclidean', the reward's distance between latents instead of the
+        straight line (`rewards.PositionProbe.distance`); None: the straight line.
     image_shape: store each frame's image (uint8) for VAE training and latent refreshes.
     seed: seeds the networks, the target policy noise and replay sampling.
     device: torch device of the networks.
@@ -152,7 +152,7 @@ class RigTrainer:
                  relabel: RelabelConfig, replay_capacity: int,
                  prior_goal_sampler: Optional[GoalSampler], reward: str = 'euclidean',
                  latent_variance: Optional[np.ndarray] = None,
-                 latent_map: Optional[LatentMap] = None,
+                 latent_distance: Optional[LatentDistance] = None,
                  image_shape: Optional[tuple[int, ...]] = None, seed: int = 0,
                  device: str | torch.device = 'cpu',
                  vae_stage: Optional[VAEStage] = None) -> None:
@@ -162,7 +162,7 @@ class RigTrainer:
         self.reward_kind = reward
         # 'mahalanobis' may wait for its variance: a run that pretrains its own VAE gets it then.
         self.reward_fn = (_variance_pending if reward == 'mahalanobis' and latent_variance is None
-                          else latent_reward_fn(reward, latent_variance, latent_map))
+                          else latent_reward_fn(reward, latent_variance, latent_distance))
         self.prior_goal_sampler = prior_goal_sampler
         self.agent = GoalConditionedTD3(obs_dim, goal_dim, action_dim, td3.algorithm, device,
                                         seed=seed)

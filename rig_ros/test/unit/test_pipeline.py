@@ -354,7 +354,7 @@ def test_position_probe_reward_reads_the_frames_states_from_the_latents(tmp_path
     with SawyerSim(SawyerSimConfig(task='pusher')) as pusher:
         pipeline = RigPipeline(pusher, config, tmp_path, progress=False)
         trainer, observer, _ = pipeline.practise()
-        probe = trainer.reward_fn.keywords['latent_map']
+        probe = trainer.reward_fn.keywords['distance'].__self__
         # The reward is the distance between the positions read from the two latents.
         states = pipeline.image_states()
         latents = observer.encode(pipeline.images())
@@ -365,7 +365,7 @@ def test_position_probe_reward_reads_the_frames_states_from_the_latents(tmp_path
         assert np.isfinite(probe.holdout_error_m).all()
         # A resumed run fits the same probe again (same VAE, same frames).
         resumed, _, _ = pipeline.practise()
-        np.testing.assert_allclose(resumed.reward_fn.keywords['latent_map'].weights,
+        np.testing.assert_allclose(resumed.reward_fn.keywords['distance'].__self__.weights,
                                    probe.weights)
     for wrong in ({'reward': 'mahalanobis'}, {'fine_tune_vae_every': 60}):
         with pytest.raises(ValueError, match='reward_position_probe'):

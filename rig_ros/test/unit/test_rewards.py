@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from rig_ros.core.rewards import (
-    euclidean_latent_reward, latent_reward_fn, mahalanobis_latent_reward, mapped_latent_reward,
+    euclidean_latent_reward, latent_reward_fn, mahalanobis_latent_reward,
     PositionProbe, quadratic_features)
 
 
@@ -71,7 +71,7 @@ def test_position_probe_reads_positions_a_latent_encodes_quadratically():
     assert probe.spread_m == pytest.approx(positions.std(axis=0).mean())
     a, b = curved_latents(other[:10]), curved_latents(other[10:])
     np.testing.assert_allclose(
-        mapped_latent_reward(a, b, probe),
+        latent_reward_fn('euclidean', distance=probe.distance)(a, b),
         -np.linalg.norm(other[:10] - other[10:], axis=1) / probe.spread_m, atol=1e-2)
     # A latent that hides one coordinate cannot be read: the held-out error says so.
     blind = PositionProbe.fit(positions[:, :1] + 0.0 * positions[:, 1:], positions)
@@ -89,11 +89,12 @@ def test_position_probe_refuses_what_it_cannot_fit():
         PositionProbe.fit(np.random.default_rng(0).standard_normal((100, 2)), np.ones((100, 2)))
 
 
-def test_reward_fn_with_a_latent_map_measures_mapped_distance():
+def test_reward_fn_with_another_distance_is_its_negative():
     rng = np.random.default_rng(2)
     achieved, goal = rng.standard_normal((2, 8, 3))
-    double = latent_reward_fn('euclidean', latent_map=lambda latents: 2 * latents)
+    double = latent_reward_fn(
+        'euclidean', distance=lambda a, g: 2 * np.linalg.norm(a - g, axis=-1))
     np.testing.assert_allclose(double(achieved, goal),
                                2 * euclidean_latent_reward(achieved, goal), rtol=1e-5)
-    with pytest.raises(ValueError, match='latent map'):
-        latent_reward_fn('mahalanobis', np.ones(3), latent_map=lambda latents: latents)
+    with pytest.raises(ValueError, match='latent distance'):
+        latent_reward_fn('mahalanobis', np.ones(3), distance=lambda a, g: a)
