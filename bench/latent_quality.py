@@ -8,7 +8,9 @@ done for the (first) puck over its goal box, the hand at its start; `latent_dist
 (how far the latent moves per centimetre of motion) of puck against hand says how much the
 latent, and so the latent reward, sees of the puck. `distance_profile` looks past neighbours:
 how the latent distance grows with the true one over every pair (a reward that stops growing
-gives far goals no gradient).
+gives far goals no gradient). `--position-probe` measures the same under the distance of
+the reward's position probe (`PipelineConfig.reward_position_probe`), fitted on the run's frames
+and their true states.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ sys.path.insert(0, str(ROOT / 'rig_ros'))
 from rig_ros import tasks  # noqa: E402
 from rig_ros.core import checkpoints  # noqa: E402
 from rig_ros.core.pipeline import LatentObserver, PipelineConfig  # noqa: E402
+from rig_ros.core.rewards import PositionProbe  # noqa: E402
 from rig_ros.core.vae import ConvVAE, VAEConfig  # noqa: E402
 from rig_ros.sim.sawyer import SawyerSim, SawyerSimConfig  # noqa: E402
 
@@ -149,6 +152,9 @@ def main() -> int:
                         help='with --train: pretraining minibatches (bench/pushing.py: 5000)')
     parser.add_argument('--no-augmentation', action='store_true',
                         help="with --train: the VAE's input augmentation off (shifts, light)")
+    parser.add_argument('--position-probe', action='store_true',
+                        help="measure under the reward's position probe (fitted on RUN_DIR's "
+                             'frames and their true states) rather than the plain latent')
     args = parser.parse_args()
     run_dir = pathlib.Path(args.run_dir)
     if args.train:
@@ -168,11 +174,20 @@ def main() -> int:
     vae.eval()
     observer = LatentObserver(vae, config.preprocess_config)
     spec = tasks.task(config.task)
-    figures = {'task': config.task}
+    figures: dict[str, Any] = {'task': config.task, 'position_probe': args.position_probe}
+    probe = None
+    if args.position_probe:
+        with np.load(run_dir / 'images.npz') as data:
+            if 'states' not in data.files:
+                parser.error(f'{run_dir}/images.npz holds no states: collect it again')
+            probe = PositionProbe.fit(observer.encode(data['images']), data['states'],
+                                      seed=config.seed)
+        figures['probe_holdout_error_m'] = probe.holdout_error_m.tolist()
     with SawyerSim(SawyerSimConfig(task=config.task)) as sim:
         def encode(states: np.ndarray) -> np.ndarray:
-            return observer.encode(np.stack([observer.image(sim.render_goal(
+            latents = observer.encode(np.stack([observer.image(sim.render_goal(
                 state, config.raw_height, config.raw_width)) for state in states]))
+            return latents if probe is None else probe(latents)
         pucks = np.array(spec.puck_starts, dtype=float).ravel()
         # The hand over its reachable box (pucks where a reset puts them, hand clear of them).
         hands = grid(np.array(sim.config.workspace_low) + 0.04,
