@@ -59,9 +59,9 @@ class PositionProbe:
     `PositionProbe.fit(latents, positions)` on frames whose positions are known; calling it
     maps latents to positions in units of the frames' spread (the mean over coordinates of
     their standard deviations: one unit for all, so the reward is about the latent distance's
-    size), so that its `distance` measures centimetres of hand and of puck alike, as
-    the state oracle's shared-spread reward does. Only a simulator knows
-    where its puck lies: a diagnostic that separates RIG's reward from its latent observation.
+    size). Its `distance` then counts centimetres of hand and of puck alike, as the state
+    oracle's shared-spread reward does. Only a simulator knows where its puck lies: a
+    diagnostic that separates RIG's reward from its latent observation.
     """
 
     weights: np.ndarray
@@ -76,8 +76,8 @@ class PositionProbe:
             seed: int = 0) -> PositionProbe:
         """Fit on four fifths of the frames (ridge-regularised) and measure on the rest.
 
-        Raises ValueError for mismatched or non-finite arrays, or too few frames for the
-        features.
+        Raises ValueError for mismatched or non-finite arrays, positions that never change,
+        or too few frames for the features.
         """
         latents = np.asarray(latents, dtype=np.float64)
         positions = np.asarray(positions, dtype=np.float64)
@@ -86,9 +86,12 @@ class PositionProbe:
                              f'{latents.shape} and {positions.shape}')
         if not (np.isfinite(latents).all() and np.isfinite(positions).all()):
             raise ValueError('latents and positions must be finite')
+        spread = float(positions.std(axis=0).mean())
+        if not spread > 0:
+            raise ValueError('the positions never change: nothing to measure distances in')
         features = quadratic_features(latents)
-        held = np.random.default_rng(seed).permutation(len(latents))
-        held, fitted = held[:len(held) // 5], held[len(held) // 5:]
+        order = np.random.default_rng(seed).permutation(len(latents))
+        held, fitted = order[:len(order) // 5], order[len(order) // 5:]
         if len(fitted) < 2 * features.shape[1] or not len(held):
             raise ValueError(f'{len(latents)} frames are too few to fit {features.shape[1]} '
                              'quadratic features of the latent')
@@ -99,9 +102,6 @@ class PositionProbe:
             return np.linalg.solve(gram, x.T @ positions[rows])
 
         error = np.median(np.abs(features[held] @ solve(fitted) - positions[held]), axis=0)
-        spread = float(positions.std(axis=0).mean())
-        if not spread > 0:
-            raise ValueError('the positions never change: nothing to measure distances in')
         return cls(solve(np.arange(len(latents))).astype(np.float32), error, spread)
 
     def positions(self, latents: np.ndarray) -> np.ndarray:

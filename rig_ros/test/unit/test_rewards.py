@@ -84,7 +84,7 @@ def test_position_probe_refuses_what_it_cannot_fit():
     with pytest.raises(ValueError, match='finite'):
         PositionProbe.fit(np.full((100, 2), np.nan), np.zeros((100, 2)))
     with pytest.raises(ValueError, match='too few'):
-        PositionProbe.fit(np.ones((20, 8)), np.ones((20, 2)))
+        PositionProbe.fit(np.ones((20, 8)), np.arange(40.0).reshape(20, 2))
     with pytest.raises(ValueError, match='never change'):
         PositionProbe.fit(np.random.default_rng(0).standard_normal((100, 2)), np.ones((100, 2)))
 
