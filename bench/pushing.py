@@ -23,7 +23,9 @@ of RIG and the oracle alike, `--relabel` where sampled transitions' goals come f
 too); `--frame-goals-from-replay` draws the frames' goals from the replay, as the graph does, and
 `--frame-goals-hand-box` from the frames whose hand lies in the hand-goal box;
 `--reward-position-probe` measures RIG's reward between the hand and puck positions a probe
-reads from the latents (a simulator diagnostic: the probe is fitted on true states);
+reads from the latents (a simulator diagnostic: the probe is fitted on true states) and
+`--observe-position-probe` makes those positions RIG's observation and goals too (its reward
+measures between them);
 `--reset-to-goal 0 --fine-tune-vae-every N` is what a robot can do without a simulator's resets
 (random exploration's frames, the VAE fine-tuned online on the practice frames;
 `--fine-tune-vae-until M` stops the rounds after M practice steps); `--keep-objects` lets
@@ -111,6 +113,7 @@ class RunSettings:
     frame_goals_hand_box: bool | None = None  # PipelineConfig.frame_goals_hand_in_goal_box
     oracle_shared_scale: bool | None = None  # StateScaler(shared_scale=True) for the oracle
     reward_position_probe: bool | None = None  # PipelineConfig.reward_position_probe
+    observe_position_probe: bool | None = None  # PipelineConfig.observe_position_probe
 
     def tag(self) -> str:
         """Return a suffix naming the settings that differ ('' for none)."""
@@ -125,7 +128,8 @@ class RunSettings:
                            ('until', self.fine_tune_vae_until), ('beta', self.beta),
                            ('from', 'replay' if self.frame_goals_from_replay else None),
                            ('hand', 'box' if self.frame_goals_hand_box else None),
-                           ('reward', 'probe' if self.reward_position_probe else None))
+                           ('reward', 'probe' if self.reward_position_probe else None),
+                           ('observe', 'probe' if self.observe_position_probe else None))
                        if value is not None
                        ) + self.baselines_tag()
 
@@ -191,6 +195,8 @@ def pushing_config(task: str, variant: str, seed: int, quick: bool, rl_steps: in
         config = dataclasses.replace(config, frame_goals_hand_in_goal_box=True)
     if settings.reward_position_probe:
         config = dataclasses.replace(config, reward_position_probe=True)
+    if settings.observe_position_probe:
+        config = dataclasses.replace(config, observe_position_probe=True)
     if settings.updates_per_step is not None:
         config = dataclasses.replace(config, td3=dataclasses.replace(
             config.td3, updates_per_step=settings.updates_per_step))
@@ -419,6 +425,10 @@ def main() -> int:
                         help="a simulator diagnostic: RIG's reward is the distance between "
                              'hand and puck positions read from the latents by a probe fitted '
                              "on the VAE's frames and their true states")
+    parser.add_argument('--observe-position-probe', action='store_true',
+                        help='a simulator diagnostic (with --imagined-goals frames): those '
+                             "positions are RIG's observation and goals too, and its reward "
+                             'measures between them')
     parser.add_argument('--updates-per-step', type=int, default=None,
                         help='TD3 updates per stored transition, RIG and the oracle alike '
                              "(default: the pipeline's and RIG's, 4); wall time grows with it")
@@ -468,7 +478,8 @@ def main() -> int:
         keep_objects=args.keep_objects or None,
         frame_goals_hand_box=args.frame_goals_hand_box or None,
         oracle_shared_scale=args.oracle_shared_scale or None,
-        reward_position_probe=args.reward_position_probe or None)
+        reward_position_probe=args.reward_position_probe or None,
+        observe_position_probe=args.observe_position_probe or None)
     if args.goals is None:
         args.goals = 5 if args.quick else 20
     try:  # the configs check every setting and name the field; refuse before anything runs

@@ -143,6 +143,13 @@ class PipelineConfig:
     latent; only the reward's ruler changes (hand and puck centimetres weigh alike, as in
     the shared-spread oracle's). A robot does not know its puck's position: not for robots.
     Not with fine-tuning (the probe reads the pretrained VAE's latents)."""
+    observe_position_probe: bool = False
+    """Simulator diagnostic: the policy observes, and is given goals as, the positions that
+    probe reads from the latents (the oracle's state read from pixels, in units of the frames'
+    spread), and the Euclidean reward measures between them (reward_position_probe's ruler,
+    implied). Separates what RIG's latent observation costs from its goals and ruler. Needs
+    imagined_goals 'frames' (the prior's draws are latents no frame showed) and the Euclidean
+    reward on a frozen VAE; not for robots."""
     fine_tune_vae_every: int = 0
     """Practice steps between VAE fine-tuning rounds on the replay's images; 0: frozen VAE."""
     fine_tune_vae_steps: int = 200
@@ -200,6 +207,15 @@ class PipelineConfig:
             raise ValueError("reward_position_probe needs the 'euclidean' reward on a frozen "
                              f'VAE (no fine-tuning), got reward {self.reward!r}, '
                              f'fine_tune_vae_every {self.fine_tune_vae_every}')
+        if self.observe_position_probe and (
+                self.reward != 'euclidean' or self.fine_tune_vae_every
+                or self.imagined_goals != 'frames' or self.reward_position_probe):
+            raise ValueError("observe_position_probe needs the 'euclidean' reward on a frozen "
+                             "VAE, imagined_goals 'frames' and no reward_position_probe (it "
+                             f'measures in the positions already), got reward {self.reward!r}, '
+                             f'fine_tune_vae_every {self.fine_tune_vae_every}, imagined_goals '
+                             f'{self.imagined_goals!r}, reward_position_probe '
+                             f'{self.reward_position_probe}')
         if self.vae.image_size != self.image_size:
             self.vae = dataclasses.replace(self.vae, image_size=self.image_size)
 
@@ -246,20 +262,26 @@ def _tuples(values: dict[str, Any]) -> dict[str, Any]:
 
 
 class LatentObserver:
-    """Raw camera frame -> preprocessed image -> VAE mean: what the graph's nodes do per frame."""
+    """Raw camera frame -> preprocessed image -> VAE mean: what the graph's nodes do per frame.
 
-    def __init__(self, vae: ConvVAE, preprocess_config: PreprocessConfig) -> None:
+    read: maps the encoder means to what the policy observes (None: the means themselves; a
+    `PositionProbe` for `observe_position_probe`).
+    """
+
+    def __init__(self, vae: ConvVAE, preprocess_config: PreprocessConfig,
+                 read: Optional[Callable[[np.ndarray], np.ndarray]] = None) -> None:
         self.vae = vae
         self.preprocess_config = preprocess_config
+        self.read = read
 
     def image(self, raw: np.ndarray) -> np.ndarray:
         """Preprocess one raw RGB frame."""
         return preprocess(raw, self.preprocess_config)
 
     def encode(self, images: np.ndarray) -> np.ndarray:
-        """Return the encoder means of uint8 NHWC images."""
+        """Return the encoder means of uint8 NHWC images (read, if the observer reads them)."""
         mean, _ = encode_images(self.vae, images)
-        return mean
+        return mean if self.read is None else self.read(mean)
 
     def observe(self, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Preprocessed image and its latent mean."""
@@ -655,14 +677,20 @@ class RigPipeline:
         """RL with imagined goals, resuming from the last checkpoint."""
         config, env = self.config, self.env
         vae = self._vae = self.vae()
-        observer = LatentObserver(vae, config.preprocess_config)
-        latent_dim = config.vae.latent_dim
+        probe = (self._position_probe(vae)
+                 if config.reward_position_probe or config.observe_position_probe else None)
+        read = probe if config.observe_position_probe else None
+        observer = LatentObserver(vae, config.preprocess_config, read)
+        # What the policy observes: the latent, or the positions read from it.
+        observation_dim = (config.vae.latent_dim if probe is None or read is None
+                           else probe.weights.shape[1])
         rng = np.random.default_rng(config.seed + 1)
         skew = config.skew_fit
         # Imagined goals: the VAE prior (RIG), or the frames' latents (skewed by Skew-Fit).
         frame_goals = (SkewedGoalSampler(skew, rng, seed=config.seed)
                        if config.imagined_goals == 'frames' else None)
-        prior = frame_goals if frame_goals is not None else latent_prior(rng, latent_dim)
+        prior = (frame_goals if frame_goals is not None
+                 else latent_prior(rng, config.vae.latent_dim))
         if config.frame_goals_from_replay:  # the trainer is made below; read at each draw
             prior = replay_latent_goals(lambda: trainer.buffer, prior, rng)
         fine_tuning: Optional[VAEStage] = None
@@ -676,10 +704,11 @@ class RigPipeline:
             fine_tuning = VAEFineTuning(vae, config.vae, config.fine_tune_vae_every,
                                         config.fine_tune_vae_steps, config.fine_tune_vae_until)
         trainer = make_trainer(
-            config, latent_dim, env.action_dim, prior,
+            config, observation_dim, env.action_dim, prior,
             image_shape=(config.image_size, config.image_size, 3),
             latent_variance=self._latent_variance(vae) if config.reward == 'mahalanobis'
-            else None, latent_distance=self._latent_distance(vae), vae_stage=fine_tuning)
+            else None, latent_distance=probe.distance if config.reward_position_probe else None,
+            vae_stage=fine_tuning)
         policy = trainer.acting_policy(config.exploration)
         step = 0
         curve: list[dict[str, Any]] = []
@@ -698,7 +727,8 @@ class RigPipeline:
         if frame_goals is not None:
             # A fine-tuned VAE's goals come from the replay's frames, as its last round left them.
             tuned = fine_tuning is not None and step >= config.fine_tune_vae_every
-            frame_goals.fit(vae, trainer.buffer.images() if tuned else self.goal_frames())
+            frame_goals.fit(vae, trainer.buffer.images() if tuned else self.goal_frames(),
+                            read=read)
         goal_states = evaluation_goals(env, config.eval_goals, config.seed)
 
         def evaluate(at_step: int) -> None:
@@ -744,21 +774,17 @@ class RigPipeline:
         variance = saved_latent_variance(saved.metadata, self.config.vae.latent_dim)
         return variance if variance is not None else latent_variance(vae, self.images())
 
-    def _latent_distance(self, vae: ConvVAE) -> Optional[LatentDistance]:
-        """Return the reward's distance between latents (None: the straight line).
+    def _position_probe(self, vae: ConvVAE) -> PositionProbe:
+        """Fit the probe from the VAE's latents to positions on its frames and their states.
 
-        `reward_position_probe`: the distance between the positions a probe fitted on the
-        VAE's frames and their true states reads from the latents. Frames and VAE are fixed
-        for a run, so a resumed run fits the same probe again.
+        Frames and VAE are fixed for a run, so a resumed run fits the same probe again.
         """
-        config = self.config
-        if not config.reward_position_probe:
-            return None
-        latents = LatentObserver(vae, config.preprocess_config).encode(self.images())
-        probe = PositionProbe.fit(latents, self.image_states(), seed=config.seed)
-        self.log('reward: positions read from the latent, held-out median error '
+        latents = LatentObserver(vae, self.config.preprocess_config).encode(self.images())
+        probe = PositionProbe.fit(latents, self.image_states(), seed=self.config.seed)
+        use = 'observation' if self.config.observe_position_probe else 'reward'
+        self.log(f'{use}: positions read from the latent, held-out median error '
                  + ', '.join(f'{100 * error:.2f}' for error in probe.holdout_error_m) + ' cm')
-        return probe.distance
+        return probe
 
     def _save_rl(self, trainer: RigTrainer, step: int, curve: list[dict[str, Any]]) -> None:
         atomic_write(self.replay_path,

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Literal, Mapping, Optional
+from typing import Callable, Literal, Mapping, Optional
 
 import numpy as np
 import torch
@@ -221,8 +221,12 @@ class SkewedGoalSampler:
         self.weights: Optional[np.ndarray] = None
         self.fits = 0
 
-    def fit(self, vae: ConvVAE, images: np.ndarray) -> None:
-        """Score `images` (a seeded subset of at most max_density_frames) under `vae`."""
+    def fit(self, vae: ConvVAE, images: np.ndarray,
+            read: Optional[Callable[[np.ndarray], np.ndarray]] = None) -> None:
+        """Score `images` (a seeded subset of at most max_density_frames) under `vae`.
+
+        read: maps the frames' encoder means to the goals drawn (None: the means, as observed).
+        """
         if len(images) == 0:
             raise ValueError('need frames to imagine goals from')
         if not images.flags.writeable:  # a replay's read-only view; torch wants writable
@@ -231,7 +235,8 @@ class SkewedGoalSampler:
         if len(images) > self.config.max_density_frames:
             images = images[np.sort(select.choice(len(images), self.config.max_density_frames,
                                                   replace=False))]
-        self.latents = encode_images(vae, images)[0]
+        latents = encode_images(vae, images)[0]
+        self.latents = latents if read is None else read(latents)
         self.weights = frame_weights(vae, images, self.config, seed=self.seed + self.fits)
         self.fits += 1
 

@@ -226,6 +226,16 @@ def test_frame_goals_hand_box_names_rigs_folder_and_reaches_the_config(
             settings, imagined_goals=None))
 
 
+def test_position_probe_observation_names_rigs_folder_and_reaches_the_config(
+        pushing: ModuleType) -> None:
+    settings = pushing.RunSettings(latent_dim=16, imagined_goals='frames',
+                                   observe_position_probe=True)
+    assert settings.tag() == '_latent16_goalsframes_observeprobe'
+    assert settings.baselines_tag() == ''
+    config = pushing.pushing_config('pusher', 'rig', 0, False, 50_000, 20, settings)
+    assert config.observe_position_probe and not config.reward_position_probe
+
+
 @pytest.mark.parametrize('flags, field', [
     (['--reset-to-goal', '1.5'], 'collect_reset_to_goal_probability'),
     (['--beta', '-1'], 'beta'), (['--episode-length', '0'], 'episode_length'),
@@ -233,7 +243,8 @@ def test_frame_goals_hand_box_names_rigs_folder_and_reaches_the_config(
     (['--relabel', '0.5', '0.5', '0.5'], 'relabel'), (['--replay-capacity', '0'], 'replay'),
     (['--updates-per-step', '0'], 'updates_per_step'),
     (['--frame-goals-from-replay'], 'frame_goals_from_replay'),
-    (['--collect-hold-steps', '0'], 'collect_hold_steps')])
+    (['--collect-hold-steps', '0'], 'collect_hold_steps'),
+    (['--observe-position-probe'], 'observe_position_probe')])
 def test_a_bad_pusher_setting_is_refused_before_anything_runs(
         pushing: ModuleType, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture, flags: list[str], field: str) -> None:

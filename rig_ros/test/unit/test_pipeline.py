@@ -11,11 +11,12 @@ from rig_ros.core.encoder import LATENT_VARIANCE_KEY
 from rig_ros.core.evaluation import read_evaluations, read_rows
 from rig_ros.core.noise import ExplorationConfig
 from rig_ros.core.pipeline import (
-    collect_images, exploration_states, hand_in_goal_box, kept_objects, PipelineConfig,
-    RigPipeline)
+    collect_images, exploration_states, hand_in_goal_box, kept_objects, LatentObserver,
+    PipelineConfig, RigPipeline)
 from rig_ros.core.skew_fit import SkewedGoalSampler, SkewedVAEFineTuning, SkewFitConfig
 from rig_ros.core.td3 import TD3Config
 from rig_ros.core.trainer import VAEFineTuning
+from rig_ros.core.vae import ConvVAE, VAEConfig
 from rig_ros.sim.sawyer import SawyerSim, SawyerSimConfig
 
 
@@ -143,8 +144,6 @@ def test_vae_fine_tuning_refreshes_latents_and_is_checkpointed(sim, tmp_path, un
     assert any(not (pretrained[key] == tuned[key]).all() for key in pretrained
                if pretrained[key].is_floating_point())
     with np.load(tmp_path / 'replay.npz') as replay:
-        from rig_ros.core.pipeline import LatentObserver
-        from rig_ros.core.vae import ConvVAE
         vae = ConvVAE(config.vae)
         vae.load_state_dict(tuned)
         vae.eval()
@@ -370,6 +369,36 @@ def test_position_probe_reward_reads_the_frames_states_from_the_latents(tmp_path
     for wrong in ({'reward': 'mahalanobis'}, {'fine_tune_vae_every': 60}):
         with pytest.raises(ValueError, match='reward_position_probe'):
             tiny_config(reward_position_probe=True, **wrong)
+
+
+def test_position_probe_observation_gives_the_policy_positions_read_from_pixels(tmp_path):
+    config = tiny_config(task='pusher', collect_images=400, collect_reset_to_goal_probability=0.5,
+                         rl_steps=60, imagined_goals='frames', observe_position_probe=True,
+                         vae=VAEConfig(latent_dim=6))
+    with SawyerSim(SawyerSimConfig(task='pusher')) as pusher:
+        pipeline = RigPipeline(pusher, config, tmp_path, progress=False)
+        trainer, observer, curve = pipeline.practise()
+        probe = observer.read
+        states = pipeline.image_states()
+        means = LatentObserver(observer.vae, config.preprocess_config).encode(pipeline.images())
+        observed = observer.encode(pipeline.images())
+        # Observations, goals and replay are the positions in spread units, not the latents.
+        assert observed.shape == states.shape != means.shape
+        np.testing.assert_allclose(observed, probe(means), rtol=1e-5)
+        assert trainer.buffer.export()['obs'].shape[1] == states.shape[1]
+        goals = trainer.prior_goal_sampler(50)
+        assert np.min(np.linalg.norm(goals[:, None] - observed[None], axis=2), axis=1).max() < 1e-4
+        # The reward is the straight line between them: the probe's ruler.
+        np.testing.assert_allclose(trainer.reward_fn(observed[:5], observed[5:10]),
+                                   -np.linalg.norm(observed[:5] - observed[5:10], axis=1),
+                                   rtol=1e-5)
+        # Read back in metres, the observed positions sit near the true ones.
+        assert np.median(np.abs(probe.positions(means) - states)) < 0.05
+        assert len(curve) >= 2 and curve[-1]['rl_step'] == 60
+    for wrong in ({'imagined_goals': 'prior'}, {'reward': 'mahalanobis'},
+                  {'fine_tune_vae_every': 60}, {'reward_position_probe': True}):
+        with pytest.raises(ValueError, match='observe_position_probe'):
+            tiny_config(**{'imagined_goals': 'frames', 'observe_position_probe': True, **wrong})
 
 
 @pytest.mark.parametrize('value', [-0.1, 1.5, True])
