@@ -57,10 +57,11 @@ class PositionProbe:
     """Quadratic regression from latents to true positions (metres): a simulator's reward ruler.
 
     `PositionProbe.fit(latents, positions)` on frames whose positions are known; calling it
-    maps latents to positions in units of the frames' spread (the mean over coordinates of
-    their standard deviations: one unit for all, so the reward is about the latent distance's
-    size). Its `distance` then counts centimetres of hand and of puck alike, as the state
-    oracle's shared-spread reward does. Only a simulator knows where its puck lies: a
+    maps latents to positions about the frames' mean, in units of their spread (the mean over
+    coordinates of their standard deviations: one unit for all, so the reward is about the
+    latent distance's size, and an observation is centred as the oracle's state is). Its
+    `distance` then counts centimetres of hand and of puck alike, as the state oracle's
+    shared-spread reward does. Only a simulator knows where its puck lies: a
     diagnostic that separates RIG's reward from its latent observation.
     """
 
@@ -70,6 +71,8 @@ class PositionProbe:
     """Median absolute error per position on the fifth of the frames held out of the fit."""
     spread_m: float
     """The frames' spread: one unit of the probe's output."""
+    mean_m: np.ndarray
+    """The frames' mean position: the origin of the probe's output."""
 
     @classmethod
     def fit(cls, latents: np.ndarray, positions: np.ndarray, ridge: float = 1e-4,
@@ -102,15 +105,16 @@ class PositionProbe:
             return np.linalg.solve(gram, x.T @ positions[rows])
 
         error = np.median(np.abs(features[held] @ solve(fitted) - positions[held]), axis=0)
-        return cls(solve(np.arange(len(latents))).astype(np.float32), error, spread)
+        return cls(solve(np.arange(len(latents))).astype(np.float32), error, spread,
+                   positions.mean(axis=0).astype(np.float32))
 
     def positions(self, latents: np.ndarray) -> np.ndarray:
         """Return the positions in metres, (..., P), read from latents (..., latent_dim)."""
         return (quadratic_features(latents) @ self.weights).astype(np.float32)
 
     def __call__(self, latents: np.ndarray) -> np.ndarray:
-        """Return the positions in units of the frames' spread (what the reward measures)."""
-        return self.positions(latents) / np.float32(self.spread_m)
+        """Return the positions about the frames' mean in units of their spread (as measured)."""
+        return (self.positions(latents) - self.mean_m) / np.float32(self.spread_m)
 
     def distance(self, achieved: np.ndarray, goal: np.ndarray) -> np.ndarray:
         """Return the distance between the positions read from two latents (spread units)."""

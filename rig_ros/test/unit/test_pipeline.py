@@ -385,6 +385,7 @@ def test_position_probe_observation_gives_the_policy_positions_read_from_pixels(
         # Observations, goals and replay are the positions in spread units, not the latents.
         assert observed.shape == states.shape != means.shape
         np.testing.assert_allclose(observed, probe(means), rtol=1e-5)
+        assert np.abs(observed.mean(axis=0)).max() < 0.1  # centred, as the oracle's state
         assert trainer.buffer.export()['obs'].shape[1] == states.shape[1]
         goals = trainer.prior_goal_sampler(50)
         assert np.min(np.linalg.norm(goals[:, None] - observed[None], axis=2), axis=1).max() < 1e-4

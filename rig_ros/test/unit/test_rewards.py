@@ -62,13 +62,17 @@ def curved_latents(positions: np.ndarray) -> np.ndarray:
 
 def test_position_probe_reads_positions_a_latent_encodes_quadratically():
     rng = np.random.default_rng(0)
-    positions = rng.uniform(-1.0, 1.0, (400, 2))
+    positions = rng.uniform(-1.0, 1.0, (400, 2)) + [0.0, 0.6]
     probe = PositionProbe.fit(curved_latents(positions), positions)
     assert probe.holdout_error_m.max() < 1e-3  # the ridge term leaves a small bias
-    other = rng.uniform(-1.0, 1.0, (20, 2))
+    other = rng.uniform(-1.0, 1.0, (20, 2)) + [0.0, 0.6]
     np.testing.assert_allclose(probe.positions(curved_latents(other)), other, atol=2e-3)
-    # Its output is in units of the frames' spread: the reward measures positions' distance.
+    # Its output is centred on the frames and in units of their spread (as the oracle's
+    # state): the reward measures positions' distance.
     assert probe.spread_m == pytest.approx(positions.std(axis=0).mean())
+    np.testing.assert_allclose(probe(curved_latents(positions)).mean(axis=0), 0.0, atol=1e-2)
+    np.testing.assert_allclose(probe(curved_latents(other)),
+                               (other - positions.mean(axis=0)) / probe.spread_m, atol=1e-2)
     a, b = curved_latents(other[:10]), curved_latents(other[10:])
     np.testing.assert_allclose(
         latent_reward_fn('euclidean', distance=probe.distance)(a, b),
