@@ -29,8 +29,9 @@ measures between them);
 `--reset-to-goal 0 --fine-tune-vae-every N` is what a robot can do without a simulator's resets
 (random exploration's frames, the VAE fine-tuned online on the practice frames;
 `--fine-tune-vae-until M` stops the rounds after M practice steps); `--keep-objects` lets
-exploration's re-sets move the hand only (the puck stays where it was pushed, as on a robot) and
-`--collect-hold-steps N` holds each random action N steps (both name RIG's folder);
+exploration's re-sets move the hand only (the puck stays where it was pushed, as on a robot),
+`--hand-to-goal-box` then moves the hand into the hand-goal box, and `--collect-hold-steps N`
+holds each random action N steps (all three name RIG's folder);
 `--oracle-goals exploration` gives the oracle RIG's frames' goals in state (the states random
 exploration saw; a diagnostic with its own folder), `exploration-hand` / `exploration-pucks`
 only their hand / pucks, the rest drawn from the goal space, `exploration-handbox` those
@@ -110,6 +111,7 @@ class RunSettings:
     oracle_goals: str | None = None  # an ORACLE_GOALS key: the oracle's goals from explored states
     collect_hold_steps: int | None = None  # PipelineConfig.collect_hold_steps (None: 5)
     keep_objects: bool | None = None  # PipelineConfig.collect_keep_objects (None: False)
+    hand_to_goal_box: bool | None = None  # PipelineConfig.collect_hand_to_goal_box
     frame_goals_hand_box: bool | None = None  # PipelineConfig.frame_goals_hand_in_goal_box
     oracle_shared_scale: bool | None = None  # StateScaler(shared_scale=True) for the oracle
     reward_position_probe: bool | None = None  # PipelineConfig.reward_position_probe
@@ -124,6 +126,7 @@ class RunSettings:
                            ('reset', self.reset_to_goal_probability),
                            ('hold', self.collect_hold_steps),
                            ('keep', 'objects' if self.keep_objects else None),
+                           ('start', 'handbox' if self.hand_to_goal_box else None),
                            ('finetune', self.fine_tune_vae_every),
                            ('until', self.fine_tune_vae_until), ('beta', self.beta),
                            ('from', 'replay' if self.frame_goals_from_replay else None),
@@ -147,7 +150,8 @@ class RunSettings:
                         else f'{self.oracle_goals}-reset{self.reset_probability():g}'
                         + ('' if self.collect_hold_steps is None
                            else f'-hold{self.collect_hold_steps}')
-                        + ('-keep' if self.keep_objects else ''))
+                        + ('-keep' if self.keep_objects else '')
+                        + ('-starthandbox' if self.hand_to_goal_box else ''))
         return ''.join(f'_{name}{value}' for name, value in (
             ('replay', self.replay_capacity), ('episode', self.episode_length),
             ('relabel', relabel), ('updates', self.updates_per_step),
@@ -181,6 +185,8 @@ def pushing_config(task: str, variant: str, seed: int, quick: bool, rl_steps: in
         config = dataclasses.replace(config, collect_hold_steps=settings.collect_hold_steps)
     if settings.keep_objects:
         config = dataclasses.replace(config, collect_keep_objects=True)
+    if settings.hand_to_goal_box:
+        config = dataclasses.replace(config, collect_hand_to_goal_box=True)
     if settings.fine_tune_vae_every is not None:
         config = dataclasses.replace(config, fine_tune_vae_every=settings.fine_tune_vae_every)
     if settings.fine_tune_vae_until is not None:
@@ -438,6 +444,9 @@ def main() -> int:
     parser.add_argument('--keep-objects', action='store_true',
                         help="exploration's re-sets move the hand only: the puck stays where "
                              'it was pushed, as on a robot (out of reach: back to its start)')
+    parser.add_argument('--hand-to-goal-box', action='store_true',
+                        help="exploration's re-sets then move the hand to a random point of "
+                             'the hand-goal box clear of the puck (a robot knows its hand)')
     parser.add_argument('--oracle-goals', choices=tuple(ORACLE_GOALS), default=None,
                         help="the oracle's practice and imagined goals: the states random "
                              "exploration saw (RIG's frames' goals in state; with "
@@ -476,6 +485,7 @@ def main() -> int:
         frame_goals_from_replay=args.frame_goals_from_replay or None,
         oracle_goals=args.oracle_goals, collect_hold_steps=args.collect_hold_steps,
         keep_objects=args.keep_objects or None,
+        hand_to_goal_box=args.hand_to_goal_box or None,
         frame_goals_hand_box=args.frame_goals_hand_box or None,
         oracle_shared_scale=args.oracle_shared_scale or None,
         reward_position_probe=args.reward_position_probe or None,

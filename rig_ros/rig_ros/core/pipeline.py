@@ -101,6 +101,10 @@ class PipelineConfig:
     its start goes back to its own start."""
     collect_reset_to_goal_probability: float = 0.0
     """Stage 1: share of episodes set to a sampled goal state after the reset (RIG's recipe)."""
+    collect_hand_to_goal_box: bool = False
+    """Stage 1: every other re-set then moves the hand to a uniform point of the task's
+    hand-goal box clear of the pucks (`hand_to_goal_box`; a robot can: it knows its hand), so
+    episodes start with the hand where evaluation's goals put it and the puck wherever it is."""
     vae: VAEConfig = dataclasses.field(default_factory=VAEConfig)
     """Stage 2: the VAE and its training."""
     vae_steps: int = 5000
@@ -302,11 +306,14 @@ def explore(env: GoalEnv, config: PipelineConfig, progress: bool = True,
     episode. With `collect_reset_to_goal_probability` that share of the resets (drawn from a
     generator of their own, so the actions stay those of the plain recipe) is followed by
     setting the scene to a sampled goal state; with `collect_keep_objects` the other resets put
-    the objects back where the last episode left them (`kept_objects`).
+    the objects back where the last episode left them (`kept_objects`); with
+    `collect_hand_to_goal_box` they then move the hand into the hand-goal box (a generator of
+    its own too).
     """
     rng = np.random.default_rng(config.seed)
     probability = config.collect_reset_to_goal_probability
     goal_rng = np.random.default_rng((config.seed, 1))
+    hand_rng = np.random.default_rng((config.seed, 2))
     action = np.zeros(env.action_dim)
     for index in tqdm(range(config.collect_images), desc=desc, disable=not progress,
                       unit='img'):
@@ -317,8 +324,13 @@ def explore(env: GoalEnv, config: PipelineConfig, progress: bool = True,
             # No draw at probability 0: the plain recipe's images stay bit for bit.
             if probability > 0 and goal_rng.random() < probability:
                 env.set_state_vector(env.sample_goal_state(goal_rng))
-            elif objects is not None and index > 0:
-                env.set_state_vector(kept_objects(env.state_vector(), objects, config.task))
+            elif (objects is not None and index > 0) or config.collect_hand_to_goal_box:
+                state = env.state_vector()
+                if objects is not None and index > 0:
+                    state = kept_objects(state, objects, config.task)
+                if config.collect_hand_to_goal_box:
+                    state = hand_to_goal_box(state, config.task, hand_rng)
+                env.set_state_vector(state)
         if step % config.collect_hold_steps == 0:
             action = rng.uniform(-1.0, 1.0, env.action_dim)
         env.step(action)
@@ -347,6 +359,30 @@ def kept_objects(reset_state: np.ndarray, objects: np.ndarray, task_name: str) -
         if (np.all(kept >= low) and np.all(kept <= high)
                 and np.linalg.norm(kept - hand) >= KEEP_CLEARANCE_M):
             puck[:] = kept
+    return state
+
+
+HAND_BOX_CLEARANCE_M = 0.06
+"""Hand centre to puck centre that `hand_to_goal_box` keeps (the simulator's goal states')."""
+
+
+def hand_to_goal_box(state: np.ndarray, task_name: str, rng: np.random.Generator,
+                     draws: int = 1000) -> np.ndarray:
+    """Return `state` with the hand at a uniform point of the task's hand-goal box.
+
+    The point keeps HAND_BOX_CLEARANCE_M from every puck; when `draws` draws find none (pucks
+    filling the box), or the task has no hand-goal box, the hand stays where it was.
+    """
+    spec = tasks.task(task_name)
+    state = np.array(state, dtype=float)
+    if spec.hand_goal_low is None or spec.hand_goal_high is None:
+        return state
+    pucks = state[HAND_DIMS:].reshape(-1, 2)
+    for _ in range(draws):
+        hand = rng.uniform(spec.hand_goal_low, spec.hand_goal_high)
+        if np.all(np.linalg.norm(pucks - hand, axis=1) >= HAND_BOX_CLEARANCE_M):
+            state[:HAND_DIMS] = hand
+            break
     return state
 
 

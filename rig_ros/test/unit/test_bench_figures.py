@@ -226,6 +226,21 @@ def test_frame_goals_hand_box_names_rigs_folder_and_reaches_the_config(
             settings, imagined_goals=None))
 
 
+def test_hand_to_goal_box_names_rigs_folder_and_the_oracles_explored_goals(
+        pushing: ModuleType) -> None:
+    settings = pushing.RunSettings(latent_dim=16, imagined_goals='frames',
+                                   reset_to_goal_probability=0.0, keep_objects=True,
+                                   hand_to_goal_box=True, frame_goals_hand_box=True)
+    assert settings.tag() == '_latent16_goalsframes_reset0_keepobjects_starthandbox_handbox'
+    assert settings.baselines_tag() == ''  # the oracle's goals are the goal space's
+    config = pushing.pushing_config('pusher', 'rig', 0, False, 50_000, 20, settings)
+    assert config.collect_hand_to_goal_box and config.collect_keep_objects
+    # The oracle on the states explored that way: its own folder.
+    explored = dataclasses.replace(settings, oracle_goals='exploration-handbox')
+    assert explored.baselines_tag() == (
+        '_oraclegoalsexploration-handbox-reset0-keep-starthandbox')
+
+
 def test_position_probe_observation_names_rigs_folder_and_reaches_the_config(
         pushing: ModuleType) -> None:
     settings = pushing.RunSettings(latent_dim=16, imagined_goals='frames',

@@ -11,8 +11,8 @@ from rig_ros.core.encoder import LATENT_VARIANCE_KEY
 from rig_ros.core.evaluation import read_evaluations, read_rows
 from rig_ros.core.noise import ExplorationConfig
 from rig_ros.core.pipeline import (
-    collect_images, exploration_states, hand_in_goal_box, kept_objects, LatentObserver,
-    PipelineConfig, RigPipeline)
+    collect_images, exploration_states, HAND_BOX_CLEARANCE_M, hand_in_goal_box, hand_to_goal_box,
+    kept_objects, LatentObserver, PipelineConfig, RigPipeline)
 from rig_ros.core.skew_fit import SkewedGoalSampler, SkewedVAEFineTuning, SkewFitConfig
 from rig_ros.core.td3 import TD3Config
 from rig_ros.core.trainer import VAEFineTuning
@@ -314,6 +314,40 @@ def test_hand_in_goal_box_reads_the_tasks_hand_goal_box():
                                   [True, True, False, False])
     # The reacher's goals span the reachable space: every hand counts.
     assert hand_in_goal_box(states[:, :2], 'reacher').all()
+
+
+def test_hand_to_goal_box_places_the_hand_in_the_box_clear_of_the_pucks():
+    rng = np.random.default_rng(0)
+    for puck in ([0.0, 0.6], [0.04, 0.56], [0.2, 0.7]):
+        state = hand_to_goal_box(np.array([0.0, 0.5, *puck]), 'pusher', rng)
+        assert hand_in_goal_box(state[None], 'pusher')[0]
+        assert np.linalg.norm(state[:2] - puck) >= HAND_BOX_CLEARANCE_M
+        np.testing.assert_array_equal(state[2:], puck)  # the puck stays
+    # Two pucks filling the box leave no room: the hand stays where it was.
+    crowded = np.array([0.0, 0.5, -0.03, 0.6, 0.03, 0.6])
+    np.testing.assert_array_equal(hand_to_goal_box(crowded, 'multi_pusher', rng), crowded)
+    # The reacher has no hand-goal box.
+    np.testing.assert_array_equal(hand_to_goal_box(np.array([0.0, 0.6]), 'reacher', rng),
+                                  [0.0, 0.6])
+
+
+def test_hand_to_goal_box_starts_exploration_episodes_with_the_hand_in_the_box():
+    config = tiny_config(task='pusher', collect_images=400, collect_episode_length=20,
+                         collect_hold_steps=10, collect_keep_objects=True,
+                         collect_hand_to_goal_box=True)
+    with SawyerSim(SawyerSimConfig(task='pusher')) as pusher:
+        kept = exploration_states(pusher, dataclasses.replace(
+            config, collect_hand_to_goal_box=False), progress=False)
+        boxed = exploration_states(pusher, config, progress=False)
+        again = exploration_states(pusher, config, progress=False)
+    np.testing.assert_array_equal(boxed, again)  # seeded
+    # Each episode's first frame (after one step) has its hand at most a step from the box;
+    # the plain reset leaves it at the start (0, 0.5), outside.
+    firsts = boxed[::20]
+    near = np.all((firsts[:, :2] > [-0.07, 0.53]) & (firsts[:, :2] < [0.07, 0.67]), axis=1)
+    assert near.all() and not hand_in_goal_box(kept[::20], 'pusher').any()
+    assert len({tuple(hand.round(3)) for hand in firsts[:, :2]}) == len(firsts)  # drawn anew
+    assert hand_in_goal_box(boxed, 'pusher').mean() > 2 * hand_in_goal_box(kept, 'pusher').mean()
 
 
 def test_frame_goals_come_from_the_frames_whose_hand_lies_in_the_hand_goal_box(tmp_path):
