@@ -37,12 +37,14 @@ exploration saw; a diagnostic with its own folder), `exploration-hand` / `explor
 only their hand / pucks, the rest drawn from the goal space, `exploration-handbox` those
 whose hand lies in the hand-goal box; `--oracle-shared-scale` standardises the oracle's
 state by one spread for every coordinate (hand and puck centimetres weigh alike in its reward;
-a diagnostic with its own folder); `--first-seed K` starts the seeds
-at K (a seed split over sessions or machines: a later run over all of them reads the finished
-ones back); `--no-baselines` runs the RIG variants alone (a later run over the same seeds
-adds the oracle and random). Prints one JSON line last; every figure goes to
+a diagnostic with its own folder). The oracle-only settings name the oracle's folder and the
+summaries, not RIG's runs: RIG against another oracle reads its runs back. `--first-seed K`
+starts the seeds at K (a seed split over sessions or machines: a later run over all of them
+reads the finished ones back); `--no-baselines` runs the RIG variants alone (a later run over
+the same seeds adds the oracle and random). Prints one JSON line last; every figure goes to
 `figures_<tasks>_<variants>_<N>seeds.json` (`..._seedsK-L.json` from K, `..._nobaselines` without
-the baselines) in the run folder, each task's curves to
+the baselines, `..._oraclescaleshared` etc. against another oracle) in the run folder, each
+task's curves to
 `<task>_<variants>_<N>seeds_learning_curve.png` (named the same way).
 """
 
@@ -134,17 +136,26 @@ class RunSettings:
                            ('reward', 'probe' if self.reward_position_probe else None),
                            ('observe', 'probe' if self.observe_position_probe else None))
                        if value is not None
-                       ) + self.baselines_tag()
+                       ) + self.shared_tag()
 
     def reset_probability(self) -> float:
         """Return the collection's reset-to-goal share these settings run with."""
         return (RESET_TO_GOAL_PROBABILITY if self.reset_to_goal_probability is None
                 else self.reset_to_goal_probability)
 
-    def baselines_tag(self) -> str:
-        """Return the suffix of the settings the oracle sees too ('' for none)."""
+    def shared_tag(self) -> str:
+        """Return the suffix of the settings RIG and the oracle both see ('' for none)."""
         relabel = None if self.relabel is None else '-'.join(f'{share:g}'
                                                              for share in self.relabel)
+        return ''.join(f'_{name}{value}' for name, value in (
+            ('replay', self.replay_capacity), ('episode', self.episode_length),
+            ('relabel', relabel), ('updates', self.updates_per_step)) if value is not None)
+
+    def oracle_tag(self) -> str:
+        """Return the suffix of the settings only the oracle sees ('' for none).
+
+        They name the oracle's folder and the summaries that compare with it, not RIG's runs.
+        """
         # Explored states depend on the collection: its resets and actions name the folder too.
         oracle_goals = (None if self.oracle_goals is None
                         else f'{self.oracle_goals}-reset{self.reset_probability():g}'
@@ -153,10 +164,12 @@ class RunSettings:
                         + ('-keep' if self.keep_objects else '')
                         + ('-starthandbox' if self.hand_to_goal_box else ''))
         return ''.join(f'_{name}{value}' for name, value in (
-            ('replay', self.replay_capacity), ('episode', self.episode_length),
-            ('relabel', relabel), ('updates', self.updates_per_step),
             ('oraclegoals', oracle_goals),
             ('oraclescale', 'shared' if self.oracle_shared_scale else None)) if value is not None)
+
+    def baselines_tag(self) -> str:
+        """Return the suffix of the oracle's folder: every setting it sees ('' for none)."""
+        return self.shared_tag() + self.oracle_tag()
 
     def relabel_config(self) -> RelabelConfig | None:
         """Return the relabelling these settings ask for (None: the pipeline's)."""
@@ -299,6 +312,17 @@ def run_rig(config: PipelineConfig, run_dir: pathlib.Path) -> dict[str, Any]:
                'wall_s': result['wall_s'] + time.perf_counter() - start}
     path.write_text(json.dumps(figures))
     return figures
+
+
+def run_name(variants: list[str], seeds: range, no_baselines: bool,
+             settings: RunSettings) -> str:
+    """Return the name of a run's summary and plots: what ran, and which oracle it compares with.
+
+    A run of some seeds or variants, or against another oracle, must not overwrite another's.
+    """
+    seeds_name = f'{len(seeds)}seeds' if seeds[0] == 0 else f'seeds{seeds[0]}-{seeds[-1]}'
+    return (f'{"+".join(variants) or "baselines"}_{seeds_name}'
+            + ('_nobaselines' if no_baselines else settings.oracle_tag()))
 
 
 def pooled(runs: list[dict[str, Any]], method: str, box: str, key: str) -> np.ndarray:
@@ -530,11 +554,7 @@ def main() -> int:
         with concurrent.futures.ProcessPoolExecutor(args.jobs, mp_context=context) as pool:
             for done in pool.map(run_work, work):
                 print(f'== done: {done}', flush=True)
-    # Summaries and plots are named by what was run: a run of some seeds or variants must not
-    # overwrite a wider one's.
-    seeds_name = f'{len(seeds)}seeds' if seeds[0] == 0 else f'seeds{seeds[0]}-{seeds[-1]}'
-    run_name = (f'{"+".join(args.variants) or "baselines"}_{seeds_name}'
-                f'{"_nobaselines" if args.no_baselines else ""}')
+    name = run_name(args.variants, seeds, args.no_baselines, settings)
     for task in args.tasks:
         rig: dict[str, list[dict]] = {variant: [] for variant in args.variants}
         baselines = []
@@ -547,11 +567,11 @@ def main() -> int:
             else:
                 rig[item.variant].append(run_rig(item.config, item.path))
         figures.update(summarise(task, rig, baselines, task_work[-1].config,
-                                 out / f'{task}_{run_name}_learning_curve.png'))
+                                 out / f'{task}_{name}_learning_curve.png'))
     keys = ('pusher_rig_puck_distance_mean', 'pusher_oracle_puck_distance_mean',
             'pusher_rl_steps', 'pusher_seeds', 'multi_pusher_rig_puck_distance_mean',
             'multi_pusher_oracle_puck_distance_mean', 'pusher_skewfit_puck_distance_mean')
-    summary = out / f'figures_{"+".join(args.tasks)}_{run_name}.json'
+    summary = out / f'figures_{"+".join(args.tasks)}_{name}.json'
     summary.write_text(json.dumps(figures, indent=2))
     print(f'all figures: {summary}')
     print(json.dumps({key: figures.get(key) for key in keys}))

@@ -185,7 +185,7 @@ def test_oracle_goals_from_exploration_name_the_oracles_folder_with_its_collecti
     robot = pushing.RunSettings(latent_dim=16, reset_to_goal_probability=0.0,
                                 oracle_goals='exploration')
     assert robot.baselines_tag() == '_oraclegoalsexploration-reset0'
-    assert robot.tag() == '_latent16_reset0_oraclegoalsexploration-reset0'
+    assert robot.tag() == '_latent16_reset0'  # RIG's runs are the same against any oracle
     # RIG's simulated recipe explores other states: another folder.
     assert (pushing.RunSettings(oracle_goals='exploration').baselines_tag()
             == '_oraclegoalsexploration-reset0.5')
@@ -210,7 +210,13 @@ def test_oracle_goals_from_exploration_name_the_oracles_folder_with_its_collecti
 def test_oracle_shared_scale_names_the_oracles_folder(pushing: ModuleType) -> None:
     settings = pushing.RunSettings(oracle_shared_scale=True)
     assert settings.baselines_tag() == '_oraclescaleshared'
-    assert settings.tag() == '_oraclescaleshared'  # RIG's runs too: their baselines differ
+    assert settings.tag() == ''  # RIG's runs are read back against either oracle
+    # The summaries that compare with it are named by it: they do not overwrite the others.
+    seeds = range(3)
+    assert pushing.run_name(['rig'], seeds, False, settings) == 'rig_3seeds_oraclescaleshared'
+    assert pushing.run_name(['rig'], seeds, False, pushing.RunSettings()) == 'rig_3seeds'
+    assert pushing.run_name(['rig'], range(1, 3), True, settings) == 'rig_seeds1-2_nobaselines'
+    assert pushing.run_name([], seeds, False, settings) == 'baselines_3seeds_oraclescaleshared'
 
 
 def test_frame_goals_hand_box_names_rigs_folder_and_reaches_the_config(
