@@ -319,14 +319,16 @@ def explore(env: GoalEnv, config: PipelineConfig, progress: bool = True,
                       unit='img'):
         step = index % config.collect_episode_length
         if step == 0:
-            objects = env.state_vector()[HAND_DIMS:] if config.collect_keep_objects else None
+            # The first episode has nothing to keep.
+            objects = (env.state_vector()[HAND_DIMS:]
+                       if config.collect_keep_objects and index > 0 else None)
             env.reset(seed=int(rng.integers(2**31)))
             # No draw at probability 0: the plain recipe's images stay bit for bit.
             if probability > 0 and goal_rng.random() < probability:
                 env.set_state_vector(env.sample_goal_state(goal_rng))
-            elif (objects is not None and index > 0) or config.collect_hand_to_goal_box:
+            elif objects is not None or config.collect_hand_to_goal_box:
                 state = env.state_vector()
-                if objects is not None and index > 0:
+                if objects is not None:
                     state = kept_objects(state, objects, config.task)
                 if config.collect_hand_to_goal_box:
                     state = hand_to_goal_box(state, config.task, hand_rng)
@@ -718,8 +720,7 @@ class RigPipeline:
         read = probe if config.observe_position_probe else None
         observer = LatentObserver(vae, config.preprocess_config, read)
         # What the policy observes: the latent, or the positions read from it.
-        observation_dim = (config.vae.latent_dim if probe is None or read is None
-                           else probe.weights.shape[1])
+        observation_dim = config.vae.latent_dim if read is None else read.weights.shape[1]
         rng = np.random.default_rng(config.seed + 1)
         skew = config.skew_fit
         # Imagined goals: the VAE prior (RIG), or the frames' latents (skewed by Skew-Fit).
