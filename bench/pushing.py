@@ -112,6 +112,7 @@ class RunSettings:
     frame_goals_from_replay: bool | None = None  # PipelineConfig's (the graph's frames' goals)
     oracle_goals: str | None = None  # an ORACLE_GOALS key: the oracle's goals from explored states
     collect_hold_steps: int | None = None  # PipelineConfig.collect_hold_steps (None: 5)
+    collect_images: int | None = None  # PipelineConfig.collect_images (None: 5,000)
     keep_objects: bool | None = None  # PipelineConfig.collect_keep_objects (None: False)
     hand_to_goal_box: bool | None = None  # PipelineConfig.collect_hand_to_goal_box
     frame_goals_hand_box: bool | None = None  # PipelineConfig.frame_goals_hand_in_goal_box
@@ -127,6 +128,7 @@ class RunSettings:
                            ('goals', self.imagined_goals),
                            ('reset', self.reset_to_goal_probability),
                            ('hold', self.collect_hold_steps),
+                           ('collect', self.collect_images),
                            ('keep', 'objects' if self.keep_objects else None),
                            ('start', 'handbox' if self.hand_to_goal_box else None),
                            ('finetune', self.fine_tune_vae_every),
@@ -161,6 +163,8 @@ class RunSettings:
                         else f'{self.oracle_goals}-reset{self.reset_probability():g}'
                         + ('' if self.collect_hold_steps is None
                            else f'-hold{self.collect_hold_steps}')
+                        + ('' if self.collect_images is None
+                           else f'-collect{self.collect_images}')
                         + ('-keep' if self.keep_objects else '')
                         + ('-starthandbox' if self.hand_to_goal_box else ''))
         return ''.join(f'_{name}{value}' for name, value in (
@@ -196,6 +200,8 @@ def pushing_config(task: str, variant: str, seed: int, quick: bool, rl_steps: in
         config = dataclasses.replace(config, replay_capacity=settings.replay_capacity)
     if settings.collect_hold_steps is not None:
         config = dataclasses.replace(config, collect_hold_steps=settings.collect_hold_steps)
+    if settings.collect_images is not None:
+        config = dataclasses.replace(config, collect_images=settings.collect_images)
     if settings.keep_objects:
         config = dataclasses.replace(config, collect_keep_objects=True)
     if settings.hand_to_goal_box:
@@ -465,6 +471,9 @@ def main() -> int:
     parser.add_argument('--collect-hold-steps', type=int, default=None,
                         help='steps each random exploration action is held (default: the '
                              "pipeline's, 5)")
+    parser.add_argument('--collect-images', type=int, default=None,
+                        help="exploration frames the VAE trains on and the frames' goals come "
+                             "from (default: the pipeline's, 5,000); not RL steps")
     parser.add_argument('--keep-objects', action='store_true',
                         help="exploration's re-sets move the hand only: the puck stays where "
                              'it was pushed, as on a robot (out of reach: back to its start)')
@@ -508,6 +517,7 @@ def main() -> int:
         updates_per_step=args.updates_per_step,
         frame_goals_from_replay=args.frame_goals_from_replay or None,
         oracle_goals=args.oracle_goals, collect_hold_steps=args.collect_hold_steps,
+        collect_images=args.collect_images,
         keep_objects=args.keep_objects or None,
         hand_to_goal_box=args.hand_to_goal_box or None,
         frame_goals_hand_box=args.frame_goals_hand_box or None,

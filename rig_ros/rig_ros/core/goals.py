@@ -24,6 +24,8 @@ from typing import Any, Literal, Optional
 
 import numpy as np
 
+from rig_ros.core.skew_fit import latent_skew_weights
+
 GoalSource = Literal['prior', 'image']
 ImaginedGoals = Literal['prior', 'frames']
 IMAGINED_GOALS = ('prior', 'frames')
@@ -52,6 +54,10 @@ class GoalSchedulerConfig:
         unskewed): prior draws can lie far from anything a scene shows. Until such a frame
         arrives, the prior.
     frame_pool_size: 'frames': latents kept to draw from (a uniform sample of those seen).
+    skew_alpha: 'frames': Skew-Fit's skew in [-1, 0] (0: off, RIG): a kept latent is drawn
+        with weight ~ p(z)^alpha, p the pool's Gaussian KDE ('latent_kde'), so latents of rare
+        scenes (a puck pushed far) are imagined more. Set the learner's skew_fit.alpha alike.
+    skew_max_weight_ratio: cap of one latent's weight, in multiples of the uniform weight.
     robot_id: robot whose transitions end its episodes; empty: the node's namespace without
         the leading '/' ('policy' in the root namespace), as the policy names itself.
     vae_checkpoint: VAE checkpoint file or run directory (for the latent size and the goal
@@ -72,6 +78,8 @@ class GoalSchedulerConfig:
     seed: int = 0
     imagined_goals: ImaginedGoals = 'prior'
     frame_pool_size: int = 2000
+    skew_alpha: float = 0.0
+    skew_max_weight_ratio: float = 20.0
     robot_id: str = ''
     vae_checkpoint: Optional[str] = None
     explore: bool = True
@@ -85,6 +93,14 @@ class GoalSchedulerConfig:
         if self.goal_source not in ('prior', 'image'):
             raise ValueError(f"goal_source must be 'prior' or 'image', got {self.goal_source!r}")
         check_imagined_goals(self.imagined_goals)
+        if not (math.isfinite(self.skew_alpha) and -1.0 <= self.skew_alpha <= 0.0):
+            raise ValueError(f'skew_alpha must be in [-1, 0] (0: off), got {self.skew_alpha!r}')
+        if self.skew_alpha and self.imagined_goals != 'frames':
+            raise ValueError(f"skew_alpha {self.skew_alpha} skews the frames' goals: it needs "
+                             f"imagined_goals 'frames', got {self.imagined_goals!r}")
+        if not self.skew_max_weight_ratio >= 1.0:
+            raise ValueError(f'skew_max_weight_ratio must be >= 1, '
+                             f'got {self.skew_max_weight_ratio!r}')
         for name in ('episode_length', 'torch_threads', 'frame_pool_size'):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -174,9 +190,16 @@ class FramePool:
             if slot < self._size:
                 self._latents[slot] = np.array(latent, np.float32)
 
-    def draw(self) -> np.ndarray:
-        """Return a copy of one kept latent, uniformly (the pool must not be empty)."""
-        return self._latents[int(self._rng.integers(len(self._latents)))].copy()
+    def draw(self, skew_alpha: float = 0.0, max_weight_ratio: float = 20.0) -> np.ndarray:
+        """Return a copy of one kept latent (the pool must not be empty).
+
+        Uniformly, or with skew_alpha < 0 by weight ~ p(z)^alpha over the pool's KDE
+        (`core.skew_fit.latent_skew_weights`, computed at each draw: once per episode).
+        """
+        if not skew_alpha:
+            return self._latents[int(self._rng.integers(len(self._latents)))].copy()
+        weights = latent_skew_weights(np.stack(self._latents), skew_alpha, max_weight_ratio)
+        return self._latents[int(self._rng.choice(len(self._latents), p=weights))].copy()
 
 
 class GoalScheduler:
@@ -262,7 +285,7 @@ class GoalScheduler:
     def imagine(self, latent_dim: int) -> np.ndarray:
         """Return an imagined goal: a seen frame's latent ('frames', if any), else z ~ N(0, I)."""
         if self.config.imagined_goals == 'frames' and len(self.frames):
-            goal = self.frames.draw()
+            goal = self.frames.draw(self.config.skew_alpha, self.config.skew_max_weight_ratio)
             if goal.shape == (latent_dim,):  # else a VAE of another size is loading
                 return goal
         return self._rng.standard_normal(latent_dim).astype(np.float32)

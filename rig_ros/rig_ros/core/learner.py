@@ -77,6 +77,7 @@ from rig_ros.core.goals import check_imagined_goals, ImaginedGoals
 from rig_ros.core.policy_runtime import encode_policy_weights, TransitionRecord
 from rig_ros.core.replay import GoalReplayBuffer, GoalSampler, RelabelConfig
 from rig_ros.core.rewards import REWARD_KINDS, RewardKind
+from rig_ros.core.skew_fit import skewed_replay_latent_goals, SkewFitConfig
 from rig_ros.core.td3 import GoalConditionedTD3, TD3Config
 from rig_ros.core.trainer import (
     check_fine_tune_schedule, latent_prior, replay_latent_goals, RigTrainer)
@@ -186,6 +187,10 @@ class LearnerConfig:
     """Relabelling's imagined goals: z ~ N(0, I) ('prior', RIG) or the latent of a frame in
     the replay ('frames', Skew-Fit's source unskewed; the prior while the replay is empty).
     Set the goal schedulers' imagined_goals alike."""
+    skew_fit: SkewFitConfig = field(default_factory=SkewFitConfig)
+    """Skew-Fit (alpha < 0; 0: off, RIG): VAE pretraining and fine-tuning minibatches drawn by
+    skewed weight, and relabelling's imagined goals ('frames' only) drawn from the replay's
+    latents by skewed 'latent_kde' weight. Set the goal schedulers' skew_alpha alike."""
 
     def __post_init__(self) -> None:
         """Check the values; an error names the field."""
@@ -204,6 +209,9 @@ class LearnerConfig:
         if self.reward not in REWARD_KINDS:
             raise ValueError(f'reward must be one of {REWARD_KINDS}, got {self.reward!r}')
         check_imagined_goals(self.imagined_goals)
+        if self.skew_fit.enabled and self.imagined_goals != 'frames':
+            raise ValueError(f"skew_fit.alpha {self.skew_fit.alpha} skews the frames' goals: "
+                             f"it needs imagined_goals 'frames', got {self.imagined_goals!r}")
         check_fine_tune_schedule(self.fine_tune_vae_every, self.fine_tune_vae_until)
         if self.vae.latent_dim != self.latent_dim:
             raise ValueError(f'vae.latent_dim ({self.vae.latent_dim}) must equal latent_dim '
@@ -337,6 +345,9 @@ class Learner:
         prior = latent_prior(rng, self.config.latent_dim)
         if self.config.imagined_goals == 'prior':
             return prior
+        if self.config.skew_fit.enabled:
+            return skewed_replay_latent_goals(lambda: self.trainer.buffer, prior, rng,
+                                              self.config.skew_fit)
         return replay_latent_goals(lambda: self.trainer.buffer, prior, rng)
 
     @property

@@ -66,6 +66,7 @@ from rig_ros.core.latent_versions import add_exploration, LatentVersions, Versio
 from rig_ros.core.learner import Learner, LearnerConfig, load_latent_variance
 from rig_ros.core.lifecycle import Lifecycle, LifecycleConfig
 from rig_ros.core.policy_runtime import TransitionRecord
+from rig_ros.core.skew_fit import SkewedVAEFineTuning
 from rig_ros.core.trainer import VAEFineTuning
 from rig_ros.core.vae import ConvVAE, encode_images
 from rig_ros.core.vae_training import (
@@ -171,6 +172,9 @@ class PracticeRun:
         parts = [f'run directory {self.run_dir}' if self.run_dir else 'no run directory']
         parts.append(f'stage {self.stage}' + (' (resumed)' if self.lifecycle.resumed else
                                               ' (a new run)'))
+        if self.config.skew_fit.enabled:
+            parts.append(f'Skew-Fit alpha {self.config.skew_fit.alpha:g} (VAE batches and '
+                         "relabelling's frames' goals skewed)")
         if self.frames is not None:
             kept = self.frames.resume()
             self.lifecycle.update(frames=kept)
@@ -200,7 +204,8 @@ class PracticeRun:
         config = self.config
         self.pretraining = VAEPretraining(
             self.run_dir, self.frames.images(), VAEPretrainingConfig(
-                vae=config.vae, checkpoint_every=config.vae_checkpoint_every, seed=config.seed),
+                vae=config.vae, checkpoint_every=config.vae_checkpoint_every, seed=config.seed,
+                skew_fit=config.skew_fit, steps=config.vae_steps),
             device=config.device)
         assert self.lifecycle is not None
         self.lifecycle.update(vae_step=self.pretraining.step)
@@ -243,10 +248,14 @@ class PracticeRun:
                     f'{config.vae.image_size}')
             metadata = checkpoints.load_checkpoint(self.vae_file).metadata
             kept = {key: metadata[key] for key in (LATENT_VARIANCE_KEY,) if key in metadata}
-            self.fine_tuning = VersionedFineTuning(
+            # Skewed relabelling goals refit themselves after the replay is re-encoded.
+            rounds = (SkewedVAEFineTuning(
+                self.vae, config.vae, config.fine_tune_vae_every, config.fine_tune_vae_steps,
+                config.skew_fit, None, seed=config.seed, until=config.fine_tune_vae_until)
+                if config.skew_fit.enabled else
                 VAEFineTuning(self.vae, config.vae, config.fine_tune_vae_every,
-                              config.fine_tune_vae_steps, config.fine_tune_vae_until),
-                self.versions, own, kept)
+                              config.fine_tune_vae_steps, config.fine_tune_vae_until))
+            self.fine_tuning = VersionedFineTuning(rounds, self.versions, own, kept)
 
     def _seed_replay(self) -> None:
         """Encode the exploration into the replay once (lifecycle's replay_seeding_due)."""

@@ -85,6 +85,7 @@ class GoalReplayBuffer:
         self._episode_start = 0
         self._achieved_is_obs = True
         self._check_continuity = True
+        self.latent_refreshes = 0  # re-encodings so far: readers of latents() refit after one
 
     def __len__(self) -> int:
         """Return the number of stored transitions."""
@@ -240,6 +241,7 @@ class GoalReplayBuffer:
             self._achieved[:live] = self._obs[:live]
         # The collector's next obs still comes from the old encoder.
         self._check_continuity = False
+        self.latent_refreshes += 1
 
     def export(self) -> dict[str, np.ndarray | int]:
         """Return the whole state as numpy arrays and ints (for non-pickle persistence)."""

@@ -25,19 +25,23 @@ What uses them: `fit_skewed` (VAE training minibatches drawn by weight, after an
 warm-up: the density of an untrained VAE is noise), `SkewedGoalSampler` (imagined goals: the
 encoder means of frames drawn by weight), and `SkewedVAEFineTuning` (online fine-tuning on the
 replay's frames drawn by weight, then the goal sampler refitted to the replay).
+The graph's hosts hold latents, not frames, where they imagine goals: `latent_skew_weights`
+(the 'latent_kde' density of latents) weighs the goal scheduler's pool of seen latents, and
+`skewed_replay_latent_goals` the learner's replay latents for relabelling. Its VAE pretraining
+(`core.vae_training`) draws minibatches by `frame_weights`, as `fit_skewed` does.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Callable, Literal, Mapping, Optional
+from typing import Any, Callable, Literal, Mapping, Optional
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from rig_ros.core.replay import GoalReplayBuffer
+from rig_ros.core.replay import GoalReplayBuffer, GoalSampler
 from rig_ros.core.trainer import VAEFineTuning
 from rig_ros.core.vae import (
     ConvVAE, encode_images, evaluating, images_to_tensor, VAEConfig, VAETrainer)
@@ -165,6 +169,58 @@ def skew_weights(log_p: np.ndarray, alpha: float, max_weight_ratio: float) -> np
     return weights / weights.sum()
 
 
+def latent_skew_weights(latents: np.ndarray, alpha: float,
+                        max_weight_ratio: float) -> np.ndarray:
+    """Return sampling weights ~ p(z)^alpha of latents (N, d), p their Gaussian KDE.
+
+    Uniform for alpha 0 or fewer than two latents (a density needs neighbours).
+    """
+    count = len(latents)
+    if alpha == 0.0 or count < 2:
+        return np.full(count, 1.0 / max(count, 1))
+    # Small chunks: a host imagines goals beside its other work; 256 rows of N distances.
+    log_p = kde_log_density(np.asarray(latents, np.float64), chunk=256)
+    return skew_weights(log_p, alpha, max_weight_ratio)
+
+
+def skewed_replay_latent_goals(buffer: Callable[[], GoalReplayBuffer], fallback: GoalSampler,
+                               rng: np.random.Generator, config: SkewFitConfig) -> GoalSampler:
+    """Return a sampler of imagined goals: the replay's latents drawn by skewed weight.
+
+    The skewed form of `core.trainer.replay_latent_goals` (the graph learner's 'frames'
+    goals). Weights are the 'latent_kde' density's (`latent_skew_weights`) over a seeded
+    subset of at most `config.max_density_frames` stored latents, refitted once
+    `config.reweight_every` more transitions are stored, after the replay's latents are
+    re-encoded (a fine-tuned VAE), and when the replay is another (a restore). While the
+    replay is empty, `fallback` draws.
+    """
+    fitted: dict[str, Any] = {'buffer': None, 'refreshes': -1, 'size': -1}
+    subsets = np.random.default_rng((config.max_density_frames, 2))
+
+    def refit(replay: GoalReplayBuffer, stored: np.ndarray) -> None:
+        picks = np.arange(len(stored))
+        if len(stored) > config.max_density_frames:
+            picks = np.sort(subsets.choice(len(stored), config.max_density_frames,
+                                           replace=False))
+        fitted.update(buffer=replay, refreshes=replay.latent_refreshes, size=len(replay),
+                      latents=stored[picks].copy(),
+                      weights=latent_skew_weights(stored[picks], config.alpha,
+                                                  config.max_weight_ratio))
+
+    def sample(count: int) -> np.ndarray:
+        replay = buffer()
+        stored = replay.latents()
+        if not len(stored):
+            return fallback(count)
+        if (fitted['buffer'] is not replay or fitted['refreshes'] != replay.latent_refreshes
+                or len(replay) - fitted['size'] >= config.reweight_every
+                or len(replay) < fitted['size']):
+            refit(replay, stored)
+        chosen = rng.choice(len(fitted['latents']), count, p=fitted['weights'])
+        return fitted['latents'][chosen].astype(np.float32)
+    return sample
+
+
 def effective_frames(weights: np.ndarray) -> float:
     """Return 1 / sum(w^2): how many frames the weights are worth (N when uniform)."""
     return float(1.0 / np.sum(np.square(weights))) if len(weights) else 0.0
@@ -253,11 +309,12 @@ class SkewedVAEFineTuning(VAEFineTuning):
 
     As `VAEFineTuning` (every `every` stored transitions, `steps` minibatches), but every
     minibatch is drawn by weight (no warm-up: the VAE is pretrained), and after re-encoding the
-    replay the goal sampler is refitted to the replay's frames under the new VAE.
+    replay the goal sampler is refitted to the replay's frames under the new VAE (goals None:
+    a host whose goals follow the replay's latents by themselves, the graph's learner).
     """
 
     def __init__(self, vae: ConvVAE, config: VAEConfig, every: int, steps: int,
-                 skew: SkewFitConfig, goals: SkewedGoalSampler, seed: int = 0,
+                 skew: SkewFitConfig, goals: Optional[SkewedGoalSampler], seed: int = 0,
                  until: int = 0) -> None:
         super().__init__(vae, config, every, steps, until)
         self.skew = skew
@@ -270,7 +327,8 @@ class SkewedVAEFineTuning(VAEFineTuning):
         images = buffer.images().copy()
         metrics = self.train(images)
         self.refresh(buffer)
-        self.goals.fit(self.vae, images)
+        if self.goals is not None:
+            self.goals.fit(self.vae, images)
         return metrics
 
     def train(self, images: np.ndarray) -> Mapping[str, float]:

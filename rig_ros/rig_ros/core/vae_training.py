@@ -15,6 +15,11 @@ Fine-tuning during practice is `core.trainer.VAEFineTuning` (the trainer's `VAES
 `core.latent_versions.VersionedFineTuning` to give each round a new version; it writes the new
 weights with `write_vae_checkpoint`, as `finish()` does.
 
+With Skew-Fit (`skew_fit.alpha` < 0) the steps after the warm-up (`skew_fit.warmup_fraction`
+of `steps`) draw their minibatches by skewed weight (`core.skew_fit.frame_weights`, refitted
+every `skew_fit.reweight_every` steps), as the pipeline's `fit_skewed` does. A resumed run
+refits the weights at its first skewed step: the weights are a function of the VAE it resumed.
+
 Frames are made the VAE's input size first (`vae_input`): the camera pipeline's frames are
 84x84, a 48x48 VAE gets them resized as the encoder node resizes them.
 """
@@ -35,6 +40,7 @@ from rig_ros.core import checkpoints
 from rig_ros.core.encoder import (
     LATENT_VARIANCE_KEY, resolve_checkpoint, VAE_CHECKPOINT_FILE, vae_config_from_dict)
 from rig_ros.core.preprocessing import preprocess, PreprocessConfig
+from rig_ros.core.skew_fit import effective_frames, frame_weights, SkewFitConfig
 from rig_ros.core.vae import (
     ConvVAE, decode_latents, encode_images, latent_variance, VAEConfig, VAETrainer)
 from rig_ros.interfaces.names import VAE_MODEL
@@ -57,9 +63,15 @@ class VAEPretrainingConfig:
     ('holdout_recon') is measured at every checkpoint."""
     seed: int = 0
     """Seeds the initial weights, the hold-out split and the minibatches."""
+    skew_fit: SkewFitConfig = field(default_factory=SkewFitConfig)
+    """Skew-Fit's skewed minibatches after the warm-up (alpha 0: uniform, RIG)."""
+    steps: int = 5000
+    """Steps the pretraining will take in all (the warm-up is a share of them)."""
 
     def __post_init__(self) -> None:
         """Check the values; an error names the field."""
+        if self.steps < 1:
+            raise ValueError(f'steps must be positive, got {self.steps!r}')
         if self.checkpoint_every < 0:
             raise ValueError(f'checkpoint_every must be >= 0, got {self.checkpoint_every!r}')
         if not 0.0 <= self.holdout_fraction < 1.0:
@@ -134,6 +146,8 @@ class VAEPretraining:
         self.vae = ConvVAE(config.vae).to(device)
         self.trainer = VAETrainer(self.vae, config.vae, seed=config.seed)
         self.last_metrics: dict[str, float] = {}
+        self.skew_weights: Optional[np.ndarray] = None  # minibatch weights of train_images
+        self._skew_fitted_at = -1  # the step they were fitted at
         self.resumed = self._resume()
 
     @property
@@ -150,7 +164,8 @@ class VAEPretraining:
         """Train `steps` minibatches, checkpointing on the way; return progress metrics.
 
         The metrics: 'step' (done in all), the last step's 'loss', 'recon', 'kl', 'beta' (and
-        'consistency' with that augmentation), the latest 'holdout_recon' and 'steps_per_s'.
+        'consistency' with that augmentation), the latest 'holdout_recon' and 'steps_per_s';
+        skewed steps add 'skew_effective_frames' (what the weights are worth in frames).
         """
         config = self.config
         # Minibatches and augmentation draws are seeded by the step the call starts at: a
@@ -160,7 +175,12 @@ class VAEPretraining:
         batch_size = min(config.vae.batch_size, len(self.train_images))
         start = time.perf_counter()
         for _ in range(steps):
-            picks = rng.choice(len(self.train_images), size=batch_size, replace=False)
+            weights = self._skew_weights()
+            if weights is None:
+                picks = rng.choice(len(self.train_images), size=batch_size, replace=False)
+            else:  # with replacement, as fit_skewed: a rare frame may fill several slots
+                picks = rng.choice(len(self.train_images), size=batch_size, p=weights)
+                self.last_metrics['skew_effective_frames'] = effective_frames(weights)
             self.last_metrics.update(self.trainer.train_step(self.train_images[picks]))
             if config.checkpoint_every and self.step % config.checkpoint_every == 0:
                 self.save()
@@ -168,6 +188,19 @@ class VAEPretraining:
         elapsed = time.perf_counter() - start
         return {**self.last_metrics, 'step': self.step,
                 'steps_per_s': steps / elapsed if steps and elapsed > 0 else 0.0}
+
+    def _skew_weights(self) -> Optional[np.ndarray]:
+        """Return the next step's minibatch weights (None: uniform, no skew or warm-up)."""
+        skew = self.config.skew_fit
+        warmup = int(self.config.steps * skew.warmup_fraction)
+        if not skew.enabled or self.step < warmup:
+            return None
+        due = (self.step - warmup) % skew.reweight_every == 0
+        if self.skew_weights is None or (due and self._skew_fitted_at != self.step):
+            self.skew_weights = frame_weights(self.vae, self.train_images, skew,
+                                              seed=self.config.seed + self.step)
+            self._skew_fitted_at = self.step
+        return self.skew_weights
 
     def save(self) -> pathlib.Path:
         """Measure the hold-out error and write the pretraining checkpoint; return its path."""

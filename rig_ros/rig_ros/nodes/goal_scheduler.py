@@ -8,7 +8,9 @@ episode_length, source 'prior', explore true, stamped after the reset returned) 
 goal's decoding on `rig/goal_image_decoded` (sensor_msgs/Image rgb8, latched, for viewers).
 The imagined goal is z ~ N(0, I) (`imagined_goals: prior`, RIG), or with `imagined_goals:
 frames` the encoder mean of a frame this robot's camera gave under the current VAE (a uniform
-sample of `frame_pool_size` of the `rig/latent` messages seen; the prior until one arrives).
+sample of `frame_pool_size` of the `rig/latent` messages seen; the prior until one arrives),
+drawn uniformly or, with `skew_alpha` < 0 (Skew-Fit), by weight ~ p(z)^alpha over the kept
+latents' density, so rare scenes are imagined more.
 
 Exploration (`goal_source: prior`, `explore: true`, no VAE yet): the learner's latched
 `rig/learner_status` (std_msgs/String JSON; the graph remaps it to the fleet's) gives its

@@ -24,7 +24,10 @@ gets the last of each: 'policy' with increasing versions, 'vae') and `rig/learne
 stage: stage, waiting_for, progress, frames, vae_step, vae_version, ...), also logged every
 status_period_s. Each stage change is logged with the wall time. TensorBoard scalars
 (run_dir/tensorboard): training, and while pretraining vae/loss, vae/recon, vae/kl,
-vae/holdout_recon and stage (0 explore, 1 pretrain, 2 practise).
+vae/holdout_recon (vae/skew_effective_frames with Skew-Fit) and stage (0 explore, 1 pretrain,
+2 practise).
+Skew-Fit (`skew_fit.alpha` < 0, with imagined_goals 'frames'): pretraining and fine-tuning
+draw the VAE's minibatches by skewed weight, relabelling draws the replay's latents by it.
 
 On start the node logs the absolute run directory and what it holds (stage, frames, VAE
 step, transitions, updates) and re-broadcasts the VAE and the policy weights it has. On
@@ -33,7 +36,7 @@ written and a final checkpoint saved. With train false the node only serves the 
 `checkpoint` (or run_dir): a learner or core.pipeline checkpoint, and the VAE of
 vae_checkpoint if set.
 
-Parameters: `rig_ros.core.learner.LearnerConfig` (td3.*, relabel.*, vae.* nested).
+Parameters: `rig_ros.core.learner.LearnerConfig` (td3.*, relabel.*, vae.*, skew_fit.* nested).
 """
 
 import datetime
@@ -215,7 +218,7 @@ class LearnerNode(Node):
         if self._writer is None:
             return
         step = int(metrics.get('step', 0))
-        for name in ('loss', 'recon', 'kl', 'holdout_recon'):
+        for name in ('loss', 'recon', 'kl', 'holdout_recon', 'skew_effective_frames'):
             if name in metrics:
                 self._writer.add_scalar(f'vae/{name}', metrics[name], step)
         self._writer.add_scalar('stage', STAGE_NUMBERS[self.practice.stage], step)

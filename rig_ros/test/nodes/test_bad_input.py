@@ -560,6 +560,9 @@ BAD_PARAMETERS = [
     ('policy', {'control_rate_hz': 0.0}, 'control_rate_hz'),
     ('goal_scheduler', {'episode_length': 0}, 'episode_length'),
     ('learner', {'latent_dim': 0}, 'latent_dim'),
+    ('learner', {'skew_fit.alpha': -1.0}, 'skew_fit.alpha'),  # needs the frames' goals
+    ('learner', {'skew_fit.alpha': 0.5, 'imagined_goals': 'frames'}, 'alpha'),
+    ('goal_scheduler', {'skew_alpha': -0.5}, 'skew_alpha'),
     ('mujoco_sim', {'task': 'flying'}, 'task'),
 ]
 

@@ -238,17 +238,23 @@ def test_no_exploration_outside_the_explore_stage(ros, start_node, wait_for):
     assert 'Traceback' not in node.output
 
 
-@pytest.mark.multiprocess
-def test_frames_goals_are_latents_this_robots_camera_gave(
-        ros, start_node, wait_for, vae_checkpoint):
+def start_frames_scheduler(ros, start_node, wait_for, vae_checkpoint, **parameters):
+    """Start a practising scheduler of 'frames' goals; return it, its goals, a latent writer."""
     StubServer(ros, Trigger, f'{NAMESPACE}/robot/reset', reset_succeeds)
     goals = ros.collect(Goal, f'{NAMESPACE}/rig/goal', LATCHED_QOS)
     node = start_node('goal_scheduler', namespace=NAMESPACE, remappings=FLEET, parameters={
         'vae_checkpoint': str(vae_checkpoint.parent), 'episode_length': 5,
-        'imagined_goals': 'frames'})
+        'imagined_goals': 'frames', **parameters})
     assert wait_for(lambda: goals.messages, timeout=30.0), node.output
     latents = ros.publisher(LatentState, f'{NAMESPACE}/rig/latent', SENSOR_QOS)
     assert ros.wait_for_subscribers(latents), node.output
+    return node, goals, latents
+
+
+@pytest.mark.multiprocess
+def test_frames_goals_are_latents_this_robots_camera_gave(
+        ros, start_node, wait_for, vae_checkpoint):
+    node, goals, latents = start_frames_scheduler(ros, start_node, wait_for, vae_checkpoint)
     seen = LatentState(mean=[5.0, 6.0, 7.0, 8.0], log_variance=[0.0] * 4, model_version=1)
     for _ in range(10):  # best effort: some get through
         latents.publish(seen)
@@ -259,5 +265,27 @@ def test_frames_goals_are_latents_this_robots_camera_gave(
     assert wait_for(lambda: len(goals.messages) >= 2), node.output
     second = goals.messages[1]
     assert second.source == 'prior' and list(second.mean) == [5.0, 6.0, 7.0, 8.0]
+    assert node.stop(signal.SIGINT) == 0, node.output
+    assert 'Traceback' not in node.output
+
+
+@pytest.mark.multiprocess
+def test_skewed_frames_goals_favour_the_rare_latents_seen(
+        ros, start_node, wait_for, vae_checkpoint):
+    node, goals, latents = start_frames_scheduler(ros, start_node, wait_for, vae_checkpoint,
+                                                  skew_alpha=-1.0)
+    for index in range(40):  # one scene in ten is rare, each unlike the others
+        mean = [3.0 * (index // 10 + 1), 6.0, 7.0, 8.0] if index % 10 == 0 else [0.0] * 4
+        latents.publish(LatentState(mean=mean, log_variance=[0.0] * 4, model_version=1))
+        time.sleep(0.02)  # best effort: most get through
+    transitions = ros.publisher(Transition, '/rig/transition', TRANSITION_QOS)
+    assert ros.wait_for_subscribers(transitions), node.output
+    for episode_id in range(1, 9):
+        transitions.publish(end_of('robot_0', episode_id))
+        assert wait_for(lambda: len(goals.messages) > episode_id), node.output
+    rare = [goal.mean[0] for goal in goals.messages[1:] if goal.mean[0] > 0.0]
+    # Uniform draws pick a rare latent one time in ten (4 of 8 or more: p < 0.005); skewed
+    # by alpha -1 the four rare ones weigh 0.78 together, the 36 common ones 0.22.
+    assert len(rare) >= 4, [list(goal.mean) for goal in goals.messages]
     assert node.stop(signal.SIGINT) == 0, node.output
     assert 'Traceback' not in node.output

@@ -62,13 +62,18 @@ def exploration(robot: str, episode_id: int, length: int, rng) -> list[Transitio
             for t in range(length)]
 
 
+SKEW_FIT = {'skew_fit.alpha': -1.0, 'skew_fit.density': 'latent_kde',
+            'skew_fit.reweight_every': 5, 'imagined_goals': 'frames'}
+
+
 @pytest.mark.multiprocess
+@pytest.mark.parametrize('skew', [{}, SKEW_FIT], ids=['rig', 'skew_fit'])
 def test_a_new_run_explores_then_pretrains_and_broadcasts_its_vae(
-        ros, start_node, wait_for, tmp_path):
+        ros, start_node, wait_for, tmp_path, skew):
     node = start_node('learner', parameters={
         **SMALL, 'run_dir': str(tmp_path / 'run'), 'explore_frames': 20, 'vae_steps': 30,
         'vae.batch_size': 8, 'vae_checkpoint_every': 10, 'frame_chunk_frames': 4,
-        'reconstruction_period_s': 0.01})
+        'reconstruction_period_s': 0.01, **skew})
     status = ros.collect(String, '/rig/learner_status', LATCHED_QOS)
     weights = ros.collect(Weights, '/rig/weights', LATCHED_QOS)
     reconstructions = ros.collect(Image, '/rig/reconstruction', SENSOR_QOS)
@@ -97,6 +102,7 @@ def test_a_new_run_explores_then_pretrains_and_broadcasts_its_vae(
     assert (reconstructions.messages[0].width, reconstructions.messages[0].encoding) == (
         96, 'rgb8')
     assert 'stage pretrain' in node.output and 'stage practise' in node.output
+    assert ('Skew-Fit alpha -1' in node.output) == bool(skew), node.output
     assert node.stop(signal.SIGTERM, timeout=10.0) == 0, node.output
 
 

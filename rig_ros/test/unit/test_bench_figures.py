@@ -247,6 +247,19 @@ def test_hand_to_goal_box_names_rigs_folder_and_the_oracles_explored_goals(
         '_oraclegoalsexploration-handbox-reset0-keep-starthandbox')
 
 
+def test_collect_images_names_rigs_folder_and_the_oracles_explored_goals(
+        pushing: ModuleType) -> None:
+    settings = pushing.RunSettings(latent_dim=16, reset_to_goal_probability=0.0,
+                                   collect_hold_steps=25, collect_images=20_000)
+    assert settings.tag() == '_latent16_reset0_hold25_collect20000'
+    assert settings.baselines_tag() == ''
+    config = pushing.pushing_config('pusher', 'rig', 0, False, 50_000, 20, settings)
+    assert config.collect_images == 20_000
+    assert pushing.pushing_config('pusher', 'rig', 0, False, 50_000, 20).collect_images == 5000
+    explored = dataclasses.replace(settings, oracle_goals='exploration')
+    assert explored.baselines_tag() == '_oraclegoalsexploration-reset0-hold25-collect20000'
+
+
 def test_position_probe_observation_names_rigs_folder_and_reaches_the_config(
         pushing: ModuleType) -> None:
     settings = pushing.RunSettings(latent_dim=16, imagined_goals='frames',

@@ -70,6 +70,37 @@ def test_frame_pool_keeps_a_uniform_sample_of_its_size():
     assert 300 < kept.mean() < 700  # not just the first or the last hundred
 
 
+def test_a_skewed_pool_draws_rare_latents_more():
+    pool = FramePool(100, np.random.default_rng(0))
+    rng = np.random.default_rng(1)
+    for index in range(100):  # one latent in ten far out (a rare scene), strung out
+        far = index % 10 == 0
+        pool.add(rng.normal(0.0, 0.1, 4) + (2.0 + index / 20 if far else 0.0), version=1)
+    uniform = np.array([pool.draw()[0] for _ in range(1000)])
+    skewed = np.array([pool.draw(-1.0, 50.0)[0] for _ in range(1000)])
+    assert np.mean(uniform > 1.0) < 0.2 and np.mean(skewed > 1.0) > 0.4
+
+
+def test_a_skewed_scheduler_imagines_from_its_pool_by_weight():
+    scheduler = GoalScheduler(GoalSchedulerConfig(imagined_goals='frames', skew_alpha=-1.0,
+                                                  skew_max_weight_ratio=50.0))
+    scheduler.model_ready()
+    for index in range(50):
+        scheduler.seen_latent(np.full(4, 5.0 if index == 0 else 0.0, np.float32), version=1)
+    goals = [scheduler.imagine(4)[0] for _ in range(200)]
+    assert set(goals) == {0.0, 5.0} and goals.count(5.0) > 40  # one latent in 50: 2 % uniform
+
+
+@pytest.mark.parametrize('values, field', [
+    ({'imagined_goals': 'frames', 'skew_alpha': 0.5}, 'skew_alpha'),
+    ({'imagined_goals': 'frames', 'skew_alpha': float('nan')}, 'skew_alpha'),
+    ({'skew_alpha': -1.0}, "imagined_goals 'frames'"),
+    ({'imagined_goals': 'frames', 'skew_max_weight_ratio': 0.5}, 'skew_max_weight_ratio')])
+def test_bad_skew_settings_name_the_field(values, field):
+    with pytest.raises(ValueError, match=field):
+        GoalSchedulerConfig(**values)
+
+
 def test_episode_timeout():
     scheduler = GoalScheduler(GoalSchedulerConfig(episode_timeout_s=5.0))
     scheduler.model_ready()

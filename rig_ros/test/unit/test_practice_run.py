@@ -10,6 +10,7 @@ from rig_ros.core import practice_run
 from rig_ros.core.learner import LearnerConfig
 from rig_ros.core.policy_runtime import TransitionRecord
 from rig_ros.core.practice_run import PracticeRun
+from rig_ros.core.skew_fit import SkewFitConfig
 from rig_ros.core.td3 import TD3Config
 from rig_ros.core.vae import encode_images, VAEConfig
 from rig_ros.core.vae_training import read_vae_checkpoint
@@ -163,6 +164,27 @@ def test_fine_tuning_re_encodes_the_replay_and_refuses_the_old_version(tmp_path)
     # The replay is saved by the next work(), after the host broadcast the new version.
     assert 'checkpoint' in [event.kind for event in run.work().events]
     assert [event.kind for event in run.work().events].count('checkpoint') == 0
+
+
+def test_skew_fit_skews_pretraining_fine_tuning_and_relabelling_goals(tmp_path):
+    skew = SkewFitConfig(alpha=-1.0, density='latent_kde', reweight_every=2)
+    run = PracticeRun(make_config(tmp_path, skew_fit=skew, imagined_goals='frames',
+                                  fine_tune_vae_every=30, fine_tune_vae_steps=3))
+    run.resume()
+    explore(run)
+    events = work_until(run, 'vae')
+    pretrain = next(event.metrics for event in events if event.kind == 'pretrain')
+    # The last 3 of 6 steps drew by weight: worth fewer frames than the 27 trained on.
+    assert 0 < pretrain['skew_effective_frames'] < len(run.frames.images()) - 1
+    frames = len(run.learner.buffer.images())
+    assert 0 < run.fine_tune().metrics['skew_effective_frames'] < frames
+    # Relabelling's imagined goals are the (re-encoded) replay's latents.
+    latents = run.learner.buffer.latents()
+    goals = run.learner.trainer.prior_goal_sampler(50)
+    distances = ((goals[:, None] - latents[None]) ** 2).sum(-1).min(axis=1)
+    np.testing.assert_allclose(distances, 0.0, atol=1e-10)
+    with pytest.raises(ValueError, match="imagined_goals 'frames'"):
+        make_config(tmp_path, skew_fit=skew)
 
 
 def test_a_kill_in_any_stage_keeps_frames_vae_steps_and_episodes(tmp_path, monkeypatch):

@@ -4,9 +4,11 @@ import numpy as np
 import pytest
 import torch
 
+from rig_ros.core.replay import GoalReplayBuffer, RelabelConfig
+from rig_ros.core.rewards import euclidean_latent_reward
 from rig_ros.core.skew_fit import (
-    effective_frames, fit_skewed, frame_weights, kde_log_density, log_density, skew_weights,
-    SkewedGoalSampler, SkewFitConfig)
+    effective_frames, fit_skewed, frame_weights, kde_log_density, latent_skew_weights,
+    log_density, skew_weights, skewed_replay_latent_goals, SkewedGoalSampler, SkewFitConfig)
 from rig_ros.core.vae import ConvVAE, encode_images, VAEConfig, VAETrainer
 
 VAE = VAEConfig(image_size=48, latent_dim=4, batch_size=16)
@@ -141,3 +143,62 @@ def test_goal_sampler_scores_a_seeded_subset_of_many_frames(trained_vae):
 def test_bad_config_names_the_field(field, value):
     with pytest.raises(ValueError, match=field):
         SkewFitConfig(**{field: value})
+
+
+def crowd_and_outliers() -> np.ndarray:
+    """90 latents in a tight crowd at the origin, 10 strung out far from it (the rare scenes)."""
+    rng = np.random.default_rng(0)
+    crowd = rng.normal(0.0, 0.1, (COMMON, 4))
+    outliers = rng.normal(0.0, 0.1, (RARE, 4)) + np.linspace(2.0, 6.0, RARE)[:, None]
+    return np.concatenate([crowd, outliers]).astype(np.float32)
+
+
+def test_latent_weights_favour_rare_latents():
+    latents = crowd_and_outliers()
+    weights = latent_skew_weights(latents, -1.0, 50.0)
+    assert weights.sum() == pytest.approx(1.0) and weights.max() <= 50.0 / len(latents) + 1e-9
+    assert weights[COMMON:].sum() > 0.5  # 10 % of the latents, over half of the draws
+    np.testing.assert_allclose(latent_skew_weights(latents, 0.0, 50.0), 0.01)
+    np.testing.assert_allclose(latent_skew_weights(latents[:1], -1.0, 50.0), [1.0])
+
+
+def empty_replay() -> GoalReplayBuffer:
+    """Return a replay of 4 latents keeping 8x8 frames, no imagined goals of its own."""
+    return GoalReplayBuffer(capacity=500, obs_dim=4, goal_dim=4, action_dim=2,
+                            reward_fn=euclidean_latent_reward, prior_goal_sampler=None,
+                            relabel=RelabelConfig(1.0, 0.0, 0.0), image_shape=(8, 8, 3))
+
+
+def add_episode(buffer: GoalReplayBuffer, latents: np.ndarray) -> None:
+    image = np.zeros((8, 8, 3), np.uint8)
+    for step in range(len(latents) - 1):
+        buffer.add_step(latents[step], np.zeros(2), latents[step + 1], latents[0], image=image,
+                        next_image=image, episode_end=step == len(latents) - 2)
+
+
+def test_skewed_replay_goals_draw_rare_latents_and_refit_when_the_replay_changes():
+    buffer = empty_replay()
+    replay = {'buffer': buffer}
+    config = SkewFitConfig(alpha=-1.0, max_weight_ratio=50.0, reweight_every=20)
+    goals = skewed_replay_latent_goals(lambda: replay['buffer'],
+                                       lambda count: np.full((count, 4), 9.0, np.float32),
+                                       np.random.default_rng(0), config)
+    np.testing.assert_array_equal(goals(2), np.full((2, 4), 9.0))  # empty replay: the fallback
+    latents = crowd_and_outliers()
+    add_episode(buffer, latents)
+    drawn = goals(2000)
+    assert drawn.dtype == np.float32
+    index = np.argmin(((drawn[:, None] - latents[None]) ** 2).sum(-1), axis=1)
+    np.testing.assert_allclose(drawn, latents[index], atol=1e-6)  # every goal a stored latent
+    assert np.mean(index >= COMMON) > 0.4  # uniform draws would give 10 %
+    # Re-encoded latents (a fine-tuned VAE): goals come from the new ones at once.
+    buffer.refresh_latents(lambda frames: np.full((len(frames), 4), -3.0, np.float32))
+    np.testing.assert_array_equal(goals(5), np.full((5, 4), -3.0))
+    # New transitions, fewer than reweight_every: the fitted latents still serve.
+    add_episode(buffer, np.full((11, 4), 5.0, np.float32))
+    assert not np.any(goals(500) == 5.0)
+    add_episode(buffer, np.full((11, 4), 5.0, np.float32))  # 20 new ones: refitted
+    assert np.any(goals(500) == 5.0)
+    replay['buffer'] = empty_replay()  # a restored replay
+    add_episode(replay['buffer'], np.full((3, 4), 1.0, np.float32))
+    np.testing.assert_array_equal(goals(3), np.ones((3, 4)))

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from rig_ros.core import checkpoints
+from rig_ros.core import checkpoints, vae_training
 from rig_ros.core.encoder import LatentEncoder, VAE_CHECKPOINT_FILE
 from rig_ros.core.learner import load_latent_variance, load_vae_weights
+from rig_ros.core.skew_fit import SkewFitConfig
 from rig_ros.core.vae import AugmentationConfig, VAEConfig
 from rig_ros.core.vae_training import (
     PRETRAIN_CHECKPOINT_FILE, read_vae_checkpoint, vae_input, VAEPretraining,
@@ -93,3 +94,29 @@ def test_vae_input_resizes_only_when_needed():
     assert vae_input(frames(2, 84), 48).shape == (2, 48, 48, 3)
     with pytest.raises(ValueError, match='uint8'):
         vae_input(small.astype(np.float32), 48)
+
+
+def test_skew_fit_draws_minibatches_by_weight_after_the_warm_up_and_on_resume(tmp_path):
+    images = frames(40)
+    images[:4, 10:30, 10:30] = 255  # a few frames unlike the rest
+    skew = SkewFitConfig(alpha=-1.0, density='latent_kde', warmup_fraction=0.5,
+                         reweight_every=2, max_weight_ratio=20.0)
+    config = dataclasses.replace(CONFIG, skew_fit=skew, steps=6, checkpoint_every=4)
+    pretraining = VAEPretraining(tmp_path, images, config)
+    assert 'skew_effective_frames' not in pretraining.run(3)  # the warm-up: uniform batches
+    fits = []
+    original = vae_training.frame_weights
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(vae_training, 'frame_weights',
+                      lambda *args, **kwargs: fits.append(pretraining.step)
+                      or original(*args, **kwargs))
+        metrics = pretraining.run(2)
+    assert fits == [3] and 0 < metrics['skew_effective_frames'] < len(pretraining.train_images)
+    assert pretraining.skew_weights.sum() == pytest.approx(1.0)
+    assert pretraining.skew_weights.max() > 1.0 / len(pretraining.train_images)
+    # Killed at step 5: resumed from the step-4 checkpoint, the weights refitted at once.
+    resumed = VAEPretraining(tmp_path, images, config)
+    assert resumed.step == 4 and resumed.skew_weights is None
+    assert 'skew_effective_frames' in resumed.run(2) and resumed.step == 6
+    with pytest.raises(ValueError, match='steps'):
+        dataclasses.replace(config, steps=0)
