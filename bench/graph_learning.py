@@ -8,6 +8,10 @@ same 20 evaluation goal images (`core.pipeline.evaluation_goals` of the seed):
   nodes. Evaluated by sending each goal image on `rig/goal_image` to the reach graph.
 - 'finetune': the same with the learner's online VAE fine-tuning on (new VAE versions
   broadcast during practice).
+- 'skewfit': the 'graph' run with Skew-Fit through the nodes' parameters (a params file):
+  the learner pretrains its VAE on skewed minibatches and relabels with the replay's
+  latents drawn by skewed weight, the goal scheduler imagines its seen frames' latents by
+  skewed weight (alpha -1, the pusher benchmark's).
 - 'inprocess': the reacher benchmark's `core.pipeline` run (bench/learning.py's
   `reacher_config`: 5,000 exploration images, 5,000 VAE steps, TD3 from RL step 4,000)
   evaluated after 5,000 RL steps, i.e. 10,000 environment steps in all, on the same goals.
@@ -19,7 +23,8 @@ Each run lives in `<out>/<mode>/seed<N>/<run>`; a finished run is read back, an 
 one resumes (the session and the learner resume their run directories). Prints one JSON line
 last with the keys the checks read: graph_success_rate and graph_final_hand_distance_median
 (pooled over seeds' goals), graph_env_steps_total (the largest over seeds),
-inprocess_success_rate, finetune_success_rate, graph_wall_s (per seed and stage); with
+inprocess_success_rate, finetune_success_rate, skewfit_success_rate, graph_wall_s (per seed
+and stage); with
 fine-tuning also the VAE versions reached, the transitions refused for their versions, and
 the largest gap between the saved replay's latents and its frames encoded by the last VAE
 (none: the replay never holds two versions).
@@ -80,12 +85,19 @@ QUICK = Budget(env_steps=900, explore_frames=300, vae_steps=100, learning_starts
 # Runs of the in-process reference's configuration made by other benchmarks (per seed).
 REFERENCE_RUNS = ('runs/bench_learning/{mode}/reacher_seed{seed}',
                   'runs/bench_goal_robustness/{mode}/seed{seed}/augmented')
-RUNS = ('graph', 'finetune', 'inprocess')
+RUNS = ('graph', 'finetune', 'inprocess', 'skewfit')
+SKEW_ALPHA = -1.0  # bench/pushing.py's SKEW_FIT
+SKEW_FIT_PARAMETERS = {
+    '/**/learner': {'ros__parameters': {'imagined_goals': 'frames',
+                                        'skew_fit': {'alpha': SKEW_ALPHA}}},
+    '/**/goal_scheduler': {'ros__parameters': {'imagined_goals': 'frames',
+                                               'skew_alpha': SKEW_ALPHA}}}
 
 
-def session_config(budget: Budget, seed: int, fine_tune: bool) -> SessionConfig:
+def session_config(budget: Budget, seed: int, fine_tune: bool,
+                   params_file: Optional[str] = None) -> SessionConfig:
     """Return the graph session of a budget (fine_tune: online VAE fine-tuning on)."""
-    return SessionConfig(
+    return SessionConfig(params_file=params_file,
         task='reacher', seed=seed, steps=budget.env_steps, eval_goals=budget.eval_goals,
         episode_length=budget.episode_length, explore_frames=budget.explore_frames,
         vae_steps=budget.vae_steps, learning_starts=budget.learning_starts,
@@ -147,7 +159,13 @@ def run_once(kind: str, budget: Budget, seed: int, run_dir: pathlib.Path) -> dic
         result['env_steps_total'] = config.collect_images + result['rl_step']
     else:
         # env_steps_total: what the learner received, exploration included.
-        result = Session(session_config(budget, seed, kind == 'finetune'), run_dir).run()
+        params_file = None
+        if kind == 'skewfit':
+            params_file = run_dir / 'skew_fit.yaml'
+            params_file.write_text(json.dumps(SKEW_FIT_PARAMETERS))  # JSON is YAML
+        result = Session(session_config(budget, seed, kind == 'finetune',
+                                        str(params_file) if params_file else None),
+                         run_dir).run()
     result['bench_wall_s'] = time.perf_counter() - start
     if kind == 'finetune':
         result['replay_latent_error_max'] = replay_latent_error(run_dir)
@@ -217,7 +235,7 @@ def main() -> int:
     figures: dict[str, Any] = {'seeds': args.seeds, 'quick': args.quick,
                                'budget': dataclasses.asdict(budget)}
     for name, prefix in (('graph', 'graph'), ('finetune', 'finetune'),
-                         ('inprocess', 'inprocess')):
+                         ('inprocess', 'inprocess'), ('skewfit', 'skewfit')):
         if not results.get(name):
             continue
         success, median = pooled(results[name])

@@ -16,11 +16,12 @@ lockstep sim stops stepping, until the next goal image), without resets.
 Pure logic: the node performs resets and encodings and reports back; times are passed in.
 """
 
+import collections
 from dataclasses import dataclass
 import enum
 import json
 import math
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Optional, Sequence
 
 import numpy as np
 
@@ -37,6 +38,48 @@ def check_imagined_goals(value: object) -> None:
     """Raise ValueError naming `imagined_goals` unless `value` is one of IMAGINED_GOALS."""
     if value not in IMAGINED_GOALS:
         raise ValueError(f'imagined_goals must be one of {IMAGINED_GOALS}, got {value!r}')
+
+
+@dataclass(frozen=True)
+class HandBox:
+    """A box of hand positions: x and y in the robot's base frame, metres, edges included."""
+
+    low: tuple[float, float]
+    high: tuple[float, float]
+
+    def __post_init__(self) -> None:
+        """Refuse corners that do not span a box."""
+        corners = (*self.low, *self.high)
+        if (len(self.low) != 2 or len(self.high) != 2
+                or not all(math.isfinite(value) for value in corners)
+                or not all(low < high for low, high in zip(self.low, self.high))):
+            raise ValueError(f'hand box low {list(self.low)} must lie below high '
+                             f'{list(self.high)} in x and y (metres)')
+
+    def contains(self, hand: Sequence[float]) -> bool:
+        """Whether a hand position (x, y[, z]) lies in the box."""
+        return all(low <= value <= high
+                   for low, value, high in zip(self.low, hand[:2], self.high))
+
+
+class HandTrack:
+    """The hand's recent positions by stamp, to find the one a camera frame was taken with."""
+
+    def __init__(self, size: int = 100) -> None:
+        self._positions: collections.deque = collections.deque(maxlen=size)
+
+    def add(self, stamp_s: float, hand: Sequence[float]) -> None:
+        """Keep a hand position (robot/state) of time `stamp_s`; non-finite ones are dropped."""
+        position = np.asarray(hand, np.float64)
+        if math.isfinite(stamp_s) and np.all(np.isfinite(position)):
+            self._positions.append((stamp_s, position))
+
+    def at(self, stamp_s: float, tolerance_s: float) -> Optional[np.ndarray]:
+        """Return the kept position nearest in time to `stamp_s`, if within `tolerance_s`."""
+        best = min(self._positions, key=lambda kept: abs(kept[0] - stamp_s), default=None)
+        if best is None or abs(best[0] - stamp_s) > tolerance_s:
+            return None
+        return best[1]
 
 
 @dataclass(frozen=True)
@@ -58,6 +101,12 @@ class GoalSchedulerConfig:
         with weight ~ p(z)^alpha, p the pool's Gaussian KDE ('latent_kde'), so latents of rare
         scenes (a puck pushed far) are imagined more. Set the learner's skew_fit.alpha alike.
     skew_max_weight_ratio: cap of one latent's weight, in multiples of the uniform weight.
+    frame_goals_hand_box: 'frames': keep only latents of frames taken with the hand inside
+        this box (robot/state at the frame's stamp), so that goals show the hand where the
+        task's goals put it (a pusher's goal scenes hold the hand in a small box). None:
+        every frame.
+    hand_stamp_tolerance_s: a frame's hand is the robot/state nearest to its stamp, if that
+        is this close; a frame without one is not kept.
     robot_id: robot whose transitions end its episodes; empty: the node's namespace without
         the leading '/' ('policy' in the root namespace), as the policy names itself.
     vae_checkpoint: VAE checkpoint file or run directory (for the latent size and the goal
@@ -80,6 +129,8 @@ class GoalSchedulerConfig:
     frame_pool_size: int = 2000
     skew_alpha: float = 0.0
     skew_max_weight_ratio: float = 20.0
+    frame_goals_hand_box: Optional[HandBox] = None
+    hand_stamp_tolerance_s: float = 0.05
     robot_id: str = ''
     vae_checkpoint: Optional[str] = None
     explore: bool = True
@@ -98,6 +149,12 @@ class GoalSchedulerConfig:
         if self.skew_alpha and self.imagined_goals != 'frames':
             raise ValueError(f"skew_alpha {self.skew_alpha} skews the frames' goals: it needs "
                              f"imagined_goals 'frames', got {self.imagined_goals!r}")
+        if self.frame_goals_hand_box is not None and self.imagined_goals != 'frames':
+            raise ValueError("frame_goals_hand_box filters the frames' goals: it needs "
+                             f"imagined_goals 'frames', got {self.imagined_goals!r}")
+        if not (math.isfinite(self.hand_stamp_tolerance_s) and self.hand_stamp_tolerance_s > 0):
+            raise ValueError(f'hand_stamp_tolerance_s must be a positive number of seconds, '
+                             f'got {self.hand_stamp_tolerance_s!r}')
         if not self.skew_max_weight_ratio >= 1.0:
             raise ValueError(f'skew_max_weight_ratio must be >= 1, '
                              f'got {self.skew_max_weight_ratio!r}')
@@ -215,6 +272,8 @@ class GoalScheduler:
         self._learner_stage: Optional[str] = None
         self.goal: Optional[GoalCommand] = None
         self.frames = FramePool(config.frame_pool_size, np.random.default_rng((config.seed, 1)))
+        # Frames not kept for goals, by reason (frame_goals_hand_box).
+        self.frames_left_out = {'no hand': 0, 'hand outside the box': 0}
 
     @property
     def phase(self) -> Phase:
@@ -277,10 +336,20 @@ class GoalScheduler:
         elif self._phase is Phase.RESETTING and not self.may_explore:
             self._phase = Phase.WAITING
 
-    def seen_latent(self, latent: np.ndarray, version: int) -> None:
-        """Take the latent of a frame this robot's camera gave (kept for 'frames' goals)."""
-        if self.config.imagined_goals == 'frames' and np.all(np.isfinite(latent)):
-            self.frames.add(latent, version)
+    def seen_latent(self, latent: np.ndarray, version: int,
+                    hand: Optional[np.ndarray] = None) -> None:
+        """Take the latent of a frame this robot's camera gave (kept for 'frames' goals).
+
+        hand: where the hand was when the frame was taken (None: not known); with
+        `frame_goals_hand_box` only frames with the hand inside it are kept.
+        """
+        if self.config.imagined_goals != 'frames' or not np.all(np.isfinite(latent)):
+            return
+        box = self.config.frame_goals_hand_box
+        if box is not None and (hand is None or not box.contains(hand)):
+            self.frames_left_out['no hand' if hand is None else 'hand outside the box'] += 1
+            return
+        self.frames.add(latent, version)
 
     def imagine(self, latent_dim: int) -> np.ndarray:
         """Return an imagined goal: a seen frame's latent ('frames', if any), else z ~ N(0, I)."""

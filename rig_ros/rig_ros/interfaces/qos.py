@@ -15,7 +15,8 @@
   step, a slow learner applies back-pressure instead of losing data.
 - EPISODE_END_QOS: the goal scheduler's reader of episode ends: rare, must not be missed.
 - STATE_READER_QOS / GOAL_READER_QOS: a session operator's readers, deeper than the writers
-  so that a busy operator keeps every frame's state and every goal.
+  so that a busy operator keeps every frame's state and every goal; the goal scheduler's
+  reader of hand positions (frame_goals_hand_box) too.
 """
 
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy

@@ -10,7 +10,10 @@ The imagined goal is z ~ N(0, I) (`imagined_goals: prior`, RIG), or with `imagin
 frames` the encoder mean of a frame this robot's camera gave under the current VAE (a uniform
 sample of `frame_pool_size` of the `rig/latent` messages seen; the prior until one arrives),
 drawn uniformly or, with `skew_alpha` < 0 (Skew-Fit), by weight ~ p(z)^alpha over the kept
-latents' density, so rare scenes are imagined more.
+latents' density, so rare scenes are imagined more. With `frame_goals_hand_box` set, only
+frames taken with the hand inside that box are kept: the hand of a frame is the `robot/state`
+(geometry_msgs/PointStamped, the driver's or the sim's) nearest to the latent's stamp within
+`hand_stamp_tolerance_s`; frames without one are left out, counted in the waiting log.
 
 Exploration (`goal_source: prior`, `explore: true`, no VAE yet): the learner's latched
 `rig/learner_status` (std_msgs/String JSON; the graph remaps it to the fleet's) gives its
@@ -44,10 +47,12 @@ Parameters: `rig_ros.core.goals.GoalSchedulerConfig` (read-only).
 import time
 from typing import Any, Optional, Sequence
 
+from geometry_msgs.msg import PointStamped
 import numpy as np
 from rclpy.node import Node
 from rclpy.subscription_content_filter_options import ContentFilterOptions
 from rclpy.task import Future
+from rclpy.time import Time
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
@@ -57,8 +62,8 @@ from rig_msgs.msg import Goal, LatentState, Transition, Weights
 from rig_msgs.srv import Encode
 from rig_ros.core.encoder import LatentEncoder, WeightsError
 from rig_ros.core.goals import (
-    GoalCommand, GoalScheduler, GoalSchedulerConfig, learner_status_summary, parse_learner_status,
-    Phase)
+    GoalCommand, GoalScheduler, GoalSchedulerConfig, HandTrack, learner_status_summary,
+    parse_learner_status, Phase)
 from rig_ros.edge.entry import run_node
 from rig_ros.edge.image_msgs import array_to_image, image_to_array
 from rig_ros.edge.log_limits import KeyedThrottle, suffix
@@ -66,8 +71,10 @@ from rig_ros.edge.params import declare_config, ParameterError
 from rig_ros.edge.vae_weights import load_vae_weights
 from rig_ros.interfaces.names import (
     ENCODE_SERVICE, GOAL_IMAGE_DECODED_TOPIC, GOAL_IMAGE_TOPIC, GOAL_SCHEDULER, GOAL_TOPIC,
-    LATENT_TOPIC, LEARNER_STATUS_TOPIC, POLICY, RESET_SERVICE, TRANSITION_TOPIC, WEIGHTS_TOPIC)
-from rig_ros.interfaces.qos import EPISODE_END_QOS, LATCHED_QOS, SENSOR_QOS, WEIGHTS_QOS
+    LATENT_TOPIC, LEARNER_STATUS_TOPIC, POLICY, RESET_SERVICE, ROBOT_STATE_TOPIC,
+    TRANSITION_TOPIC, WEIGHTS_TOPIC)
+from rig_ros.interfaces.qos import (
+    EPISODE_END_QOS, LATCHED_QOS, SENSOR_QOS, STATE_READER_QOS, WEIGHTS_QOS)
 
 TICK_S = 0.1
 THROTTLE_S = 5.0
@@ -114,6 +121,10 @@ class GoalSchedulerNode(Node):
         self._latent_subscription = (self.create_subscription(
             LatentState, LATENT_TOPIC, self.latent_callback, SENSOR_QOS)
             if self._config.imagined_goals == 'frames' else None)
+        self._hands = HandTrack()
+        self._state_subscription = (self.create_subscription(
+            PointStamped, ROBOT_STATE_TOPIC, self.state_callback, STATE_READER_QOS)
+            if self._config.frame_goals_hand_box is not None else None)
         self._learner_status: Optional[dict[str, Any]] = None
         self._wait_log_at = 0.0  # when the next "waiting for" line is due
         self._timer = self.create_timer(TICK_S, self.tick_callback)
@@ -144,7 +155,17 @@ class GoalSchedulerNode(Node):
 
     def latent_callback(self, msg: LatentState) -> None:
         """Keep this robot's frame latents for 'frames' imagined goals."""
-        self._scheduler.seen_latent(np.asarray(msg.mean, np.float32), int(msg.model_version))
+        hand = None
+        if self._state_subscription is not None:
+            hand = self._hands.at(Time.from_msg(msg.header.stamp).nanoseconds * 1e-9,
+                                  self._config.hand_stamp_tolerance_s)
+        self._scheduler.seen_latent(np.asarray(msg.mean, np.float32), int(msg.model_version),
+                                    hand)
+
+    def state_callback(self, msg: PointStamped) -> None:
+        """Keep the hand's recent positions (frame_goals_hand_box)."""
+        self._hands.add(Time.from_msg(msg.header.stamp).nanoseconds * 1e-9,
+                        (msg.point.x, msg.point.y, msg.point.z))
 
     def weights_callback(self, msg: Weights) -> None:
         """Load a 'vae' broadcast (latent size and goal decoder); keep the old one if bad."""
@@ -331,9 +352,15 @@ class GoalSchedulerNode(Node):
             self.get_logger().info(f'episode {goal.episode_id}: exploration, '
                                    f'{goal.episode_length} steps of random actions')
             return  # no latent goal to decode
+        pool = ''
+        if self._config.frame_goals_hand_box is not None and goal.source == 'prior':
+            left_out = ', '.join(f'{count} {reason}' for reason, count
+                                 in self._scheduler.frames_left_out.items())
+            pool = (f'; {len(self._scheduler.frames)} frames with the hand in the box kept '
+                    f'for goals, left out: {left_out}')
         self.get_logger().info(
             f'episode {goal.episode_id}: {goal.source} goal '
-            f'{np.array2string(goal.mean, precision=2)} (VAE v{model_version})')
+            f'{np.array2string(goal.mean, precision=2)} (VAE v{model_version}){pool}')
         if self._encoder.ready and self._encoder.config.latent_dim == goal.mean.size:
             image = self._encoder.decode(goal.mean)
             self._decoded_publisher.publish(array_to_image(image, 'rgb8', msg.header))

@@ -563,6 +563,8 @@ BAD_PARAMETERS = [
     ('learner', {'skew_fit.alpha': -1.0}, 'skew_fit.alpha'),  # needs the frames' goals
     ('learner', {'skew_fit.alpha': 0.5, 'imagined_goals': 'frames'}, 'alpha'),
     ('goal_scheduler', {'skew_alpha': -0.5}, 'skew_alpha'),
+    ('goal_scheduler', {'imagined_goals': 'frames', 'frame_goals_hand_box.low': [0.1, 0.5],
+                        'frame_goals_hand_box.high': [0.0, 0.7]}, 'frame_goals_hand_box'),
     ('mujoco_sim', {'task': 'flying'}, 'task'),
 ]
 

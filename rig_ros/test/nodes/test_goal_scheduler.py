@@ -6,6 +6,7 @@ import threading
 import time
 
 from factories import untrained_vae
+from geometry_msgs.msg import PointStamped
 import numpy as np
 import pytest
 from rclpy.time import Time
@@ -18,7 +19,7 @@ from rig_msgs.srv import Encode
 from rig_ros.core.encoder import LatentEncoder, vae_weights_payload
 from rig_ros.core.goals import GoalSchedulerConfig
 from rig_ros.edge.image_msgs import array_to_image, image_to_array
-from rig_ros.interfaces.qos import LATCHED_QOS, SENSOR_QOS, TRANSITION_QOS
+from rig_ros.interfaces.qos import ARM_QOS, LATCHED_QOS, SENSOR_QOS, TRANSITION_QOS
 
 NAMESPACE = '/robot_0'
 FLEET = (('rig/weights', '/rig/weights'), ('rig/transition', '/rig/transition'),
@@ -287,5 +288,38 @@ def test_skewed_frames_goals_favour_the_rare_latents_seen(
     # Uniform draws pick a rare latent one time in ten (4 of 8 or more: p < 0.005); skewed
     # by alpha -1 the four rare ones weigh 0.78 together, the 36 common ones 0.22.
     assert len(rare) >= 4, [list(goal.mean) for goal in goals.messages]
+    assert node.stop(signal.SIGINT) == 0, node.output
+    assert 'Traceback' not in node.output
+
+
+@pytest.mark.multiprocess
+def test_hand_box_goals_keep_frames_taken_with_the_hand_in_the_box(
+        ros, start_node, wait_for, vae_checkpoint):
+    node, goals, latents = start_frames_scheduler(
+        ros, start_node, wait_for, vae_checkpoint,
+        **{'frame_goals_hand_box.low': [-0.05, 0.55], 'frame_goals_hand_box.high': [0.05, 0.65]})
+    states = ros.publisher(PointStamped, f'{NAMESPACE}/robot/state', ARM_QOS)
+    assert ros.wait_for_subscribers(states), node.output
+    hands = {1: (0.0, 0.6), 2: (0.2, 0.6)}  # frame 1 in the box, frame 2 outside, 3 unknown
+    for second, (x, y) in hands.items():
+        state = PointStamped()
+        state.header.stamp = Time(seconds=second).to_msg()
+        state.point.x, state.point.y = x, y
+        states.publish(state)
+    time.sleep(0.3)  # reliable: the hands arrive before the frames taken with them
+    for _ in range(5):  # best effort: some get through
+        for second in (1, 2, 3):
+            seen = LatentState(mean=[float(second)] * 4, log_variance=[0.0] * 4,
+                               model_version=1)
+            seen.header.stamp = Time(seconds=second).to_msg()
+            latents.publish(seen)
+            time.sleep(0.02)
+    transitions = ros.publisher(Transition, '/rig/transition', TRANSITION_QOS)
+    assert ros.wait_for_subscribers(transitions), node.output
+    for episode_id in range(1, 5):
+        transitions.publish(end_of('robot_0', episode_id))
+        assert wait_for(lambda: len(goals.messages) > episode_id), node.output
+    assert [list(goal.mean) for goal in goals.messages[1:]] == [[1.0] * 4] * 4
+    assert 'frames with the hand in the box kept for goals' in node.output
     assert node.stop(signal.SIGINT) == 0, node.output
     assert 'Traceback' not in node.output

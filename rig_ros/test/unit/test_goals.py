@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from rig_ros.core.goals import (
-    FramePool, GoalScheduler, GoalSchedulerConfig, learner_status_summary, parse_learner_status,
-    Phase)
+    FramePool, GoalScheduler, GoalSchedulerConfig, HandBox, HandTrack, learner_status_summary,
+    parse_learner_status, Phase)
 
 
 def test_practice_episodes_alternate_resets_and_imagined_goals():
@@ -95,10 +95,46 @@ def test_a_skewed_scheduler_imagines_from_its_pool_by_weight():
     ({'imagined_goals': 'frames', 'skew_alpha': 0.5}, 'skew_alpha'),
     ({'imagined_goals': 'frames', 'skew_alpha': float('nan')}, 'skew_alpha'),
     ({'skew_alpha': -1.0}, "imagined_goals 'frames'"),
-    ({'imagined_goals': 'frames', 'skew_max_weight_ratio': 0.5}, 'skew_max_weight_ratio')])
+    ({'imagined_goals': 'frames', 'skew_max_weight_ratio': 0.5}, 'skew_max_weight_ratio'),
+    ({'frame_goals_hand_box': HandBox((0.0, 0.5), (0.1, 0.7))}, "imagined_goals 'frames'"),
+    ({'imagined_goals': 'frames', 'hand_stamp_tolerance_s': 0.0}, 'hand_stamp_tolerance_s')])
 def test_bad_skew_settings_name_the_field(values, field):
     with pytest.raises(ValueError, match=field):
         GoalSchedulerConfig(**values)
+
+
+def test_hand_box_goals_keep_frames_taken_with_the_hand_inside():
+    box = HandBox(low=(-0.05, 0.55), high=(0.05, 0.65))
+    scheduler = GoalScheduler(GoalSchedulerConfig(imagined_goals='frames',
+                                                  frame_goals_hand_box=box))
+    scheduler.model_ready()
+    scheduler.seen_latent(np.full(4, 1.0, np.float32), 1, np.array([0.0, 0.6, 0.2]))
+    scheduler.seen_latent(np.full(4, 2.0, np.float32), 1, np.array([0.1, 0.6, 0.2]))
+    scheduler.seen_latent(np.full(4, 3.0, np.float32), 1, None)
+    scheduler.seen_latent(np.full(4, 4.0, np.float32), 1, np.array([0.05, 0.55]))  # an edge
+    assert len(scheduler.frames) == 2
+    assert scheduler.frames_left_out == {'no hand': 1, 'hand outside the box': 1}
+    assert {scheduler.imagine(4)[0] for _ in range(50)} == {1.0, 4.0}
+
+
+def test_hand_track_pairs_a_frame_with_the_nearest_hand_in_time():
+    track = HandTrack(size=3)
+    assert track.at(1.0, 0.05) is None
+    for stamp in (1.0, 1.1, 1.2, 1.3):  # the oldest falls out
+        track.add(stamp, (stamp, 0.6, 0.2))
+    track.add(1.4, (float('nan'), 0.6, 0.2))  # dropped
+    assert track.at(1.12, 0.05)[0] == pytest.approx(1.1)
+    assert track.at(1.0, 0.05) is None and track.at(1.36, 0.05) is None
+    assert track.at(1.36, 0.1)[0] == pytest.approx(1.3)
+
+
+@pytest.mark.parametrize('values, match', [
+    ({'low': (0.1, 0.5), 'high': (0.0, 0.7)}, 'below high'),
+    ({'low': (0.0, 0.5), 'high': (0.1, float('inf'))}, 'below high'),
+    ({'low': (0.0,), 'high': (0.1, 0.7)}, 'below high')])
+def test_a_bad_hand_box_is_refused(values, match):
+    with pytest.raises(ValueError, match=match):
+        HandBox(**values)
 
 
 def test_episode_timeout():
