@@ -97,8 +97,9 @@ SKEW_FIT_PARAMETERS = {
 def session_config(budget: Budget, seed: int, fine_tune: bool,
                    params_file: Optional[str] = None) -> SessionConfig:
     """Return the graph session of a budget (fine_tune: online VAE fine-tuning on)."""
-    return SessionConfig(params_file=params_file,
-        task='reacher', seed=seed, steps=budget.env_steps, eval_goals=budget.eval_goals,
+    return SessionConfig(
+        params_file=params_file, task='reacher', seed=seed, steps=budget.env_steps,
+        eval_goals=budget.eval_goals,
         episode_length=budget.episode_length, explore_frames=budget.explore_frames,
         vae_steps=budget.vae_steps, learning_starts=budget.learning_starts,
         updates_per_step=budget.updates_per_step,
