@@ -2,7 +2,8 @@
 
 While the fleet explores (no VAE yet, random end-effector velocities) every camera frame that
 reaches the learner is appended here with its robot, episode, step and the action that
-followed it (none for an episode's last frame). `images()` is the VAE's pretraining set;
+followed it (none for an episode's last frame), and where the hand was (NaN: unknown).
+`images()` is the VAE's pretraining set;
 `episodes()` cuts the frames into episodes (frames [T + 1], actions [T]) that become replay
 transitions once a VAE has encoded them (`core.latent_versions.add_exploration`).
 
@@ -35,11 +36,12 @@ import numpy as np
 
 from rig_ros.core.checkpoints import CheckpointError
 from rig_ros.core.files import atomic_write
+from rig_ros.core.hands import hand_or_unknown, HAND_SIZE
 
 FRAMES_DIR = 'frames'
 CORRUPT_SUFFIX = '.corrupt'
-_KEYS = ('images', 'actions', 'robot', 'episode', 'step')
-_Frame = tuple[np.ndarray, np.ndarray, str, int, int]  # a kept frame, in the order of _KEYS
+_KEYS = ('images', 'actions', 'robot', 'episode', 'step', 'hands')
+_Frame = tuple[np.ndarray, np.ndarray, str, int, int, np.ndarray]  # a kept frame, as _KEYS
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,8 @@ class FrameEpisode:
     """uint8 [T + 1, H, W, 3]."""
     actions: np.ndarray
     """float32 [T, action_dim]: actions[t] led from frames[t] to frames[t + 1]."""
+    hands: Optional[np.ndarray] = None
+    """float32 [T + 1, 3]: the hand at each frame, NaN where unknown (None: all unknown)."""
 
 
 class FrameStore:
@@ -125,8 +129,10 @@ class FrameStore:
         return self._image_shape
 
     def append(self, robot_id: str, episode_id: int, step_index: int, frame: np.ndarray,
-               action: Optional[np.ndarray]) -> None:
+               action: Optional[np.ndarray], hand: Optional[np.ndarray] = None) -> None:
         """Keep one frame and the action that followed it (None: none, e.g. the last frame).
+
+        hand: where the hand was at the frame (x, y, z); None (or another size): unknown.
 
         Writes a chunk when one is due. Raises ValueError for a frame that is not uint8
         HxWx3 of the store's shape or an action that is not `action_dim` finite numbers.
@@ -151,7 +157,7 @@ class FrameStore:
                 self._pending_since = self._clock()
             self._steps += bool(np.isfinite(action).all())
             self._pending.append((frame.copy(), action, str(robot_id), int(episode_id),
-                                  int(step_index)))
+                                  int(step_index), hand_or_unknown(hand)))
             if len(self._pending) >= self.config.chunk_frames or self._period_passed():
                 self._write_pending()
 
@@ -215,7 +221,10 @@ class FrameStore:
     def _read_chunk(self, file: pathlib.Path) -> dict[str, np.ndarray]:
         try:
             with np.load(file, allow_pickle=False) as data:
-                chunk = {key: data[key] for key in _KEYS}
+                chunk = {key: data[key] for key in _KEYS if key != 'hands'}
+                # Chunks written before hands were kept: unknown.
+                chunk['hands'] = (data['hands'] if 'hands' in data.files else np.full(
+                    (len(chunk['images']), HAND_SIZE), np.nan, np.float32))
         except KeyError as error:
             raise CheckpointError(f'no {error} array') from None
         except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
@@ -226,7 +235,8 @@ class FrameStore:
             raise CheckpointError(f'images of {images.dtype} {images.shape}, expected uint8 '
                                   f'[N, *{self._image_shape or "(H, W, 3)"}]')
         if (chunk['actions'].shape != (count, self.config.action_dim)
-                or any(chunk[key].shape != (count,) for key in ('robot', 'episode', 'step'))):
+                or any(chunk[key].shape != (count,) for key in ('robot', 'episode', 'step'))
+                or chunk['hands'].shape != (count, HAND_SIZE)):
             raise CheckpointError(f'arrays of shapes {[chunk[key].shape for key in _KEYS]} do '
                                   f'not fit {count} frames and action_dim '
                                   f'{self.config.action_dim}')
@@ -243,7 +253,8 @@ class FrameStore:
             return {'images': np.zeros((0, *shape), np.uint8),
                     'actions': np.zeros((0, self.config.action_dim), np.float32),
                     'robot': np.zeros(0, str), 'episode': np.zeros(0, np.int64),
-                    'step': np.zeros(0, np.int64)}
+                    'step': np.zeros(0, np.int64),
+                    'hands': np.zeros((0, HAND_SIZE), np.float32)}
         return {key: np.concatenate([chunk[key] for chunk in chunks]) for key in _KEYS}
 
     def images(self) -> np.ndarray:
@@ -277,16 +288,16 @@ class FrameStore:
                 result.append(FrameEpisode(
                     robot_id=str(robot), episode_id=int(episodes[part[0]]),
                     first_step=int(steps[part[0]]), frames=columns['images'][part],
-                    actions=columns['actions'][part[:-1]]))
+                    actions=columns['actions'][part[:-1]], hands=columns['hands'][part]))
         return result
 
 
 def _as_chunk(frames: list[_Frame]) -> dict[str, np.ndarray]:
     """Return kept frames as a chunk's arrays."""
-    images, actions, robots, episodes, steps = zip(*frames)
+    images, actions, robots, episodes, steps, hands = zip(*frames)
     return {'images': np.stack(images), 'actions': np.stack(actions),
             'robot': np.array(robots), 'episode': np.array(episodes, np.int64),
-            'step': np.array(steps, np.int64)}
+            'step': np.array(steps, np.int64), 'hands': np.stack(hands)}
 
 
 def _numbered(directory: pathlib.Path, pattern: str) -> list[tuple[int, pathlib.Path]]:

@@ -16,15 +16,15 @@ lockstep sim stops stepping, until the next goal image), without resets.
 Pure logic: the node performs resets and encodings and reports back; times are passed in.
 """
 
-import collections
 from dataclasses import dataclass
 import enum
 import json
 import math
-from typing import Any, Literal, Optional, Sequence
+from typing import Any, Literal, Optional
 
 import numpy as np
 
+from rig_ros.core.hands import HandBox
 from rig_ros.core.skew_fit import latent_skew_weights
 
 GoalSource = Literal['prior', 'image']
@@ -38,48 +38,6 @@ def check_imagined_goals(value: object) -> None:
     """Raise ValueError naming `imagined_goals` unless `value` is one of IMAGINED_GOALS."""
     if value not in IMAGINED_GOALS:
         raise ValueError(f'imagined_goals must be one of {IMAGINED_GOALS}, got {value!r}')
-
-
-@dataclass(frozen=True)
-class HandBox:
-    """A box of hand positions: x and y in the robot's base frame, metres, edges included."""
-
-    low: tuple[float, float]
-    high: tuple[float, float]
-
-    def __post_init__(self) -> None:
-        """Refuse corners that do not span a box."""
-        corners = (*self.low, *self.high)
-        if (len(self.low) != 2 or len(self.high) != 2
-                or not all(math.isfinite(value) for value in corners)
-                or not all(low < high for low, high in zip(self.low, self.high))):
-            raise ValueError(f'hand box low {list(self.low)} must lie below high '
-                             f'{list(self.high)} in x and y (metres)')
-
-    def contains(self, hand: Sequence[float]) -> bool:
-        """Whether a hand position (x, y[, z]) lies in the box."""
-        return all(low <= value <= high
-                   for low, value, high in zip(self.low, hand[:2], self.high))
-
-
-class HandTrack:
-    """The hand's recent positions by stamp, to find the one a camera frame was taken with."""
-
-    def __init__(self, size: int = 100) -> None:
-        self._positions: collections.deque = collections.deque(maxlen=size)
-
-    def add(self, stamp_s: float, hand: Sequence[float]) -> None:
-        """Keep a hand position (robot/state) of time `stamp_s`; non-finite ones are dropped."""
-        position = np.asarray(hand, np.float64)
-        if math.isfinite(stamp_s) and np.all(np.isfinite(position)):
-            self._positions.append((stamp_s, position))
-
-    def at(self, stamp_s: float, tolerance_s: float) -> Optional[np.ndarray]:
-        """Return the kept position nearest in time to `stamp_s`, if within `tolerance_s`."""
-        best = min(self._positions, key=lambda kept: abs(kept[0] - stamp_s), default=None)
-        if best is None or abs(best[0] - stamp_s) > tolerance_s:
-            return None
-        return best[1]
 
 
 @dataclass(frozen=True)

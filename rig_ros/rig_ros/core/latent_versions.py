@@ -99,9 +99,9 @@ def add_exploration(trainer: RigTrainer, episodes: Iterable[FrameEpisode], vae: 
                     goal_sampler: Optional[GoalSampler] = None) -> int:
     """Encode exploration episodes with `vae` (of `version`) into the trainer's replay.
 
-    Each episode becomes one episode of transitions (latent means, its actions) with one
-    imagined goal drawn from `goal_sampler` (default: the trainer's prior); a replay that
-    keeps images gets the frames too (at the VAE's input size). Records `version` in
+    Each episode becomes one episode of transitions (latent means, its actions, its hands)
+    with one imagined goal drawn from `goal_sampler` (default: the trainer's prior); a replay
+    that keeps images gets the frames too (at the VAE's input size). Records `version` in
     `versions`; returns the transitions added. Raises ValueError when the replay already
     holds latents of another version, or keeps images of another size.
     """
@@ -124,11 +124,14 @@ def add_exploration(trainer: RigTrainer, episodes: Iterable[FrameEpisode], vae: 
         latents = encode_images(vae, frames)[0]
         goal = np.asarray(sampler(1), np.float32)[0]
         last = len(episode.actions) - 1
+        hands = episode.hands
         for t, action in enumerate(episode.actions):
             trainer.add_step(latents[t], action, latents[t + 1], goal,
                              image=frames[t] if keep_images else None,
                              next_image=frames[t + 1] if keep_images else None,
-                             episode_end=t == last)
+                             episode_end=t == last,
+                             hand=hands[t] if hands is not None else None,
+                             next_hand=hands[t + 1] if hands is not None else None)
         added += len(episode.actions)
     versions.adopt(version)
     return added

@@ -74,6 +74,7 @@ from rig_ros.core.encoder import (
     vae_config_from_dict)
 from rig_ros.core.files import atomic_write
 from rig_ros.core.goals import check_imagined_goals, ImaginedGoals
+from rig_ros.core.hands import hand_or_unknown, HAND_SIZE, HandBox
 from rig_ros.core.policy_runtime import encode_policy_weights, TransitionRecord
 from rig_ros.core.replay import GoalReplayBuffer, GoalSampler, RelabelConfig
 from rig_ros.core.rewards import REWARD_KINDS, RewardKind
@@ -93,6 +94,7 @@ _SEQUENCE_KEY = 'learner_episode_sequence'  # in the replay file: last episode f
 _EPISODE_KEYS = ('observation', 'action', 'next_observation', 'goal')
 PIPELINE_CHECKPOINT_FILE = 'rl.safetensors'  # core.pipeline's RL checkpoint, servable too
 _IMAGES_KEY = 'images'  # in an episode file of a replay keeping images: [T + 1, S, S, 3]
+_HANDS_KEY = 'hands'  # in an episode file: the hand at each frame [T + 1, 3], NaN: unknown
 REJECTIONS = ('invalid', 'duplicate', 'out_of_order')
 VERSION_REJECTIONS = ('mixed', 'stale', 'ahead')  # core.latent_versions.LatentVersions.check
 SPLITS = ('gap', 'discontinuity', 'restart')
@@ -187,6 +189,10 @@ class LearnerConfig:
     """Relabelling's imagined goals: z ~ N(0, I) ('prior', RIG) or the latent of a frame in
     the replay ('frames', Skew-Fit's source unskewed; the prior while the replay is empty).
     Set the goal schedulers' imagined_goals alike."""
+    frame_goals_hand_box: Optional[HandBox] = None
+    """'frames': relabelling's imagined goals only from replay frames taken with the hand in
+    this box (x, y metres; the hands the policies send with their transitions); None: every
+    frame. Set the goal schedulers' frame_goals_hand_box alike."""
     skew_fit: SkewFitConfig = field(default_factory=SkewFitConfig)
     """Skew-Fit (alpha < 0; 0: off, RIG): VAE pretraining and fine-tuning minibatches drawn by
     skewed weight, and relabelling's imagined goals ('frames' only) drawn from the replay's
@@ -209,6 +215,9 @@ class LearnerConfig:
         if self.reward not in REWARD_KINDS:
             raise ValueError(f'reward must be one of {REWARD_KINDS}, got {self.reward!r}')
         check_imagined_goals(self.imagined_goals)
+        if self.frame_goals_hand_box is not None and self.imagined_goals != 'frames':
+            raise ValueError("frame_goals_hand_box filters the frames' goals: it needs "
+                             f"imagined_goals 'frames', got {self.imagined_goals!r}")
         if self.skew_fit.enabled and self.imagined_goals != 'frames':
             raise ValueError(f"skew_fit.alpha {self.skew_fit.alpha} skews the frames' goals: "
                              f"it needs imagined_goals 'frames', got {self.imagined_goals!r}")
@@ -345,10 +354,11 @@ class Learner:
         prior = latent_prior(rng, self.config.latent_dim)
         if self.config.imagined_goals == 'prior':
             return prior
+        box = self.config.frame_goals_hand_box
         if self.config.skew_fit.enabled:
             return skewed_replay_latent_goals(lambda: self.trainer.buffer, prior, rng,
-                                              self.config.skew_fit)
-        return replay_latent_goals(lambda: self.trainer.buffer, prior, rng)
+                                              self.config.skew_fit, box)
+        return replay_latent_goals(lambda: self.trainer.buffer, prior, rng, box)
 
     @property
     def agent(self) -> GoalConditionedTD3:
@@ -460,6 +470,8 @@ class Learner:
                 frames = [vae_input(frame[None], self.config.vae.image_size)[0]
                           for frame in frames]
             arrays[_IMAGES_KEY] = vae_input(np.stack(frames), self.config.vae.image_size)
+        arrays[_HANDS_KEY] = np.stack([hand_or_unknown(episode.steps[0].hand)] + [
+            hand_or_unknown(record.next_hand) for record in episode.steps])
         if self._episode_dir is not None:
             self._write_episode(episode, arrays)
         self._store(arrays)
@@ -473,12 +485,15 @@ class Learner:
 
     def _store(self, arrays: dict[str, np.ndarray]) -> None:
         images = arrays.get(_IMAGES_KEY) if self.config.keep_images else None
+        hands = arrays.get(_HANDS_KEY)
         for t, (observation, action, next_observation, goal) in enumerate(zip(
                 *(arrays[key] for key in _EPISODE_KEYS))):
             self.trainer.add_step(
                 observation, action, next_observation, goal,
                 image=images[t] if images is not None and t == 0 else None,
-                next_image=images[t + 1] if images is not None else None)
+                next_image=images[t + 1] if images is not None else None,
+                hand=hands[t] if hands is not None else None,
+                next_hand=hands[t + 1] if hands is not None else None)
         self.trainer.end_episode()
 
     def _write_episode(self, episode: _Episode, arrays: dict[str, np.ndarray]) -> None:
@@ -691,6 +706,9 @@ class Learner:
                 raise checkpoints.CheckpointError(
                     f'frames {got}, the replay keeps uint8 {expected}')
             arrays[_IMAGES_KEY] = images
+        hands = state.get(_HANDS_KEY)  # episode files written before hands were kept: none
+        if hands is not None and hands.shape == (steps + 1, HAND_SIZE):
+            arrays[_HANDS_KEY] = np.asarray(hands, np.float32)
         return arrays
 
     def _check_compatible(self, saved: dict[str, Any], path: pathlib.Path) -> None:

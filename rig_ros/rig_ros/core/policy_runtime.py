@@ -20,6 +20,9 @@ Two kinds of episode, told apart by the goal's source:
   `explore_hold_steps` steps of the episode (seeded by `seed`); policy weights are not used.
   A transition has empty observation, next_observation and goal, the action, the frame acted
   on and the next frame (always attached), policy and VAE versions 0.
+Both kinds carry the hand position at each of their two observations (`set_hand`, the
+robot/state nearest to the observation's stamp within `hand_stamp_tolerance_s`; None where
+none is known): the learner keeps frames' goals to frames with the hand in a box.
 
 Rules, in order: inactive, no goal, exploration with `explore` false, no observation (latent
 or frame), in practice a non-finite latent or goal or a dimension mismatch, an observation
@@ -48,6 +51,7 @@ import torch
 
 from rig_ros.core.actor import Actor, GoalPolicy, PolicySpec
 from rig_ros.core.checkpoints import CheckpointError, deserialize_state, serialize_state
+from rig_ros.core.hands import HandTrack
 from rig_ros.core.noise import ExplorationConfig
 
 EXPLORE_SOURCE = 'explore'
@@ -91,12 +95,14 @@ class PolicyConfig(ExplorationConfig):
     their frames."""
     image_size: int = 84
     """Side of camera_pipeline's square rgb8 frames; frames of another size are refused."""
+    hand_stamp_tolerance_s: float = 0.05
+    """An observation's hand is the robot/state nearest to its stamp, if this close."""
 
     def __post_init__(self) -> None:
         """Check the values; an error names the field."""
         super().__post_init__()
         for name in ('control_rate_hz', 'stale_after_s', 'max_speed_m_s', 'action_dim',
-                     'explore_hold_steps', 'image_size'):
+                     'explore_hold_steps', 'image_size', 'hand_stamp_tolerance_s'):
             if not getattr(self, name) > 0:
                 raise ValueError(f'{name} must be > 0, got {getattr(self, name)!r}')
 
@@ -158,6 +164,10 @@ class TransitionRecord:
     """VAE version that encoded `observation`; 0: no VAE (an exploration step, empty latents)."""
     next_vae_version: int = 0
     """VAE version that encoded `next_observation`."""
+    hand: Optional[np.ndarray] = None
+    """Hand position (x, y, z) when the frame of `observation` was taken; None: unknown."""
+    next_hand: Optional[np.ndarray] = None
+    """Hand position when the frame of `next_observation` was taken; None: unknown."""
 
 
 @dataclass(frozen=True)
@@ -243,6 +253,7 @@ class PolicyRuntime:
         self._frames: dict[float, np.ndarray] = {}  # the last FRAME_HISTORY frames by stamp
         self._explore_action: Optional[np.ndarray] = None  # held random action
         self._rng = np.random.default_rng(config.seed)
+        self._hands = HandTrack()
 
     @property
     def episode_over(self) -> bool:
@@ -286,6 +297,14 @@ class PolicyRuntime:
             self._frames[stamp] = image
             while len(self._frames) > FRAME_HISTORY:
                 del self._frames[next(iter(self._frames))]
+
+    def set_hand(self, stamp: float, hand: np.ndarray) -> None:
+        """Take the hand's position (robot/state) at time `stamp`."""
+        self._hands.add(float(stamp), hand)
+
+    def _hand_at(self, stamp: float) -> Optional[np.ndarray]:
+        hand = self._hands.at(stamp, self.config.hand_stamp_tolerance_s)
+        return None if hand is None else hand.astype(np.float32)
 
     def set_goal(self, goal: EpisodeGoal) -> bool:
         """Take a goal; a new episode id restarts the step count. Return True if it did."""
@@ -367,7 +386,8 @@ class PolicyRuntime:
             empty = np.zeros(0, np.float32)
             return TransitionRecord(
                 pending.episode_id, pending.step_index, empty, pending.action, empty, empty,
-                episode_end, 0, frame.stamp, image=pending.image, next_image=frame.image)
+                episode_end, 0, frame.stamp, image=pending.image, next_image=frame.image,
+                hand=self._hand_at(pending.stamp), next_hand=self._hand_at(frame.stamp))
         latent = self.latent
         assert latent is not None
         return TransitionRecord(
@@ -375,7 +395,8 @@ class PolicyRuntime:
             latent.mean.copy(), goal.mean.copy(), episode_end, pending.policy_version,
             latent.stamp, image=self._frames.get(pending.stamp),
             next_image=self._frames.get(latent.stamp), vae_version=pending.vae_version,
-            next_vae_version=latent.model_version)
+            next_vae_version=latent.model_version, hand=self._hand_at(pending.stamp),
+            next_hand=self._hand_at(latent.stamp))
 
     def _observation_kind(self) -> str:
         return 'frame' if self.exploring else 'latent'

@@ -299,10 +299,10 @@ class PracticeRun:
             return 'invalid'
         try:
             self.frames.append(robot_id, record.episode_id, record.step_index, record.image,
-                               record.action)
+                               record.action, record.hand)
             if record.episode_end:
                 self.frames.append(robot_id, record.episode_id, record.step_index + 1,
-                                   record.next_image, None)
+                                   record.next_image, None, record.next_hand)
         except ValueError:
             self._explore_invalid += 1
             return 'invalid'

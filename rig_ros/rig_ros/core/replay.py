@@ -7,6 +7,7 @@ import math
 import numpy as np
 import torch
 
+from rig_ros.core.hands import HAND_SIZE
 from rig_ros.core.rewards import RewardFn
 
 ROLLOUT_GOAL, PRIOR_GOAL, FUTURE_GOAL = 0, 1, 2
@@ -73,6 +74,8 @@ class GoalReplayBuffer:
         self._goal = np.zeros((capacity, goal_dim), np.float32)
         self._images = (np.zeros((capacity, *self.image_shape), np.uint8)
                         if self.image_shape is not None else None)
+        # Where the hand was at each frame (NaN: unknown): frames' goals in a hand box.
+        self._hands = np.full((capacity, HAND_SIZE), np.nan, np.float32)
         # Absolute frame numbers: an episode's frames are consecutive, so a future frame is
         # any number between the sampled frame + 1 and the episode's last frame.
         self._frame_number = np.full(capacity, -1, np.int64)
@@ -104,12 +107,15 @@ class GoalReplayBuffer:
     def add_step(self, obs: np.ndarray, action: np.ndarray, next_obs: np.ndarray,
                  goal: np.ndarray, achieved_goal: np.ndarray | None = None,
                  image: np.ndarray | None = None, next_image: np.ndarray | None = None,
-                 episode_end: bool = False) -> None:
+                 episode_end: bool = False, hand: np.ndarray | None = None,
+                 next_hand: np.ndarray | None = None) -> None:
         """Store one transition of the open episode, opening a new one if needed.
 
         achieved_goal is the goal reached at next_obs (default next_obs itself; the oracle
         passes a state subset). With image storage, next_image is required at every step and
-        image (of obs) at an episode's first step only.
+        image (of obs) at an episode's first step only. hand / next_hand: the hand position
+        (x, y, z) at obs / next_obs (hand read at an episode's first step only; None or
+        non-finite: unknown).
         """
         if self._images is None:
             if image is not None or next_image is not None:
@@ -133,7 +139,7 @@ class GoalReplayBuffer:
             self._episodes += 1
             self._episode_open = True
             # The first frame's achieved goal is never a future goal; obs stands in for it.
-            self._write_frame(obs, obs if achieved_goal is None else np.nan, image)
+            self._write_frame(obs, obs if achieved_goal is None else np.nan, image, hand)
         elif self._check_continuity:
             newest = self._obs[(self._frames - 1) % self.capacity]
             if not np.allclose(newest, obs, rtol=1e-5, atol=1e-6):
@@ -146,7 +152,7 @@ class GoalReplayBuffer:
         self._action[previous] = action
         self._goal[previous] = goal
         self._write_frame(next_obs, next_obs if achieved_goal is None else achieved_goal,
-                          next_image)
+                          next_image, next_hand)
         self._has_next[previous] = True
         self._transitions += 1
         if episode_end:
@@ -224,6 +230,12 @@ class GoalReplayBuffer:
         view.flags.writeable = False
         return view
 
+    def hands(self) -> np.ndarray:
+        """Return the hand position at each stored frame (N, 3), NaN where unknown, read-only."""
+        view = self._hands[:min(self._frames, self.capacity)]
+        view.flags.writeable = False
+        return view
+
     def refresh_latents(self, encode_fn: Callable[[np.ndarray], np.ndarray],
                         chunk_size: int = 512) -> None:
         """Re-encode every stored image (uint8 NHWC -> (N, obs_dim)) after the VAE changed.
@@ -247,7 +259,8 @@ class GoalReplayBuffer:
         """Return the whole state as numpy arrays and ints (for non-pickle persistence)."""
         arrays = {'obs': self._obs, 'achieved_goal': self._achieved, 'action': self._action,
                   'goal': self._goal, 'frame_number': self._frame_number,
-                  'episode_last': self._episode_last, 'has_next': self._has_next}
+                  'episode_last': self._episode_last, 'has_next': self._has_next,
+                  'hands': self._hands}
         if self._images is not None:
             arrays['images'] = self._images
         state: dict[str, np.ndarray | int] = {key: value.copy() for key, value in arrays.items()}
@@ -276,6 +289,8 @@ class GoalReplayBuffer:
         buffer._frame_number[:] = state['frame_number']
         buffer._episode_last[:] = state['episode_last']
         buffer._has_next[:] = state['has_next']
+        if 'hands' in state:  # replays saved before hands were kept: unknown
+            buffer._hands[:] = state['hands']
         if images is not None:
             buffer._images[:] = images
         buffer._frames = int(state['frames'])
@@ -287,8 +302,13 @@ class GoalReplayBuffer:
         return buffer
 
     def _write_frame(self, obs: np.ndarray, achieved: np.ndarray | float,
-                     image: np.ndarray | None) -> None:
+                     image: np.ndarray | None, hand: np.ndarray | None = None) -> None:
         slot = self._frames % self.capacity
+        self._hands[slot] = np.nan
+        if hand is not None:
+            hand = np.asarray(hand, np.float32).ravel()
+            if hand.size == HAND_SIZE:
+                self._hands[slot] = hand
         if self._images is not None:
             self._images[slot] = image
         if self._has_next[slot]:  # overwriting the oldest frame drops its transition

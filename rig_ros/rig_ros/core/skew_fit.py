@@ -41,8 +41,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from rig_ros.core.hands import HandBox
 from rig_ros.core.replay import GoalReplayBuffer, GoalSampler
-from rig_ros.core.trainer import VAEFineTuning
+from rig_ros.core.trainer import HandBoxSlots, VAEFineTuning
 from rig_ros.core.vae import (
     ConvVAE, encode_images, evaluating, images_to_tensor, VAEConfig, VAETrainer)
 
@@ -184,20 +185,24 @@ def latent_skew_weights(latents: np.ndarray, alpha: float,
 
 
 def skewed_replay_latent_goals(buffer: Callable[[], GoalReplayBuffer], fallback: GoalSampler,
-                               rng: np.random.Generator, config: SkewFitConfig) -> GoalSampler:
+                               rng: np.random.Generator, config: SkewFitConfig,
+                               hand_box: Optional[HandBox] = None) -> GoalSampler:
     """Return a sampler of imagined goals: the replay's latents drawn by skewed weight.
 
     The skewed form of `core.trainer.replay_latent_goals` (the graph learner's 'frames'
-    goals). Weights are the 'latent_kde' density's (`latent_skew_weights`) over a seeded
-    subset of at most `config.max_density_frames` stored latents, refitted once
-    `config.reweight_every` more transitions are stored, after the replay's latents are
-    re-encoded (a fine-tuned VAE), and when the replay is another (a restore). While the
-    replay is empty, `fallback` draws.
+    goals; with hand_box, only latents of frames with the hand in it). Weights are the
+    'latent_kde' density's (`latent_skew_weights`) over a seeded subset of at most
+    `config.max_density_frames` of those latents, refitted once `config.reweight_every` more
+    transitions are stored, after the replay's latents are re-encoded (a fine-tuned VAE),
+    and when the replay is another (a restore). While there is none, `fallback` draws.
     """
-    fitted: dict[str, Any] = {'buffer': None, 'refreshes': -1, 'size': -1}
+    fitted: dict[str, Any] = {'buffer': None, 'refreshes': -1, 'size': -1,
+                              'latents': np.zeros((0, 0), np.float32)}
     subsets = np.random.default_rng((config.max_density_frames, 2))
+    slots = HandBoxSlots(hand_box)
 
-    def refit(replay: GoalReplayBuffer, stored: np.ndarray) -> None:
+    def refit(replay: GoalReplayBuffer) -> None:
+        stored = replay.latents()[slots(replay)]
         picks = np.arange(len(stored))
         if len(stored) > config.max_density_frames:
             picks = np.sort(subsets.choice(len(stored), config.max_density_frames,
@@ -209,13 +214,12 @@ def skewed_replay_latent_goals(buffer: Callable[[], GoalReplayBuffer], fallback:
 
     def sample(count: int) -> np.ndarray:
         replay = buffer()
-        stored = replay.latents()
-        if not len(stored):
-            return fallback(count)
         if (fitted['buffer'] is not replay or fitted['refreshes'] != replay.latent_refreshes
-                or len(replay) - fitted['size'] >= config.reweight_every
-                or len(replay) < fitted['size']):
-            refit(replay, stored)
+                or abs(len(replay) - fitted['size']) >= config.reweight_every
+                or not len(fitted['latents'])):
+            refit(replay)
+        if not len(fitted['latents']):
+            return fallback(count)
         chosen = rng.choice(len(fitted['latents']), count, p=fitted['weights'])
         return fitted['latents'][chosen].astype(np.float32)
     return sample

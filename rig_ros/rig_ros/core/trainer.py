@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from rig_ros.core.actor import GoalPolicy
+from rig_ros.core.hands import HandBox
 from rig_ros.core.noise import ExplorationConfig
 from rig_ros.core.replay import GoalReplayBuffer, GoalSampler, RelabelConfig
 from rig_ros.core.rewards import latent_reward_fn, LatentDistance
@@ -110,19 +111,55 @@ def latent_prior(rng: np.random.Generator, latent_dim: int) -> GoalSampler:
 
 
 def replay_latent_goals(buffer: Callable[[], GoalReplayBuffer], fallback: GoalSampler,
-                        rng: np.random.Generator) -> GoalSampler:
+                        rng: np.random.Generator,
+                        hand_box: Optional[HandBox] = None) -> GoalSampler:
     """Return a sampler of imagined goals drawn uniformly from the replay's stored latents.
 
-    `buffer()` gives the replay at each draw (it may be built after the sampler); while it is
-    empty, `fallback` draws. The graph learner's 'frames' goals, and the pipeline's with
-    `frame_goals_from_replay`.
+    `buffer()` gives the replay at each draw (it may be built after the sampler); while it
+    holds no latent to draw, `fallback` draws. hand_box: only latents of frames taken with
+    the hand in the box (`GoalReplayBuffer.hands`; which frames those are is looked up again
+    every HAND_BOX_RECHECK transitions). The graph learner's 'frames' goals, and the
+    pipeline's with `frame_goals_from_replay`.
     """
+    slots = HandBoxSlots(hand_box)
+
     def sample(count: int) -> np.ndarray:
-        stored = buffer().latents()
+        replay = buffer()
+        stored = replay.latents()
+        if hand_box is not None:
+            stored = stored[slots(replay)]
         if not len(stored):
             return fallback(count)
         return stored[rng.integers(len(stored), size=count)].astype(np.float32)
     return sample
+
+
+HAND_BOX_RECHECK = 50
+"""Transitions stored between two looks at which replay frames had the hand in the box."""
+
+
+class HandBoxSlots:
+    """The replay slots whose frames were taken with the hand in a box, kept between draws.
+
+    Looked up again when the replay is another one or HAND_BOX_RECHECK more transitions
+    are stored (a slot overwritten in between keeps its old verdict until then).
+    """
+
+    def __init__(self, hand_box: Optional[HandBox]) -> None:
+        self.hand_box = hand_box
+        self._replay: Optional[GoalReplayBuffer] = None
+        self._size = 0
+        self._slots = np.zeros(0, np.int64)
+
+    def __call__(self, replay: GoalReplayBuffer) -> np.ndarray:
+        """Return the slots (indices into `replay.latents()`) that may give goals."""
+        if self.hand_box is None:
+            return np.arange(len(replay.latents()))
+        if (replay is not self._replay or abs(len(replay) - self._size) >= HAND_BOX_RECHECK
+                or not len(self._slots)):
+            self._replay, self._size = replay, len(replay)
+            self._slots = np.flatnonzero(self.hand_box.inside(replay.hands()))
+        return self._slots
 
 
 def _variance_pending(achieved: np.ndarray, goal: np.ndarray) -> np.ndarray:
@@ -190,10 +227,12 @@ class RigTrainer:
 
     def add_step(self, obs: np.ndarray, action: np.ndarray, next_obs: np.ndarray,
                  goal: np.ndarray, *, image: Optional[np.ndarray] = None,
-                 next_image: Optional[np.ndarray] = None, episode_end: bool = False) -> None:
+                 next_image: Optional[np.ndarray] = None, episode_end: bool = False,
+                 hand: Optional[np.ndarray] = None,
+                 next_hand: Optional[np.ndarray] = None) -> None:
         """Store one transition (see GoalReplayBuffer.add_step)."""
         self.buffer.add_step(obs, action, next_obs, goal, image=image, next_image=next_image,
-                             episode_end=episode_end)
+                             episode_end=episode_end, hand=hand, next_hand=next_hand)
         self.stored += 1
 
     def end_episode(self) -> None:

@@ -16,7 +16,7 @@
 - EPISODE_END_QOS: the goal scheduler's reader of episode ends: rare, must not be missed.
 - STATE_READER_QOS / GOAL_READER_QOS: a session operator's readers, deeper than the writers
   so that a busy operator keeps every frame's state and every goal; the goal scheduler's
-  reader of hand positions (frame_goals_hand_box) too.
+  and the policy's readers of hand positions too.
 """
 
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy

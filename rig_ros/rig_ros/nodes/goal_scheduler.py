@@ -62,8 +62,9 @@ from rig_msgs.msg import Goal, LatentState, Transition, Weights
 from rig_msgs.srv import Encode
 from rig_ros.core.encoder import LatentEncoder, WeightsError
 from rig_ros.core.goals import (
-    GoalCommand, GoalScheduler, GoalSchedulerConfig, HandTrack, learner_status_summary,
-    parse_learner_status, Phase)
+    GoalCommand, GoalScheduler, GoalSchedulerConfig, learner_status_summary, parse_learner_status,
+    Phase)
+from rig_ros.core.hands import HandTrack
 from rig_ros.edge.entry import run_node
 from rig_ros.edge.image_msgs import array_to_image, image_to_array
 from rig_ros.edge.log_limits import KeyedThrottle, suffix

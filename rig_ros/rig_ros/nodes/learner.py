@@ -90,7 +90,13 @@ def record_from_message(msg: Transition) -> TransitionRecord:
         np.asarray(msg.goal, np.float32), bool(msg.episode_end), int(msg.policy_version),
         msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9, image=_frame(msg.image),
         next_image=_frame(msg.next_image), vae_version=int(msg.vae_version),
-        next_vae_version=int(msg.next_vae_version))
+        next_vae_version=int(msg.next_vae_version), hand=_hand(msg.hand),
+        next_hand=_hand(msg.next_hand))
+
+
+def _hand(values: Sequence[float]) -> Optional[np.ndarray]:
+    """Return a Transition's hand position, None when not sent."""
+    return np.asarray(values, np.float32) if len(values) else None
 
 
 def wall_time() -> str:

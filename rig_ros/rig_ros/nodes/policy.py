@@ -1,10 +1,11 @@
 """policy: latents (frames while exploring) and a goal in, velocity commands and transitions out.
 
 Subscribes `rig/latent` (rig_msgs/LatentState, sensor QoS), `rig/image` (camera_pipeline's
-84x84 rgb8 frames, sensor QoS), `rig/goal` (rig_msgs/Goal, latched) and `rig/weights`
+84x84 rgb8 frames, sensor QoS), `rig/goal` (rig_msgs/Goal, latched), `rig/weights`
 (rig_msgs/Weights, WEIGHTS_QOS; model 'policy' only, a bad payload is logged and the old
-weights kept). Publishes `ee_velocity` (geometry_msgs/TwistStamped: linear x/y = action *
-max_speed_m_s, in frame_id) and `rig/transition` (rig_msgs/Transition, reliable, deep queue).
+weights kept) and `robot/state` (geometry_msgs/PointStamped, the hand). Publishes
+`ee_velocity` (geometry_msgs/TwistStamped: linear x/y = action * max_speed_m_s, in frame_id)
+and `rig/transition` (rig_msgs/Transition, reliable, deep queue).
 Serves `policy/activate` (std_srvs/SetBool): the policy stays inactive until activated unless
 start_active is set (the practice graph sets it for simulated robots).
 
@@ -22,7 +23,9 @@ Transitions: practice ones carry both latents, their VAE versions (LatentState.m
 and, unless transition_images is false, the frames whose header stamps equal the latents'
 stamps (the node keeps the last 30 frames; an empty Image when one is missing). Exploration
 ones carry empty latents and goal, VAE and policy versions 0, and the frame acted on and the
-next frame. Frames are converted after the command is published, never before it.
+next frame. Both carry the hand at each of their two frames: the robot/state nearest to the
+frame's stamp within hand_stamp_tolerance_s (empty when none), for the learner's hand-box
+goals. Frames are converted after the command is published, never before it.
 
 In a composed chain (`robot_chain`) camera_pipeline and vae_encoder hand their frames and
 latents over directly, in process (`frame_hand_off`, `latent_hand_off`); the same messages arriving
@@ -41,7 +44,7 @@ import dataclasses
 import time
 from typing import Any, Optional, Sequence
 
-from geometry_msgs.msg import TwistStamped
+from geometry_msgs.msg import PointStamped, TwistStamped
 import numpy as np
 from rclpy.duration import Duration
 from rclpy.node import Node
@@ -60,9 +63,9 @@ from rig_ros.edge.params import declare_config
 from rig_ros.edge.sequences import HandedOver
 from rig_ros.interfaces.names import (
     ACTIVATE_SERVICE, EE_VELOCITY_TOPIC, GOAL_TOPIC, IMAGE_TOPIC, KNOWN_MODELS, LATENT_TOPIC,
-    POLICY, POLICY_MODEL, TRANSITION_TOPIC, WEIGHTS_TOPIC)
+    POLICY, POLICY_MODEL, ROBOT_STATE_TOPIC, TRANSITION_TOPIC, WEIGHTS_TOPIC)
 from rig_ros.interfaces.qos import (
-    COMMAND_QOS, LATCHED_QOS, SENSOR_QOS, TRANSITION_QOS, WEIGHTS_QOS)
+    COMMAND_QOS, LATCHED_QOS, SENSOR_QOS, STATE_READER_QOS, TRANSITION_QOS, WEIGHTS_QOS)
 
 LOG_REPEAT_S = 5.0
 SHUTDOWN_ACK_S = 0.5  # wait for the final zero command to be acknowledged
@@ -107,6 +110,9 @@ class PolicyNode(Node):
             Image, IMAGE_TOPIC, self.frame_hand_off.taken, SENSOR_QOS)
         self._latent_subscription = self.create_subscription(
             LatentState, LATENT_TOPIC, self.latent_hand_off.taken, SENSOR_QOS)
+        # The hand at each frame goes with the transitions (the learner's hand-box goals).
+        self.create_subscription(PointStamped, ROBOT_STATE_TOPIC, self.state_callback,
+                                 STATE_READER_QOS)
         self.create_subscription(Goal, GOAL_TOPIC, self.goal_callback, LATCHED_QOS)
         self.create_subscription(Weights, WEIGHTS_TOPIC, self.weights_callback, WEIGHTS_QOS)
         self.create_service(SetBool, ACTIVATE_SERVICE, self.activate_callback)
@@ -153,6 +159,11 @@ class PolicyNode(Node):
             return
         if self.config.act_on_latent and self.runtime.exploring:
             self.decide()
+
+    def state_callback(self, msg: PointStamped) -> None:
+        """Keep the hand's position for the transitions of the frames taken then."""
+        self.runtime.set_hand(seconds(msg.header.stamp),
+                              np.array([msg.point.x, msg.point.y, msg.point.z]))
 
     def goal_callback(self, msg: Goal) -> None:
         """Take the episode's goal; a new episode restarts the step count."""
@@ -285,6 +296,10 @@ class PolicyNode(Node):
             msg.image = array_to_image(record.image, FRAME_ENCODING)
         if record.next_image is not None:
             msg.next_image = array_to_image(record.next_image, FRAME_ENCODING)
+        if record.hand is not None:
+            msg.hand = record.hand.tolist()
+        if record.next_hand is not None:
+            msg.next_hand = record.next_hand.tolist()
         return msg
 
     def on_shutdown(self) -> None:

@@ -14,6 +14,7 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
 from rig_msgs.msg import Goal, LatentState, Transition, Weights
+from rig_ros.core.learner import REPLAY_FILE
 from rig_ros.core.policy_runtime import decode_policy_weights
 from rig_ros.edge.image_msgs import array_to_image
 from rig_ros.edge.params import ParameterError
@@ -50,7 +51,8 @@ def transitions(robot: str, episode_id: int, length: int, rng) -> list[Transitio
     return [Transition(robot_id=robot, episode_id=episode_id, step_index=t,
                        observation=latents[t], action=rng.uniform(-1, 1, 2).tolist(),
                        next_observation=latents[t + 1], goal=goal,
-                       episode_end=t == length - 1) for t in range(length)]
+                       episode_end=t == length - 1, hand=[t / 100, 0.6, 0.2],
+                       next_hand=[(t + 1) / 100, 0.6, 0.2]) for t in range(length)]
 
 
 def exploration(robot: str, episode_id: int, length: int, rng) -> list[Transition]:
@@ -148,6 +150,11 @@ def test_every_transition_stored_in_order_and_resumed(ros, start_node, wait_for,
     assert wait_for(lambda: status_has(status, received=301, duplicate=1)), latest_status(status)
     assert node.stop(signal.SIGTERM, timeout=10.0) == 0, node.output
     assert (tmp_path / 'learner.safetensors').is_file() and 'Traceback' not in node.output
+    # Each frame's hand is kept with the replay (the hand-box goals read them).
+    with np.load(tmp_path / REPLAY_FILE) as replay:
+        hands = replay['hands'][:int(replay['frames'])]
+    assert len(hands) == 330 and sorted(set(np.round(hands[:, 0] * 100).astype(int))) == list(
+        range(11))
 
     # Restarted on the same run directory: counters resume and the policy weights are
     # re-broadcast; a late joiner gets the last weights of both models.

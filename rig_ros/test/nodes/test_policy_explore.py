@@ -9,14 +9,15 @@ versions.
 import time
 from typing import Any
 
-from geometry_msgs.msg import TwistStamped
+from geometry_msgs.msg import PointStamped, TwistStamped
 import numpy as np
 import pytest
 from sensor_msgs.msg import Image
 
 from rig_msgs.msg import Goal, LatentState, Transition
 from rig_ros.edge.image_msgs import array_to_image, image_to_array
-from rig_ros.interfaces.qos import COMMAND_QOS, LATCHED_QOS, SENSOR_QOS, TRANSITION_QOS
+from rig_ros.interfaces.qos import (
+    ARM_QOS, COMMAND_QOS, LATCHED_QOS, SENSOR_QOS, TRANSITION_QOS)
 
 NS = '/robot_0'
 DIM = 4
@@ -42,7 +43,8 @@ def test_explores_on_frames_then_practises_with_frames_and_versions(ros, start_n
     frames = ros.publisher(Image, f'{NS}/rig/image', SENSOR_QOS)
     latents = ros.publisher(LatentState, f'{NS}/rig/latent', SENSOR_QOS)
     goals = ros.publisher(Goal, f'{NS}/rig/goal', LATCHED_QOS)
-    for publisher in (frames, latents, goals):
+    states = ros.publisher(PointStamped, f'{NS}/robot/state', ARM_QOS)
+    for publisher in (frames, latents, goals, states):
         assert ros.wait_for_subscribers(publisher), node.output
 
     def now() -> Any:
@@ -66,7 +68,12 @@ def test_explores_on_frames_then_practises_with_frames_and_versions(ros, start_n
     assert wait_for(lambda: 'episode 1: length 6, exploration' in node.output), node.output
     for value in range(1, 2 * HOLD + 2):  # the last frame closes the last step
         count = len(velocities.messages)
-        send_frame(value)
+        stamp = now()
+        state = PointStamped()  # the hand when the frame was taken: x = value / 100
+        state.header.stamp, state.point.x, state.point.y = stamp, value / 100, 0.6
+        states.publish(state)
+        time.sleep(0.05)
+        send_frame(value, stamp)
         wait_for(lambda: len(velocities.messages) > count, timeout=3.0)
     assert wait_for(lambda: len(transitions.messages) >= 2 * HOLD, timeout=5.0), node.output
     explored = transitions.messages
@@ -77,6 +84,9 @@ def test_explores_on_frames_then_practises_with_frames_and_versions(ros, start_n
         assert not (len(msg.observation) or len(msg.next_observation) or len(msg.goal))
         assert (msg.vae_version, msg.next_vae_version, msg.policy_version) == (0, 0, 0)
         assert value_of(msg.image) < value_of(msg.next_image)  # frames in order
+        # Each frame's hand goes with it.
+        np.testing.assert_allclose([msg.hand[0], msg.next_hand[0]],
+                                   [value_of(msg.image) / 100, value_of(msg.next_image) / 100])
     for before, after in zip(explored, explored[1:]):
         assert value_of(before.next_image) == value_of(after.image)
     actions = np.array([m.action for m in explored], np.float32)
@@ -126,4 +136,5 @@ def test_explores_on_frames_then_practises_with_frames_and_versions(ros, start_n
     assert (second.step_index, second.vae_version, second.next_vae_version) == (1, 2, 2)
     assert value_of(second.image) == 11
     assert (second.next_image.height, len(second.next_image.data)) == (0, 0)  # no frame
+    assert len(first.hand) == len(first.next_hand) == 0  # no robot/state near those stamps
     assert 'Traceback' not in node.output

@@ -133,3 +133,26 @@ def test_an_empty_store(tmp_path):
     store = FrameStore(tmp_path)
     assert store.resume() == 0 and store.count == 0 and store.episodes() == []
     assert store.images().shape == (0, 0, 0, 3) and store.flush() is None
+
+
+def test_hands_are_kept_with_their_frames_and_old_chunks_have_none(tmp_path):
+    store = FrameStore(tmp_path, FrameStoreConfig(chunk_frames=2, flush_period_s=0))
+    for index in range(3):
+        hand = None if index == 1 else np.array([0.1 * index, 0.6, 0.2])
+        store.append('robot_0', 0, index, frame(index), action(index) if index < 2 else None,
+                     hand)
+    store.flush()
+    resumed = FrameStore(tmp_path, FrameStoreConfig(chunk_frames=2, flush_period_s=0))
+    resumed.resume()
+    (episode,) = resumed.episodes()
+    assert episode.hands.dtype == np.float32 and episode.hands.shape == (3, 3)
+    np.testing.assert_allclose(episode.hands[[0, 2]], [[0.0, 0.6, 0.2], [0.2, 0.6, 0.2]])
+    assert np.isnan(episode.hands[1]).all()
+    # A chunk written before hands were kept reads as hands unknown.
+    first = chunk_files(tmp_path)[0]
+    with np.load(first) as data:
+        old = {key: data[key] for key in data.files if key != 'hands'}
+    np.savez(first, **old)
+    again = FrameStore(tmp_path, FrameStoreConfig(chunk_frames=2, flush_period_s=0))
+    assert again.resume() == 3 and not again.skipped_files
+    assert np.isnan(again.episodes()[0].hands[:2]).all()

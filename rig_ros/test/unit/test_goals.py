@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 from rig_ros.core.goals import (
-    FramePool, GoalScheduler, GoalSchedulerConfig, HandBox, HandTrack, learner_status_summary,
-    parse_learner_status, Phase)
+    FramePool, GoalScheduler, GoalSchedulerConfig, learner_status_summary, parse_learner_status,
+    Phase)
+from rig_ros.core.hands import HandBox
 
 
 def test_practice_episodes_alternate_resets_and_imagined_goals():
@@ -115,26 +116,6 @@ def test_hand_box_goals_keep_frames_taken_with_the_hand_inside():
     assert len(scheduler.frames) == 2
     assert scheduler.frames_left_out == {'no hand': 1, 'hand outside the box': 1}
     assert {scheduler.imagine(4)[0] for _ in range(50)} == {1.0, 4.0}
-
-
-def test_hand_track_pairs_a_frame_with_the_nearest_hand_in_time():
-    track = HandTrack(size=3)
-    assert track.at(1.0, 0.05) is None
-    for stamp in (1.0, 1.1, 1.2, 1.3):  # the oldest falls out
-        track.add(stamp, (stamp, 0.6, 0.2))
-    track.add(1.4, (float('nan'), 0.6, 0.2))  # dropped
-    assert track.at(1.12, 0.05)[0] == pytest.approx(1.1)
-    assert track.at(1.0, 0.05) is None and track.at(1.36, 0.05) is None
-    assert track.at(1.36, 0.1)[0] == pytest.approx(1.3)
-
-
-@pytest.mark.parametrize('values, match', [
-    ({'low': (0.1, 0.5), 'high': (0.0, 0.7)}, 'below high'),
-    ({'low': (0.0, 0.5), 'high': (0.1, float('inf'))}, 'below high'),
-    ({'low': (0.0,), 'high': (0.1, 0.7)}, 'below high')])
-def test_a_bad_hand_box_is_refused(values, match):
-    with pytest.raises(ValueError, match=match):
-        HandBox(**values)
 
 
 def test_episode_timeout():

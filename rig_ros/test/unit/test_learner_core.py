@@ -10,9 +10,11 @@ import torch
 
 from rig_ros.core.actor import GoalPolicy
 from rig_ros.core.encoder import LATENT_VARIANCE_KEY, LatentEncoder
+from rig_ros.core.hands import HandBox
 from rig_ros.core.learner import Learner, LearnerConfig, load_vae_weights, resolve_checkpoint
 from rig_ros.core.policy_runtime import decode_policy_weights
 from rig_ros.core.replay import PRIOR_GOAL, RelabelConfig
+from rig_ros.core.skew_fit import SkewFitConfig
 from rig_ros.core.td3 import TD3Config
 
 DIM = 4  # factories.episode's latent size
@@ -242,3 +244,45 @@ def test_frames_imagined_goals_are_the_replays_latents():
     assert len(prior) and all(np.abs(frames - goal).max(axis=1).min() < 1e-6 for goal in prior)
     with pytest.raises(ValueError, match='imagined_goals'):
         LearnerConfig(imagined_goals='dreams')
+
+
+def with_hands(transitions, inside) -> list:
+    """Give each transition the hands of its frames: in the hand box where `inside(t)`."""
+    def hand(t):
+        return np.array([0.0, 0.6, 0.2] if inside(t) else [0.2, 0.6, 0.2], np.float32)
+    return [dataclasses.replace(tr, hand=hand(t), next_hand=hand(t + 1))
+            for t, tr in enumerate(transitions)]
+
+
+@pytest.mark.parametrize('skew', [0.0, -1.0])
+def test_hand_box_goals_are_latents_of_frames_with_the_hand_in_the_box(tmp_path, skew):
+    box = HandBox(low=(-0.05, 0.55), high=(0.05, 0.65))
+    learner = make_learner(imagined_goals='frames', frame_goals_hand_box=box,
+                           skew_fit=SkewFitConfig(alpha=skew, density='latent_kde'))
+    sampler = learner.trainer.prior_goal_sampler
+    outside = with_hands(episode(0, 5, seed=4), lambda t: False)
+    for transition in outside:
+        learner.ingest('robot_0', transition)
+    stored = learner.trainer.buffer.latents()
+    # No frame in the box yet: the prior draws, never a stored latent.
+    assert all(np.abs(stored - goal).max(axis=1).min() > 0 for goal in sampler(20))
+    transitions = with_hands(episode(1, 6, seed=5), lambda t: t in (2, 3))
+    transitions[4] = dataclasses.replace(transitions[4], next_hand=None)  # frame 5: unknown
+    for transition in transitions:
+        learner.ingest('robot_0', transition)
+    frames = [transitions[2].observation, transitions[3].observation]
+    drawn = sampler(200)
+    nearest = [min(np.abs(frame - goal).max() for frame in frames) for goal in drawn]
+    assert max(nearest) == 0 and len({goal.tobytes() for goal in drawn}) == 2
+    # The hands are kept with the replay: a resumed learner draws from the same frames.
+    hands = learner.trainer.buffer.hands()
+    assert np.isnan(hands).any(axis=1).sum() == 1
+    path = learner.save(tmp_path)
+    resumed = make_learner(imagined_goals='frames', frame_goals_hand_box=box,
+                           skew_fit=SkewFitConfig(alpha=skew, density='latent_kde'))
+    assert resumed.resume(tmp_path) and path.is_file()
+    np.testing.assert_array_equal(resumed.trainer.buffer.hands(), hands)
+    drawn = resumed.trainer.prior_goal_sampler(50)
+    assert max(min(np.abs(frame - goal).max() for frame in frames) for goal in drawn) == 0
+    with pytest.raises(ValueError, match="imagined_goals 'frames'"):
+        LearnerConfig(frame_goals_hand_box=box)

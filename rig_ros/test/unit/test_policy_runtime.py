@@ -47,7 +47,7 @@ def frame(value: int, stamp: float) -> Frame:
 def test_config_rejects_bad_values_by_name():
     for field, value in (('control_rate_hz', 0.0), ('stale_after_s', -1.0),
                          ('max_speed_m_s', 0.0), ('ou_theta', 2.0), ('explore_hold_steps', 0),
-                         ('image_size', 0)):
+                         ('image_size', 0), ('hand_stamp_tolerance_s', 0.0)):
         with pytest.raises(ValueError, match=field):
             PolicyConfig(**{field: value})
 
@@ -319,6 +319,33 @@ def test_practice_transitions_carry_latent_versions_and_matching_frames():
     tr = runtime.step(0.0).transition
     assert (tr.image == 11).all() and tr.next_image is None
     assert (tr.vae_version, tr.next_vae_version) == (2, 2)
+
+
+def test_transitions_carry_the_hand_at_each_observation():
+    runtime = make_runtime(act_on_latent=True, hand_stamp_tolerance_s=0.05)
+    runtime.load_weights(weights(), 1)
+    runtime.set_goal(goal(length=0))
+    runtime.set_hand(10.0, np.array([0.0, 0.6, 0.2]))
+    runtime.set_hand(11.03, np.array([0.1, 0.6, 0.2]))  # a driver's stamp near the frame's
+    for stamp in (10.0, 11.0, 12.0):  # no hand known near 12.0
+        runtime.set_frame(frame(int(stamp), stamp))
+        runtime.set_latent(latent(stamp, stamp))
+        result = runtime.step(0.0)
+        if stamp == 11.0:
+            tr = result.transition
+            assert tr.hand.dtype == np.float32
+            np.testing.assert_allclose(tr.hand, [0.0, 0.6, 0.2])
+            np.testing.assert_allclose(tr.next_hand, [0.1, 0.6, 0.2])
+    assert result.transition.next_hand is None
+    # Exploration transitions too.
+    runtime.set_goal(explore_goal(episode_id=2, stamp=20.0))
+    runtime.set_hand(20.0, np.array([0.0, 0.55, 0.2]))
+    runtime.set_hand(21.0, np.array([0.0, 0.65, 0.2]))
+    runtime.set_frame(frame(0, 20.0))
+    runtime.step(0.0)
+    runtime.set_frame(frame(1, 21.0))
+    tr = runtime.step(0.0).transition
+    np.testing.assert_allclose([tr.hand[1], tr.next_hand[1]], [0.55, 0.65])
 
 
 def test_practice_frames_are_forgotten_after_thirty_and_optional():

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from rig_ros.core import practice_run
+from rig_ros.core.hands import HandBox
 from rig_ros.core.learner import LearnerConfig
 from rig_ros.core.policy_runtime import TransitionRecord
 from rig_ros.core.practice_run import PracticeRun
@@ -185,6 +186,27 @@ def test_skew_fit_skews_pretraining_fine_tuning_and_relabelling_goals(tmp_path):
     np.testing.assert_allclose(distances, 0.0, atol=1e-10)
     with pytest.raises(ValueError, match="imagined_goals 'frames'"):
         make_config(tmp_path, skew_fit=skew)
+
+
+def test_exploration_hands_reach_the_replay_and_its_hand_box_goals(tmp_path):
+    box = HandBox(low=(-0.05, 0.55), high=(0.05, 0.65))
+    run = PracticeRun(make_config(tmp_path, imagined_goals='frames', frame_goals_hand_box=box))
+    run.resume()
+
+    def hand(step: int) -> np.ndarray:  # in the box at even steps
+        return np.array([0.0 if step % 2 == 0 else 0.3, 0.6, 0.2], np.float32)
+    for episode_id in range(4):
+        for record in exploration(episode_id, 0):
+            assert run.ingest('robot_0', dataclasses.replace(
+                record, hand=hand(record.step_index),
+                next_hand=hand(record.step_index + 1))) == 'frame'
+    work_until(run, 'vae')
+    buffer = run.learner.buffer
+    inside = box.inside(buffer.hands())
+    assert len(inside) == 28 and inside.sum() == 16  # 4 episodes x steps 0, 2, 4, 6
+    goals = run.learner.trainer.prior_goal_sampler(100)
+    in_box = buffer.latents()[inside]
+    assert max(np.abs(in_box - goal).max(axis=1).min() for goal in goals) == 0
 
 
 def test_a_kill_in_any_stage_keeps_frames_vae_steps_and_episodes(tmp_path, monkeypatch):

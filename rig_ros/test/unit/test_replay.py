@@ -182,3 +182,25 @@ def test_export_restore_round_trip():
     restored.add_step(last_obs, np.zeros(2), last_obs + [0, 1, 0], SENTINEL_GOAL,
                       next_image=np.zeros((2, 2, 3), np.uint8), episode_end=True)
     assert len(restored) >= len(buffer) and not restored.episode_open
+
+
+def test_hands_are_kept_per_frame_and_exported():
+    buffer = make_buffer(capacity=4)
+    obs = [np.full(3, float(t), np.float32) for t in range(5)]
+    for t in range(3):  # hands known at frames 0, 2 and 3 (1: unknown)
+        buffer.add_step(obs[t], np.zeros(2), obs[t + 1], SENTINEL_GOAL,
+                        hand=np.array([0.0, 0.6, 0.2]) if t == 0 else None,
+                        next_hand=None if t == 0 else np.array([0.1 * t, 0.6, 0.2]))
+    hands = buffer.hands()
+    assert hands.shape == (4, 3) and not hands.flags.writeable
+    assert np.isnan(hands[1]).all() and hands[3, 0] == pytest.approx(0.2)
+    buffer.add_step(obs[3], np.zeros(2), obs[4], SENTINEL_GOAL, episode_end=True)  # wraps
+    assert np.isnan(buffer.hands()[0]).all()  # frame 4 took slot 0: its hand is unknown
+    state = buffer.export()
+    restored = GoalReplayBuffer.restore(state, reward_fn=euclidean_latent_reward,
+                                        prior_goal_sampler=standard_normal_sampler())
+    np.testing.assert_array_equal(restored.hands(), buffer.hands())
+    del state['hands']  # a replay saved before hands were kept
+    old = GoalReplayBuffer.restore(state, reward_fn=euclidean_latent_reward,
+                                   prior_goal_sampler=standard_normal_sampler())
+    assert np.isnan(old.hands()).all()
