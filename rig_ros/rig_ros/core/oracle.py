@@ -17,7 +17,8 @@ import numpy as np
 from rig_ros.core.actor import GoalPolicy
 from rig_ros.core.evaluation import Evaluation
 from rig_ros.core.pipeline import (
-    GoalEnv, HAND_DIMS, make_trainer, PipelineConfig, practice_loop, rollout_to_goal)
+    GoalEnv, make_trainer, PipelineConfig, practice_loop, rollout_to_goal)
+from rig_ros.core.resets import HAND_DIMS
 
 GOAL_PARTS = ('both', 'hand', 'pucks')
 """Which part of a goal state `mixed_goal_states` takes from the explored states."""

@@ -26,7 +26,6 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from rig_ros import tasks
 from rig_ros.core import checkpoints
 from rig_ros.core.actor import GoalPolicy
 from rig_ros.core.encoder import LATENT_VARIANCE_KEY, saved_latent_variance
@@ -37,6 +36,7 @@ from rig_ros.core.goals import check_imagined_goals, ImaginedGoals
 from rig_ros.core.noise import ExplorationConfig
 from rig_ros.core.preprocessing import CropBox, preprocess, PreprocessConfig
 from rig_ros.core.replay import GoalSampler, RelabelConfig
+from rig_ros.core.resets import HAND_DIMS, hand_in_goal_box, hand_to_goal_box, kept_objects
 from rig_ros.core.rewards import LatentDistance, PositionProbe, REWARD_KINDS, RewardKind
 from rig_ros.core.skew_fit import (
     fit_skewed, SkewedGoalSampler, SkewedVAEFineTuning, SkewFitConfig)
@@ -337,67 +337,6 @@ def explore(env: GoalEnv, config: PipelineConfig, progress: bool = True,
             action = rng.uniform(-1.0, 1.0, env.action_dim)
         env.step(action)
         yield index
-
-
-HAND_DIMS = 2
-"""A state vector's first coordinates, the hand's (x, y); each puck's (x, y) follow."""
-
-KEEP_CLEARANCE_M = 0.07
-"""Hand centre to puck centre below which a kept puck would overlap the re-set hand."""
-
-
-def kept_objects(reset_state: np.ndarray, objects: np.ndarray, task_name: str) -> np.ndarray:
-    """Return the re-set state with the objects where they were, each one the hand can push.
-
-    A puck outside the hand's workspace box (it cannot be pushed back) or within
-    KEEP_CLEARANCE_M of the re-set hand goes back to the position the reset gave it.
-    """
-    spec = tasks.task(task_name)
-    state = np.array(reset_state, dtype=float)
-    # Views: writing a puck writes `state`.
-    hand, pucks = state[:HAND_DIMS], state[HAND_DIMS:].reshape(-1, 2)
-    low, high = np.array(spec.workspace_low), np.array(spec.workspace_high)
-    for puck, kept in zip(pucks, np.asarray(objects, dtype=float).reshape(-1, 2)):
-        if (np.all(kept >= low) and np.all(kept <= high)
-                and np.linalg.norm(kept - hand) >= KEEP_CLEARANCE_M):
-            puck[:] = kept
-    return state
-
-
-HAND_BOX_CLEARANCE_M = 0.06
-"""Hand centre to puck centre that `hand_to_goal_box` keeps (the simulator's goal states')."""
-
-
-def hand_to_goal_box(state: np.ndarray, task_name: str, rng: np.random.Generator,
-                     draws: int = 1000) -> np.ndarray:
-    """Return `state` with the hand at a uniform point of the task's hand-goal box.
-
-    The point keeps HAND_BOX_CLEARANCE_M from every puck; when `draws` draws find none (pucks
-    filling the box), or the task has no hand-goal box, the hand stays where it was.
-    """
-    spec = tasks.task(task_name)
-    state = np.array(state, dtype=float)
-    if spec.hand_goal_low is None or spec.hand_goal_high is None:
-        return state
-    pucks = state[HAND_DIMS:].reshape(-1, 2)
-    for _ in range(draws):
-        hand = rng.uniform(spec.hand_goal_low, spec.hand_goal_high)
-        if np.all(np.linalg.norm(pucks - hand, axis=1) >= HAND_BOX_CLEARANCE_M):
-            state[:HAND_DIMS] = hand
-            break
-    return state
-
-
-def hand_in_goal_box(states: np.ndarray, task_name: str) -> np.ndarray:
-    """Return which states (N, state_dim) have the hand inside the task's hand-goal box.
-
-    A task without a hand-goal box (its goals span the reachable space) keeps every state.
-    """
-    spec = tasks.task(task_name)
-    hands = np.asarray(states, dtype=float)[:, :HAND_DIMS]
-    if spec.hand_goal_low is None or spec.hand_goal_high is None:
-        return np.ones(len(hands), dtype=bool)
-    return np.all((hands >= spec.hand_goal_low) & (hands <= spec.hand_goal_high), axis=1)
 
 
 def collect_images(env: GoalEnv, config: PipelineConfig, progress: bool = True,

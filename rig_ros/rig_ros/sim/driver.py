@@ -11,7 +11,11 @@ once the command is older than `command_timeout_s` (watchdog), and a frame is du
 Resets: each reset has the next seed of the sim's sequence; with `reset_to_goal_probability`
 (drawn from the reset's seed, so reproducible) the scene is set to a sampled goal state
 (`SawyerSim.sample_goal_state`: the hand and any pucks) instead of the ordinary start: RIG's
-recipe for simulated VAE data, whose frames then also show goal-like scenes.
+recipe for simulated VAE data, whose frames then also show goal-like scenes. What a robot can
+do instead (`core.resets`): `keep_objects` leaves the pucks where the last episode pushed them
+(a robot cannot put them back), `hand_to_goal_box` moves the hand to a random point of the
+task's hand-goal box clear of them (a robot knows its hand), so episodes start as goal scenes
+look; both apply to the resets that do not set a goal state.
 
 Pure logic: the node passes monotonic times in and publishes when told a frame is due.
 """
@@ -22,6 +26,7 @@ from typing import Optional
 
 import numpy as np
 
+from rig_ros.core.resets import HAND_DIMS, hand_to_goal_box, kept_objects
 from rig_ros.sim.sawyer import SawyerSim
 
 
@@ -38,6 +43,10 @@ class SimDriverConfig:
     command_timeout_s: real time: a command older than this is replaced by zero (watchdog).
     reset_to_goal_probability: chance in [0, 1] that a reset sets the scene to a sampled goal
         state (hand and pucks) instead of the ordinary start (RIG's simulated VAE data).
+    keep_objects: other resets leave the pucks where they were (out of the hand's reach or
+        under the re-set hand: back to their start), as on a robot.
+    hand_to_goal_box: other resets then move the hand to a random point of the task's
+        hand-goal box, clear of the pucks (tasks without one: the start).
     """
 
     lockstep: bool = True
@@ -45,6 +54,8 @@ class SimDriverConfig:
     reset_frame_delay_s: float = 0.05
     command_timeout_s: float = 0.2
     reset_to_goal_probability: float = 0.0
+    keep_objects: bool = False
+    hand_to_goal_box: bool = False
 
     def __post_init__(self) -> None:
         for name in ('idle_frame_period_s', 'reset_frame_delay_s', 'command_timeout_s'):
@@ -64,6 +75,8 @@ class ResetOutcome:
 
     seed: int
     goal_state: Optional[np.ndarray] = None
+    start_state: Optional[np.ndarray] = None
+    """The state a keep_objects / hand_to_goal_box reset set (None: the plain start)."""
 
     @property
     def to_goal(self) -> bool:
@@ -72,10 +85,17 @@ class ResetOutcome:
 
     def describe(self) -> str:
         """Say what the reset did, in words (the reset service's response)."""
-        if self.goal_state is None:
-            return f'reset with seed {self.seed} to the start'
-        state = ', '.join(f'{value:.3f}' for value in self.goal_state)
-        return f'reset with seed {self.seed} to a sampled goal state [{state}]'
+        if self.goal_state is not None:
+            return (f'reset with seed {self.seed} to a sampled goal state '
+                    f'{_listed(self.goal_state)}')
+        if self.start_state is not None:
+            return (f'reset with seed {self.seed} to the start with the hand and pucks at '
+                    f'{_listed(self.start_state)}')
+        return f'reset with seed {self.seed} to the start'
+
+
+def _listed(state: np.ndarray) -> str:
+    return '[' + ', '.join(f'{value:.3f}' for value in state) + ']'
 
 
 class SimDriver:
@@ -132,15 +152,27 @@ class SimDriver:
         The seed re-seeds the sim's generator, which then decides (with
         `reset_to_goal_probability`) and samples the goal state: the same seed, the same reset.
         """
+        config, task = self.config, self.sim.config.task
         seed = int(np.random.SeedSequence((self.sim.config.seed, self._resets))
                    .generate_state(1)[0] & 0x7FFFFFFF)
+        # The first reset has nothing to keep: the scene is at its start.
+        objects = (self.sim.state_vector()[HAND_DIMS:]
+                   if config.keep_objects and self._resets > 0 else None)
         self._resets += 1
         self.sim.reset(seed=seed)
         self._velocity, self._command_time = np.zeros(self.sim.action_dim), None
-        probability = self.config.reset_to_goal_probability
+        probability = config.reset_to_goal_probability
         # No draw at probability 0: the sim's generator stays as it was without this option.
         if probability > 0 and self.sim.rng.random() < probability:
             goal_state = self.sim.sample_goal_state()
             self.sim.set_state_vector(goal_state)
             return ResetOutcome(seed, goal_state)
-        return ResetOutcome(seed)
+        if objects is None and not config.hand_to_goal_box:
+            return ResetOutcome(seed)
+        state = self.sim.state_vector()
+        if objects is not None:
+            state = kept_objects(state, objects, task)
+        if config.hand_to_goal_box:
+            state = hand_to_goal_box(state, task, self.sim.rng)
+        self.sim.set_state_vector(state)
+        return ResetOutcome(seed, start_state=state)

@@ -140,9 +140,12 @@ def test_real_time_ticks_and_watchdog(ros, start_node, wait_for):
     assert 'Traceback' not in node.output
 
 
+@pytest.mark.parametrize('resets', [{'reset_to_goal_probability': 1.0},
+                                    {'keep_objects': True, 'hand_to_goal_box': True}],
+                         ids=['to_goal', 'robot_like'])
 @pytest.mark.multiprocess
-def test_reset_to_a_sampled_goal_state(ros, start_node, wait_for):
-    parameters = {'task': 'pusher', 'seed': 5, 'reset_to_goal_probability': 1.0, **SIZE}
+def test_reset_to_a_sampled_goal_state_or_as_a_robot_would(ros, start_node, wait_for, resets):
+    parameters = {'task': 'pusher', 'seed': 5, **resets, **SIZE}
     node = start_node('mujoco_sim', namespace=NAMESPACE, parameters=parameters)
     truth = ros.collect(Float64MultiArray, topic('sim/ground_truth'), STATE_QOS)
     reset = ros.node.create_client(Trigger, topic('robot/reset'))
@@ -150,14 +153,20 @@ def test_reset_to_a_sampled_goal_state(ros, start_node, wait_for):
     future = reset.call_async(Trigger.Request())
     assert wait_for(future.done), node.output
     response = future.result()
-    assert response.success and 'to a sampled goal state [' in response.message, response.message
-    # The same reset in a twin (same seed): the node's scene is that goal state.
+    assert response.success, response.message
+    # The same reset in a twin (same seed): the node's scene is that state.
     with SawyerSim(SawyerSimConfig(task='pusher', seed=5, **SIZE)) as twin:
-        outcome = SimDriver(twin, SimDriverConfig(reset_to_goal_probability=1.0)).reset()
+        outcome = SimDriver(twin, SimDriverConfig(**resets)).reset()
         assert response.message == outcome.describe()
         assert wait_for(lambda: truth.messages and np.allclose(
             truth.messages[-1].data, twin.state_vector(), atol=1e-9)), node.output
-    np.testing.assert_allclose(truth.messages[-1].data, outcome.goal_state, atol=2e-3)
+    if outcome.to_goal:
+        assert 'to a sampled goal state [' in response.message, response.message
+        np.testing.assert_allclose(truth.messages[-1].data, outcome.goal_state, atol=2e-3)
+    else:  # the hand in the pusher's hand-goal box
+        assert 'with the hand and pucks at [' in response.message, response.message
+        hand = np.array(truth.messages[-1].data[:2])
+        assert np.all(np.abs(hand - [0.0, 0.6]) <= 0.05 + 2e-3), hand
     assert node.stop(signal.SIGINT) == 0, node.output
     assert 'Traceback' not in node.output
 

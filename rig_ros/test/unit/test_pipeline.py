@@ -11,8 +11,8 @@ from rig_ros.core.encoder import LATENT_VARIANCE_KEY
 from rig_ros.core.evaluation import read_evaluations, read_rows
 from rig_ros.core.noise import ExplorationConfig
 from rig_ros.core.pipeline import (
-    collect_images, exploration_states, HAND_BOX_CLEARANCE_M, hand_in_goal_box, hand_to_goal_box,
-    kept_objects, LatentObserver, PipelineConfig, RigPipeline)
+    collect_images, exploration_states, LatentObserver, PipelineConfig, RigPipeline)
+from rig_ros.core.resets import hand_in_goal_box
 from rig_ros.core.skew_fit import SkewedGoalSampler, SkewedVAEFineTuning, SkewFitConfig
 from rig_ros.core.td3 import TD3Config
 from rig_ros.core.trainer import VAEFineTuning
@@ -216,16 +216,6 @@ def test_collection_holds_each_action_for_collect_hold_steps():
         tiny_config(collect_hold_steps=0)
 
 
-def test_kept_objects_stay_unless_out_of_reach_or_under_the_hand():
-    reset = np.array([0.0, 0.5, 0.0, 0.6])  # the pusher's hand and puck after a reset
-    assert np.allclose(kept_objects(reset, [0.15, 0.72], 'pusher'), [0.0, 0.5, 0.15, 0.72])
-    assert np.allclose(kept_objects(reset, [0.4, 0.6], 'pusher'), reset)  # off the workspace
-    assert np.allclose(kept_objects(reset, [0.02, 0.52], 'pusher'), reset)  # under the hand
-    two = np.array([0.0, 0.5, -0.1, 0.6, 0.1, 0.6])
-    assert np.allclose(kept_objects(two, [-0.2, 0.7, 0.3, 0.9], 'multi_pusher'),
-                       [0.0, 0.5, -0.2, 0.7, 0.1, 0.6])
-
-
 def test_keeping_objects_starts_each_episode_with_the_puck_where_the_last_one_left_it():
     config = tiny_config(task='pusher', collect_images=400, collect_episode_length=20,
                          collect_hold_steps=10, collect_keep_objects=True)
@@ -305,30 +295,6 @@ def test_exploration_states_are_the_states_behind_the_collected_frames():
     assert states.shape == (40, pusher.state_vector().shape[0])
     np.testing.assert_allclose(states, np.stack(recording.states))
     assert np.ptp(states[:, 2:], axis=0).max() > 0.01  # the goal resets moved the puck
-
-
-def test_hand_in_goal_box_reads_the_tasks_hand_goal_box():
-    states = np.array([[0.0, 0.6, 0.1, 0.6], [0.05, 0.55, 0.0, 0.6], [0.1, 0.6, 0.0, 0.6],
-                       [0.0, 0.7, 0.0, 0.6]])
-    np.testing.assert_array_equal(hand_in_goal_box(states, 'pusher'),
-                                  [True, True, False, False])
-    # The reacher's goals span the reachable space: every hand counts.
-    assert hand_in_goal_box(states[:, :2], 'reacher').all()
-
-
-def test_hand_to_goal_box_places_the_hand_in_the_box_clear_of_the_pucks():
-    rng = np.random.default_rng(0)
-    for puck in ([0.0, 0.6], [0.04, 0.56], [0.2, 0.7]):
-        state = hand_to_goal_box(np.array([0.0, 0.5, *puck]), 'pusher', rng)
-        assert hand_in_goal_box(state[None], 'pusher')[0]
-        assert np.linalg.norm(state[:2] - puck) >= HAND_BOX_CLEARANCE_M
-        np.testing.assert_array_equal(state[2:], puck)  # the puck stays
-    # Two pucks filling the box leave no room: the hand stays where it was.
-    crowded = np.array([0.0, 0.5, -0.03, 0.6, 0.03, 0.6])
-    np.testing.assert_array_equal(hand_to_goal_box(crowded, 'multi_pusher', rng), crowded)
-    # The reacher has no hand-goal box.
-    np.testing.assert_array_equal(hand_to_goal_box(np.array([0.0, 0.6]), 'reacher', rng),
-                                  [0.0, 0.6])
 
 
 def test_hand_to_goal_box_starts_exploration_episodes_with_the_hand_in_the_box():

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from rig_ros import tasks
 from rig_ros.sim.driver import SimDriver, SimDriverConfig
 from rig_ros.sim.sawyer import SawyerSim, SawyerSimConfig
 
@@ -115,6 +116,32 @@ def test_a_reset_to_goal_puts_the_scene_in_a_goal_state(pusher):
     # An ordinary reset is the start, not the goal.
     SimDriver(pusher, SimDriverConfig(lockstep=False)).reset()
     assert not np.allclose(pusher.state_vector(), outcome.goal_state, atol=1e-2)
+
+
+def test_a_robot_like_reset_keeps_the_puck_and_puts_the_hand_in_its_goal_box(pusher):
+    driver = SimDriver(pusher, SimDriverConfig(lockstep=False, keep_objects=True,
+                                               hand_to_goal_box=True))
+    first = driver.reset()  # nothing to keep yet: the puck at its start, the hand in the box
+    spec = tasks.task('pusher')
+    start_puck = pusher.state_vector()[2:].copy()
+    for _ in range(3):
+        pusher.step_velocity(np.array([0.0, 0.2]))  # the hand goes away; push the puck aside
+    pushed = np.array([0.12, 0.68])
+    pusher.set_state_vector(np.concatenate([pusher.state_vector()[:2], pushed]))
+    outcome = driver.reset()
+    state = pusher.state_vector()
+    np.testing.assert_allclose(state[2:], pushed, atol=1e-6)  # the puck stays where it was
+    assert np.all(state[:2] >= np.array(spec.hand_goal_low) - 2e-3)
+    assert np.all(state[:2] <= np.array(spec.hand_goal_high) + 2e-3)
+    assert outcome.start_state is not None and not outcome.to_goal
+    assert 'with the hand and pucks at [' in outcome.describe()
+    np.testing.assert_allclose(first.start_state[2:], start_puck, atol=1e-6)
+    # Off by default: the start, nothing kept.
+    plain = SimDriver(pusher, SimDriverConfig(lockstep=False))
+    plain.reset()
+    pusher.set_state_vector(np.concatenate([pusher.state_vector()[:2], pushed]))
+    assert plain.reset().start_state is None
+    assert not np.allclose(pusher.state_vector()[2:], pushed)
 
 
 def test_config_rejects_bad_periods():
