@@ -86,15 +86,28 @@ def overrides_file_name(spec: NodeSpec) -> str:
     return spec.fully_qualified_name.strip('/').replace('/', '__') + '.params.yaml'
 
 
+def params_yaml(values: dict[str, Any]) -> str:
+    """Return a ROS parameter file's YAML text: block style, no anchors or aliases.
+
+    rcl refuses aliases ('Will not support aliasing'); a value shared by two nodes (a dict
+    used twice, or a user's file with YAML anchors, read back into shared objects) would
+    otherwise be written as one.
+    """
+    import yaml
+
+    class NoAliases(yaml.SafeDumper):
+        def ignore_aliases(self, data: Any) -> bool:
+            return True
+    return yaml.dump(values, Dumper=NoAliases, default_flow_style=False)
+
+
 def write_overrides(spec: NodeSpec, directory: str) -> Optional[str]:
     """Write the spec's parameters as `{<fully qualified name>: {ros__parameters: ...}}`."""
     if not spec.parameters:
         return None
-    import yaml
     path = pathlib.Path(directory) / overrides_file_name(spec)
-    path.write_text(yaml.safe_dump(
-        {spec.fully_qualified_name: {'ros__parameters': dict(spec.parameters)}},
-        default_flow_style=False))
+    path.write_text(params_yaml(
+        {spec.fully_qualified_name: {'ros__parameters': dict(spec.parameters)}}))
     return str(path)
 
 

@@ -45,6 +45,7 @@ from rig_ros.core.lifecycle import STAGE_FILE
 from rig_ros.core.trainer import check_fine_tune_schedule
 from rig_ros.graph import NodeSpec
 from rig_ros.interfaces import names
+from rig_ros.run.runner import params_yaml
 
 STATUS_LOG = 'practice_status.jsonl'
 SESSION_PARAMS = 'session_params.yaml'
@@ -258,7 +259,7 @@ class Session:
             '/**/goal_scheduler': {'ros__parameters': {
                 'episode_length': config.episode_length}}})
         path = self.run_dir / name
-        path.write_text(yaml.safe_dump(values, default_flow_style=False))
+        path.write_text(params_yaml(values))
         return str(path)
 
     # Graph plumbing.

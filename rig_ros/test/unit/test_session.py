@@ -93,6 +93,20 @@ def test_session_settings_win_over_the_users_and_keep_the_rest(tmp_path):
                        'replay_capacity': 500}
 
 
+def test_a_users_yaml_anchors_are_written_out_in_full(tmp_path):
+    user = tmp_path / 'user.yaml'  # one box for two nodes, by an anchor
+    user.write_text('/**/goal_scheduler:\n  ros__parameters:\n    frame_goals_hand_box: &box\n'
+                    '      {low: [-0.05, 0.55], high: [0.05, 0.65]}\n'
+                    '/**/learner:\n  ros__parameters:\n    frame_goals_hand_box: *box\n')
+    session = Session(SessionConfig(params_file=str(user)), tmp_path / 'run', progress=False)
+    text = pathlib.Path(session.params_file('')).read_text()
+    assert '&' not in text and ': *' not in text  # rcl refuses anchors and aliases
+    values = yaml.safe_load(text)
+    assert (values['/**/learner']['ros__parameters']['frame_goals_hand_box']
+            == values['/**/goal_scheduler']['ros__parameters']['frame_goals_hand_box']
+            == {'low': [-0.05, 0.55], 'high': [0.05, 0.65]})
+
+
 def test_evaluation_policy_reports_its_steps():
     specs = with_parameters(graph.reach_graph(), names.POLICY, publish_transitions=True)
     policy = next(spec for spec in specs if spec.executable == names.POLICY)
