@@ -24,7 +24,9 @@ class HandBox:
     """A box of hand positions: x and y in the robot's base frame, metres, edges included."""
 
     low: tuple[float, float]
+    """Lowest (x, y) of the box, metres."""
     high: tuple[float, float]
+    """Highest (x, y) of the box, metres."""
 
     def __post_init__(self) -> None:
         """Refuse corners that do not span a box."""

@@ -1,5 +1,6 @@
 """rig_ros.edge.params: dataclass configs from ROS parameters (in process, no DDS traffic)."""
 
+import dataclasses
 from dataclasses import dataclass, field
 import re
 from typing import Iterator, Literal, Optional
@@ -195,7 +196,9 @@ def test_the_learner_declares_no_exploration_parameters():
 def test_the_learners_vae_stage_takes_the_augmentation_option():
     # Issue 14's option in the graph's VAE stage: the learner's pretraining and fine-tuning
     # train with `vae.augmentation.*`, on by default, off by one parameter.
-    defaults = {leaf.name: leaf.default for leaf in describe_config(LearnerConfig)}
+    # Every parameter at its default; those without one (an unset optional box) left unset.
+    defaults = {leaf.name: leaf.default for leaf in describe_config(LearnerConfig)
+                if leaf.default is not dataclasses.MISSING}
     assert {'vae.augmentation.enabled', 'vae.augmentation.shift_px',
             'vae.augmentation.brightness'} <= set(defaults)
     assert build_config(LearnerConfig, defaults).vae.augmentation.enabled
