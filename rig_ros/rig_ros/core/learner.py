@@ -584,9 +584,13 @@ class Learner:
                               'next_step': e.next_step}
                       for robot, e in sorted(self._episodes.items())}
             due = self.updates_due()
-            return {**self.counts, 'pending': pending, 'replay': len(self.buffer),
-                    'updates': self.updates, 'updates_behind': max(0, due - self.updates),
-                    'weights_version': self.weights_version, 'robots': robots}
+            status = {**self.counts, 'pending': pending, 'replay': len(self.buffer),
+                      'updates': self.updates, 'updates_behind': max(0, due - self.updates),
+                      'weights_version': self.weights_version, 'robots': robots}
+            box = self.config.frame_goals_hand_box
+            if box is not None:  # none: relabelling imagines from the prior (no hands sent?)
+                status['frame_goals_in_hand_box'] = int(box.inside(self.buffer.hands()).sum())
+            return status
 
     # Checkpoints (one thread).
 

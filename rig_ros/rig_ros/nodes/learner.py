@@ -21,7 +21,9 @@ so none is lost while the callback keeps up, which it does: it only checks and s
 Publishes `rig/weights` (rig_msgs/Weights, latched, one writer per model so a late joiner
 gets the last of each: 'policy' with increasing versions, 'vae') and `rig/learner_status`
 (std_msgs/String, latched JSON: counters, refusals by kind, updates, weights_version and the
-stage: stage, waiting_for, progress, frames, vae_step, vae_version, ...), also logged every
+stage: stage, waiting_for, progress, frames, vae_step, vae_version, ...; with
+frame_goals_hand_box, frame_goals_in_hand_box: the replay frames relabelling may imagine from,
+0 while no policy sends hands), also logged every
 status_period_s. Each stage change is logged with the wall time. TensorBoard scalars
 (run_dir/tensorboard): training, and while pretraining vae/loss, vae/recon, vae/kl,
 vae/holdout_recon (vae/skew_effective_frames with Skew-Fit) and stage (0 explore, 1 pretrain,

@@ -266,11 +266,13 @@ def test_hand_box_goals_are_latents_of_frames_with_the_hand_in_the_box(tmp_path,
     stored = learner.trainer.buffer.latents()
     # No frame in the box yet: the prior draws, never a stored latent.
     assert all(np.abs(stored - goal).max(axis=1).min() > 0 for goal in sampler(20))
+    assert learner.status()['frame_goals_in_hand_box'] == 0
     transitions = with_hands(episode(1, 6, seed=5), lambda t: t in (2, 3))
     transitions[4] = dataclasses.replace(transitions[4], next_hand=None)  # frame 5: unknown
     for transition in transitions:
         learner.ingest('robot_0', transition)
     frames = [transitions[2].observation, transitions[3].observation]
+    assert learner.status()['frame_goals_in_hand_box'] == 2
     drawn = sampler(200)
     nearest = [min(np.abs(frame - goal).max() for frame in frames) for goal in drawn]
     assert max(nearest) == 0 and len({goal.tobytes() for goal in drawn}) == 2
