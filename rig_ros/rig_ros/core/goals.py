@@ -24,7 +24,7 @@ from typing import Any, Literal, Optional
 
 import numpy as np
 
-from rig_ros.core.hands import HandBox
+from rig_ros.core.hands import HandBox, HandTrack
 from rig_ros.core.skew_fit import latent_skew_weights
 
 GoalSource = Literal['prior', 'image']
@@ -32,6 +32,13 @@ ImaginedGoals = Literal['prior', 'frames']
 IMAGINED_GOALS = ('prior', 'frames')
 GoalKind = Literal['prior', 'image', 'explore']  # rig_msgs/Goal source
 EXPLORE_STAGE = 'explore'  # the learner's stage in which robots explore (core.lifecycle)
+
+
+def check_frames_option(name: str, enabled: bool, imagined_goals: str) -> None:
+    """Raise ValueError naming `name` when an option of the frames' goals is on without them."""
+    if enabled and imagined_goals != 'frames':
+        raise ValueError(f"{name} works on the frames' goals: it needs imagined_goals "
+                         f"'frames', got {imagined_goals!r}")
 
 
 def check_imagined_goals(value: object) -> None:
@@ -104,12 +111,9 @@ class GoalSchedulerConfig:
         check_imagined_goals(self.imagined_goals)
         if not (math.isfinite(self.skew_alpha) and -1.0 <= self.skew_alpha <= 0.0):
             raise ValueError(f'skew_alpha must be in [-1, 0] (0: off), got {self.skew_alpha!r}')
-        if self.skew_alpha and self.imagined_goals != 'frames':
-            raise ValueError(f"skew_alpha {self.skew_alpha} skews the frames' goals: it needs "
-                             f"imagined_goals 'frames', got {self.imagined_goals!r}")
-        if self.frame_goals_hand_box is not None and self.imagined_goals != 'frames':
-            raise ValueError("frame_goals_hand_box filters the frames' goals: it needs "
-                             f"imagined_goals 'frames', got {self.imagined_goals!r}")
+        check_frames_option('skew_alpha', bool(self.skew_alpha), self.imagined_goals)
+        check_frames_option('frame_goals_hand_box', self.frame_goals_hand_box is not None,
+                            self.imagined_goals)
         if not (math.isfinite(self.hand_stamp_tolerance_s) and self.hand_stamp_tolerance_s > 0):
             raise ValueError(f'hand_stamp_tolerance_s must be a positive number of seconds, '
                              f'got {self.hand_stamp_tolerance_s!r}')
@@ -230,7 +234,8 @@ class GoalScheduler:
         self._learner_stage: Optional[str] = None
         self.goal: Optional[GoalCommand] = None
         self.frames = FramePool(config.frame_pool_size, np.random.default_rng((config.seed, 1)))
-        # Frames not kept for goals, by reason (frame_goals_hand_box).
+        # frame_goals_hand_box: the hand's recent positions, and the frames not kept by reason.
+        self.hands = HandTrack()
         self.frames_left_out = {'no hand': 0, 'hand outside the box': 0}
 
     @property
@@ -294,20 +299,35 @@ class GoalScheduler:
         elif self._phase is Phase.RESETTING and not self.may_explore:
             self._phase = Phase.WAITING
 
-    def seen_latent(self, latent: np.ndarray, version: int,
-                    hand: Optional[np.ndarray] = None) -> None:
+    def seen_hand(self, stamp: float, hand: np.ndarray) -> None:
+        """Take the hand's position (robot/state) at time `stamp` (frame_goals_hand_box)."""
+        self.hands.add(stamp, hand)
+
+    def seen_latent(self, latent: np.ndarray, version: int, stamp: float = math.nan) -> None:
         """Take the latent of a frame this robot's camera gave (kept for 'frames' goals).
 
-        hand: where the hand was when the frame was taken (None: not known); with
-        `frame_goals_hand_box` only frames with the hand inside it are kept.
+        stamp: when the frame was taken; with `frame_goals_hand_box` only frames whose hand
+        (`seen_hand` nearest to the stamp, within `hand_stamp_tolerance_s`) lies in the box
+        are kept.
         """
         if self.config.imagined_goals != 'frames' or not np.all(np.isfinite(latent)):
             return
         box = self.config.frame_goals_hand_box
+        hand = (None if box is None
+                else self.hands.at(stamp, self.config.hand_stamp_tolerance_s))
         if box is not None and (hand is None or not box.contains(hand)):
             self.frames_left_out['no hand' if hand is None else 'hand outside the box'] += 1
             return
         self.frames.add(latent, version)
+
+    def frame_pool_summary(self) -> str:
+        """Say how many frames the hand box kept and left out ('' without a box)."""
+        if self.config.frame_goals_hand_box is None:
+            return ''
+        left_out = ', '.join(f'{count} {reason}'
+                             for reason, count in self.frames_left_out.items())
+        return (f'{len(self.frames)} frames with the hand in the box kept for goals, left '
+                f'out: {left_out}')
 
     def imagine(self, latent_dim: int) -> np.ndarray:
         """Return an imagined goal: a seen frame's latent ('frames', if any), else z ~ N(0, I)."""

@@ -73,7 +73,7 @@ from rig_ros.core.encoder import (
     LATENT_VARIANCE_KEY, resolve_checkpoint as resolve_vae_checkpoint, saved_latent_variance,
     vae_config_from_dict)
 from rig_ros.core.files import atomic_write
-from rig_ros.core.goals import check_imagined_goals, ImaginedGoals
+from rig_ros.core.goals import check_frames_option, check_imagined_goals, ImaginedGoals
 from rig_ros.core.hands import hand_or_unknown, HAND_SIZE, HandBox
 from rig_ros.core.policy_runtime import encode_policy_weights, TransitionRecord
 from rig_ros.core.replay import GoalReplayBuffer, GoalSampler, RelabelConfig
@@ -215,12 +215,9 @@ class LearnerConfig:
         if self.reward not in REWARD_KINDS:
             raise ValueError(f'reward must be one of {REWARD_KINDS}, got {self.reward!r}')
         check_imagined_goals(self.imagined_goals)
-        if self.frame_goals_hand_box is not None and self.imagined_goals != 'frames':
-            raise ValueError("frame_goals_hand_box filters the frames' goals: it needs "
-                             f"imagined_goals 'frames', got {self.imagined_goals!r}")
-        if self.skew_fit.enabled and self.imagined_goals != 'frames':
-            raise ValueError(f"skew_fit.alpha {self.skew_fit.alpha} skews the frames' goals: "
-                             f"it needs imagined_goals 'frames', got {self.imagined_goals!r}")
+        check_frames_option('frame_goals_hand_box', self.frame_goals_hand_box is not None,
+                            self.imagined_goals)
+        check_frames_option('skew_fit.alpha', self.skew_fit.enabled, self.imagined_goals)
         check_fine_tune_schedule(self.fine_tune_vae_every, self.fine_tune_vae_until)
         if self.vae.latent_dim != self.latent_dim:
             raise ValueError(f'vae.latent_dim ({self.vae.latent_dim}) must equal latent_dim '

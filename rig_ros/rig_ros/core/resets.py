@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from rig_ros import tasks
+from rig_ros.core.hands import HandBox
 
 HAND_DIMS = 2
 """A state vector's first coordinates, the hand's (x, y); each puck's (x, y) follow."""
@@ -70,7 +71,7 @@ def hand_in_goal_box(states: np.ndarray, task_name: str) -> np.ndarray:
     A task without a hand-goal box (its goals span the reachable space) keeps every state.
     """
     spec = tasks.task(task_name)
-    hands = np.asarray(states, dtype=float)[:, :HAND_DIMS]
     if spec.hand_goal_low is None or spec.hand_goal_high is None:
-        return np.ones(len(hands), dtype=bool)
-    return np.all((hands >= spec.hand_goal_low) & (hands <= spec.hand_goal_high), axis=1)
+        return np.ones(len(states), dtype=bool)
+    box = HandBox(spec.hand_goal_low, spec.hand_goal_high)
+    return box.inside(np.asarray(states)[:, :HAND_DIMS])

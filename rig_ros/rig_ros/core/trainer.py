@@ -141,8 +141,9 @@ HAND_BOX_RECHECK = 50
 class HandBoxSlots:
     """The replay slots whose frames were taken with the hand in a box, kept between draws.
 
-    Looked up again when the replay is another one or HAND_BOX_RECHECK more transitions
-    are stored (a slot overwritten in between keeps its old verdict until then).
+    Looked up again when the replay is another one, HAND_BOX_RECHECK more transitions are
+    stored (a slot overwritten in between keeps its old verdict until then), or none was
+    found and a transition came since: never per draw, as draws come once per TD3 update.
     """
 
     def __init__(self, hand_box: Optional[HandBox]) -> None:
@@ -156,7 +157,7 @@ class HandBoxSlots:
         if self.hand_box is None:
             return np.arange(len(replay.latents()))
         if (replay is not self._replay or abs(len(replay) - self._size) >= HAND_BOX_RECHECK
-                or not len(self._slots)):
+                or (not len(self._slots) and len(replay) != self._size)):
             self._replay, self._size = replay, len(replay)
             self._slots = np.flatnonzero(self.hand_box.inside(replay.hands()))
         return self._slots

@@ -52,7 +52,6 @@ import numpy as np
 from rclpy.node import Node
 from rclpy.subscription_content_filter_options import ContentFilterOptions
 from rclpy.task import Future
-from rclpy.time import Time
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
@@ -64,11 +63,11 @@ from rig_ros.core.encoder import LatentEncoder, WeightsError
 from rig_ros.core.goals import (
     GoalCommand, GoalScheduler, GoalSchedulerConfig, learner_status_summary, parse_learner_status,
     Phase)
-from rig_ros.core.hands import HandTrack
 from rig_ros.edge.entry import run_node
 from rig_ros.edge.image_msgs import array_to_image, image_to_array
 from rig_ros.edge.log_limits import KeyedThrottle, suffix
 from rig_ros.edge.params import declare_config, ParameterError
+from rig_ros.edge.stamps import seconds
 from rig_ros.edge.vae_weights import load_vae_weights
 from rig_ros.interfaces.names import (
     ENCODE_SERVICE, GOAL_IMAGE_DECODED_TOPIC, GOAL_IMAGE_TOPIC, GOAL_SCHEDULER, GOAL_TOPIC,
@@ -122,7 +121,6 @@ class GoalSchedulerNode(Node):
         self._latent_subscription = (self.create_subscription(
             LatentState, LATENT_TOPIC, self.latent_callback, SENSOR_QOS)
             if self._config.imagined_goals == 'frames' else None)
-        self._hands = HandTrack()
         self._state_subscription = (self.create_subscription(
             PointStamped, ROBOT_STATE_TOPIC, self.state_callback, STATE_READER_QOS)
             if self._config.frame_goals_hand_box is not None else None)
@@ -156,17 +154,13 @@ class GoalSchedulerNode(Node):
 
     def latent_callback(self, msg: LatentState) -> None:
         """Keep this robot's frame latents for 'frames' imagined goals."""
-        hand = None
-        if self._state_subscription is not None:
-            hand = self._hands.at(Time.from_msg(msg.header.stamp).nanoseconds * 1e-9,
-                                  self._config.hand_stamp_tolerance_s)
         self._scheduler.seen_latent(np.asarray(msg.mean, np.float32), int(msg.model_version),
-                                    hand)
+                                    seconds(msg.header.stamp))
 
     def state_callback(self, msg: PointStamped) -> None:
         """Keep the hand's recent positions (frame_goals_hand_box)."""
-        self._hands.add(Time.from_msg(msg.header.stamp).nanoseconds * 1e-9,
-                        (msg.point.x, msg.point.y, msg.point.z))
+        self._scheduler.seen_hand(seconds(msg.header.stamp),
+                                  np.array([msg.point.x, msg.point.y, msg.point.z]))
 
     def weights_callback(self, msg: Weights) -> None:
         """Load a 'vae' broadcast (latent size and goal decoder); keep the old one if bad."""
@@ -353,12 +347,8 @@ class GoalSchedulerNode(Node):
             self.get_logger().info(f'episode {goal.episode_id}: exploration, '
                                    f'{goal.episode_length} steps of random actions')
             return  # no latent goal to decode
-        pool = ''
-        if self._config.frame_goals_hand_box is not None and goal.source == 'prior':
-            left_out = ', '.join(f'{count} {reason}' for reason, count
-                                 in self._scheduler.frames_left_out.items())
-            pool = (f'; {len(self._scheduler.frames)} frames with the hand in the box kept '
-                    f'for goals, left out: {left_out}')
+        summary = self._scheduler.frame_pool_summary() if goal.source == 'prior' else ''
+        pool = f'; {summary}' if summary else ''
         self.get_logger().info(
             f'episode {goal.episode_id}: {goal.source} goal '
             f'{np.array2string(goal.mean, precision=2)} (VAE v{model_version}){pool}')

@@ -62,6 +62,7 @@ from rig_ros.edge.entry import run_node
 from rig_ros.edge.image_msgs import array_to_image, image_to_array
 from rig_ros.edge.log_limits import KeyedThrottle, suffix
 from rig_ros.edge.params import declare_config, ParameterError
+from rig_ros.edge.stamps import seconds
 from rig_ros.interfaces.names import (
     LEARNER, LEARNER_STATUS_TOPIC, POLICY_MODEL, RECONSTRUCTION_TOPIC, TRANSITION_TOPIC,
     VAE_MODEL, WEIGHTS_TOPIC)
@@ -90,7 +91,7 @@ def record_from_message(msg: Transition) -> TransitionRecord:
         int(msg.episode_id), int(msg.step_index), np.asarray(msg.observation, np.float32),
         np.asarray(msg.action, np.float32), np.asarray(msg.next_observation, np.float32),
         np.asarray(msg.goal, np.float32), bool(msg.episode_end), int(msg.policy_version),
-        msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9, image=_frame(msg.image),
+        seconds(msg.header.stamp), image=_frame(msg.image),
         next_image=_frame(msg.next_image), vae_version=int(msg.vae_version),
         next_vae_version=int(msg.next_vae_version), hand=_hand(msg.hand),
         next_hand=_hand(msg.next_hand))

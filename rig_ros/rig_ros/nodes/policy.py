@@ -61,6 +61,7 @@ from rig_ros.edge.image_msgs import array_to_image, image_to_array
 from rig_ros.edge.log_limits import KeyedThrottle, suffix
 from rig_ros.edge.params import declare_config
 from rig_ros.edge.sequences import HandedOver
+from rig_ros.edge.stamps import seconds
 from rig_ros.interfaces.names import (
     ACTIVATE_SERVICE, EE_VELOCITY_TOPIC, GOAL_TOPIC, IMAGE_TOPIC, KNOWN_MODELS, LATENT_TOPIC,
     POLICY, POLICY_MODEL, ROBOT_STATE_TOPIC, TRANSITION_TOPIC, WEIGHTS_TOPIC)
@@ -72,11 +73,6 @@ SHUTDOWN_ACK_S = 0.5  # wait for the final zero command to be acknowledged
 ROUTINE_REASONS = ('episode over', 'latent older than the episode',
                    'frame older than the episode')
 FRAME_ENCODING = 'rgb8'  # camera_pipeline's
-
-
-def seconds(stamp: Any) -> float:
-    """Return a builtin_interfaces/Time as float seconds."""
-    return stamp.sec + stamp.nanosec * 1e-9
 
 
 class PolicyNode(Node):

@@ -109,13 +109,18 @@ def test_hand_box_goals_keep_frames_taken_with_the_hand_inside():
     scheduler = GoalScheduler(GoalSchedulerConfig(imagined_goals='frames',
                                                   frame_goals_hand_box=box))
     scheduler.model_ready()
-    scheduler.seen_latent(np.full(4, 1.0, np.float32), 1, np.array([0.0, 0.6, 0.2]))
-    scheduler.seen_latent(np.full(4, 2.0, np.float32), 1, np.array([0.1, 0.6, 0.2]))
-    scheduler.seen_latent(np.full(4, 3.0, np.float32), 1, None)
-    scheduler.seen_latent(np.full(4, 4.0, np.float32), 1, np.array([0.05, 0.55]))  # an edge
+    # Hands at 1.0 s (in the box), 2.0 s (outside) and 4.0 s (on an edge); none near 3.0 s.
+    for stamp, hand in ((1.0, [0.0, 0.6, 0.2]), (2.0, [0.1, 0.6, 0.2]), (4.0, [0.05, 0.55, 0.2])):
+        scheduler.seen_hand(stamp, np.array(hand))
+    for value in (1.0, 2.0, 3.0, 4.0):  # each frame taken 10 ms after its hand was read
+        scheduler.seen_latent(np.full(4, value, np.float32), 1, stamp=value + 0.01)
     assert len(scheduler.frames) == 2
     assert scheduler.frames_left_out == {'no hand': 1, 'hand outside the box': 1}
     assert {scheduler.imagine(4)[0] for _ in range(50)} == {1.0, 4.0}
+    assert scheduler.frame_pool_summary() == (
+        '2 frames with the hand in the box kept for goals, left out: 1 no hand, '
+        '1 hand outside the box')
+    assert GoalScheduler(GoalSchedulerConfig()).frame_pool_summary() == ''
 
 
 def test_episode_timeout():
