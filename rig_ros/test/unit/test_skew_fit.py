@@ -4,11 +4,13 @@ import numpy as np
 import pytest
 import torch
 
+from rig_ros.core.hands import HandBox
 from rig_ros.core.replay import GoalReplayBuffer, RelabelConfig
 from rig_ros.core.rewards import euclidean_latent_reward
 from rig_ros.core.skew_fit import (
     effective_frames, fit_skewed, frame_weights, kde_log_density, latent_skew_weights,
     log_density, skew_weights, skewed_replay_latent_goals, SkewedGoalSampler, SkewFitConfig)
+from rig_ros.core.trainer import replay_latent_goals
 from rig_ros.core.vae import ConvVAE, encode_images, VAEConfig, VAETrainer
 
 VAE = VAEConfig(image_size=48, latent_dim=4, batch_size=16)
@@ -202,3 +204,24 @@ def test_skewed_replay_goals_draw_rare_latents_and_refit_when_the_replay_changes
     replay['buffer'] = empty_replay()  # a restored replay
     add_episode(replay['buffer'], np.full((3, 4), 1.0, np.float32))
     np.testing.assert_array_equal(goals(3), np.ones((3, 4)))
+
+
+@pytest.mark.parametrize('skew', [0.0, -1.0])
+def test_hand_box_goals_never_rescan_the_replay_per_draw(skew):
+    box = HandBox(low=(-0.05, 0.55), high=(0.05, 0.65))
+    buffer = empty_replay()
+    scans = []
+    hands = buffer.hands
+    buffer.hands = lambda: scans.append(1) or hands()
+    fallback = lambda count: np.full((count, 4), 9.0, np.float32)  # noqa: E731
+    rng = np.random.default_rng(0)
+    goals = (replay_latent_goals(lambda: buffer, fallback, rng, box) if not skew else
+             skewed_replay_latent_goals(lambda: buffer, fallback, rng,
+                                        SkewFitConfig(alpha=skew), box))
+    add_episode(buffer, crowd_and_outliers()[:5])  # no hands: none in the box
+    for _ in range(100):  # one draw per TD3 update
+        np.testing.assert_array_equal(goals(2), np.full((2, 4), 9.0))
+    assert len(scans) == 1  # looked once; no new transition since
+    add_episode(buffer, crowd_and_outliers()[:3])
+    goals(2)
+    assert len(scans) == 2  # a new transition: looked again
