@@ -7,7 +7,9 @@ RIG trains with imagined goals in the default-box scene; the VAE data come from 
 exploration whose episodes are set to a sampled goal state at half of the resets
 (`collect_reset_to_goal_probability` 0.5, RIG's simulated-data recipe, so the VAE sees the puck
 everywhere). Variant 'skewfit' is the same run with Skew-Fit's skewing (alpha -1,
-importance-sampled density) of the VAE's frames and of the imagined goals. The oracle (TD3 +
+importance-sampled density) of the VAE's frames and of the imagined goals; variant 'skewgoals'
+(not run unless named) skews the imagined goals alone (alpha -1, the 'latent_kde' density of
+the goal frames' latents; RIG's VAE, trained on uniform frames). The oracle (TD3 +
 HER on true state, the same budget) and a random policy are run once per task and seed.
 
 Reported: final puck distance (mean, median) and hand distance, per box; learning curves
@@ -83,10 +85,13 @@ from rig_ros.sim.sawyer import SawyerSim, SawyerSimConfig  # noqa: E402
 pusher_config = importlib.import_module('learning').pusher_config  # bench/learning.py's budget
 
 TASKS = ('pusher', 'multi_pusher')
-VARIANTS = ('rig', 'skewfit')
+VARIANTS = ('rig', 'skewfit', 'skewgoals')
+DEFAULT_VARIANTS = ('rig', 'skewfit')
 BOXES = ('default', 'easy')
 RESET_TO_GOAL_PROBABILITY = 0.5
 SKEW_FIT = SkewFitConfig(alpha=-1.0)
+SKEW_GOALS = SkewFitConfig(alpha=-1.0, density='latent_kde', skew_vae=False)
+SKEWS = {'skewfit': SKEW_FIT, 'skewgoals': SKEW_GOALS}
 ORACLE_GOALS = {'exploration': ('both', False), 'exploration-hand': ('hand', False),
                 'exploration-pucks': ('pucks', False), 'exploration-handbox': ('both', True)}
 """--oracle-goals: (which part of the oracle's goal states comes from exploration's states,
@@ -225,8 +230,8 @@ def pushing_config(task: str, variant: str, seed: int, quick: bool, rl_steps: in
     if settings.updates_per_step is not None:
         config = dataclasses.replace(config, td3=dataclasses.replace(
             config.td3, updates_per_step=settings.updates_per_step))
-    if variant == 'skewfit':
-        config = dataclasses.replace(config, skew_fit=SKEW_FIT)
+    if variant in SKEWS:
+        config = dataclasses.replace(config, skew_fit=SKEWS[variant])
     return config
 
 
@@ -416,7 +421,8 @@ def main() -> int:
     parser.add_argument('--rl-steps', type=int, default=50_000)
     parser.add_argument('--goals', type=int, default=None,
                         help='evaluation goals per box (default 20; --quick: 5)')
-    parser.add_argument('--variants', nargs='+', choices=VARIANTS, default=list(VARIANTS))
+    parser.add_argument('--variants', nargs='+', choices=VARIANTS, default=list(DEFAULT_VARIANTS),
+                        help='RIG variants (default: rig skewfit; skewgoals only when named)')
     parser.add_argument('--tasks', nargs='+', choices=TASKS, default=list(TASKS))
     parser.add_argument('--out', default=str(ROOT / 'runs' / 'bench_pushing'))
     parser.add_argument('--image-size', type=int, choices=(48, 84), default=None,
@@ -580,7 +586,8 @@ def main() -> int:
                                  out / f'{task}_{name}_learning_curve.png'))
     keys = ('pusher_rig_puck_distance_mean', 'pusher_oracle_puck_distance_mean',
             'pusher_rl_steps', 'pusher_seeds', 'multi_pusher_rig_puck_distance_mean',
-            'multi_pusher_oracle_puck_distance_mean', 'pusher_skewfit_puck_distance_mean')
+            'multi_pusher_oracle_puck_distance_mean', 'pusher_skewfit_puck_distance_mean',
+            'pusher_skewgoals_puck_distance_mean')
     summary = out / f'figures_{"+".join(args.tasks)}_{name}.json'
     summary.write_text(json.dumps(figures, indent=2))
     print(f'all figures: {summary}')

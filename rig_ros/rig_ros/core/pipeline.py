@@ -631,7 +631,7 @@ class RigPipeline:
         images = self.images()
         self.log(f'pretraining the VAE for {self.config.vae_steps} steps')
         trainer = VAETrainer(vae, self.config.vae)
-        if self.config.skew_fit.enabled:
+        if self.config.skew_fit.skews_vae:
             history = self._timed('pretrain', lambda: fit_skewed(
                 trainer, images, self.config.vae_steps, self.config.skew_fit,
                 seed=self.config.seed, progress=self.progress))

@@ -173,7 +173,8 @@ class PracticeRun:
         parts.append(f'stage {self.stage}' + (' (resumed)' if self.lifecycle.resumed else
                                               ' (a new run)'))
         if self.config.skew_fit.enabled:
-            parts.append(f'Skew-Fit alpha {self.config.skew_fit.alpha:g} (VAE batches and '
+            skewed = ('VAE batches and ' if self.config.skew_fit.skew_vae else '')
+            parts.append(f'Skew-Fit alpha {self.config.skew_fit.alpha:g} ({skewed}'
                          "relabelling's frames' goals skewed)")
         if self.frames is not None:
             kept = self.frames.resume()

@@ -68,6 +68,8 @@ class SkewFitConfig:
     """VAE training steps between re-estimates of the weights."""
     max_density_frames: int = 5000
     """At most this many frames (a seeded subset) are scored for the goal sampler."""
+    skew_vae: bool = True
+    """Skew the VAE's training frames too (Skew-Fit); False skews the imagined goals alone."""
 
     def __post_init__(self) -> None:
         """Reject bad values, naming the field."""
@@ -82,11 +84,18 @@ class SkewFitConfig:
             raise ValueError(f'max_weight_ratio must be >= 1, got {self.max_weight_ratio!r}')
         if not 0.0 <= self.warmup_fraction < 1.0:
             raise ValueError(f'warmup_fraction must be in [0, 1), got {self.warmup_fraction!r}')
+        if not isinstance(self.skew_vae, bool):
+            raise ValueError(f'skew_vae must be a bool, got {self.skew_vae!r}')
 
     @property
     def enabled(self) -> bool:
-        """Whether anything is skewed (alpha below 0)."""
+        """Whether anything is skewed (alpha below 0): the imagined goals at least."""
         return self.alpha < 0.0
+
+    @property
+    def skews_vae(self) -> bool:
+        """Whether the VAE's training frames are skewed (pretraining and fine-tuning)."""
+        return self.enabled and self.skew_vae
 
 
 def log_density(vae: ConvVAE, images: np.ndarray, config: SkewFitConfig, seed: int = 0,
@@ -247,9 +256,10 @@ def fit_skewed(trainer: VAETrainer, images: np.ndarray, steps: int, config: Skew
     The warm-up (`config.warmup_fraction` of the steps unless `warmup_fraction` says
     otherwise) is `VAETrainer.fit` (uniform batches, hold-out metrics). Afterwards batches are
     drawn with replacement by weight, re-weighted every `config.reweight_every` steps with the
-    VAE as it is then; metrics gain 'skew_effective_frames'. Alpha 0: `VAETrainer.fit` alone.
+    VAE as it is then; metrics gain 'skew_effective_frames'. Alpha 0 or `skew_vae` off:
+    `VAETrainer.fit` alone.
     """
-    if not config.enabled:
+    if not config.skews_vae:
         return trainer.fit(images, steps, progress=progress, seed=seed)
     share = config.warmup_fraction if warmup_fraction is None else warmup_fraction
     warmup = int(steps * share)

@@ -15,9 +15,10 @@ Fine-tuning during practice is `core.trainer.VAEFineTuning` (the trainer's `VAES
 `core.latent_versions.VersionedFineTuning` to give each round a new version; it writes the new
 weights with `write_vae_checkpoint`, as `finish()` does.
 
-With Skew-Fit (`skew_fit.alpha` < 0) the steps after the warm-up (`skew_fit.warmup_fraction`
-of `steps`) draw their minibatches by skewed weight (`core.skew_fit.frame_weights`, refitted
-every `skew_fit.reweight_every` steps), as the pipeline's `fit_skewed` does. A resumed run
+With Skew-Fit (`skew_fit.alpha` < 0, `skew_fit.skew_vae` on) the steps after the warm-up
+(`skew_fit.warmup_fraction` of `steps`) draw their minibatches by skewed weight
+(`core.skew_fit.frame_weights`, refitted every `skew_fit.reweight_every` steps), as the
+pipeline's `fit_skewed` does. A resumed run
 refits the weights at its first skewed step: the weights are a function of the VAE it resumed.
 
 Frames are made the VAE's input size first (`vae_input`): the camera pipeline's frames are
@@ -193,7 +194,7 @@ class VAEPretraining:
         """Return the next step's minibatch weights (None: uniform, no skew or warm-up)."""
         skew = self.config.skew_fit
         warmup = int(self.config.steps * skew.warmup_fraction)
-        if not skew.enabled or self.step < warmup:
+        if not skew.skews_vae or self.step < warmup:
             return None
         due = (self.step - warmup) % skew.reweight_every == 0
         if self.skew_weights is None or (due and self._skew_fitted_at != self.step):

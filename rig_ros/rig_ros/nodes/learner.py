@@ -29,7 +29,8 @@ status_period_s. Each stage change is logged with the wall time. TensorBoard sca
 vae/holdout_recon (vae/skew_effective_frames with Skew-Fit) and stage (0 explore, 1 pretrain,
 2 practise).
 Skew-Fit (`skew_fit.alpha` < 0, with imagined_goals 'frames'): pretraining and fine-tuning
-draw the VAE's minibatches by skewed weight, relabelling draws the replay's latents by it.
+draw the VAE's minibatches by skewed weight (unless `skew_fit.skew_vae` is false), relabelling
+draws the replay's latents by it.
 
 On start the node logs the absolute run directory and what it holds (stage, frames, VAE
 step, transitions, updates) and re-broadcasts the VAE and the policy weights it has. On

@@ -92,6 +92,18 @@ def test_pusher_figures_without_baselines_name_only_the_variants(
     assert figures['pusher_baselines_wall_s_per_seed'] == []
 
 
+def test_goals_only_skew_variant_keeps_rigs_vae_and_skews_the_goals(
+        pushing: ModuleType) -> None:
+    settings = pushing.RunSettings(latent_dim=16, imagined_goals='frames')
+    rig = pushing.pushing_config('pusher', 'rig', 0, True, 1000, 2, settings)
+    skewed = pushing.pushing_config('pusher', 'skewgoals', 0, True, 1000, 2, settings)
+    assert skewed.skew_fit.enabled and not skewed.skew_fit.skews_vae
+    assert skewed.skew_fit.density == 'latent_kde'
+    # Only the skewing differs from RIG's run: the same collection and VAE.
+    assert dataclasses.replace(skewed, skew_fit=rig.skew_fit) == rig
+    assert 'skewgoals' not in pushing.DEFAULT_VARIANTS
+
+
 def test_pusher_figures_of_the_baselines_alone(pushing: ModuleType,
                                                tmp_path: pathlib.Path) -> None:
     config = pushing.pushing_config('pusher', 'rig', 0, True, 1000, 2)

@@ -93,6 +93,27 @@ def test_alpha_zero_training_is_plain_fit():
         torch.testing.assert_close(mine, theirs)
 
 
+def test_goals_only_skew_trains_the_vae_plainly_and_still_skews_the_goals(trained_vae):
+    frames = common_and_rare_frames()
+    config = SkewFitConfig(alpha=-1.0, density='latent_kde', skew_vae=False,
+                           max_weight_ratio=50.0)
+    assert config.enabled and not config.skews_vae
+    torch.manual_seed(1)
+    plain = ConvVAE(VAE)
+    VAETrainer(plain, VAE).fit(frames, 4, progress=False, seed=2)
+    torch.manual_seed(1)
+    goals_only = ConvVAE(VAE)
+    history = fit_skewed(VAETrainer(goals_only, VAE), frames, 4, config, seed=2,
+                         progress=False)
+    assert 'skew_effective_frames' not in history[-1]
+    for mine, theirs in zip(goals_only.state_dict().values(), plain.state_dict().values()):
+        torch.testing.assert_close(mine, theirs)
+    goals = SkewedGoalSampler(config, np.random.default_rng(0))
+    goals.fit(trained_vae, frames)
+    # The rare tenth of the frames is drawn well over its share.
+    assert goals.weights[COMMON:].sum() > 2 * RARE / len(frames)
+
+
 def test_skewed_training_warms_up_then_draws_batches_by_weight(trained_vae):
     frames = common_and_rare_frames()
     config = SkewFitConfig(alpha=-1.0, density='latent_kde', warmup_fraction=0.5,
@@ -141,7 +162,7 @@ def test_goal_sampler_scores_a_seeded_subset_of_many_frames(trained_vae):
 
 @pytest.mark.parametrize('field, value', [('alpha', 0.5), ('alpha', -1.5), ('density', 'knn'),
                                           ('max_weight_ratio', 0.5), ('warmup_fraction', 1.0),
-                                          ('importance_samples', 0)])
+                                          ('importance_samples', 0), ('skew_vae', 'no')])
 def test_bad_config_names_the_field(field, value):
     with pytest.raises(ValueError, match=field):
         SkewFitConfig(**{field: value})

@@ -120,3 +120,14 @@ def test_skew_fit_draws_minibatches_by_weight_after_the_warm_up_and_on_resume(tm
     assert 'skew_effective_frames' in resumed.run(2) and resumed.step == 6
     with pytest.raises(ValueError, match='steps'):
         dataclasses.replace(config, steps=0)
+
+
+def test_goals_only_skew_pretrains_on_uniform_batches(tmp_path):
+    images = frames(40)
+    images[:4, 10:30, 10:30] = 255
+    skew = SkewFitConfig(alpha=-1.0, density='latent_kde', warmup_fraction=0.5,
+                         reweight_every=2, skew_vae=False)
+    config = dataclasses.replace(CONFIG, skew_fit=skew, steps=6, checkpoint_every=4)
+    pretraining = VAEPretraining(tmp_path, images, config)
+    assert 'skew_effective_frames' not in pretraining.run(6)
+    assert pretraining.skew_weights is None
