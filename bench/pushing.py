@@ -32,8 +32,10 @@ measures between them);
 (random exploration's frames, the VAE fine-tuned online on the practice frames;
 `--fine-tune-vae-until M` stops the rounds after M practice steps); `--keep-objects` lets
 exploration's re-sets move the hand only (the puck stays where it was pushed, as on a robot),
-`--hand-to-goal-box` then moves the hand into the hand-goal box, and `--collect-hold-steps N`
-holds each random action N steps (all three name RIG's folder);
+`--hand-to-goal-box` then moves the hand into the hand-goal box, `--collect-hold-steps N`
+holds each random action N steps and `--aimed-pushes P` replaces that share of them by a push
+aimed at the puck towards a point of the puck-goal box (it reads the true puck: what a puck
+tracker would give a robot; all four name RIG's folder);
 `--oracle-goals exploration` gives the oracle RIG's frames' goals in state (the states random
 exploration saw; a diagnostic with its own folder), `exploration-hand` / `exploration-pucks`
 only their hand / pucks, the rest drawn from the goal space, `exploration-handbox` those
@@ -120,6 +122,7 @@ class RunSettings:
     collect_images: int | None = None  # PipelineConfig.collect_images (None: 5,000)
     keep_objects: bool | None = None  # PipelineConfig.collect_keep_objects (None: False)
     hand_to_goal_box: bool | None = None  # PipelineConfig.collect_hand_to_goal_box
+    aimed_pushes: float | None = None  # PipelineConfig.collect_aimed_pushes (None: 0)
     frame_goals_hand_box: bool | None = None  # PipelineConfig.frame_goals_hand_in_goal_box
     oracle_shared_scale: bool | None = None  # StateScaler(shared_scale=True) for the oracle
     reward_position_probe: bool | None = None  # PipelineConfig.reward_position_probe
@@ -136,6 +139,7 @@ class RunSettings:
                            ('collect', self.collect_images),
                            ('keep', 'objects' if self.keep_objects else None),
                            ('start', 'handbox' if self.hand_to_goal_box else None),
+                           ('aim', self.aimed_pushes),
                            ('finetune', self.fine_tune_vae_every),
                            ('until', self.fine_tune_vae_until), ('beta', self.beta),
                            ('from', 'replay' if self.frame_goals_from_replay else None),
@@ -171,7 +175,8 @@ class RunSettings:
                         + ('' if self.collect_images is None
                            else f'-collect{self.collect_images}')
                         + ('-keep' if self.keep_objects else '')
-                        + ('-starthandbox' if self.hand_to_goal_box else ''))
+                        + ('-starthandbox' if self.hand_to_goal_box else '')
+                        + ('' if self.aimed_pushes is None else f'-aim{self.aimed_pushes:g}'))
         return ''.join(f'_{name}{value}' for name, value in (
             ('oraclegoals', oracle_goals),
             ('oraclescale', 'shared' if self.oracle_shared_scale else None)) if value is not None)
@@ -211,6 +216,8 @@ def pushing_config(task: str, variant: str, seed: int, quick: bool, rl_steps: in
         config = dataclasses.replace(config, collect_keep_objects=True)
     if settings.hand_to_goal_box:
         config = dataclasses.replace(config, collect_hand_to_goal_box=True)
+    if settings.aimed_pushes is not None:
+        config = dataclasses.replace(config, collect_aimed_pushes=settings.aimed_pushes)
     if settings.fine_tune_vae_every is not None:
         config = dataclasses.replace(config, fine_tune_vae_every=settings.fine_tune_vae_every)
     if settings.fine_tune_vae_until is not None:
@@ -486,6 +493,10 @@ def main() -> int:
     parser.add_argument('--hand-to-goal-box', action='store_true',
                         help="exploration's re-sets then move the hand to a random point of "
                              'the hand-goal box clear of the puck (a robot knows its hand)')
+    parser.add_argument('--aimed-pushes', type=float, default=None,
+                        help="share of exploration's held actions replaced by a push aimed at "
+                             'the puck, towards a random point of the puck-goal box (the true '
+                             "puck's position: what a tracker would give a robot)")
     parser.add_argument('--oracle-goals', choices=tuple(ORACLE_GOALS), default=None,
                         help="the oracle's practice and imagined goals: the states random "
                              "exploration saw (RIG's frames' goals in state; with "
@@ -525,7 +536,7 @@ def main() -> int:
         oracle_goals=args.oracle_goals, collect_hold_steps=args.collect_hold_steps,
         collect_images=args.collect_images,
         keep_objects=args.keep_objects or None,
-        hand_to_goal_box=args.hand_to_goal_box or None,
+        hand_to_goal_box=args.hand_to_goal_box or None, aimed_pushes=args.aimed_pushes,
         frame_goals_hand_box=args.frame_goals_hand_box or None,
         oracle_shared_scale=args.oracle_shared_scale or None,
         reward_position_probe=args.reward_position_probe or None,

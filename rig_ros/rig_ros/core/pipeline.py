@@ -35,6 +35,7 @@ from rig_ros.core.files import atomic_write, atomic_write_text, hold_run_directo
 from rig_ros.core.goals import check_imagined_goals, ImaginedGoals
 from rig_ros.core.noise import ExplorationConfig
 from rig_ros.core.preprocessing import CropBox, preprocess, PreprocessConfig
+from rig_ros.core.pushes import aimed_push, AimedPush
 from rig_ros.core.replay import GoalSampler, RelabelConfig
 from rig_ros.core.resets import HAND_DIMS, hand_in_goal_box, hand_to_goal_box, kept_objects
 from rig_ros.core.rewards import LatentDistance, PositionProbe, REWARD_KINDS, RewardKind
@@ -105,6 +106,10 @@ class PipelineConfig:
     """Stage 1: every other re-set then moves the hand to a uniform point of the task's
     hand-goal box clear of the pucks (`hand_to_goal_box`; a robot can: it knows its hand), so
     episodes start with the hand where evaluation's goals put it and the puck wherever it is."""
+    collect_aimed_pushes: float = 0.0
+    """Stage 1: share of the held actions replaced by a push aimed at a puck, towards a uniform
+    point of the puck-goal box (`core.pushes`; it reads the true puck positions, what a puck
+    tracker would give a robot): a kept puck then shows up in many places."""
     vae: VAEConfig = dataclasses.field(default_factory=VAEConfig)
     """Stage 2: the VAE and its training."""
     vae_steps: int = 5000
@@ -182,11 +187,11 @@ class PipelineConfig:
                 raise ValueError(f'{name} must be >= 0, got {getattr(self, name)!r}')
         if self.image_size not in (48, 84):
             raise ValueError(f'image_size must be 48 or 84, got {self.image_size!r}')
-        probability = self.collect_reset_to_goal_probability
-        if (isinstance(probability, bool) or not isinstance(probability, (int, float))
-                or not 0.0 <= probability <= 1.0):
-            raise ValueError(f'collect_reset_to_goal_probability must be a number in [0, 1], '
-                             f'got {probability!r}')
+        for name in ('collect_reset_to_goal_probability', 'collect_aimed_pushes'):
+            probability = getattr(self, name)
+            if (isinstance(probability, bool) or not isinstance(probability, (int, float))
+                    or not 0.0 <= probability <= 1.0):
+                raise ValueError(f'{name} must be a number in [0, 1], got {probability!r}')
         check_imagined_goals(self.imagined_goals)
         check_fine_tune_schedule(self.fine_tune_vae_every, self.fine_tune_vae_until)
         if self.skew_fit.enabled:  # Skew-Fit draws its goals from the frames
@@ -308,13 +313,16 @@ def explore(env: GoalEnv, config: PipelineConfig, progress: bool = True,
     setting the scene to a sampled goal state; with `collect_keep_objects` the other resets put
     the objects back where the last episode left them (`kept_objects`); with
     `collect_hand_to_goal_box` they then move the hand into the hand-goal box (a generator of
-    its own too).
+    its own too). With `collect_aimed_pushes` that share of the held actions (a generator of
+    its own again) is a push aimed at a puck (`core.pushes.aimed_push`) for as many steps.
     """
     rng = np.random.default_rng(config.seed)
     probability = config.collect_reset_to_goal_probability
     goal_rng = np.random.default_rng((config.seed, 1))
     hand_rng = np.random.default_rng((config.seed, 2))
+    push_rng = np.random.default_rng((config.seed, 3))
     action = np.zeros(env.action_dim)
+    push: Optional[AimedPush] = None
     for index in tqdm(range(config.collect_images), desc=desc, disable=not progress,
                       unit='img'):
         step = index % config.collect_episode_length
@@ -333,8 +341,15 @@ def explore(env: GoalEnv, config: PipelineConfig, progress: bool = True,
                 if config.collect_hand_to_goal_box:
                     state = hand_to_goal_box(state, config.task, hand_rng)
                 env.set_state_vector(state)
-        if step % config.collect_hold_steps == 0:
+        held = step % config.collect_hold_steps
+        if held == 0:
             action = rng.uniform(-1.0, 1.0, env.action_dim)
+            # No draw at share 0: the plain recipe's images stay bit for bit.
+            push = (aimed_push(env.state_vector(), config.task, push_rng)
+                    if config.collect_aimed_pushes > 0
+                    and push_rng.random() < config.collect_aimed_pushes else None)
+        if push is not None:
+            action = push.action(env.state_vector()[:HAND_DIMS], held / config.collect_hold_steps)
         env.step(action)
         yield index
 

@@ -259,6 +259,18 @@ def test_hand_to_goal_box_names_rigs_folder_and_the_oracles_explored_goals(
         '_oraclegoalsexploration-handbox-reset0-keep-starthandbox')
 
 
+def test_aimed_pushes_name_rigs_folder_and_the_oracles_explored_goals(
+        pushing: ModuleType) -> None:
+    settings = pushing.RunSettings(latent_dim=16, reset_to_goal_probability=0.0,
+                                   keep_objects=True, hand_to_goal_box=True, aimed_pushes=0.5)
+    assert settings.tag() == '_latent16_reset0_keepobjects_starthandbox_aim0.5'
+    config = pushing.pushing_config('pusher', 'rig', 0, False, 50_000, 20, settings)
+    assert config.collect_aimed_pushes == 0.5
+    explored = dataclasses.replace(settings, oracle_goals='exploration-handbox')
+    assert explored.baselines_tag() == (
+        '_oraclegoalsexploration-handbox-reset0-keep-starthandbox-aim0.5')
+
+
 def test_collect_images_names_rigs_folder_and_the_oracles_explored_goals(
         pushing: ModuleType) -> None:
     settings = pushing.RunSettings(latent_dim=16, reset_to_goal_probability=0.0,

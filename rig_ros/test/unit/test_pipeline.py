@@ -316,6 +316,30 @@ def test_hand_to_goal_box_starts_exploration_episodes_with_the_hand_in_the_box()
     assert hand_in_goal_box(boxed, 'pusher').mean() > 2 * hand_in_goal_box(kept, 'pusher').mean()
 
 
+def test_aimed_pushes_move_a_kept_puck_to_more_places():
+    config = tiny_config(task='pusher', collect_images=1000, collect_episode_length=50,
+                         collect_hold_steps=25, collect_keep_objects=True,
+                         collect_hand_to_goal_box=True)
+    with SawyerSim(SawyerSimConfig(task='pusher')) as pusher:
+        plain = exploration_states(pusher, config, progress=False)
+        share_zero = exploration_states(pusher, dataclasses.replace(
+            config, collect_aimed_pushes=0.0), progress=False)
+        aimed = exploration_states(pusher, dataclasses.replace(
+            config, collect_aimed_pushes=1.0), progress=False)
+    np.testing.assert_array_equal(share_zero, plain)  # no draw at share 0
+
+    def places(states: np.ndarray) -> int:  # distinct 2-cm cells the puck visited
+        return len({tuple(cell) for cell in np.floor(states[:, 2:] / 0.02).astype(int)})
+
+    def moving_steps(states: np.ndarray) -> float:
+        return float(np.mean(np.linalg.norm(np.diff(states[:, 2:], axis=0), axis=1) > 1e-3))
+
+    assert moving_steps(aimed) > 2 * moving_steps(plain)
+    assert places(aimed) > 2 * places(plain)
+    with pytest.raises(ValueError, match='collect_aimed_pushes'):
+        tiny_config(collect_aimed_pushes=1.5)
+
+
 def test_frame_goals_come_from_the_frames_whose_hand_lies_in_the_hand_goal_box(tmp_path):
     config = tiny_config(task='pusher', imagined_goals='frames', collect_images=200,
                          frame_goals_hand_in_goal_box=True)
