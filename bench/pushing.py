@@ -34,8 +34,9 @@ measures between them);
 exploration's re-sets move the hand only (the puck stays where it was pushed, as on a robot),
 `--hand-to-goal-box` then moves the hand into the hand-goal box, `--collect-hold-steps N`
 holds each random action N steps and `--aimed-pushes P` replaces that share of them by a push
-aimed at the puck towards a point of the puck-goal box (it reads the true puck: what a puck
-tracker would give a robot; all four name RIG's folder);
+aimed at the puck towards a point of the puck-goal box (the true puck, or with
+`--push-tracking camera` a colour tracker's on the frame, what a robot can do; all name RIG's
+folder);
 `--oracle-goals exploration` gives the oracle RIG's frames' goals in state (the states random
 exploration saw; a diagnostic with its own folder), `exploration-hand` / `exploration-pucks`
 only their hand / pucks, the rest drawn from the goal space, `exploration-handbox` those
@@ -79,7 +80,7 @@ from rig_ros.core.oracle import (  # noqa: E402
     evaluate_oracle, mixed_goal_states, StateScaler, train_oracle)
 from rig_ros.core.pipeline import (  # noqa: E402
     check_run_config, evaluate_random, evaluate_rig, evaluation_goals, exploration_states,
-    hand_in_goal_box, PipelineConfig, RigPipeline)
+    hand_in_goal_box, PipelineConfig, PUSH_TRACKING, RigPipeline)
 from rig_ros.core.replay import RelabelConfig  # noqa: E402
 from rig_ros.core.skew_fit import SkewFitConfig  # noqa: E402
 from rig_ros.sim.sawyer import SawyerSim, SawyerSimConfig  # noqa: E402
@@ -123,6 +124,7 @@ class RunSettings:
     keep_objects: bool | None = None  # PipelineConfig.collect_keep_objects (None: False)
     hand_to_goal_box: bool | None = None  # PipelineConfig.collect_hand_to_goal_box
     aimed_pushes: float | None = None  # PipelineConfig.collect_aimed_pushes (None: 0)
+    push_tracking: str | None = None  # PipelineConfig.collect_push_tracking (None: 'state')
     frame_goals_hand_box: bool | None = None  # PipelineConfig.frame_goals_hand_in_goal_box
     oracle_shared_scale: bool | None = None  # StateScaler(shared_scale=True) for the oracle
     reward_position_probe: bool | None = None  # PipelineConfig.reward_position_probe
@@ -139,7 +141,7 @@ class RunSettings:
                            ('collect', self.collect_images),
                            ('keep', 'objects' if self.keep_objects else None),
                            ('start', 'handbox' if self.hand_to_goal_box else None),
-                           ('aim', self.aimed_pushes),
+                           ('aim', self.aimed_pushes), ('track', self.push_tracking),
                            ('finetune', self.fine_tune_vae_every),
                            ('until', self.fine_tune_vae_until), ('beta', self.beta),
                            ('from', 'replay' if self.frame_goals_from_replay else None),
@@ -176,7 +178,8 @@ class RunSettings:
                            else f'-collect{self.collect_images}')
                         + ('-keep' if self.keep_objects else '')
                         + ('-starthandbox' if self.hand_to_goal_box else '')
-                        + ('' if self.aimed_pushes is None else f'-aim{self.aimed_pushes:g}'))
+                        + ('' if self.aimed_pushes is None else f'-aim{self.aimed_pushes:g}')
+                        + ('' if self.push_tracking is None else f'-track{self.push_tracking}'))
         return ''.join(f'_{name}{value}' for name, value in (
             ('oraclegoals', oracle_goals),
             ('oraclescale', 'shared' if self.oracle_shared_scale else None)) if value is not None)
@@ -218,6 +221,8 @@ def pushing_config(task: str, variant: str, seed: int, quick: bool, rl_steps: in
         config = dataclasses.replace(config, collect_hand_to_goal_box=True)
     if settings.aimed_pushes is not None:
         config = dataclasses.replace(config, collect_aimed_pushes=settings.aimed_pushes)
+    if settings.push_tracking is not None:
+        config = dataclasses.replace(config, collect_push_tracking=settings.push_tracking)
     if settings.fine_tune_vae_every is not None:
         config = dataclasses.replace(config, fine_tune_vae_every=settings.fine_tune_vae_every)
     if settings.fine_tune_vae_until is not None:
@@ -496,7 +501,12 @@ def main() -> int:
     parser.add_argument('--aimed-pushes', type=float, default=None,
                         help="share of exploration's held actions replaced by a push aimed at "
                              'the puck, towards a random point of the puck-goal box (the true '
-                             "puck's position: what a tracker would give a robot)")
+                             "puck's position, or with --push-tracking camera a tracker's)")
+    parser.add_argument('--push-tracking', choices=PUSH_TRACKING, default=None,
+                        help="where aimed pushes find the puck: 'state' (default, the "
+                             "simulator's true position) or 'camera' (a colour tracker on the "
+                             'frame, calibrated on 12 frames of the puck at known places: what '
+                             'a robot can do)')
     parser.add_argument('--oracle-goals', choices=tuple(ORACLE_GOALS), default=None,
                         help="the oracle's practice and imagined goals: the states random "
                              "exploration saw (RIG's frames' goals in state; with "
@@ -537,6 +547,7 @@ def main() -> int:
         collect_images=args.collect_images,
         keep_objects=args.keep_objects or None,
         hand_to_goal_box=args.hand_to_goal_box or None, aimed_pushes=args.aimed_pushes,
+        push_tracking=args.push_tracking,
         frame_goals_hand_box=args.frame_goals_hand_box or None,
         oracle_shared_scale=args.oracle_shared_scale or None,
         reward_position_probe=args.reward_position_probe or None,

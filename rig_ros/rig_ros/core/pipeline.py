@@ -35,13 +35,14 @@ from rig_ros.core.files import atomic_write, atomic_write_text, hold_run_directo
 from rig_ros.core.goals import check_imagined_goals, ImaginedGoals
 from rig_ros.core.noise import ExplorationConfig
 from rig_ros.core.preprocessing import CropBox, preprocess, PreprocessConfig
-from rig_ros.core.pushes import aimed_push, AimedPush
+from rig_ros.core.pushes import aimed_push, AimedPush, calibration_states
 from rig_ros.core.replay import GoalSampler, RelabelConfig
 from rig_ros.core.resets import HAND_DIMS, hand_in_goal_box, hand_to_goal_box, kept_objects
 from rig_ros.core.rewards import LatentDistance, PositionProbe, REWARD_KINDS, RewardKind
 from rig_ros.core.skew_fit import (
     fit_skewed, SkewedGoalSampler, SkewedVAEFineTuning, SkewFitConfig)
 from rig_ros.core.td3 import TD3Config
+from rig_ros.core.tracker import PuckTracker
 from rig_ros.core.trainer import (
     check_fine_tune_schedule, latent_prior, replay_latent_goals, RigTrainer, VAEFineTuning,
     VAEStage)
@@ -72,6 +73,10 @@ class GoalEnv(Protocol):
                     width: int | None = None) -> np.ndarray: ...
 
     def distances(self, goal_state: np.ndarray) -> dict[str, float]: ...
+
+
+PUSH_TRACKING = ('state', 'camera')
+"""Where exploration's aimed pushes find the puck (`PipelineConfig.collect_push_tracking`)."""
 
 
 @dataclasses.dataclass
@@ -108,8 +113,11 @@ class PipelineConfig:
     episodes start with the hand where evaluation's goals put it and the puck wherever it is."""
     collect_aimed_pushes: float = 0.0
     """Stage 1: share of the held actions replaced by a push aimed at a puck, towards a uniform
-    point of the puck-goal box (`core.pushes`; it reads the true puck positions, what a puck
-    tracker would give a robot): a kept puck then shows up in many places."""
+    point of the puck-goal box (`core.pushes`): a kept puck then shows up in many places."""
+    collect_push_tracking: str = 'state'
+    """Stage 1: where aimed pushes find the puck: 'state' (the simulator's true position) or
+    'camera' (`core.tracker.PuckTracker` on the frame, calibrated on frames of the puck at
+    `core.pushes.calibration_states`' places: what a robot can do; one puck only)."""
     vae: VAEConfig = dataclasses.field(default_factory=VAEConfig)
     """Stage 2: the VAE and its training."""
     vae_steps: int = 5000
@@ -192,6 +200,9 @@ class PipelineConfig:
             if (isinstance(probability, bool) or not isinstance(probability, (int, float))
                     or not 0.0 <= probability <= 1.0):
                 raise ValueError(f'{name} must be a number in [0, 1], got {probability!r}')
+        if self.collect_push_tracking not in PUSH_TRACKING:
+            raise ValueError(f'collect_push_tracking must be one of {PUSH_TRACKING}, got '
+                             f'{self.collect_push_tracking!r}')
         check_imagined_goals(self.imagined_goals)
         check_fine_tune_schedule(self.fine_tune_vae_every, self.fine_tune_vae_until)
         if self.skew_fit.enabled:  # Skew-Fit draws its goals from the frames
@@ -314,7 +325,8 @@ def explore(env: GoalEnv, config: PipelineConfig, progress: bool = True,
     the objects back where the last episode left them (`kept_objects`); with
     `collect_hand_to_goal_box` they then move the hand into the hand-goal box (a generator of
     its own too). With `collect_aimed_pushes` that share of the held actions (a generator of
-    its own again) is a push aimed at a puck (`core.pushes.aimed_push`) for as many steps.
+    its own again) is a push aimed at a puck (`core.pushes.aimed_push`) for as many steps,
+    found per `collect_push_tracking` (a puck the camera does not see: the random action).
     """
     rng = np.random.default_rng(config.seed)
     probability = config.collect_reset_to_goal_probability
@@ -323,6 +335,7 @@ def explore(env: GoalEnv, config: PipelineConfig, progress: bool = True,
     push_rng = np.random.default_rng((config.seed, 3))
     action = np.zeros(env.action_dim)
     push: Optional[AimedPush] = None
+    locate = puck_locator(env, config) if config.collect_aimed_pushes > 0 else None
     for index in tqdm(range(config.collect_images), desc=desc, disable=not progress,
                       unit='img'):
         step = index % config.collect_episode_length
@@ -345,13 +358,39 @@ def explore(env: GoalEnv, config: PipelineConfig, progress: bool = True,
         if held == 0:
             action = rng.uniform(-1.0, 1.0, env.action_dim)
             # No draw at share 0: the plain recipe's images stay bit for bit.
-            push = (aimed_push(env.state_vector(), config.task, push_rng)
-                    if config.collect_aimed_pushes > 0
-                    and push_rng.random() < config.collect_aimed_pushes else None)
+            push = None
+            if locate is not None and push_rng.random() < config.collect_aimed_pushes:
+                pucks = locate()
+                if pucks is not None:
+                    push = aimed_push(np.concatenate([env.state_vector()[:HAND_DIMS], pucks]),
+                                      config.task, push_rng)
         if push is not None:
             action = push.action(env.state_vector()[:HAND_DIMS], held / config.collect_hold_steps)
         env.step(action)
         yield index
+
+
+def puck_locator(env: GoalEnv, config: PipelineConfig) -> Callable[[], Optional[np.ndarray]]:
+    """Return a function giving the pucks' (x, y) now (None: not seen), per push tracking.
+
+    'camera' calibrates a `PuckTracker` first, on frames rendered with the puck at
+    `calibration_states`' places (the scene is left as the last of them: reset it after).
+    """
+    if config.collect_push_tracking == 'state':
+        return lambda: env.state_vector()[HAND_DIMS:]
+    tracker = PuckTracker()
+    states = calibration_states(config.task)
+    if len(states[0]) != HAND_DIMS + 2:
+        raise ValueError(f"collect_push_tracking 'camera' tracks one puck; {config.task} has "
+                         f'{(len(states[0]) - HAND_DIMS) // 2}')
+    frames = []
+    for state in states:
+        env.set_state_vector(state)
+        frames.append(preprocess(env.render(config.raw_height, config.raw_width),
+                                 config.preprocess_config))
+    tracker.calibrate(np.stack(frames), states[:, HAND_DIMS:])
+    return lambda: tracker.locate(preprocess(env.render(config.raw_height, config.raw_width),
+                                             config.preprocess_config))
 
 
 def collect_images(env: GoalEnv, config: PipelineConfig, progress: bool = True,

@@ -5,8 +5,9 @@ re-set into its box), so a puck that nobody puts back sits where it was left for
 episodes and the frames show it in few places. An aimed push takes the hand behind a puck, on
 the side away from a destination drawn in the task's puck-goal box, then through the puck
 towards that destination, stopping short of it: the puck ends near the destination.
-It needs the pucks' positions: the simulator's true ones (`core.pipeline.explore`, a
-diagnostic of what a puck tracker would give a robot).
+It needs the pucks' positions: the simulator's true ones, or a camera tracker's
+(`core.tracker.PuckTracker`, calibrated on frames of the puck at `calibration_states`' places,
+as a robot's would be on marked spots); `core.pipeline.explore` uses either.
 States are a task's state vectors (`core.resets`): the hand's (x, y), then each puck's.
 """
 
@@ -42,6 +43,28 @@ class AimedPush:
         """
         waypoint = self.behind if progress < 0.5 else self.through
         return np.clip((waypoint - np.asarray(hand, dtype=float)) / APPROACH_M, -1.0, 1.0)
+
+
+CALIBRATION_GRID = (4, 3)
+"""Calibration places: columns x rows spread over the puck-goal box, its corners included."""
+
+
+def calibration_states(task_name: str) -> np.ndarray:
+    """Return states with one puck on each calibration place and the hand out of the way.
+
+    The hand sits at the workspace corner of lowest y and highest x, away from the camera's
+    line of sight to the places; only the first puck is placed, the others keep their starts.
+    """
+    spec = tasks.task(task_name)
+    if not spec.puck_starts or spec.puck_goal_low is None or spec.puck_goal_high is None:
+        raise ValueError(f'task {task_name!r} has no puck to calibrate a tracker on')
+    low, high = np.array(spec.puck_goal_low), np.array(spec.puck_goal_high)
+    columns, rows = CALIBRATION_GRID
+    hand = np.array([spec.workspace_high[0], spec.workspace_low[1]])
+    others = np.asarray(spec.puck_starts[1:], dtype=float).reshape(-1)
+    return np.stack([np.concatenate([hand, [x, y], others])
+                     for x in np.linspace(low[0], high[0], columns)
+                     for y in np.linspace(low[1], high[1], rows)])
 
 
 def aimed_push(state: np.ndarray, task_name: str, rng: np.random.Generator) -> AimedPush | None:

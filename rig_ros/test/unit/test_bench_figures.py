@@ -269,6 +269,10 @@ def test_aimed_pushes_name_rigs_folder_and_the_oracles_explored_goals(
     explored = dataclasses.replace(settings, oracle_goals='exploration-handbox')
     assert explored.baselines_tag() == (
         '_oraclegoalsexploration-handbox-reset0-keep-starthandbox-aim0.5')
+    camera = dataclasses.replace(settings, push_tracking='camera')
+    assert camera.tag() == '_latent16_reset0_keepobjects_starthandbox_aim0.5_trackcamera'
+    assert pushing.pushing_config('pusher', 'rig', 0, False, 50_000, 20,
+                                  camera).collect_push_tracking == 'camera'
 
 
 def test_collect_images_names_rigs_folder_and_the_oracles_explored_goals(

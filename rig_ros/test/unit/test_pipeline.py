@@ -326,6 +326,8 @@ def test_aimed_pushes_move_a_kept_puck_to_more_places():
             config, collect_aimed_pushes=0.0), progress=False)
         aimed = exploration_states(pusher, dataclasses.replace(
             config, collect_aimed_pushes=1.0), progress=False)
+        tracked = exploration_states(pusher, dataclasses.replace(
+            config, collect_aimed_pushes=1.0, collect_push_tracking='camera'), progress=False)
     np.testing.assert_array_equal(share_zero, plain)  # no draw at share 0
 
     def places(states: np.ndarray) -> int:  # distinct 2-cm cells the puck visited
@@ -336,8 +338,21 @@ def test_aimed_pushes_move_a_kept_puck_to_more_places():
 
     assert moving_steps(aimed) > 2 * moving_steps(plain)
     assert places(aimed) > 2 * places(plain)
+    # The camera's tracker finds the puck well enough to push it as often.
+    assert moving_steps(tracked) > 2 * moving_steps(plain)
+    assert places(tracked) > 2 * places(plain)
     with pytest.raises(ValueError, match='collect_aimed_pushes'):
         tiny_config(collect_aimed_pushes=1.5)
+    with pytest.raises(ValueError, match='collect_push_tracking'):
+        tiny_config(collect_push_tracking='lidar')
+
+
+def test_camera_push_tracking_tracks_one_puck():
+    config = tiny_config(task='multi_pusher', collect_images=10, collect_aimed_pushes=0.5,
+                         collect_push_tracking='camera')
+    with SawyerSim(SawyerSimConfig(task='multi_pusher')) as pushers:
+        with pytest.raises(ValueError, match='one puck'):
+            exploration_states(pushers, config, progress=False)
 
 
 def test_frame_goals_come_from_the_frames_whose_hand_lies_in_the_hand_goal_box(tmp_path):
