@@ -73,3 +73,39 @@ def load_script(path: pathlib.Path, name: str) -> types.ModuleType:
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def puck_table_to_image(xy: np.ndarray, size: int = 48) -> np.ndarray:
+    """Return the pixel (column, row) of table (x, y) metres: a made-up oblique camera."""
+    x, y = xy
+    scale = size / 48
+    row = (8 + (y - 0.45) * 90 + 40 * (y - 0.45) ** 2) * scale
+    column = (24 + x * (80 - 40 * (y - 0.45))) * scale
+    return np.array([column, row])
+
+
+def puck_frame(xy: Optional[np.ndarray], size: int = 48) -> np.ndarray:
+    """Return a frame of brown table, a red arm stripe and a blue puck at `xy` (None: covered).
+
+    The puck is a disc of radius size / 24 px, where `puck_table_to_image` puts it.
+    """
+    frame = np.zeros((size, size, 3), np.uint8)
+    frame[...] = (120, 80, 50)
+    frame[:, size * 30 // 48:size * 34 // 48] = (200, 30, 30)
+    if xy is not None:
+        column, row = puck_table_to_image(np.asarray(xy, dtype=float), size)
+        rows, columns = np.mgrid[:size, :size]
+        disc = (rows + 0.5 - row) ** 2 + (columns + 0.5 - column) ** 2 <= (size / 24) ** 2
+        frame[disc] = (20, 40, 220)
+    return frame
+
+
+def puck_tracker_file(directory: pathlib.Path, size: int = 84) -> str:
+    """Write a puck tracker calibration of `puck_frame`'s camera to `directory`; its path."""
+    from rig_ros.core.pushes import calibration_states
+    from rig_ros.core.tracker import PuckTracker
+    places = calibration_states('pusher')[:, 2:4]
+    tracker = PuckTracker()
+    error = tracker.calibrate(np.stack([puck_frame(xy, size) for xy in places]), places)
+    tracker.save(directory / 'tracker.json', error)
+    return str(directory / 'tracker.json')

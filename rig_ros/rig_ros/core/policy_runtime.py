@@ -18,6 +18,8 @@ Two kinds of episode, told apart by the goal's source:
 - exploration (source EXPLORE_SOURCE, an empty goal mean; the run's stage before any VAE):
   the observation is the latest frame. Actions are uniform in [-1, 1], a new one every
   `explore_hold_steps` steps of the episode (seeded by `seed`); policy weights are not used.
+  With `explore_aimed_pushes` a share of them is a push aimed at the puck a camera tracker
+  finds in the frame (`core.pushes`, `core.tracker`), steered by the hand at each frame.
   A transition has empty observation, next_observation and goal, the action, the frame acted
   on and the next frame (always attached), policy and VAE versions 0.
 Both kinds carry the hand position at each of their two observations (`set_hand`, the
@@ -51,8 +53,10 @@ import torch
 
 from rig_ros.core.actor import Actor, GoalPolicy, PolicySpec
 from rig_ros.core.checkpoints import CheckpointError, deserialize_state, serialize_state
-from rig_ros.core.hands import HandTrack
+from rig_ros.core.hands import HandBox, HandTrack
 from rig_ros.core.noise import ExplorationConfig
+from rig_ros.core.pushes import AimedPush, push_into_box
+from rig_ros.core.tracker import PuckTracker
 
 EXPLORE_SOURCE = 'explore'
 """Goal source of an exploration episode (random actions on frames, no VAE yet)."""
@@ -97,6 +101,16 @@ class PolicyConfig(ExplorationConfig):
     """Side of camera_pipeline's square rgb8 frames; frames of another size are refused."""
     hand_stamp_tolerance_s: float = 0.05
     """An observation's hand is the robot/state nearest to its stamp, if this close."""
+    explore_aimed_pushes: float = 0.0
+    """Exploration episodes: share of the held actions replaced by a push aimed at the puck
+    (`core.pushes`) that the tracker of `puck_tracker_file` finds in the frame, towards a
+    uniform point of `explore_push_box`; a puck not seen or a hand not known: the random
+    action. Shows a puck nobody puts back in many places."""
+    explore_push_box: Optional[HandBox] = None
+    """Where aimed pushes take the puck ({low: [x, y], high: [x, y]}, metres, the frame of
+    robot/state): the task's puck-goal box."""
+    puck_tracker_file: str = ''
+    """Aimed pushes: a `core.tracker` calibration file (`rig tools calibrate-tracker`)."""
 
     def __post_init__(self) -> None:
         """Check the values; an error names the field."""
@@ -105,6 +119,13 @@ class PolicyConfig(ExplorationConfig):
                      'explore_hold_steps', 'image_size', 'hand_stamp_tolerance_s'):
             if not getattr(self, name) > 0:
                 raise ValueError(f'{name} must be > 0, got {getattr(self, name)!r}')
+        if not 0.0 <= self.explore_aimed_pushes <= 1.0:
+            raise ValueError('explore_aimed_pushes must be in [0, 1], got '
+                             f'{self.explore_aimed_pushes!r}')
+        if self.explore_aimed_pushes > 0 and (self.explore_push_box is None
+                                              or not self.puck_tracker_file):
+            raise ValueError('explore_aimed_pushes needs explore_push_box and '
+                             'puck_tracker_file (rig tools calibrate-tracker)')
 
 
 @dataclass(frozen=True)
@@ -254,6 +275,11 @@ class PolicyRuntime:
         self._explore_action: Optional[np.ndarray] = None  # held random action
         self._rng = np.random.default_rng(config.seed)
         self._hands = HandTrack()
+        # Aimed pushes draw from a generator of their own: the random actions stay the same.
+        self._push_rng = np.random.default_rng((config.seed, 3))
+        self._push: Optional[AimedPush] = None
+        self.tracker = (PuckTracker.load(config.puck_tracker_file)
+                        if config.explore_aimed_pushes > 0 else None)
 
     @property
     def episode_over(self) -> bool:
@@ -315,6 +341,7 @@ class PolicyRuntime:
             self.steps = 0
             self._pending = None
             self._explore_action = None
+            self._push = None
             if self.policy is not None:
                 self.policy.reset_noise()
         return new_episode
@@ -439,11 +466,31 @@ class PolicyRuntime:
         return ''
 
     def _explore(self) -> np.ndarray:
-        """Return the exploration action of this step: a new one every explore_hold_steps."""
-        if self._explore_action is None or self.steps % self.config.explore_hold_steps == 0:
+        """Return the exploration action of this step: a new one every explore_hold_steps.
+
+        With `explore_aimed_pushes` a share of them is an aimed push, steered by the hand.
+        """
+        held = self.steps % self.config.explore_hold_steps
+        if self._explore_action is None or held == 0:
             self._explore_action = self._rng.uniform(
                 -1.0, 1.0, self.config.action_dim).astype(np.float32)
+            self._push = self._draw_push() if held == 0 else None
+        if self._push is not None:
+            hand = self._hand_at(self.frame.stamp) if self.frame is not None else None
+            if hand is not None:
+                return self._push.action(hand[:2], held / self.config.explore_hold_steps
+                                         ).astype(np.float32)
         return self._explore_action.copy()
+
+    def _draw_push(self) -> Optional[AimedPush]:
+        """Return a push aimed at the puck in the latest frame, by `explore_aimed_pushes`."""
+        if (self.tracker is None or self.frame is None or self.config.explore_push_box is None
+                or self._push_rng.random() >= self.config.explore_aimed_pushes):
+            return None
+        puck = self.tracker.locate(self.frame.image)
+        if puck is None:
+            return None
+        return push_into_box(puck, self.config.explore_push_box, self._push_rng)
 
     def _act(self, observation: np.ndarray, goal: EpisodeGoal) -> Optional[np.ndarray]:
         explore = goal.explore and self.config.explore

@@ -7,7 +7,8 @@ the side away from a destination drawn in the task's puck-goal box, then through
 towards that destination, stopping short of it: the puck ends near the destination.
 It needs the pucks' positions: the simulator's true ones, or a camera tracker's
 (`core.tracker.PuckTracker`, calibrated on frames of the puck at `calibration_states`' places,
-as a robot's would be on marked spots); `core.pipeline.explore` uses either.
+as a robot's would be on marked spots); `core.pipeline.explore` uses either, the graph's policy
+the tracker (`core.policy_runtime`, towards a box of its parameters).
 States are a task's state vectors (`core.resets`): the hand's (x, y), then each puck's.
 """
 
@@ -18,6 +19,7 @@ import dataclasses
 import numpy as np
 
 from rig_ros import tasks
+from rig_ros.core.hands import HandBox
 from rig_ros.core.resets import HAND_DIMS
 
 PUSH_BEHIND_M = 0.08
@@ -76,8 +78,14 @@ def aimed_push(state: np.ndarray, task_name: str, rng: np.random.Generator) -> A
     pucks = np.asarray(state, dtype=float)[HAND_DIMS:].reshape(-1, 2)
     if len(pucks) == 0 or spec.puck_goal_low is None or spec.puck_goal_high is None:
         return None
-    puck = pucks[rng.integers(len(pucks))]
-    destination = rng.uniform(spec.puck_goal_low, spec.puck_goal_high)
+    box = HandBox(spec.puck_goal_low, spec.puck_goal_high)
+    return push_into_box(pucks[rng.integers(len(pucks))], box, rng)
+
+
+def push_into_box(puck: np.ndarray, box: HandBox, rng: np.random.Generator) -> AimedPush:
+    """Return a push of the puck at (x, y) `puck` towards a uniform point of `box`."""
+    puck = np.asarray(puck, dtype=float)
+    destination = rng.uniform(box.low, box.high)
     offset = destination - puck
     length = float(np.linalg.norm(offset))
     if length > 1e-6:

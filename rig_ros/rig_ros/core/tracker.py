@@ -14,11 +14,17 @@ A puck the arm covers (fewer than `min_pixels` pixels) is not located: None, nev
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 from typing import Optional
 
 import numpy as np
 
+from rig_ros.core.files import atomic_write_text
+
 CHANNELS = ('red', 'green', 'blue')
+FILE_FORMAT = 'rig_ros puck tracker 1'
+"""The `format` of a calibration file (JSON: format, config, weights, fit_error_m)."""
 QUADRATIC_TERMS = 6
 """1, u, v, u^2, uv, v^2: a calibration needs at least this many located frames."""
 
@@ -95,6 +101,32 @@ class PuckTracker:
                              'over the table, not on one line')
         self.weights = np.linalg.lstsq(features, targets, rcond=None)[0]
         return float(np.linalg.norm(features @ self.weights - targets, axis=1).max())
+
+    def save(self, path: str | os.PathLike, fit_error_m: float) -> None:
+        """Write the calibration as JSON (atomic): the colour settings and the map."""
+        if self.weights is None:
+            raise RuntimeError('PuckTracker.calibrate must run before save')
+        atomic_write_text(path, json.dumps({
+            'format': FILE_FORMAT, 'config': dataclasses.asdict(self.config),
+            'weights': self.weights.tolist(), 'fit_error_m': float(fit_error_m)}, indent=2))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> 'PuckTracker':
+        """Read a calibration file; ValueError naming the file when it is not one."""
+        try:
+            with open(path, encoding='utf-8') as stream:
+                saved = json.load(stream)
+            if saved.get('format') != FILE_FORMAT:
+                raise ValueError(f"format {saved.get('format')!r}, not {FILE_FORMAT!r}")
+            tracker = cls(TrackerConfig(**saved['config']))
+            weights = np.asarray(saved['weights'], dtype=float)
+            if weights.shape != (QUADRATIC_TERMS, 2) or not np.all(np.isfinite(weights)):
+                raise ValueError(f'weights of shape {weights.shape}, not ({QUADRATIC_TERMS}, 2) '
+                                 'finite numbers')
+        except (OSError, KeyError, TypeError, AttributeError, ValueError) as error:
+            raise ValueError(f'{path} is not a puck tracker calibration: {error}') from None
+        tracker.weights = weights
+        return tracker
 
     def locate(self, frame: np.ndarray) -> Optional[np.ndarray]:
         """Return the object's table (x, y) in metres, or None when it is not seen."""

@@ -12,7 +12,10 @@ start_active is set (the practice graph sets it for simulated robots).
 Decisions are `rig_ros.core.policy_runtime.PolicyRuntime`'s. Practice episodes act on latents
 (observations of rig/latent). A goal with source 'explore' (the run's explore stage, before
 any VAE; an empty mean) starts an exploration episode that acts on frames instead: uniform
-random actions in [-1, 1], each held explore_hold_steps steps, no policy weights. Timer mode
+random actions in [-1, 1], each held explore_hold_steps steps, no policy weights; with
+explore_aimed_pushes a share of them are pushes aimed at the puck a calibrated colour tracker
+finds in the frame (puck_tracker_file, written by `rig calibrate-tracker`; a missing or bad
+file refuses to start, as a bad parameter does), steered by robot/state. Timer mode
 (real time): a command at control_rate_hz on the newest observation, zeros when the policy may
 not act (inactive, no goal or observation, an observation older than stale_after_s, the
 episode's steps used up, non-finite values). act_on_latent mode (lockstep sims, where every
@@ -59,7 +62,7 @@ from rig_ros.core.policy_runtime import (
 from rig_ros.edge.entry import executor_factory, FRAME_PATH_EXECUTOR, run_node
 from rig_ros.edge.image_msgs import array_to_image, image_to_array
 from rig_ros.edge.log_limits import KeyedThrottle, suffix
-from rig_ros.edge.params import declare_config
+from rig_ros.edge.params import declare_config, ParameterError
 from rig_ros.edge.sequences import HandedOver
 from rig_ros.edge.stamps import seconds
 from rig_ros.interfaces.names import (
@@ -87,7 +90,11 @@ class PolicyNode(Node):
             config = dataclasses.replace(
                 config, robot_id=self.get_namespace().strip('/') or POLICY)
         self.config = config
-        self.runtime = PolicyRuntime(config)
+        try:
+            self.runtime = PolicyRuntime(config)
+        except ValueError as error:  # the tracker file of aimed exploration pushes
+            self.get_logger().error(f'parameter puck_tracker_file: {error}')
+            raise ParameterError(str(error)) from None
         self._reason = ''  # why the last decision did not act ('' after acting)
         self._logged = ('', 0.0)  # last reason logged, monotonic time
         self._throttle = KeyedThrottle(LOG_REPEAT_S)

@@ -1,19 +1,29 @@
-"""Operators' tools: send an image file as a goal image (`rig send-goal`).
+"""Operators' tools: a goal image from a file (`rig send-goal`), a puck tracker's calibration.
 
 `send_goal` publishes an image file (PNG, JPEG, ... any size; colour, grey or with alpha) as
 sensor_msgs/Image on a robot's `rig/goal_image`, once a subscriber has matched, from a
 reliable, transient-local writer that stays up for `linger_s` seconds. (`rig report`'s plots
 are `rig_ros.report.plot_run`.)
+
+`calibrate_tracker` (`rig calibrate-tracker`) writes the `core.tracker` calibration the
+policy's aimed exploration pushes read (`puck_tracker_file`): from the simulator (the puck
+rendered at `core.pushes.calibration_states`' places), or on a robot from image files of the
+puck on marked places and a JSON list of those places' (x, y) in the frame of robot/state.
 """
 
 from __future__ import annotations
 
+import json
 import pathlib
 import sys
 import time
+from typing import Optional
 
 import numpy as np
 
+from rig_ros.core.preprocessing import CropBox, preprocess, PreprocessConfig
+from rig_ros.core.pushes import calibration_states
+from rig_ros.core.tracker import PuckTracker
 from rig_ros.interfaces import names
 
 EXIT_BAD_INPUT = 2
@@ -73,3 +83,78 @@ def send_goal(image_path: str, namespace: str = 'robot_0',
     finally:
         node.destroy_node()
         context.try_shutdown()
+
+
+CALIBRATION_FRAME_SIZE = 84
+"""Side the calibration frames are resized to: the tracker maps fractions of the frame, so
+any size works; what must match the camera pipeline's frames is the crop."""
+
+
+def _calibration_preprocess(crop: Optional[tuple[int, int, int, int]]) -> PreprocessConfig:
+    return PreprocessConfig(crop=CropBox(*crop) if crop is not None else None,
+                            size=CALIBRATION_FRAME_SIZE)
+
+
+def calibration_frames(frames_dir: pathlib.Path, places_path: pathlib.Path,
+                       crop: Optional[tuple[int, int, int, int]] = None
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """Return the image files of `frames_dir` (by name) and their places (N, 2), in metres.
+
+    The images are cropped as the camera pipeline crops; ValueError when a file is unreadable
+    or the counts differ.
+    """
+    if not frames_dir.is_dir():
+        raise ValueError(f'no folder {str(frames_dir)!r}')
+    try:
+        places = np.asarray(json.loads(places_path.read_text()), dtype=float)
+    except (OSError, ValueError, TypeError) as error:
+        raise ValueError(f'{str(places_path)!r} is not a JSON list of [x, y] places: '
+                         f'{error}') from None
+    files = sorted(path for path in frames_dir.iterdir() if path.is_file())
+    if places.ndim != 2 or places.shape[1] != 2 or len(places) != len(files):
+        raise ValueError(f'{len(files)} image files in {str(frames_dir)!r} but places of '
+                         f'shape {places.shape}: give one [x, y] per file, in name order')
+    images = []
+    for path in files:
+        image, encoding = read_image(path)
+        if image.ndim != 3:
+            raise ValueError(f'{str(path)!r} is not a colour image')
+        images.append(preprocess(image, _calibration_preprocess(crop), encoding))
+    return np.stack(images), places
+
+
+def simulated_calibration_frames(task: str, crop: Optional[tuple[int, int, int, int]] = None,
+                                 raw_size: int = 84) -> tuple[np.ndarray, np.ndarray]:
+    """Return the simulator's frames of the puck at `calibration_states`' places, and those."""
+    from rig_ros.sim.sawyer import SawyerSim, SawyerSimConfig
+    states = calibration_states(task)
+    config = _calibration_preprocess(crop)
+    frames = []
+    with SawyerSim(SawyerSimConfig(task=task)) as sim:
+        for state in states:
+            sim.set_state_vector(state)
+            frames.append(preprocess(sim.render(raw_size, raw_size), config))
+    return np.stack(frames), states[:, 2:4]
+
+
+def calibrate_tracker(out: str, task: str = 'pusher', frames_dir: Optional[str] = None,
+                      places: Optional[str] = None,
+                      crop: Optional[tuple[int, int, int, int]] = None) -> int:
+    """Calibrate a puck tracker and write it to `out`; return the exit code (0: written)."""
+    try:
+        if (frames_dir is None) != (places is None):
+            raise ValueError('give both --frames and --places (a robot), or neither (the '
+                             'simulator)')
+        if frames_dir is not None and places is not None:
+            frames, positions = calibration_frames(pathlib.Path(frames_dir),
+                                                   pathlib.Path(places), crop)
+        else:
+            frames, positions = simulated_calibration_frames(task, crop)
+        tracker = PuckTracker()
+        error_m = tracker.calibrate(frames, positions)
+    except ValueError as error:
+        print(f'rig calibrate-tracker: {error}', file=sys.stderr)
+        return EXIT_BAD_INPUT
+    tracker.save(out, error_m)
+    print(f'{out}: calibrated on {len(frames)} frames, largest fit error {100 * error_m:.2f} cm')
+    return 0

@@ -597,6 +597,10 @@ def corrupt_checkpoints(tmp_path: pathlib.Path) -> list[tuple[str, str, dict, st
                     {'task': 'pusher', 'latent_dim': 4, 'action_dim': 2,
                      'td3': {'hidden_sizes': [400, 300]}}, {'updates': 0})
     missing = tmp_path / 'missing.safetensors'
+    tracker = tmp_path / 'tracker.json'
+    tracker.write_text('{"format": "rig_ros puck tracker 1", "weights": []}')
+    pushes = {'explore_aimed_pushes': 0.5, 'explore_push_box.low': [-0.2, 0.5],
+              'explore_push_box.high': [0.2, 0.7]}
     return [
         ('vae_encoder', 'garbage', {'vae_checkpoint': str(garbage)}, 'garbage.safetensors'),
         ('vae_encoder', 'truncated', {'vae_checkpoint': str(truncated)}, 'truncated'),
@@ -606,12 +610,16 @@ def corrupt_checkpoints(tmp_path: pathlib.Path) -> list[tuple[str, str, dict, st
         ('learner', 'other task', {'run_dir': str(other)}, 'another run_dir'),
         ('learner', 'garbage vae', {'run_dir': str(tmp_path / 'fresh'),
                                     'vae_checkpoint': str(garbage)}, 'garbage.safetensors'),
+        ('policy', 'bad tracker', {**pushes, 'puck_tracker_file': str(tracker)},
+         'tracker.json is not a puck tracker calibration'),
+        ('policy', 'missing tracker', {**pushes, 'puck_tracker_file': str(tmp_path / 'no.json')},
+         'no.json is not a puck tracker calibration'),
     ]
 
 
 CHECKPOINT_CASES = ['vae_encoder-garbage', 'vae_encoder-truncated', 'vae_encoder-missing',
                     'goal_scheduler-no vae module', 'learner-garbage', 'learner-other task',
-                    'learner-garbage vae']
+                    'learner-garbage vae', 'policy-bad tracker', 'policy-missing tracker']
 
 
 @pytest.mark.parametrize('case', CHECKPOINT_CASES)

@@ -9,12 +9,15 @@ versions.
 import time
 from typing import Any
 
+from factories import puck_frame, puck_tracker_file
 from geometry_msgs.msg import PointStamped, TwistStamped
 import numpy as np
 import pytest
 from sensor_msgs.msg import Image
 
 from rig_msgs.msg import Goal, LatentState, Transition
+from rig_ros.core.hands import HandBox
+from rig_ros.core.policy_runtime import EpisodeGoal, Frame, PolicyConfig, PolicyRuntime
 from rig_ros.edge.image_msgs import array_to_image, image_to_array
 from rig_ros.interfaces.qos import (
     ARM_QOS, COMMAND_QOS, LATCHED_QOS, SENSOR_QOS, TRANSITION_QOS)
@@ -137,4 +140,51 @@ def test_explores_on_frames_then_practises_with_frames_and_versions(ros, start_n
     assert value_of(second.image) == 11
     assert (second.next_image.height, len(second.next_image.data)) == (0, 0)  # no frame
     assert len(first.hand) == len(first.next_hand) == 0  # no robot/state near those stamps
+    assert 'Traceback' not in node.output
+
+
+@pytest.mark.multiprocess
+def test_aimed_pushes_steer_towards_the_puck_the_camera_sees(ros, start_node, wait_for,
+                                                             tmp_path):
+    box = {'low': [-0.2, 0.5], 'high': [0.2, 0.7]}
+    tracker = puck_tracker_file(tmp_path)
+    node = start_node('policy', namespace=NS, parameters={
+        'act_on_latent': True, 'start_active': True, 'explore_hold_steps': 20,
+        'max_speed_m_s': MAX_SPEED, 'seed': 3, 'explore_aimed_pushes': 1.0,
+        'explore_push_box.low': box['low'], 'explore_push_box.high': box['high'],
+        'puck_tracker_file': tracker})
+    velocities = ros.collect(TwistStamped, f'{NS}/ee_velocity', COMMAND_QOS)
+    frames = ros.publisher(Image, f'{NS}/rig/image', SENSOR_QOS)
+    goals = ros.publisher(Goal, f'{NS}/rig/goal', LATCHED_QOS)
+    states = ros.publisher(PointStamped, f'{NS}/robot/state', ARM_QOS)
+    for publisher in (frames, goals, states):
+        assert ros.wait_for_subscribers(publisher), node.output
+    msg = Goal(mean=[], episode_id=1, episode_length=20, explore=True, source='explore')
+    msg.header.stamp = ros.node.get_clock().now().to_msg()
+    goals.publish(msg)
+    assert wait_for(lambda: 'episode 1: length 20, exploration' in node.output), node.output
+    hand, puck = np.array([0.0, 0.55]), np.array([0.1, 0.6])
+    stamp = ros.node.get_clock().now().to_msg()
+    state = PointStamped()
+    state.header.stamp, state.point.x, state.point.y = stamp, float(hand[0]), float(hand[1])
+    states.publish(state)
+    time.sleep(0.05)
+    image = array_to_image(puck_frame(puck, 84), 'rgb8')
+    image.header.stamp = stamp
+    frames.publish(image)
+    assert wait_for(lambda: velocities.matching(lambda m: m.twist.linear.x or m.twist.linear.y),
+                    timeout=5.0), node.output
+    command = velocities.matching(lambda m: m.twist.linear.x or m.twist.linear.y)[0].twist.linear
+    # The same decision as the runtime's on the same frame and hand: the approach to the puck.
+    runtime = PolicyRuntime(PolicyConfig(
+        act_on_latent=True, start_active=True, explore_hold_steps=20, seed=3,
+        max_speed_m_s=MAX_SPEED, explore_aimed_pushes=1.0,
+        explore_push_box=HandBox(tuple(box['low']), tuple(box['high'])),
+        puck_tracker_file=tracker))
+    runtime.set_goal(EpisodeGoal(np.zeros(0), 1, 20, True, 0.0, 'explore'))
+    runtime.set_hand(1.0, hand)
+    runtime.set_frame(Frame(puck_frame(puck, 84), 1.0))
+    expected = runtime.step(1.0).action * MAX_SPEED
+    np.testing.assert_allclose([command.x, command.y], expected, rtol=1e-5)
+    assert np.abs(expected).max() == pytest.approx(MAX_SPEED)  # full speed, not a random draw
     assert 'Traceback' not in node.output

@@ -1,14 +1,17 @@
 """PolicyRuntime: gating, staleness, episode steps, transitions, exploration, weights (no ROS)."""
 
+from factories import puck_frame, puck_tracker_file
 import numpy as np
 import pytest
 import torch
 
 from rig_ros.core.actor import Actor, PolicySpec
 from rig_ros.core.checkpoints import serialize_state
+from rig_ros.core.hands import HandBox
 from rig_ros.core.policy_runtime import (
     decode_policy_weights, encode_policy_weights, EpisodeGoal, EXPLORE_SOURCE, Frame, Latent,
     PolicyConfig, PolicyRuntime)
+from rig_ros.core.pushes import PUSH_BEHIND_M
 from rig_ros.core.td3 import GoalConditionedTD3, TD3AlgorithmConfig
 
 DIM = 4
@@ -367,3 +370,52 @@ def test_practice_frames_are_forgotten_after_thirty_and_optional():
         result = without.step(0.0)
     assert result.transition.image is None and result.transition.next_image is None
     assert result.transition.next_vae_version == 3
+
+
+PUCK_BOX = HandBox((-0.2, 0.5), (0.2, 0.7))
+
+
+def drive(runtime: PolicyRuntime, puck, hand: np.ndarray, steps: int) -> list[np.ndarray]:
+    """Run an exploration episode on puck frames, the hand moving as the commands say."""
+    hands = []
+    for t in range(steps):
+        stamp = 11.0 + t
+        runtime.set_hand(stamp, hand)
+        runtime.set_frame(Frame(puck_frame(puck, 84), stamp))
+        hand = hand + runtime.step(stamp).action * 0.02  # 2 cm per step at action 1
+        hands.append(hand)
+    return hands
+
+
+def test_aimed_pushes_go_behind_the_puck_the_camera_sees_then_through_it(tmp_path):
+    runtime = make_runtime(act_on_latent=True, explore_hold_steps=20, explore_aimed_pushes=1.0,
+                           explore_push_box=PUCK_BOX,
+                           puck_tracker_file=puck_tracker_file(tmp_path))
+    puck = np.array([0.1, 0.6])
+    runtime.set_goal(explore_goal(length=20))
+    hands = drive(runtime, puck, np.array([0.0, 0.55]), 20)
+    behind = hands[9] - puck  # the approach: the first half of the held steps
+    assert np.linalg.norm(behind) == pytest.approx(PUSH_BEHIND_M, abs=0.01)
+    through = hands[-1] - puck  # then along the same line, past the puck (no physics here)
+    assert behind @ through / (np.linalg.norm(behind) * np.linalg.norm(through)) < -0.95
+
+
+def test_a_puck_the_camera_does_not_see_leaves_the_random_actions(tmp_path):
+    plain = make_runtime(act_on_latent=True, explore_hold_steps=5)
+    aimed = make_runtime(act_on_latent=True, explore_hold_steps=5, explore_aimed_pushes=1.0,
+                         explore_push_box=PUCK_BOX, puck_tracker_file=puck_tracker_file(tmp_path))
+    for runtime in (plain, aimed):
+        runtime.set_goal(explore_goal(length=10))
+    hand = np.array([0.0, 0.6])
+    np.testing.assert_array_equal(drive(aimed, None, hand, 10), drive(plain, None, hand, 10))
+
+
+def test_aimed_pushes_need_a_box_and_a_readable_puck_tracker_file(tmp_path):
+    with pytest.raises(ValueError, match='explore_push_box and puck_tracker_file'):
+        PolicyConfig(explore_aimed_pushes=0.5, explore_push_box=PUCK_BOX)
+    with pytest.raises(ValueError, match='explore_aimed_pushes'):
+        PolicyConfig(explore_aimed_pushes=1.5)
+    (tmp_path / 'bad.json').write_text('{"format": 3}')
+    with pytest.raises(ValueError, match='bad.json is not a puck tracker'):
+        make_runtime(explore_aimed_pushes=0.5, explore_push_box=PUCK_BOX,
+                     puck_tracker_file=str(tmp_path / 'bad.json'))
