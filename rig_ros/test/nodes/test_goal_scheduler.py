@@ -316,10 +316,17 @@ def test_hand_box_goals_keep_frames_taken_with_the_hand_in_the_box(
             time.sleep(0.02)
     transitions = ros.publisher(Transition, '/rig/transition', TRANSITION_QOS)
     assert ros.wait_for_subscribers(transitions), node.output
-    for episode_id in range(1, 5):
+    for episode_id in range(1, 7):
         transitions.publish(end_of('robot_0', episode_id))
         assert wait_for(lambda: len(goals.messages) > episode_id), node.output
-    assert [list(goal.mean) for goal in goals.messages[1:]] == [[1.0] * 4] * 4
+    drawn = [list(goal.mean) for goal in goals.messages[1:]]
+    # Never the frame outside the box (2) or the one without a hand (3). On a loaded machine
+    # the first end of episode may be handled before any latent (an empty pool: a prior draw);
+    # from the first in-box goal on, every goal is the in-box frame's.
+    assert [1.0] * 4 in drawn, drawn
+    first = drawn.index([1.0] * 4)
+    assert first <= 2 and drawn[first:] == [[1.0] * 4] * (len(drawn) - first), drawn
+    assert not any(goal in ([2.0] * 4, [3.0] * 4) for goal in drawn), drawn
     assert 'frames with the hand in the box kept for goals' in node.output
     assert node.stop(signal.SIGINT) == 0, node.output
     assert 'Traceback' not in node.output
