@@ -370,27 +370,40 @@ def explore(env: GoalEnv, config: PipelineConfig, progress: bool = True,
         yield index
 
 
-def puck_locator(env: GoalEnv, config: PipelineConfig) -> Callable[[], Optional[np.ndarray]]:
-    """Return a function giving the pucks' (x, y) now (None: not seen), per push tracking.
+def calibration_frames(env: GoalEnv, task: str,
+                       frame: Callable[[], np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Return `frame()` with the puck at each of `calibration_states`' places, and the places.
 
-    'camera' calibrates a `PuckTracker` first, on frames rendered with the puck at
-    `calibration_states`' places (the scene is left as the last of them: reset it after).
+    The scene is left as the last place set it: reset it after. Used by the pipeline's camera
+    push tracking and `rig calibrate-tracker`.
     """
-    if config.collect_push_tracking == 'state':
-        return lambda: env.state_vector()[HAND_DIMS:]
-    tracker = PuckTracker()
-    states = calibration_states(config.task)
-    if len(states[0]) != HAND_DIMS + 2:
-        raise ValueError(f"collect_push_tracking 'camera' tracks one puck; {config.task} has "
-                         f'{(len(states[0]) - HAND_DIMS) // 2}')
+    states = calibration_states(task)
     frames = []
     for state in states:
         env.set_state_vector(state)
-        frames.append(preprocess(env.render(config.raw_height, config.raw_width),
-                                 config.preprocess_config))
-    tracker.calibrate(np.stack(frames), states[:, HAND_DIMS:])
-    return lambda: tracker.locate(preprocess(env.render(config.raw_height, config.raw_width),
-                                             config.preprocess_config))
+        frames.append(frame())
+    return np.stack(frames), states[:, HAND_DIMS:HAND_DIMS + 2]
+
+
+def puck_locator(env: GoalEnv, config: PipelineConfig) -> Callable[[], Optional[np.ndarray]]:
+    """Return a function giving the pucks' (x, y) now (None: not seen), per push tracking.
+
+    'camera' calibrates a `PuckTracker` first (`calibration_frames`; reset the scene after).
+    """
+    if config.collect_push_tracking == 'state':
+        return lambda: env.state_vector()[HAND_DIMS:]
+    pucks = (len(env.state_vector()) - HAND_DIMS) // 2
+    if pucks != 1:
+        raise ValueError(f"collect_push_tracking 'camera' tracks one puck; {config.task} has "
+                         f'{pucks}')
+
+    def frame() -> np.ndarray:
+        return preprocess(env.render(config.raw_height, config.raw_width),
+                          config.preprocess_config)
+
+    tracker = PuckTracker()
+    tracker.calibrate(*calibration_frames(env, config.task, frame))
+    return lambda: tracker.locate(frame())
 
 
 def collect_images(env: GoalEnv, config: PipelineConfig, progress: bool = True,

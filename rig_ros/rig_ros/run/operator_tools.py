@@ -22,7 +22,6 @@ from typing import Optional
 import numpy as np
 
 from rig_ros.core.preprocessing import CropBox, preprocess, PreprocessConfig
-from rig_ros.core.pushes import calibration_states
 from rig_ros.core.tracker import PuckTracker
 from rig_ros.interfaces import names
 
@@ -123,18 +122,15 @@ def calibration_frames(frames_dir: pathlib.Path, places_path: pathlib.Path,
     return np.stack(images), places
 
 
-def simulated_calibration_frames(task: str, crop: Optional[tuple[int, int, int, int]] = None,
-                                 raw_size: int = 84) -> tuple[np.ndarray, np.ndarray]:
+def simulated_calibration_frames(task: str, crop: Optional[tuple[int, int, int, int]] = None
+                                 ) -> tuple[np.ndarray, np.ndarray]:
     """Return the simulator's frames of the puck at `calibration_states`' places, and those."""
+    from rig_ros.core.pipeline import calibration_frames
     from rig_ros.sim.sawyer import SawyerSim, SawyerSimConfig
-    states = calibration_states(task)
     config = _calibration_preprocess(crop)
-    frames = []
     with SawyerSim(SawyerSimConfig(task=task)) as sim:
-        for state in states:
-            sim.set_state_vector(state)
-            frames.append(preprocess(sim.render(raw_size, raw_size), config))
-    return np.stack(frames), states[:, 2:4]
+        return calibration_frames(sim, task, lambda: preprocess(
+            sim.render(CALIBRATION_FRAME_SIZE, CALIBRATION_FRAME_SIZE), config))
 
 
 def calibrate_tracker(out: str, task: str = 'pusher', frames_dir: Optional[str] = None,
