@@ -21,9 +21,10 @@ process each (the seeds of a machine with more cores); `--image-size` / `--laten
 change the VAE and `--imagined-goals frames` RIG's goals (their runs get their own folder; the
 baselines, which see no VAE, are shared); `--episode-length` the practice and evaluation episodes
 of RIG and the oracle alike, `--relabel` where sampled transitions' goals come from and
-`--updates-per-step` TD3's updates per transition (all three get their own folders, the oracle's
-too); `--frame-goals-from-replay` draws the frames' goals from the replay, as the graph does, and
-`--frame-goals-hand-box` from the frames whose hand lies in the hand-goal box;
+`--updates-per-step` TD3's updates per transition, `--batch-size`, `--learning-rate` and
+`--hidden-sizes` its batch, Adam rate and layer widths (all of them get their own folders, the
+oracle's too); `--frame-goals-from-replay` draws the frames' goals from the replay, as the
+graph does, and `--frame-goals-hand-box` from the frames whose hand lies in the hand-goal box;
 `--reward-position-probe` measures RIG's reward between the hand and puck positions a probe
 reads from the latents (a simulator diagnostic: the probe is fitted on true states) and
 `--observe-position-probe` makes those positions RIG's observation and goals too (its reward
@@ -117,6 +118,9 @@ class RunSettings:
     relabel: tuple[float, float, float] | None = None  # RelabelConfig's fractions, both too
     beta: float | None = None  # VAEConfig.beta (None: RIG's 10/128)
     updates_per_step: int | None = None  # TD3 updates per stored transition, RIG and the oracle
+    batch_size: int | None = None  # TD3's replay batch, RIG and the oracle (None: 128)
+    learning_rate: float | None = None  # TD3's actor and critic Adam rate, both (None: 1e-3)
+    hidden_sizes: tuple[int, ...] | None = None  # TD3's layer widths, both (None: 400, 300)
     frame_goals_from_replay: bool | None = None  # PipelineConfig's (the graph's frames' goals)
     oracle_goals: str | None = None  # an ORACLE_GOALS key: the oracle's goals from explored states
     collect_hold_steps: int | None = None  # PipelineConfig.collect_hold_steps (None: 5)
@@ -160,9 +164,12 @@ class RunSettings:
         """Return the suffix of the settings RIG and the oracle both see ('' for none)."""
         relabel = None if self.relabel is None else '-'.join(f'{share:g}'
                                                              for share in self.relabel)
+        rate = None if self.learning_rate is None else f'{self.learning_rate:g}'
+        hidden = None if self.hidden_sizes is None else 'x'.join(map(str, self.hidden_sizes))
         return ''.join(f'_{name}{value}' for name, value in (
             ('replay', self.replay_capacity), ('episode', self.episode_length),
-            ('relabel', relabel), ('updates', self.updates_per_step)) if value is not None)
+            ('relabel', relabel), ('updates', self.updates_per_step),
+            ('batch', self.batch_size), ('lr', rate), ('hidden', hidden)) if value is not None)
 
     def oracle_tag(self) -> str:
         """Return the suffix of the settings only the oracle sees ('' for none).
@@ -239,9 +246,12 @@ def pushing_config(task: str, variant: str, seed: int, quick: bool, rl_steps: in
         config = dataclasses.replace(config, reward_position_probe=True)
     if settings.observe_position_probe:
         config = dataclasses.replace(config, observe_position_probe=True)
-    if settings.updates_per_step is not None:
-        config = dataclasses.replace(config, td3=dataclasses.replace(
-            config.td3, updates_per_step=settings.updates_per_step))
+    td3 = {name: value for name, value in (
+        ('updates_per_step', settings.updates_per_step), ('batch_size', settings.batch_size),
+        ('actor_lr', settings.learning_rate), ('critic_lr', settings.learning_rate),
+        ('hidden_sizes', settings.hidden_sizes)) if value is not None}
+    if td3:
+        config = dataclasses.replace(config, td3=dataclasses.replace(config.td3, **td3))
     if variant in SKEWS:
         config = dataclasses.replace(config, skew_fit=SKEWS[variant])
     return config
@@ -486,6 +496,15 @@ def main() -> int:
     parser.add_argument('--updates-per-step', type=int, default=None,
                         help='TD3 updates per stored transition, RIG and the oracle alike '
                              "(default: the pipeline's and RIG's, 4); wall time grows with it")
+    parser.add_argument('--batch-size', type=int, default=None,
+                        help="TD3's replay batch, RIG and the oracle alike (default: RIG's, "
+                             '128); wall time grows with it')
+    parser.add_argument('--learning-rate', type=float, default=None,
+                        help="TD3's actor and critic learning rate, RIG and the oracle alike "
+                             "(default: RIG's, 1e-3)")
+    parser.add_argument('--hidden-sizes', type=int, nargs='+', default=None,
+                        help="TD3's hidden layer widths, RIG and the oracle alike (default: "
+                             "RIG's, 400 300)")
     parser.add_argument('--collect-hold-steps', type=int, default=None,
                         help='steps each random exploration action is held (default: the '
                              "pipeline's, 5)")
@@ -541,7 +560,9 @@ def main() -> int:
         fine_tune_vae_every=args.fine_tune_vae_every,
         fine_tune_vae_until=args.fine_tune_vae_until, episode_length=args.episode_length,
         relabel=None if args.relabel is None else tuple(args.relabel), beta=args.beta,
-        updates_per_step=args.updates_per_step,
+        updates_per_step=args.updates_per_step, batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        hidden_sizes=None if args.hidden_sizes is None else tuple(args.hidden_sizes),
         frame_goals_from_replay=args.frame_goals_from_replay or None,
         oracle_goals=args.oracle_goals, collect_hold_steps=args.collect_hold_steps,
         collect_images=args.collect_images,

@@ -181,6 +181,25 @@ def test_updates_per_step_reach_rig_and_the_oracle_and_name_both_folders(
     assert settings.tag() == '_latent16_updates8'
 
 
+def test_td3_batch_rate_and_widths_reach_rig_and_the_oracle_and_name_both_folders(
+        pushing: ModuleType) -> None:
+    settings = pushing.RunSettings(latent_dim=16, updates_per_step=1, batch_size=512,
+                                   learning_rate=3e-4, hidden_sizes=(256, 256, 256))
+    config = pushing.pushing_config('pusher', 'rig', 0, False, 50_000, 20, settings)
+    default = pushing.pushing_config('pusher', 'rig', 0, False, 50_000, 20)
+    assert (default.td3.batch_size, default.td3.actor_lr, default.td3.hidden_sizes) == (
+        128, 1e-3, (400, 300))
+    assert config.td3 == dataclasses.replace(
+        default.td3, updates_per_step=1, batch_size=512, actor_lr=3e-4, critic_lr=3e-4,
+        hidden_sizes=(256, 256, 256))
+    assert settings.baselines_tag() == '_updates1_batch512_lr0.0003_hidden256x256x256'
+    assert settings.tag() == '_latent16' + settings.baselines_tag()
+    # Only what is set changes: the rate alone leaves batch and widths RIG's.
+    rate_only = pushing.pushing_config('pusher', 'rig', 0, False, 50_000, 20,
+                                       pushing.RunSettings(learning_rate=3e-4))
+    assert rate_only.td3 == dataclasses.replace(default.td3, actor_lr=3e-4, critic_lr=3e-4)
+
+
 def test_frame_goals_from_replay_reach_rig_only_and_name_its_folder(pushing: ModuleType) -> None:
     settings = pushing.RunSettings(latent_dim=16, imagined_goals='frames',
                                    frame_goals_from_replay=True)
@@ -304,6 +323,8 @@ def test_position_probe_observation_names_rigs_folder_and_reaches_the_config(
     (['--fine-tune-vae-until', '100'], 'fine_tune_vae_until'),
     (['--relabel', '0.5', '0.5', '0.5'], 'relabel'), (['--replay-capacity', '0'], 'replay'),
     (['--updates-per-step', '0'], 'updates_per_step'),
+    (['--batch-size', '0'], 'batch_size'), (['--learning-rate', '0'], 'actor_lr'),
+    (['--hidden-sizes', '400', '0'], 'hidden_sizes'),
     (['--frame-goals-from-replay'], 'frame_goals_from_replay'),
     (['--collect-hold-steps', '0'], 'collect_hold_steps'),
     (['--observe-position-probe'], 'observe_position_probe')])
