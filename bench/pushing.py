@@ -47,11 +47,15 @@ a diagnostic with its own folder). The oracle-only settings name the oracle's fo
 summaries, not RIG's runs: RIG against another oracle reads its runs back. `--first-seed K`
 starts the seeds at K (a seed split over sessions or machines: a later run over all of them
 reads the finished ones back); `--no-baselines` runs the RIG variants alone (a later run over
-the same seeds adds the oracle and random). Prints one JSON line last; every figure goes to
-`figures_<tasks>_<variants>_<N>seeds.json` (`..._seedsK-L.json` from K, `..._nobaselines` without
-the baselines, `..._oraclescaleshared` etc. against another oracle) in the run folder, each
-task's curves to
-`<task>_<variants>_<N>seeds_learning_curve.png` (named the same way).
+the same seeds adds the oracle and random). `--frames-from FOLDER` starts each RIG run with the
+frames and VAE of the same seed in another folder (checked to be the same collection and VAE):
+only RL runs again, under other RL settings; `--continue-from FOLDER` continues that folder's
+finished runs to a larger `--rl-steps` (checked to differ in the budget only; give another
+`--out`, since the budget does not name the folder). Prints one JSON line last; every figure
+goes to `figures_<tasks>_<variants>_<N>seeds.json` (`..._seedsK-L.json` from K,
+`..._nobaselines` without the baselines, `..._oraclescaleshared` etc. against another oracle)
+in the run folder, each task's curves to `<task>_<variants>_<N>seeds_learning_curve.png`
+(named the same way).
 """
 
 from __future__ import annotations
@@ -63,6 +67,7 @@ import importlib
 import json
 import multiprocessing
 import pathlib
+import shutil
 import sys
 import time
 from typing import Any
@@ -347,6 +352,71 @@ def run_rig(config: PipelineConfig, run_dir: pathlib.Path) -> dict[str, Any]:
     return figures
 
 
+FRAME_FILES = ('images.npz', 'vae.safetensors')
+PRACTICE_FILES = ('rl.safetensors', 'replay.npz', 'metrics.jsonl', 'wall_s.json')
+BUDGET_FIELDS = ('rl_steps', 'eval_every', 'checkpoint_every')
+FRAME_FIELDS = ('task', 'seed', 'raw_height', 'raw_width', 'crop', 'image_size', 'vae',
+                'vae_steps')
+"""With the collection's fields (`collect_*`) and a VAE-skewing `skew_fit`: what decides a
+run's frames and pretrained VAE."""
+
+
+def frames_view(config: PipelineConfig) -> dict[str, Any]:
+    """Return the fields of `config` that decide its frames and pretrained VAE."""
+    values = json.loads(json.dumps(config.to_dict()))
+    view = {key: value for key, value in values.items()
+            if key in FRAME_FIELDS or key.startswith('collect_')}
+    view['skew_fit'] = values['skew_fit'] if config.skew_fit.skews_vae else None
+    return view
+
+
+def start_from(source_dir: pathlib.Path, run_dir: pathlib.Path, config: PipelineConfig,
+               practice: bool, copy: bool = True) -> list[str]:
+    """Copy another run's frames and VAE (`practice`: and its practice) into a new run directory.
+
+    `practice` continues a finished run to a larger budget: the source must differ from
+    `config` in its budget only (`BUDGET_FIELDS`, no more RL steps than `config`). Otherwise
+    the source must have collected and pretrained as `config` would (`frames_view`), and only
+    RL starts afresh. Returns the names copied; nothing when `run_dir` already holds a run (it
+    resumes by itself; `copy` False: what would be copied). Raises ValueError naming the fields
+    that differ.
+    """
+    if (run_dir / 'config.json').exists():
+        return []
+    saved = source_dir / 'config.json'
+    if not saved.exists():
+        raise ValueError(f'{source_dir} holds no run to start from (no config.json)')
+    source = PipelineConfig.from_dict(json.loads(saved.read_text()))
+    if practice:
+        if source.rl_steps > config.rl_steps:
+            raise ValueError(f'{source_dir} ran {source.rl_steps} RL steps, more than the '
+                             f'{config.rl_steps} asked for')
+        ours, theirs = (json.loads(json.dumps(c.to_dict())) for c in (config, source))
+        for values in (ours, theirs):
+            for key in BUDGET_FIELDS:
+                values.pop(key)
+        names = FRAME_FILES + PRACTICE_FILES
+    else:
+        ours, theirs = frames_view(config), frames_view(source)
+        names = FRAME_FILES
+    differing = sorted(key for key in ours.keys() | theirs.keys()
+                       if ours.get(key) != theirs.get(key))
+    if differing:
+        raise ValueError(f'{source_dir} was run with other {", ".join(differing)}')
+    required = FRAME_FILES + (('rl.safetensors', 'replay.npz') if practice else ())
+    missing = [name for name in required if not (source_dir / name).exists()]
+    if missing:
+        raise ValueError(f'{source_dir} lacks {", ".join(missing)}')
+    copied = [name for name in names if (source_dir / name).exists()
+              and not (run_dir / name).exists()]
+    if not copy:
+        return copied
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for name in copied:
+        shutil.copy2(source_dir / name, run_dir / name)
+    return copied
+
+
 def run_name(variants: list[str], seeds: range, no_baselines: bool,
              settings: RunSettings) -> str:
     """Return the name of a run's summary and plots: what ran, and which oracle it compares with.
@@ -541,6 +611,14 @@ def main() -> int:
     parser.add_argument('--baselines-only', action='store_true',
                         help='run the oracle and random policy only (their runs are shared by '
                              'every VAE setting; RIG runs of the folder are left alone)')
+    parser.add_argument('--frames-from', type=pathlib.Path, default=None,
+                        help="a benchmark folder whose seeds' frames and VAE the RIG runs "
+                             'reuse (same seed and collection, checked; its rig variant where '
+                             "the variant's own is absent): only RL runs again")
+    parser.add_argument('--continue-from', type=pathlib.Path, default=None,
+                        help='a benchmark folder whose finished RIG runs these continue to '
+                             '--rl-steps (same settings but the budget, checked; give another '
+                             '--out)')
     parser.add_argument('--jobs', type=int, default=1,
                         help='runs at once, each in its own process (one core each)')
     args = parser.parse_args()
@@ -548,6 +626,8 @@ def main() -> int:
         parser.error('--no-baselines and --baselines-only exclude each other')
     if args.baselines_only:
         args.variants = []
+    if args.frames_from is not None and args.continue_from is not None:
+        parser.error('--frames-from and --continue-from exclude each other')
     if args.jobs < 1:
         parser.error(f'--jobs must be at least 1, got {args.jobs}')
     if args.first_seed < 0 or args.seeds < 1:
@@ -608,6 +688,24 @@ def main() -> int:
                 task, 'rig', seed, args.quick, args.rl_steps, args.goals, settings),
                 baselines_dir / f'{task}_baselines_seed{seed}.json', settings.oracle_goals,
                 bool(settings.oracle_shared_scale)))
+    source = args.continue_from or args.frames_from
+    starts = []
+    for item in work:
+        if source is not None and item.variant != 'baselines':
+            source_dir = source / item.path.name
+            if args.frames_from is not None and not source_dir.exists():
+                source_dir = source / f'{item.task}_rig_seed{item.seed}'
+            starts.append((source_dir, item))
+    try:  # like the configs: every source is checked before anything is copied or run
+        for source_dir, item in starts:
+            start_from(source_dir, item.path, item.config, args.continue_from is not None,
+                       copy=False)
+    except ValueError as error:
+        parser.error(str(error))
+    for source_dir, item in starts:
+        copied = start_from(source_dir, item.path, item.config, args.continue_from is not None)
+        if copied:
+            print(f'{item}: {", ".join(copied)} from {source_dir}', flush=True)
     if args.jobs > 1:  # each in its own process; the figures are read back below
         context = multiprocessing.get_context('spawn')
         with concurrent.futures.ProcessPoolExecutor(args.jobs, mp_context=context) as pool:
