@@ -86,7 +86,7 @@ from rig_ros.core.oracle import (  # noqa: E402
     evaluate_oracle, mixed_goal_states, StateScaler, train_oracle)
 from rig_ros.core.pipeline import (  # noqa: E402
     check_run_config, evaluate_random, evaluate_rig, evaluation_goals, exploration_states,
-    hand_in_goal_box, PipelineConfig, PUSH_TRACKING, RigPipeline)
+    hand_in_goal_box, PipelineConfig, PUSH_TRACKING, RigPipeline, saved_form)
 from rig_ros.core.replay import RelabelConfig  # noqa: E402
 from rig_ros.core.skew_fit import SkewFitConfig  # noqa: E402
 from rig_ros.sim.sawyer import SawyerSim, SawyerSimConfig  # noqa: E402
@@ -363,7 +363,7 @@ run's frames and pretrained VAE."""
 
 def frames_view(config: PipelineConfig) -> dict[str, Any]:
     """Return the fields of `config` that decide its frames and pretrained VAE."""
-    values = json.loads(json.dumps(config.to_dict()))
+    values = saved_form(config)
     view = {key: value for key, value in values.items()
             if key in FRAME_FIELDS or key.startswith('collect_')}
     view['skew_fit'] = values['skew_fit'] if config.skew_fit.skews_vae else None
@@ -391,10 +391,8 @@ def start_from(source_dir: pathlib.Path, run_dir: pathlib.Path, config: Pipeline
         if source.rl_steps > config.rl_steps:
             raise ValueError(f'{source_dir} ran {source.rl_steps} RL steps, more than the '
                              f'{config.rl_steps} asked for')
-        ours, theirs = (json.loads(json.dumps(c.to_dict())) for c in (config, source))
-        for values in (ours, theirs):
-            for key in BUDGET_FIELDS:
-                values.pop(key)
+        ours, theirs = ({key: value for key, value in saved_form(c).items()
+                         if key not in BUDGET_FIELDS} for c in (config, source))
         names = FRAME_FILES + PRACTICE_FILES
     else:
         ours, theirs = frames_view(config), frames_view(source)
@@ -689,13 +687,14 @@ def main() -> int:
                 baselines_dir / f'{task}_baselines_seed{seed}.json', settings.oracle_goals,
                 bool(settings.oracle_shared_scale)))
     source = args.continue_from or args.frames_from
-    starts = []
-    for item in work:
-        if source is not None and item.variant != 'baselines':
-            source_dir = source / item.path.name
-            if args.frames_from is not None and not source_dir.exists():
-                source_dir = source / f'{item.task}_rig_seed{item.seed}'
-            starts.append((source_dir, item))
+    starts = []  # (source run directory, RIG run started from it)
+    for item in work if source is not None else []:
+        if item.variant == 'baselines':
+            continue
+        source_dir = source / item.path.name
+        if args.frames_from is not None and not source_dir.exists():
+            source_dir = source / f'{item.task}_rig_seed{item.seed}'  # RIG's frames and VAE
+        starts.append((source_dir, item))
     try:  # like the configs: every source is checked before anything is copied or run
         for source_dir, item in starts:
             start_from(source_dir, item.path, item.config, args.continue_from is not None,

@@ -556,6 +556,11 @@ def practice_loop(env: GoalEnv, trainer: RigTrainer, policy: GoalPolicy,
     return step
 
 
+def saved_form(config: PipelineConfig) -> dict[str, Any]:
+    """Return `config` as its config.json holds it (tuples as lists), to compare with one."""
+    return json.loads(json.dumps(config.to_dict()))
+
+
 def check_run_config(run_dir: pathlib.Path, config: PipelineConfig) -> bool:
     """Refuse a run directory whose saved configuration differs from `config`.
 
@@ -565,10 +570,9 @@ def check_run_config(run_dir: pathlib.Path, config: PipelineConfig) -> bool:
     path = run_dir / 'config.json'
     if not path.exists():
         return False
-    current = json.loads(json.dumps(config.to_dict()))
+    current = saved_form(config)
     try:
-        saved = json.loads(json.dumps(
-            PipelineConfig.from_dict(json.loads(path.read_text())).to_dict()))
+        saved = saved_form(PipelineConfig.from_dict(json.loads(path.read_text())))
     except (TypeError, ValueError):
         saved = None
     if saved != current:
