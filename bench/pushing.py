@@ -138,12 +138,14 @@ class RunSettings:
     oracle_shared_scale: bool | None = None  # StateScaler(shared_scale=True) for the oracle
     reward_position_probe: bool | None = None  # PipelineConfig.reward_position_probe
     observe_position_probe: bool | None = None  # PipelineConfig.observe_position_probe
+    camera_elevation: float | None = None  # PipelineConfig.sim_camera_elevation_deg (None: -65)
 
     def tag(self) -> str:
         """Return a suffix naming the settings that differ ('' for none)."""
         return ''.join(f'_{name}{value:g}' if isinstance(value, float) else f'_{name}{value}'
                        for name, value in (
                            ('image', self.image_size), ('latent', self.latent_dim),
+                           ('elevation', self.camera_elevation),
                            ('goals', self.imagined_goals),
                            ('reset', self.reset_to_goal_probability),
                            ('hold', self.collect_hold_steps),
@@ -225,6 +227,8 @@ def pushing_config(task: str, variant: str, seed: int, quick: bool, rl_steps: in
         config = dataclasses.replace(config, replay_capacity=settings.replay_capacity)
     if settings.collect_hold_steps is not None:
         config = dataclasses.replace(config, collect_hold_steps=settings.collect_hold_steps)
+    if settings.camera_elevation is not None:
+        config = dataclasses.replace(config, sim_camera_elevation_deg=settings.camera_elevation)
     if settings.collect_images is not None:
         config = dataclasses.replace(config, collect_images=settings.collect_images)
     if settings.keep_objects:
@@ -266,8 +270,8 @@ def box_goals(config: PipelineConfig) -> dict[str, np.ndarray]:
     """Return evaluation goal states of both boxes (the default box's: the pipeline's own)."""
     goals = {}
     for box in BOXES:
-        with SawyerSim(SawyerSimConfig(task=config.task, seed=config.seed,
-                                       easy_puck_goals=box == 'easy')) as sim:
+        options = config.sim_options(easy_puck_goals=box == 'easy')
+        with SawyerSim(SawyerSimConfig(**options)) as sim:
             goals[box] = evaluation_goals(sim, config.eval_goals, config.seed)
     return goals
 
@@ -337,7 +341,7 @@ def run_rig(config: PipelineConfig, run_dir: pathlib.Path) -> dict[str, Any]:
     if check_run_config(run_dir, config) and path.exists():
         return json.loads(path.read_text())
     goals = box_goals(config)
-    with SawyerSim(SawyerSimConfig(task=config.task, seed=config.seed)) as sim:
+    with SawyerSim(SawyerSimConfig(**config.sim_options())) as sim:
         pipeline = RigPipeline(sim, config, run_dir)
         result = pipeline.run()
         start = time.perf_counter()
@@ -355,8 +359,8 @@ def run_rig(config: PipelineConfig, run_dir: pathlib.Path) -> dict[str, Any]:
 FRAME_FILES = ('images.npz', 'vae.safetensors')
 PRACTICE_FILES = ('rl.safetensors', 'replay.npz', 'metrics.jsonl', 'wall_s.json')
 BUDGET_FIELDS = ('rl_steps', 'eval_every', 'checkpoint_every')
-FRAME_FIELDS = ('task', 'seed', 'raw_height', 'raw_width', 'crop', 'image_size', 'vae',
-                'vae_steps')
+FRAME_FIELDS = ('task', 'seed', 'raw_height', 'raw_width', 'crop', 'sim_camera_elevation_deg',
+                'image_size', 'vae', 'vae_steps')
 """With the collection's fields (`collect_*`) and a VAE-skewing `skew_fit`: what decides a
 run's frames and pretrained VAE."""
 
@@ -576,6 +580,9 @@ def main() -> int:
     parser.add_argument('--collect-hold-steps', type=int, default=None,
                         help='steps each random exploration action is held (default: the '
                              "pipeline's, 5)")
+    parser.add_argument('--camera-elevation', type=float, default=None,
+                        help="the simulator camera's elevation in degrees, RIG's frames only "
+                             "(default: the simulator's, -65; flatter sees behind the hand)")
     parser.add_argument('--collect-images', type=int, default=None,
                         help="exploration frames the VAE trains on and the frames' goals come "
                              "from (default: the pipeline's, 5,000); not RL steps")
@@ -643,7 +650,7 @@ def main() -> int:
         hidden_sizes=None if args.hidden_sizes is None else tuple(args.hidden_sizes),
         frame_goals_from_replay=args.frame_goals_from_replay or None,
         oracle_goals=args.oracle_goals, collect_hold_steps=args.collect_hold_steps,
-        collect_images=args.collect_images,
+        collect_images=args.collect_images, camera_elevation=args.camera_elevation,
         keep_objects=args.keep_objects or None,
         hand_to_goal_box=args.hand_to_goal_box or None, aimed_pushes=args.aimed_pushes,
         push_tracking=args.push_tracking,

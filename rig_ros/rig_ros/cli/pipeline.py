@@ -18,7 +18,7 @@ def run_pipeline(config: PipelineConfig, run_dir: pathlib.Path,
     """Run (or resume) the in-process pipeline and write its report next to it."""
     from rig_ros.core.pipeline import RigPipeline
     from rig_ros.sim.sawyer import SawyerSim, SawyerSimConfig
-    sim = SawyerSim(SawyerSimConfig(task=config.task, seed=config.seed))
+    sim = SawyerSim(SawyerSimConfig(**config.sim_options()))
     try:
         result = RigPipeline(sim, config, run_dir, progress=progress).run()
     finally:

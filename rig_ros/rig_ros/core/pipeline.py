@@ -93,6 +93,10 @@ class PipelineConfig:
     """Width of the camera frames as the robot delivers them."""
     crop: tuple[int, int, int, int] | None = None
     """Crop the camera pipeline applies (top, left, height, width, raw pixels); None: none."""
+    sim_camera_elevation_deg: float | None = None
+    """Simulator runs only: the fixed camera's elevation, degrees (None: `SawyerSimConfig`'s).
+    Whoever builds the simulator reads it; kept here so a run's frames name their camera. A
+    flatter camera sees behind the hand, where a steep one has the forearm over the puck."""
     image_size: int = 48
     """Side of the VAE's square input, 48 or 84."""
     collect_images: int = 5000
@@ -193,6 +197,10 @@ class PipelineConfig:
                      'fine_tune_vae_until'):
             if int(getattr(self, name)) < 0:
                 raise ValueError(f'{name} must be >= 0, got {getattr(self, name)!r}')
+        if self.sim_camera_elevation_deg is not None and not (
+                -90.0 <= self.sim_camera_elevation_deg < 0.0):
+            raise ValueError('sim_camera_elevation_deg must be in [-90, 0) or None, got '
+                             f'{self.sim_camera_elevation_deg!r}')
         if self.image_size not in (48, 84):
             raise ValueError(f'image_size must be 48 or 84, got {self.image_size!r}')
         for name in ('collect_reset_to_goal_probability', 'collect_aimed_pushes'):
@@ -238,6 +246,12 @@ class PipelineConfig:
                              f'{self.reward_position_probe}')
         if self.vae.image_size != self.image_size:
             self.vae = dataclasses.replace(self.vae, image_size=self.image_size)
+
+    def sim_options(self, **options: Any) -> dict[str, Any]:
+        """Return `SawyerSimConfig`'s keywords for this run's simulator, `options` added."""
+        camera = ({} if self.sim_camera_elevation_deg is None
+                  else {'camera_elevation_deg': float(self.sim_camera_elevation_deg)})
+        return {'task': self.task, 'seed': self.seed, **camera, **options}
 
     @property
     def preprocess_config(self) -> PreprocessConfig:

@@ -398,6 +398,35 @@ class SawyerSim:
                 _widen_frustum(camera, view, self.config.image_width / self.config.image_height)
         return renderer.render()
 
+    def visible_puck_fractions(self, height: int | None = None,
+                               width: int | None = None) -> np.ndarray:
+        """Return, per puck, the share of its silhouette the fixed camera sees, (n_pucks,).
+
+        A puck's pixels in the frame (segmentation) over its pixels with every other geom
+        hidden: 0 where the arm covers it or it lies out of view. A goal image that hides its
+        puck gives the latent nothing to aim the puck at. Renders the current scene twice.
+        """
+        self.render(height, width)  # creates the renderer of this size, checks the size
+        renderer = self._renderers[(
+            self.config.image_height if height is None else int(height),
+            self.config.image_width if width is None else int(width))]
+        puck_geoms = [self.model.geom(f'puck{index}').id for index in range(self.n_pucks)]
+        colours = self.model.geom_rgba.copy()
+        renderer.enable_segmentation_rendering()
+        try:
+            renderer.update_scene(self.data, self._camera, self._scene_option)
+            seen = renderer.render()[..., 0]
+            self.model.geom_rgba[:, 3] = 0.0  # geoms without alpha stay out of the scene
+            self.model.geom_rgba[puck_geoms, 3] = 1.0
+            renderer.update_scene(self.data, self._camera, self._scene_option)
+            alone = renderer.render()[..., 0]
+        finally:
+            self.model.geom_rgba[:] = colours
+            renderer.disable_segmentation_rendering()
+        fractions = [np.count_nonzero(seen == geom) / max(np.count_nonzero(alone == geom), 1)
+                     for geom in puck_geoms]
+        return np.array(fractions, dtype=float)
+
     def close(self) -> None:
         """Release the renderers' GL contexts (EGL complains at exit otherwise)."""
         for renderer in self._renderers.values():

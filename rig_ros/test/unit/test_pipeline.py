@@ -128,10 +128,21 @@ def test_runs_saved_before_the_td3_split_still_resume(sim, tmp_path):
 
 @pytest.mark.parametrize('field, value', [('rl_steps', -1), ('image_size', 64),
                                           ('reward', 'manhattan'), ('eval_goals', 0),
-                                          ('imagined_goals', 'replay')])
+                                          ('imagined_goals', 'replay'),
+                                          ('sim_camera_elevation_deg', 10.0),
+                                          ('sim_camera_elevation_deg', -120.0)])
 def test_bad_config_names_the_field(field, value):
     with pytest.raises(ValueError, match=field):
         tiny_config(**{field: value})
+
+
+def test_sim_options_carry_the_camera_only_when_set():
+    assert tiny_config().sim_options() == {'task': 'reacher', 'seed': 0}
+    options = tiny_config(sim_camera_elevation_deg=-45).sim_options(easy_puck_goals=True)
+    assert options == {'task': 'reacher', 'seed': 0, 'camera_elevation_deg': -45.0,
+                       'easy_puck_goals': True}
+    with SawyerSim(SawyerSimConfig(**options)) as camera_sim:  # a sim takes them as they are
+        assert camera_sim.config.camera_elevation_deg == -45.0
 
 
 @pytest.mark.parametrize('until, rounds', [(0, [60, 120]), (90, [60])])

@@ -209,6 +209,22 @@ def test_default_image_shows_the_pucks_distinctly(pusher):
     assert blue.sum() >= 20  # several pixels across at 84x84
 
 
+def test_puck_visibility_sees_the_arm_cover_the_puck_behind_the_hand(pusher):
+    pusher.set_state_vector(np.array([0.0, 0.5, 0.0, 0.6]))  # the puck in front of the hand
+    assert pusher.visible_puck_fractions() == pytest.approx([1.0])
+    behind = np.array([-0.01, 0.62, -0.08, 0.51])  # a goal of the benchmark's seed 0
+    pusher.set_state_vector(behind)
+    assert pusher.visible_puck_fractions()[0] < 0.3  # the forearm covers it at -65 degrees
+    colours = pusher.model.geom_rgba.copy()
+    pusher.visible_puck_fractions()
+    np.testing.assert_array_equal(pusher.model.geom_rgba, colours)  # the scene keeps its look
+    with SawyerSim(SawyerSimConfig(task='pusher', camera_elevation_deg=-45.0)) as flatter:
+        flatter.set_state_vector(behind)
+        assert flatter.visible_puck_fractions()[0] > 0.9
+        image = flatter.render()
+        assert image.std() > 10  # segmentation left the renderer drawing colours again
+
+
 def test_goal_sampling_draws_again_when_the_pucks_leave_the_hand_no_room(monkeypatch):
     # Seen in an oracle's training: two puck goals in the hand's box, 1000 hand draws failed.
     with SawyerSim(SawyerSimConfig(task='multi_pusher')) as sim:
