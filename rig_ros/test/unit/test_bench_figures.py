@@ -155,6 +155,29 @@ def test_beta_reaches_the_vae_and_names_only_rigs_folder(pushing: ModuleType) ->
     assert settings.baselines_tag() == ''  # the oracle sees no VAE
 
 
+def test_camera_elevation_reaches_rigs_sim_and_names_only_rigs_folder(
+        pushing: ModuleType) -> None:
+    settings = pushing.RunSettings(latent_dim=16, camera_elevation=-45.0)
+    config = pushing.pushing_config('pusher', 'rig', 0, False, 50_000, 20, settings)
+    assert config.sim_options()['camera_elevation_deg'] == -45.0
+    assert settings.tag() == '_latent16_elevation-45'
+    assert settings.baselines_tag() == ''  # the oracle sees states, not frames
+
+
+def test_puck_visibility_shares_and_pushing_states() -> None:
+    visibility = load_bench('puck_visibility')
+    figures = visibility.shares(np.array([0.0, 0.1, 0.3, 1.0]))
+    assert figures == {'hidden': 0.5, 'under_half': 0.75, 'median_visible': 0.2}
+    rng = np.random.default_rng(0)
+    low, high = np.array([-0.25, 0.45]), np.array([0.25, 0.8])
+    for _ in range(50):
+        goal = np.array([0.0, 0.6, rng.uniform(-0.2, 0.2), rng.uniform(0.5, 0.7)])
+        state = visibility.pushing_state(goal, rng, low, high)
+        np.testing.assert_array_equal(state[2:], goal[2:])  # the puck stays
+        assert 0.045 <= np.linalg.norm(state[:2] - goal[2:]) <= 0.06 + 1e-9
+        assert np.all(state[:2] >= low) and np.all(state[:2] <= high)
+
+
 def test_relabel_shares_reach_rig_and_the_oracle_and_name_both_folders(
         pushing: ModuleType) -> None:
     settings = pushing.RunSettings(latent_dim=16, relabel=(0.1, 0.3, 0.6))
