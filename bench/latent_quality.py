@@ -125,7 +125,7 @@ def train_vae(task: str, variant: str, reset_to_goal_probability: float, seed: i
         config = dataclasses.replace(config, vae=dataclasses.replace(
             config.vae, augmentation=dataclasses.replace(config.vae.augmentation,
                                                          enabled=False)))
-    with SawyerSim(SawyerSimConfig(task=task, seed=seed)) as sim:
+    with SawyerSim(SawyerSimConfig(**config.sim_options())) as sim:
         RigPipeline(sim, config, run_dir).vae()
 
 
@@ -183,7 +183,8 @@ def main() -> int:
             probe = PositionProbe.fit(observer.encode(data['images']), data['states'],
                                       seed=config.seed)
         figures['probe_holdout_error_m'] = probe.holdout_error_m.tolist()
-    with SawyerSim(SawyerSimConfig(task=config.task)) as sim:
+    # The run's own camera (its seed does not matter: every state is set, nothing sampled).
+    with SawyerSim(SawyerSimConfig(**config.sim_options())) as sim:
         def encode(states: np.ndarray) -> np.ndarray:
             latents = observer.encode(np.stack([observer.image(sim.render_goal(
                 state, config.raw_height, config.raw_width)) for state in states]))
