@@ -139,6 +139,7 @@ class RunSettings:
     reward_position_probe: bool | None = None  # PipelineConfig.reward_position_probe
     observe_position_probe: bool | None = None  # PipelineConfig.observe_position_probe
     camera_elevation: float | None = None  # PipelineConfig.sim_camera_elevation_deg (None: -65)
+    hide_arm: bool | None = None  # PipelineConfig.sim_hide_arm: frames without the arm's links
 
     def tag(self) -> str:
         """Return a suffix naming the settings that differ ('' for none)."""
@@ -146,6 +147,7 @@ class RunSettings:
                        for name, value in (
                            ('image', self.image_size), ('latent', self.latent_dim),
                            ('elevation', self.camera_elevation),
+                           ('ghost', 'arm' if self.hide_arm else None),
                            ('goals', self.imagined_goals),
                            ('reset', self.reset_to_goal_probability),
                            ('hold', self.collect_hold_steps),
@@ -227,6 +229,8 @@ def pushing_config(task: str, variant: str, seed: int, quick: bool, rl_steps: in
         config = dataclasses.replace(config, replay_capacity=settings.replay_capacity)
     if settings.collect_hold_steps is not None:
         config = dataclasses.replace(config, collect_hold_steps=settings.collect_hold_steps)
+    if settings.hide_arm:
+        config = dataclasses.replace(config, sim_hide_arm=True)
     if settings.camera_elevation is not None:
         config = dataclasses.replace(config, sim_camera_elevation_deg=settings.camera_elevation)
     if settings.collect_images is not None:
@@ -360,7 +364,7 @@ FRAME_FILES = ('images.npz', 'vae.safetensors')
 PRACTICE_FILES = ('rl.safetensors', 'replay.npz', 'metrics.jsonl', 'wall_s.json')
 BUDGET_FIELDS = ('rl_steps', 'eval_every', 'checkpoint_every')
 FRAME_FIELDS = ('task', 'seed', 'raw_height', 'raw_width', 'crop', 'sim_camera_elevation_deg',
-                'image_size', 'vae', 'vae_steps')
+                'sim_hide_arm', 'image_size', 'vae', 'vae_steps')
 """With the collection's fields (`collect_*`) and a VAE-skewing `skew_fit`: what decides a
 run's frames and pretrained VAE."""
 
@@ -583,6 +587,9 @@ def main() -> int:
     parser.add_argument('--camera-elevation', type=float, default=None,
                         help="the simulator camera's elevation in degrees, RIG's frames only "
                              "(default: the simulator's, -65; flatter sees behind the hand)")
+    parser.add_argument('--hide-arm', action='store_true',
+                        help="simulator diagnostic: RIG's frames show the hand but not the "
+                             "arm's links, which hide the puck behind the hand")
     parser.add_argument('--collect-images', type=int, default=None,
                         help="exploration frames the VAE trains on and the frames' goals come "
                              "from (default: the pipeline's, 5,000); not RL steps")
@@ -651,6 +658,7 @@ def main() -> int:
         frame_goals_from_replay=args.frame_goals_from_replay or None,
         oracle_goals=args.oracle_goals, collect_hold_steps=args.collect_hold_steps,
         collect_images=args.collect_images, camera_elevation=args.camera_elevation,
+        hide_arm=args.hide_arm or None,
         keep_objects=args.keep_objects or None,
         hand_to_goal_box=args.hand_to_goal_box or None, aimed_pushes=args.aimed_pushes,
         push_tracking=args.push_tracking,

@@ -97,6 +97,9 @@ class PipelineConfig:
     """Simulator runs only: the fixed camera's elevation, degrees (None: `SawyerSimConfig`'s).
     Whoever builds the simulator reads it; kept here so a run's frames name their camera. A
     flatter camera sees behind the hand, where a steep one has the forearm over the puck."""
+    sim_hide_arm: bool = False
+    """Simulator diagnostic (`SawyerSimConfig.hide_arm`): frames show the hand, not the arm's
+    links, so nothing hides the puck but the hand itself. Not for robots."""
     image_size: int = 48
     """Side of the VAE's square input, 48 or 84."""
     collect_images: int = 5000
@@ -251,7 +254,8 @@ class PipelineConfig:
         """Return `SawyerSimConfig`'s keywords for this run's simulator, `options` added."""
         camera = ({} if self.sim_camera_elevation_deg is None
                   else {'camera_elevation_deg': float(self.sim_camera_elevation_deg)})
-        return {'task': self.task, 'seed': self.seed, **camera, **options}
+        hidden = {'hide_arm': True} if self.sim_hide_arm else {}
+        return {'task': self.task, 'seed': self.seed, **camera, **hidden, **options}
 
     @property
     def preprocess_config(self) -> PreprocessConfig:

@@ -67,6 +67,10 @@ class SawyerSimConfig:
     """Puck radius; 0.025 m is ~7 px wide at 84x84 with the default pusher camera."""
     easy_puck_goals: bool = False
     """Puck goals within x +-0.15 m instead of the task's box (RIG's easy pusher: +-0.2 m)."""
+    hide_arm: bool = False
+    """Simulator diagnostic: images show the hand and fingers but not the arm's links, which
+    still move and collide. No camera on a robot sees through its arm: this measures what the
+    arm hiding the puck costs, not a recipe."""
     random_hand_start: bool = False
     """Start the hand at a seeded random point of the workspace instead of the task's point."""
     seed: int = 0
@@ -179,6 +183,8 @@ class SawyerSim:
         self._camera.distance = cfg.camera_distance_m
         self._camera.azimuth = cfg.camera_azimuth_deg
         self._camera.elevation = cfg.camera_elevation_deg
+        if cfg.hide_arm:
+            self.model.geom_rgba[self._arm_link_geoms(), 3] = 0.0  # alpha 0: not drawn
         self._scene_option = mujoco.MjvOption()
         self._scene_option.sitegroup[:] = 0  # fingertip and goal-like sites stay undrawn
         self._renderers: dict[tuple[int, int], mujoco.Renderer] = {}
@@ -201,6 +207,20 @@ class SawyerSim:
         self.reset()
 
     # ----------------------------------------------------------------- state
+    def _arm_link_geoms(self) -> np.ndarray:
+        """Geoms of the robot (base, pedestal, links) outside the hand's subtree."""
+        parents = self.model.body_parentid
+        robot, hand = self.model.body('base').id, self.model.body('hand').id
+
+        def under(body: int, root: int) -> bool:
+            while body != root and body != 0:
+                body = parents[body]
+            return body == root
+
+        bodies = self.model.geom_bodyid
+        return np.array([geom for geom in range(self.model.ngeom)
+                         if under(bodies[geom], robot) and not under(bodies[geom], hand)])
+
     def _get_state(self) -> np.ndarray:
         state = np.empty(self._state_size)
         mujoco.mj_getState(self.model, self.data, state, mujoco.mjtState.mjSTATE_INTEGRATION)

@@ -162,6 +162,10 @@ def test_camera_elevation_reaches_rigs_sim_and_names_only_rigs_folder(
     assert config.sim_options()['camera_elevation_deg'] == -45.0
     assert settings.tag() == '_latent16_elevation-45'
     assert settings.baselines_tag() == ''  # the oracle sees states, not frames
+    ghost = pushing.RunSettings(latent_dim=16, hide_arm=True)
+    config = pushing.pushing_config('pusher', 'rig', 0, False, 50_000, 20, ghost)
+    assert config.sim_options()['hide_arm'] is True
+    assert (ghost.tag(), ghost.baselines_tag()) == ('_latent16_ghostarm', '')
 
 
 def test_puck_visibility_shares_and_pushing_states() -> None:

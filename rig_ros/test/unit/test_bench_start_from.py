@@ -70,7 +70,8 @@ def test_goals_skewed_alone_reuse_rigs_vae_but_a_skewed_vae_does_not(
     ({'collect_images': 20_000}, 'collect_images'), ({'beta': 0.3}, 'vae'),
     ({'reset_to_goal_probability': 0.0}, 'collect_reset_to_goal_probability'),
     ({'image_size': 84}, 'image_size'),
-    ({'camera_elevation': -45.0}, 'sim_camera_elevation_deg')])
+    ({'camera_elevation': -45.0}, 'sim_camera_elevation_deg'),
+    ({'hide_arm': True}, 'sim_hide_arm')])
 def test_frames_of_another_collection_or_vae_are_refused_by_name(
         pushing: ModuleType, tmp_path: pathlib.Path, settings: dict, field: str) -> None:
     source = saved_run(tmp_path / 'pusher_rig_seed0', config_of(pushing))

@@ -143,6 +143,7 @@ def test_sim_options_carry_the_camera_only_when_set():
                        'easy_puck_goals': True}
     with SawyerSim(SawyerSimConfig(**options)) as camera_sim:  # a sim takes them as they are
         assert camera_sim.config.camera_elevation_deg == -45.0
+    assert tiny_config(sim_hide_arm=True).sim_options()['hide_arm'] is True
 
 
 @pytest.mark.parametrize('until, rounds', [(0, [60, 120]), (90, [60])])

@@ -225,6 +225,24 @@ def test_puck_visibility_sees_the_arm_cover_the_puck_behind_the_hand(pusher):
         assert image.std() > 10  # segmentation left the renderer drawing colours again
 
 
+def test_hidden_arm_shows_the_puck_and_the_fingers_and_moves_alike(pusher):
+    corner = np.array([-0.2, 0.7, -0.2, 0.5])  # the elbow covers this puck
+    pusher.set_state_vector(corner)
+    assert pusher.visible_puck_fractions()[0] < 0.1
+    with SawyerSim(SawyerSimConfig(task='pusher', hide_arm=True)) as ghost:
+        ghost.set_state_vector(corner)
+        assert ghost.visible_puck_fractions() == pytest.approx([1.0])
+        image = ghost.render().astype(int)
+        assert ((image[..., 1] > 150) & (image[..., 2] > 150) & (image[..., 0] < 80)).sum() >= 2
+        assert (image[..., 0] > 2 * image[..., 2] + 60).sum() == 0  # no red link is drawn
+        pusher.reset()
+        ghost.reset()
+        for _ in range(15):  # the same push: the links still move and collide
+            pusher.step(np.array([0.0, 1.0]))
+            ghost.step(np.array([0.0, 1.0]))
+        np.testing.assert_allclose(ghost.state_vector(), pusher.state_vector(), atol=1e-9)
+
+
 def test_goal_sampling_draws_again_when_the_pucks_leave_the_hand_no_room(monkeypatch):
     # Seen in an oracle's training: two puck goals in the hand's box, 1000 hand draws failed.
     with SawyerSim(SawyerSimConfig(task='multi_pusher')) as sim:
