@@ -6,7 +6,8 @@ over goal states of the task's goal boxes and over pushing states (the hand 4.5-
 puck, on any side), `SawyerSim.visible_puck_fractions` measures the share of the puck's
 silhouette the camera sees; the figures are the shares of states whose first puck is less
 than 20 % and less than 50 % visible. `--eval-seeds` also lists the pusher benchmark's own
-evaluation goals (`evaluation_goals`, 20 per seed) that the camera hides.
+evaluation goals (`evaluation_goals`, 20 per seed) that the camera hides. `--hide-arm` measures
+the simulator's diagnostic images without the arm's links (`SawyerSimConfig.hide_arm`).
 """
 
 from __future__ import annotations
@@ -49,10 +50,10 @@ def shares(fractions: np.ndarray) -> dict[str, float]:
             'median_visible': float(np.median(fractions))}
 
 
-def measure(task: str, elevation: float, states: int, seed: int,
-            eval_seeds: int) -> dict[str, Any]:
+def measure(task: str, elevation: float, states: int, seed: int, eval_seeds: int,
+            hide_arm: bool = False) -> dict[str, Any]:
     """Visibility figures of one camera elevation."""
-    config = SawyerSimConfig(task=task, camera_elevation_deg=elevation)
+    config = SawyerSimConfig(task=task, camera_elevation_deg=elevation, hide_arm=hide_arm)
     rng = np.random.default_rng(seed)
     low, high = np.array(config.workspace_low), np.array(config.workspace_high)
     with SawyerSim(config) as sim:
@@ -62,7 +63,7 @@ def measure(task: str, elevation: float, states: int, seed: int,
 
         goals = [sim.sample_goal_state(rng) for _ in range(states)]
         figures: dict[str, Any] = {
-            'elevation_deg': elevation,
+            'elevation_deg': elevation, 'hide_arm': hide_arm,
             'goals': shares(np.array([visible(goal) for goal in goals])),
             'pushes': shares(np.array([visible(pushing_state(goal, rng, low, high))
                                        for goal in goals]))}
@@ -88,6 +89,8 @@ def main() -> int:
                         help='goal states (and as many pushing states) per elevation')
     parser.add_argument('--eval-seeds', type=int, default=3,
                         help="the pusher benchmark's seeds whose evaluation goals are checked")
+    parser.add_argument('--hide-arm', action='store_true',
+                        help="images without the arm's links (a simulator diagnostic)")
     parser.add_argument('--seed', type=int, default=1)
     parser.add_argument('--out', default=None, help='also write the figures to this JSON file')
     args = parser.parse_args()
@@ -98,9 +101,11 @@ def main() -> int:
         parser.error(f'--elevations must lie in [-90, 0), got {args.elevations}')
     results = []
     for elevation in args.elevations:
-        results.append(measure(args.task, elevation, args.states, args.seed, args.eval_seeds))
+        results.append(measure(args.task, elevation, args.states, args.seed, args.eval_seeds,
+                               args.hide_arm))
         print(json.dumps(results[-1]), flush=True)
-    summary = {f'{args.task}_puck_hidden_goals_elevation{result["elevation_deg"]:g}':
+    ghost = '_hidearm' if args.hide_arm else ''
+    summary = {f'{args.task}_puck_hidden_goals_elevation{result["elevation_deg"]:g}{ghost}':
                result['goals']['hidden'] for result in results}
     if args.out:
         pathlib.Path(args.out).write_text(json.dumps(results, indent=1))
