@@ -68,9 +68,10 @@ class SawyerSimConfig:
     easy_puck_goals: bool = False
     """Puck goals within x +-0.15 m instead of the task's box (RIG's easy pusher: +-0.2 m)."""
     hide_arm: bool = False
-    """Simulator diagnostic: images show the hand and fingers but not the arm's links, which
-    still move and collide. No camera on a robot sees through its arm: this measures what the
-    arm hiding the puck costs, not a recipe."""
+    """Simulator diagnostic: images show the fingers and their rail but nothing of the robot
+    above them (base, links, wrist, flange), which still moves and collides. No camera on a
+    robot sees through its arm: this measures what the arm hiding the puck costs, not a
+    recipe."""
     random_hand_start: bool = False
     """Start the hand at a seeded random point of the workspace instead of the task's point."""
     seed: int = 0
@@ -398,6 +399,15 @@ class SawyerSim:
         """
         if view is not None and not view.fractional:
             raise ValueError(f'view must be a fractional box, got {view}')
+        renderer = self._renderer(height, width)
+        renderer.update_scene(self.data, self._camera, self._scene_option)
+        if view is not None:
+            for camera in renderer.scene.camera:  # both eyes: MuJoCo averages them
+                _widen_frustum(camera, view, self.config.image_width / self.config.image_height)
+        return renderer.render()
+
+    def _renderer(self, height: int | None, width: int | None) -> mujoco.Renderer:
+        """Return the renderer of this image size (None: the config's), made on first use."""
         height = self.config.image_height if height is None else int(height)
         width = self.config.image_width if width is None else int(width)
         renderer = self._renderers.get((height, width))
@@ -412,11 +422,7 @@ class SawyerSim:
             renderer.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = False
             renderer.scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = False
             self._renderers[(height, width)] = renderer
-        renderer.update_scene(self.data, self._camera, self._scene_option)
-        if view is not None:
-            for camera in renderer.scene.camera:  # both eyes: MuJoCo averages them
-                _widen_frustum(camera, view, self.config.image_width / self.config.image_height)
-        return renderer.render()
+        return renderer
 
     def visible_puck_fractions(self, height: int | None = None,
                                width: int | None = None) -> np.ndarray:
@@ -426,10 +432,7 @@ class SawyerSim:
         hidden: 0 where the arm covers it or it lies out of view. A goal image that hides its
         puck gives the latent nothing to aim the puck at. Renders the current scene twice.
         """
-        self.render(height, width)  # creates the renderer of this size, checks the size
-        renderer = self._renderers[(
-            self.config.image_height if height is None else int(height),
-            self.config.image_width if width is None else int(width))]
+        renderer = self._renderer(height, width)
         puck_geoms = [self.model.geom(f'puck{index}').id for index in range(self.n_pucks)]
         colours = self.model.geom_rgba.copy()
         renderer.enable_segmentation_rendering()
