@@ -25,6 +25,8 @@ of RIG and the oracle alike, `--relabel` where sampled transitions' goals come f
 `--hidden-sizes` its batch, Adam rate and layer widths (all of them get their own folders, the
 oracle's too); `--frame-goals-from-replay` draws the frames' goals from the replay, as the
 graph does, and `--frame-goals-hand-box` from the frames whose hand lies in the hand-goal box;
+`--frame-goals-goal-states N` makes RIG's goals the frames of N rendered goal states (what the
+oracle practises on; a simulator diagnostic that separates RIG's goals from its latent);
 `--reward-position-probe` measures RIG's reward between the hand and puck positions a probe
 reads from the latents (a simulator diagnostic: the probe is fitted on true states) and
 `--observe-position-probe` makes those positions RIG's observation and goals too (its reward
@@ -135,6 +137,7 @@ class RunSettings:
     aimed_pushes: float | None = None  # PipelineConfig.collect_aimed_pushes (None: 0)
     push_tracking: str | None = None  # PipelineConfig.collect_push_tracking (None: 'state')
     frame_goals_hand_box: bool | None = None  # PipelineConfig.frame_goals_hand_in_goal_box
+    frame_goals_goal_states: int | None = None  # PipelineConfig.frame_goals_goal_states
     oracle_shared_scale: bool | None = None  # StateScaler(shared_scale=True) for the oracle
     reward_position_probe: bool | None = None  # PipelineConfig.reward_position_probe
     observe_position_probe: bool | None = None  # PipelineConfig.observe_position_probe
@@ -159,6 +162,7 @@ class RunSettings:
                            ('until', self.fine_tune_vae_until), ('beta', self.beta),
                            ('from', 'replay' if self.frame_goals_from_replay else None),
                            ('hand', 'box' if self.frame_goals_hand_box else None),
+                           ('goalstates', self.frame_goals_goal_states),
                            ('reward', 'probe' if self.reward_position_probe else None),
                            ('observe', 'probe' if self.observe_position_probe else None))
                        if value is not None
@@ -255,6 +259,9 @@ def pushing_config(task: str, variant: str, seed: int, quick: bool, rl_steps: in
         config = dataclasses.replace(config, frame_goals_from_replay=True)
     if settings.frame_goals_hand_box:
         config = dataclasses.replace(config, frame_goals_hand_in_goal_box=True)
+    if settings.frame_goals_goal_states is not None:
+        config = dataclasses.replace(config,
+                                     frame_goals_goal_states=settings.frame_goals_goal_states)
     if settings.reward_position_probe:
         config = dataclasses.replace(config, reward_position_probe=True)
     if settings.observe_position_probe:
@@ -561,6 +568,10 @@ def main() -> int:
     parser.add_argument('--frame-goals-hand-box', action='store_true',
                         help="--imagined-goals frames: only the VAE's frames whose hand lies in "
                              'the hand-goal box')
+    parser.add_argument('--frame-goals-goal-states', type=int, default=None, metavar='N',
+                        help="a simulator diagnostic (with --imagined-goals frames): RIG's "
+                             "goals are the frames of N goal states drawn as the oracle's "
+                             "practice goals are, not the VAE's frames")
     parser.add_argument('--reward-position-probe', action='store_true',
                         help="a simulator diagnostic: RIG's reward is the distance between "
                              'hand and puck positions read from the latents by a probe fitted '
@@ -663,6 +674,7 @@ def main() -> int:
         hand_to_goal_box=args.hand_to_goal_box or None, aimed_pushes=args.aimed_pushes,
         push_tracking=args.push_tracking,
         frame_goals_hand_box=args.frame_goals_hand_box or None,
+        frame_goals_goal_states=args.frame_goals_goal_states,
         oracle_shared_scale=args.oracle_shared_scale or None,
         reward_position_probe=args.reward_position_probe or None,
         observe_position_probe=args.observe_position_probe or None)

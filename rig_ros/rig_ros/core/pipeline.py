@@ -50,6 +50,8 @@ from rig_ros.core.vae import (
     AugmentationConfig, ConvVAE, encode_images, latent_variance, VAEConfig, VAETrainer)
 
 FORMAT_VERSION = 1
+GOAL_STATE_FRAMES_SEED = 30_000
+"""Offset of the goal-state frames' seed (`evaluation_goals` draws from 10,000 + seed)."""
 
 
 class GoalEnv(Protocol):
@@ -146,6 +148,12 @@ class PipelineConfig:
     wanders the whole workspace and rewards weigh the hand most, so goals with far hands teach
     placing the hand, not pushing. Not with frames from the replay or a fine-tuned VAE (their
     goals are the replay's frames)."""
+    frame_goals_goal_states: int = 0
+    """Simulator diagnostic, stage 3, imagined_goals 'frames': the goals are the frames of this
+    many states drawn from the task's goal boxes (what the state oracle practises on, rendered;
+    other draws than evaluation's), not the VAE's frames; 0: off. Tells what RIG's goals cost
+    from what its latent costs. A robot cannot set its scene to a goal: not for robots. Not with
+    the hand-box filter, frames from the replay or fine-tuning."""
     td3: TD3Config = dataclasses.field(default_factory=TD3Config)
     """Stage 3: TD3 and its update schedule."""
     exploration: ExplorationConfig = dataclasses.field(default_factory=ExplorationConfig)
@@ -197,7 +205,7 @@ class PipelineConfig:
             if int(getattr(self, name)) <= 0:
                 raise ValueError(f'{name} must be positive, got {getattr(self, name)!r}')
         for name in ('vae_steps', 'rl_steps', 'fine_tune_vae_every', 'fine_tune_vae_steps',
-                     'fine_tune_vae_until'):
+                     'fine_tune_vae_until', 'frame_goals_goal_states'):
             if int(getattr(self, name)) < 0:
                 raise ValueError(f'{name} must be >= 0, got {getattr(self, name)!r}')
         if self.sim_camera_elevation_deg is not None and not (
@@ -231,6 +239,16 @@ class PipelineConfig:
                              f'got {self.imagined_goals!r}, frame_goals_from_replay '
                              f'{self.frame_goals_from_replay}, fine_tune_vae_every '
                              f'{self.fine_tune_vae_every}')
+        if self.frame_goals_goal_states and (self.imagined_goals != 'frames'
+                                             or self.frame_goals_from_replay
+                                             or self.frame_goals_hand_in_goal_box
+                                             or self.fine_tune_vae_every):
+            raise ValueError("frame_goals_goal_states needs imagined_goals 'frames' on a frozen "
+                             'VAE, without frame_goals_from_replay or '
+                             f'frame_goals_hand_in_goal_box, got {self.imagined_goals!r}, '
+                             f'frame_goals_from_replay {self.frame_goals_from_replay}, '
+                             f'frame_goals_hand_in_goal_box {self.frame_goals_hand_in_goal_box}, '
+                             f'fine_tune_vae_every {self.fine_tune_vae_every}')
         if self.reward not in REWARD_KINDS:
             raise ValueError(f'reward must be one of {REWARD_KINDS}, got {self.reward!r}')
         if self.reward_position_probe and (self.reward != 'euclidean'
@@ -694,8 +712,38 @@ class RigPipeline:
                 return data['states']
         return exploration_states(self.env, self.config, self.progress)
 
+    @property
+    def goal_state_frames_path(self) -> pathlib.Path:
+        """Rendered goal states (frame_goals_goal_states)."""
+        return self.run_dir / 'goal_state_frames.npz'
+
+    def goal_state_frames(self) -> np.ndarray:
+        """Return the frames of frame_goals_goal_states goal states; the first call renders them.
+
+        Kept in the run directory: a resumed run practises on the very same frames.
+        """
+        if self.goal_state_frames_path.exists():
+            with np.load(self.goal_state_frames_path) as data:
+                return data['images']
+        config = self.config
+        count = config.frame_goals_goal_states
+        self.log(f'imagined goals from the frames of {count} goal states')
+        rng = np.random.default_rng(GOAL_STATE_FRAMES_SEED + config.seed)
+        self.env.reset(seed=GOAL_STATE_FRAMES_SEED + config.seed)
+        states = np.stack([self.env.sample_goal_state(rng) for _ in range(count)])
+        images = np.stack([
+            preprocess(self.env.render_goal(state, config.raw_height, config.raw_width),
+                       config.preprocess_config)
+            for state in tqdm(states, desc='goal frames', disable=not self.progress,
+                              unit='img')])
+        atomic_write(self.goal_state_frames_path, lambda stream: np.savez_compressed(
+            stream, images=images, states=states))
+        return images
+
     def goal_frames(self) -> np.ndarray:
         """Return the frames imagined goals are drawn from (imagined_goals 'frames')."""
+        if self.config.frame_goals_goal_states:
+            return self.goal_state_frames()
         images = self.images()
         if not self.config.frame_goals_hand_in_goal_box:
             return images

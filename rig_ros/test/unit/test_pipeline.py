@@ -11,7 +11,9 @@ from rig_ros.core.encoder import LATENT_VARIANCE_KEY
 from rig_ros.core.evaluation import read_evaluations, read_rows
 from rig_ros.core.noise import ExplorationConfig
 from rig_ros.core.pipeline import (
-    collect_images, exploration_states, LatentObserver, PipelineConfig, RigPipeline)
+    collect_images, evaluation_goals, exploration_states, LatentObserver, PipelineConfig,
+    RigPipeline)
+from rig_ros.core.preprocessing import preprocess
 from rig_ros.core.resets import hand_in_goal_box
 from rig_ros.core.skew_fit import SkewedGoalSampler, SkewedVAEFineTuning, SkewFitConfig
 from rig_ros.core.td3 import TD3Config
@@ -357,6 +359,34 @@ def test_aimed_pushes_move_a_kept_puck_to_more_places():
         tiny_config(collect_aimed_pushes=1.5)
     with pytest.raises(ValueError, match='collect_push_tracking'):
         tiny_config(collect_push_tracking='lidar')
+
+
+def test_frame_goals_from_goal_states_are_rendered_goal_states_kept_for_resuming(tmp_path):
+    config = tiny_config(task='pusher', imagined_goals='frames', frame_goals_goal_states=6)
+    with SawyerSim(SawyerSimConfig(task='pusher')) as pusher:
+        pipeline = RigPipeline(pusher, config, tmp_path, progress=False)
+        frames = pipeline.goal_frames()
+        assert frames.shape == (6, config.image_size, config.image_size, 3)
+        assert not pipeline.images_path.exists()  # the exploration frames are not needed
+        with np.load(pipeline.goal_state_frames_path) as data:
+            states = data['states']
+        assert hand_in_goal_box(states, 'pusher').all()
+        # Other goals than evaluation's, each frame its own state's.
+        evaluation = evaluation_goals(pusher, 6, config.seed)
+        assert np.abs(states[:, None] - evaluation[None]).sum(axis=2).min() > 1e-3
+        assert len({frame.tobytes() for frame in frames}) == 6
+        rendered = preprocess(pusher.render_goal(states[2], config.raw_height, config.raw_width),
+                              config.preprocess_config)
+        np.testing.assert_array_equal(frames[2], rendered)
+    with SawyerSim(SawyerSimConfig(task='pusher')) as pusher:
+        resumed = RigPipeline(pusher, config, tmp_path, progress=False).goal_frames()
+    np.testing.assert_array_equal(resumed, frames)
+    for wrong in ({'imagined_goals': 'prior'}, {'frame_goals_from_replay': True},
+                  {'frame_goals_hand_in_goal_box': True}, {'fine_tune_vae_every': 60}):
+        with pytest.raises(ValueError, match='frame_goals_goal_states'):
+            tiny_config(**{'imagined_goals': 'frames', 'frame_goals_goal_states': 4, **wrong})
+    with pytest.raises(ValueError, match='frame_goals_goal_states must be >= 0'):
+        tiny_config(imagined_goals='frames', frame_goals_goal_states=-1)
 
 
 def test_camera_push_tracking_tracks_one_puck():
