@@ -151,9 +151,9 @@ class PipelineConfig:
     frame_goals_goal_states: int = 0
     """Simulator diagnostic, stage 3, imagined_goals 'frames': the goals are the frames of this
     many states drawn from the task's goal boxes (what the state oracle practises on, rendered;
-    other draws than evaluation's), not the VAE's frames; 0: off. Tells what RIG's goals cost
-    from what its latent costs. A robot cannot set its scene to a goal: not for robots. Not with
-    the hand-box filter, frames from the replay or fine-tuning."""
+    other draws than evaluation's), not the VAE's frames; 0: off. Separates what RIG's goals
+    cost from what its latent costs. A robot cannot set its scene to a goal: not for robots.
+    Not with the hand-box filter, frames from the replay or fine-tuning."""
     td3: TD3Config = dataclasses.field(default_factory=TD3Config)
     """Stage 3: TD3 and its update schedule."""
     exploration: ExplorationConfig = dataclasses.field(default_factory=ExplorationConfig)
