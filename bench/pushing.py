@@ -15,10 +15,11 @@ HER on true state, the same budget) and a random policy are run once per task an
 Reported: final puck distance (mean, median) and hand distance, per box; learning curves
 (environment steps, the VAE's collection included, on the x axis; median final puck distance);
 wall time per seed. Resumable: each (task, variant, seed) keeps its run directory under --out; a
-finished one is read back and an interrupted one resumes from its checkpoint, both only with the
-configuration they were run with (another is refused). `--jobs N` runs N of them at once, one
-process each (the seeds of a machine with more cores); `--image-size` / `--latent-dim` / `--beta`
-change the VAE and `--imagined-goals frames` RIG's goals (their runs get their own folder; the
+finished one is read back and an interrupted one resumes from its checkpoint (the oracle's
+training too), both only with the configuration they were run with (another is refused).
+`--jobs N` runs N of them at once, one process each (the seeds of a machine with more cores);
+`--image-size` / `--latent-dim` / `--beta` change the VAE and `--imagined-goals frames` RIG's
+goals (their runs get their own folder; the
 baselines, which see no VAE, are shared); `--episode-length` the practice and evaluation episodes
 of RIG and the oracle alike, `--relabel` where sampled transitions' goals come from and
 `--updates-per-step` TD3's updates per transition, `--batch-size`, `--learning-rate` and
@@ -298,10 +299,17 @@ def figures_of(evaluation: Evaluation) -> dict[str, Any]:
             'success_rate': evaluation.success_rate}
 
 
+def oracle_checkpoints(path: pathlib.Path) -> pathlib.Path:
+    """Return the folder where the oracle of the baselines file `path` checkpoints its training."""
+    return path.with_name(f'{path.stem}_oracle')
+
+
 def run_baselines(config: PipelineConfig, path: pathlib.Path,
                   oracle_goals: str | None = None,
                   oracle_shared_scale: bool = False) -> dict[str, Any]:
     """Oracle and random policy of one task and seed on both boxes' goals (read back if done).
+
+    The oracle's training checkpoints beside `path` (`oracle_checkpoints`) and resumes there.
 
     A file of another budget (RL steps, goals) is refused: each budget needs its own --out.
     `oracle_goals` 'exploration': the oracle practises on goals drawn from the states of RIG's
@@ -334,7 +342,8 @@ def run_baselines(config: PipelineConfig, path: pathlib.Path,
                 goal_states = mixed_goal_states(
                     explored, np.stack([sim.sample_goal_state(goal_rng) for _ in explored]),
                     part)
-        policy, train_s = train_oracle(sim, config, scaler, goal_states=goal_states)
+        policy, train_s = train_oracle(sim, config, scaler, goal_states=goal_states,
+                                       checkpoint_dir=oracle_checkpoints(path))
         figures = {box: {'oracle': figures_of(evaluate_oracle(sim, policy, config, scaler,
                                                               goals[box])),
                          'random': figures_of(evaluate_random(sim, config, goals[box]))}

@@ -9,6 +9,7 @@ VAE latent has (raw metres give rewards of a few centimetres, which TD3 learns p
 from __future__ import annotations
 
 import dataclasses
+import pathlib
 import time
 from typing import Any, Optional
 
@@ -17,7 +18,8 @@ import numpy as np
 from rig_ros.core.actor import GoalPolicy
 from rig_ros.core.evaluation import Evaluation
 from rig_ros.core.pipeline import (
-    GoalEnv, make_trainer, PipelineConfig, practice_loop, rollout_to_goal)
+    GoalEnv, make_trainer, PipelineConfig, practice_loop, restore_practice, rollout_to_goal,
+    save_practice, saved_form)
 from rig_ros.core.resets import HAND_DIMS
 
 GOAL_PARTS = ('both', 'hand', 'pucks')
@@ -47,20 +49,22 @@ class StateScaler:
 
 
 def train_oracle(env: GoalEnv, config: PipelineConfig, scaler: StateScaler,
-                 progress: bool = True,
-                 goal_states: Optional[np.ndarray] = None) -> tuple[GoalPolicy, float]:
+                 progress: bool = True, goal_states: Optional[np.ndarray] = None,
+                 checkpoint_dir: Optional[pathlib.Path] = None) -> tuple[GoalPolicy, float]:
     """Practise on true state with goals from the task's goal space; returns (policy, wall s).
 
     The reward is the Euclidean distance of standardised states whatever `config.reward` says
     (the Mahalanobis metric is the VAE encoder's). `goal_states` (N, state_dim): draw the
     practice and imagined goals uniformly from these instead (the states random exploration
-    saw are the oracle's counterpart of RIG's frames' goals).
+    saw are the oracle's counterpart of RIG's frames' goals). `checkpoint_dir`: checkpoint there
+    every `config.checkpoint_every` steps and resume from it, as RIG's runs do (the wall time
+    returned is summed over the sessions); a checkpoint of another configuration is refused.
     """
-    rng = np.random.default_rng(config.seed + 2)
     state_dim = env.state_vector().shape[0]
     if goal_states is not None and (goal_states.ndim != 2 or len(goal_states) == 0
                                     or goal_states.shape[1] != state_dim):
         raise ValueError(f'goal_states must be (N > 0, {state_dim}), got {goal_states.shape}')
+    rng = np.random.default_rng(config.seed + 2)
 
     def goal_space(count: int) -> np.ndarray:
         if goal_states is not None:
@@ -70,11 +74,33 @@ def train_oracle(env: GoalEnv, config: PipelineConfig, scaler: StateScaler,
     trainer = make_trainer(dataclasses.replace(config, reward='euclidean'), state_dim,
                            env.action_dim, goal_space)
     policy = trainer.acting_policy(config.exploration)
+    step, earlier_s = 0, 0.0
     start = time.perf_counter()
+    settings = {'config': saved_form(config), 'scale': scaler.scale.tolist(),
+                'goal_states': None if goal_states is None else len(goal_states)}
+    if checkpoint_dir is not None:
+        checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        rl_path = checkpoint_dir / 'oracle_rl.safetensors'
+        replay_path = checkpoint_dir / 'oracle_replay.npz'
+        restored = restore_practice(trainer, rl_path, replay_path)
+        if restored is not None:
+            step, metadata, _ = restored
+            if metadata.get('settings') != settings:
+                raise ValueError(f'{checkpoint_dir} holds an oracle of another configuration; '
+                                 'remove it or use another folder')
+            earlier_s = float(metadata['train_s'])
+            rng = np.random.default_rng((config.seed + 2, step))  # not the first steps' draws
+
+    def after_step(at_step: int) -> None:
+        if checkpoint_dir is not None and (at_step % config.checkpoint_every == 0
+                                           or at_step == config.rl_steps):
+            save_practice(trainer, config.td3, rl_path, replay_path, at_step,
+                          {'settings': settings,
+                           'train_s': earlier_s + time.perf_counter() - start})
+
     practice_loop(env, trainer, policy, lambda: (scaler(env.state_vector()), None),
-                  lambda: goal_space(1)[0], config, rng, 0, lambda step: None,
-                  progress=progress)
-    return policy, time.perf_counter() - start
+                  lambda: goal_space(1)[0], config, rng, step, after_step, progress=progress)
+    return policy, earlier_s + time.perf_counter() - start
 
 
 def mixed_goal_states(explored: np.ndarray, goal_space: np.ndarray,

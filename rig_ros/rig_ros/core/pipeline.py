@@ -592,6 +592,43 @@ def practice_loop(env: GoalEnv, trainer: RigTrainer, policy: GoalPolicy,
     return step
 
 
+def save_practice(trainer: RigTrainer, td3: TD3Config, rl_path: pathlib.Path,
+                  replay_path: pathlib.Path, step: int, metadata: dict[str, Any],
+                  extra_modules: Optional[dict[str, Any]] = None) -> None:
+    """Checkpoint practice at `step`: the replay, then the networks, optimizers and `metadata`.
+
+    Each file is replaced atomically. `extra_modules` (name -> state dict) travel with the
+    networks (a fine-tuned VAE).
+    """
+    atomic_write(replay_path, lambda stream: np.savez(stream, **trainer.buffer.export()))
+    modules, optimizers = trainer.network_state()
+    modules.update(extra_modules or {})
+    checkpoints.save_checkpoint(
+        rl_path, modules, optimizers, dataclasses.asdict(td3),
+        {'format_version': FORMAT_VERSION, 'step': step, 'updates': trainer.updates,
+         **metadata})
+
+
+def restore_practice(trainer: RigTrainer, rl_path: pathlib.Path, replay_path: pathlib.Path,
+                     extra: tuple[str, ...] = ()
+                     ) -> Optional[tuple[int, dict[str, Any], dict[str, Any]]]:
+    """Load what `save_practice` wrote into `trainer`; None when nothing was saved.
+
+    Returns (step, metadata, the `extra` modules' state dicts found). Raises
+    `checkpoints.CheckpointError` for an unusable file: a corrupt checkpoint is never guessed
+    around.
+    """
+    if not (rl_path.exists() and replay_path.exists()):
+        return None
+    saved = checkpoints.load_checkpoint(rl_path)
+    found = {name: saved.modules.pop(name) for name in extra if name in saved.modules}
+    trainer.load_network_state(saved.modules, saved.optimizers, saved.metadata['updates'])
+    step = int(saved.metadata['step'])
+    with np.load(replay_path) as data:
+        trainer.restore_replay({key: data[key] for key in data.files}, stored=step)
+    return step, saved.metadata, found
+
+
 def saved_form(config: PipelineConfig) -> dict[str, Any]:
     """Return `config` as its config.json holds it (tuples as lists), to compare with one."""
     return json.loads(json.dumps(config.to_dict()))
@@ -825,17 +862,13 @@ class RigPipeline:
         policy = trainer.acting_policy(config.exploration)
         step = 0
         curve: list[dict[str, Any]] = []
-        if self.rl_path.exists() and self.replay_path.exists():
-            saved = checkpoints.load_checkpoint(self.rl_path)
-            if 'vae' in saved.modules:  # fine-tuned during practice: the replay's latents match it
-                vae.load_state_dict(saved.modules.pop('vae'))
+        restored = restore_practice(trainer, self.rl_path, self.replay_path, extra=('vae',))
+        if restored is not None:
+            step, metadata, extra = restored
+            if 'vae' in extra:  # fine-tuned during practice: the replay's latents match it
+                vae.load_state_dict(extra['vae'])
                 vae.eval()
-            trainer.load_network_state(saved.modules, saved.optimizers,
-                                       saved.metadata['updates'])
-            step = int(saved.metadata['step'])
-            with np.load(self.replay_path) as data:
-                trainer.restore_replay({key: data[key] for key in data.files}, stored=step)
-            curve = list(saved.metadata.get('curve', []))
+            curve = list(metadata.get('curve', []))
             self.log(f'resuming practice at step {step}')
         if frame_goals is not None:
             # A fine-tuned VAE's goals come from the replay's frames, as its last round left them.
@@ -900,15 +933,9 @@ class RigPipeline:
         return probe
 
     def _save_rl(self, trainer: RigTrainer, step: int, curve: list[dict[str, Any]]) -> None:
-        atomic_write(self.replay_path,
-                     lambda stream: np.savez(stream, **trainer.buffer.export()))
-        modules, optimizers = trainer.network_state()
-        if self.config.fine_tune_vae_every:
-            modules['vae'] = self._vae.state_dict()
-        checkpoints.save_checkpoint(
-            self.rl_path, modules, optimizers, dataclasses.asdict(self.config.td3),
-            {'format_version': FORMAT_VERSION, 'step': step, 'updates': trainer.updates,
-             'curve': curve})
+        extra = {'vae': self._vae.state_dict()} if self.config.fine_tune_vae_every else {}
+        save_practice(trainer, self.config.td3, self.rl_path, self.replay_path, step,
+                      {'curve': curve}, extra)
         self._record_time()
 
     def run(self) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from factories import load_script
 import numpy as np
 import pytest
 
+from rig_ros.core import oracle
 from rig_ros.core.oracle import GOAL_PARTS
 
 BENCH = pathlib.Path(__file__).resolve().parents[3] / 'bench'
@@ -375,6 +376,26 @@ def test_a_finished_seed_is_read_back_only_for_its_own_configuration(
     longer = dataclasses.replace(config, episode_length=config.episode_length * 2)
     with pytest.raises(ValueError, match='different configuration'):
         pushing.run_rig(longer, tmp_path)
+
+
+def test_the_oracle_checkpoints_beside_its_baselines_and_is_not_trained_twice(
+        pushing: ModuleType, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = dataclasses.replace(pushing.pushing_config('pusher', 'rig', 0, True, 60, 2),
+                                 rl_steps=60, checkpoint_every=30)
+    path = tmp_path / 'pusher_baselines_seed0.json'
+    practice_loop, starts = oracle.practice_loop, []
+
+    def recorded(*args, **kwargs):
+        starts.append(args[7])  # the step practice starts from
+        return practice_loop(*args, **kwargs)
+
+    monkeypatch.setattr(oracle, 'practice_loop', recorded)
+    first = pushing.run_baselines(config, path)
+    assert (pushing.oracle_checkpoints(path) / 'oracle_rl.safetensors').exists()
+    path.unlink()  # lost after training (a crash while evaluating): the checkpoint is read back
+    again = pushing.run_baselines(config, path)
+    assert starts == [0, 60]
+    assert again['default']['oracle'] == first['default']['oracle']  # the same policy
 
 
 def test_learner_device_figures_name_each_device_and_compare_cuda_with_one_thread() -> None:

@@ -1,8 +1,11 @@
 """The state-based oracle: standardised states and a short end-to-end run on the reacher."""
 
+import pathlib
+
 import numpy as np
 import pytest
 
+from rig_ros.core import checkpoints
 from rig_ros.core.oracle import mixed_goal_states, oracle_figures, StateScaler, train_oracle
 from rig_ros.core.pipeline import evaluation_goals, PipelineConfig
 from rig_ros.core.td3 import TD3Config
@@ -59,6 +62,46 @@ def test_oracle_practises_on_given_goal_states_and_refuses_a_wrong_shape():
         for wrong in (states[:, :2], states[:0], states[0]):
             with pytest.raises(ValueError, match='goal_states'):
                 train_oracle(sim, config, scaler, progress=False, goal_states=wrong)
+
+
+def test_an_interrupted_oracle_resumes_from_its_checkpoint(tmp_path, monkeypatch):
+    config = PipelineConfig(task='pusher', rl_steps=100, episode_length=10, checkpoint_every=40,
+                            td3=TD3Config(learning_starts=20, updates_per_step=1,
+                                          hidden_sizes=(32, 32), batch_size=16))
+    folder = tmp_path / 'oracle'
+
+    def saved(where: pathlib.Path = folder) -> dict:
+        return checkpoints.load_checkpoint(where / 'oracle_rl.safetensors').metadata
+
+    with SawyerSim(SawyerSimConfig(task='pusher')) as sim:
+        scaler = StateScaler(sim, samples=100)
+        real_step, steps = sim.step, []
+
+        def crashing_step(action):
+            steps.append(action)
+            if len(steps) > 70:
+                raise KeyboardInterrupt
+            return real_step(action)
+
+        monkeypatch.setattr(sim, 'step', crashing_step)
+        with pytest.raises(KeyboardInterrupt):
+            train_oracle(sim, config, scaler, progress=False, checkpoint_dir=folder)
+        assert saved()['step'] == 40  # the last checkpoint before the crash
+        monkeypatch.setattr(sim, 'step', real_step)
+        policy, wall_s = train_oracle(sim, config, scaler, progress=False, checkpoint_dir=folder)
+        train_oracle(sim, config, scaler, progress=False, checkpoint_dir=tmp_path / 'whole')
+        assert saved()['step'] == 100
+        # The resumed run owes and pays the updates of one that never stopped.
+        assert saved()['updates'] == saved(tmp_path / 'whole')['updates'] > 0
+        assert wall_s >= saved()['train_s'] > 0  # summed over both sessions
+        # A finished oracle is read back: no step is practised twice.
+        monkeypatch.setattr(sim, 'step', crashing_step)
+        steps.clear()
+        _, again_s = train_oracle(sim, config, scaler, progress=False, checkpoint_dir=folder)
+        assert not steps and again_s >= saved()['train_s']
+        with pytest.raises(ValueError, match='another configuration'):
+            train_oracle(sim, PipelineConfig(**{**config.__dict__, 'rl_steps': 120}), scaler,
+                         progress=False, checkpoint_dir=folder)
 
 
 def test_mixed_goal_states_take_one_part_from_exploration_and_the_rest_from_the_goal_space():
