@@ -89,7 +89,7 @@ from rig_ros.core.oracle import (  # noqa: E402
     evaluate_oracle, mixed_goal_states, StateScaler, train_oracle)
 from rig_ros.core.pipeline import (  # noqa: E402
     check_run_config, evaluate_random, evaluate_rig, evaluation_goals, exploration_states,
-    hand_in_goal_box, PipelineConfig, PUSH_TRACKING, RigPipeline, saved_form)
+    hand_in_goal_box, PipelineConfig, PUSH_TRACKING, RigPipeline, sampled_goal_states, saved_form)
 from rig_ros.core.replay import RelabelConfig  # noqa: E402
 from rig_ros.core.skew_fit import SkewFitConfig  # noqa: E402
 from rig_ros.sim.sawyer import SawyerSim, SawyerSimConfig  # noqa: E402
@@ -338,10 +338,8 @@ def run_baselines(config: PipelineConfig, path: pathlib.Path,
                 explored = explored[hand_in_goal_box(explored, config.task)]
             goal_states = explored
             if part != 'both':  # 'both' draws nothing: its goals stay those of earlier runs
-                goal_rng = np.random.default_rng((config.seed, 3))
                 goal_states = mixed_goal_states(
-                    explored, np.stack([sim.sample_goal_state(goal_rng) for _ in explored]),
-                    part)
+                    explored, sampled_goal_states(sim, len(explored), (config.seed, 3)), part)
         policy, train_s = train_oracle(sim, config, scaler, goal_states=goal_states,
                                        checkpoint_dir=oracle_checkpoints(path))
         figures = {box: {'oracle': figures_of(evaluate_oracle(sim, policy, config, scaler,

@@ -19,7 +19,7 @@ from rig_ros.core.actor import GoalPolicy
 from rig_ros.core.evaluation import Evaluation
 from rig_ros.core.pipeline import (
     GoalEnv, make_trainer, PipelineConfig, practice_loop, restore_practice, rollout_to_goal,
-    save_practice, saved_form)
+    sampled_goal_states, save_practice, saved_form)
 from rig_ros.core.resets import HAND_DIMS
 
 GOAL_PARTS = ('both', 'hand', 'pucks')
@@ -36,8 +36,7 @@ class StateScaler:
 
     def __init__(self, env: GoalEnv, samples: int = 2000, seed: int = 0,
                  shared_scale: bool = False) -> None:
-        rng = np.random.default_rng(seed)
-        goals = np.stack([env.sample_goal_state(rng) for _ in range(samples)])
+        goals = sampled_goal_states(env, samples, seed)
         self.mean = goals.mean(axis=0)
         self.scale = np.maximum(goals.std(axis=0), 1e-3)  # fixed coordinates stay finite
         if shared_scale:

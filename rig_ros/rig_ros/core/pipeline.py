@@ -490,10 +490,15 @@ def make_trainer(config: PipelineConfig, obs_dim: int, action_dim: int,
         vae_stage=vae_stage)
 
 
+def sampled_goal_states(env: GoalEnv, count: int, seed: int | tuple[int, ...]) -> np.ndarray:
+    """Return `count` goal states drawn from the task's goal distribution with `seed`."""
+    rng = np.random.default_rng(seed)
+    return np.stack([env.sample_goal_state(rng) for _ in range(count)])
+
+
 def evaluation_goals(env: GoalEnv, count: int, seed: int) -> np.ndarray:
     """Goal states for evaluation, the same for every method of a seed."""
-    rng = np.random.default_rng(10_000 + seed)
-    return np.stack([env.sample_goal_state(rng) for _ in range(count)])
+    return sampled_goal_states(env, count, 10_000 + seed)
 
 
 def rollout_to_goal(env: GoalEnv, act: Callable[[], np.ndarray], steps: int,
@@ -765,9 +770,8 @@ class RigPipeline:
         config = self.config
         count = config.frame_goals_goal_states
         self.log(f'imagined goals from the frames of {count} goal states')
-        rng = np.random.default_rng(GOAL_STATE_FRAMES_SEED + config.seed)
         self.env.reset(seed=GOAL_STATE_FRAMES_SEED + config.seed)
-        states = np.stack([self.env.sample_goal_state(rng) for _ in range(count)])
+        states = sampled_goal_states(self.env, count, GOAL_STATE_FRAMES_SEED + config.seed)
         images = np.stack([
             preprocess(self.env.render_goal(state, config.raw_height, config.raw_width),
                        config.preprocess_config)
