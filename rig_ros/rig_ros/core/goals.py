@@ -66,6 +66,8 @@ class GoalSchedulerConfig:
         with weight ~ p(z)^alpha, p the pool's Gaussian KDE ('latent_kde'), so latents of rare
         scenes (a puck pushed far) are imagined more. Set the learner's skew_fit.alpha alike.
     skew_max_weight_ratio: cap of one latent's weight, in multiples of the uniform weight.
+    skew_refit_every: the pool's density is refitted once this many more frames were seen
+        (a fit of 2,000 latents takes about 0.4 s: not one per episode).
     frame_goals_hand_box: 'frames': keep only latents of frames taken with the hand inside
         this box (robot/state at the frame's stamp), so that goals show the hand where the
         task's goals put it (a pusher's goal scenes hold the hand in a small box). None:
@@ -94,6 +96,7 @@ class GoalSchedulerConfig:
     frame_pool_size: int = 2000
     skew_alpha: float = 0.0
     skew_max_weight_ratio: float = 20.0
+    skew_refit_every: int = 500
     frame_goals_hand_box: Optional[HandBox] = None
     hand_stamp_tolerance_s: float = 0.05
     robot_id: str = ''
@@ -120,7 +123,8 @@ class GoalSchedulerConfig:
         if not self.skew_max_weight_ratio >= 1.0:
             raise ValueError(f'skew_max_weight_ratio must be >= 1, '
                              f'got {self.skew_max_weight_ratio!r}')
-        for name in ('episode_length', 'torch_threads', 'frame_pool_size'):
+        for name in ('episode_length', 'torch_threads', 'frame_pool_size',
+                     'skew_refit_every'):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f'{name} must be a positive integer, got {value!r}')
@@ -184,14 +188,21 @@ class FramePool:
     """A uniform sample of the latents seen under one VAE version (reservoir sampling).
 
     A latent of another version empties the pool first: goals are drawn in the VAE's current
-    latent space only.
+    latent space only. Skewed draws weigh the kept latents by their KDE, refitted once
+    `refit_every` more latents were offered: a fit of 2,000 latents took 0.4 s on the 2-core
+    CPU beside other work, too long a pause in the scheduler's callback at every episode.
     """
 
-    def __init__(self, size: int, rng: np.random.Generator) -> None:
+    def __init__(self, size: int, rng: np.random.Generator, refit_every: int = 500) -> None:
         self._latents: list[np.ndarray] = []
         self._size = size
         self._rng = rng
         self._seen = 0
+        self._refit_every = refit_every
+        self._weights: Optional[np.ndarray] = None
+        self._weights_key: tuple[float, float] = (0.0, 0.0)  # (alpha, cap) of the fit
+        self._fitted_at = 0  # latents offered when the weights were fitted
+        self.fits = 0  # KDE fits so far
         self.version: Optional[int] = None
 
     def __len__(self) -> int:
@@ -201,6 +212,7 @@ class FramePool:
         """Offer one frame's latent under VAE `version`."""
         if version != self.version:
             self._latents, self._seen, self.version = [], 0, version
+            self._weights = None
         self._seen += 1
         if len(self._latents) < self._size:
             self._latents.append(np.array(latent, np.float32))
@@ -213,12 +225,19 @@ class FramePool:
         """Return a copy of one kept latent (the pool must not be empty).
 
         Uniformly, or with skew_alpha < 0 by weight ~ p(z)^alpha over the pool's KDE
-        (`core.skew_fit.latent_skew_weights`, computed at each draw: once per episode).
+        (`core.skew_fit.latent_skew_weights`). Between refits a slot the reservoir refilled
+        keeps its predecessor's weight.
         """
         if not skew_alpha:
             return self._latents[int(self._rng.integers(len(self._latents)))].copy()
-        weights = latent_skew_weights(np.stack(self._latents), skew_alpha, max_weight_ratio)
-        return self._latents[int(self._rng.choice(len(self._latents), p=weights))].copy()
+        key = (skew_alpha, max_weight_ratio)
+        if (self._weights is None or len(self._weights) != len(self._latents)
+                or self._weights_key != key or self._seen - self._fitted_at >= self._refit_every):
+            self._weights = latent_skew_weights(np.stack(self._latents), skew_alpha,
+                                                max_weight_ratio)
+            self._weights_key, self._fitted_at = key, self._seen
+            self.fits += 1
+        return self._latents[int(self._rng.choice(len(self._latents), p=self._weights))].copy()
 
 
 class GoalScheduler:
@@ -233,7 +252,8 @@ class GoalScheduler:
         self._model_loaded = False
         self._learner_stage: Optional[str] = None
         self.goal: Optional[GoalCommand] = None
-        self.frames = FramePool(config.frame_pool_size, np.random.default_rng((config.seed, 1)))
+        self.frames = FramePool(config.frame_pool_size, np.random.default_rng((config.seed, 1)),
+                                config.skew_refit_every)
         # frame_goals_hand_box: the hand's recent positions, and the frames not kept by reason.
         self.hands = HandTrack()
         self.frames_left_out = {'no hand': 0, 'hand outside the box': 0}

@@ -10,10 +10,11 @@ The imagined goal is z ~ N(0, I) (`imagined_goals: prior`, RIG), or with `imagin
 frames` the encoder mean of a frame this robot's camera gave under the current VAE (a uniform
 sample of `frame_pool_size` of the `rig/latent` messages seen; the prior until one arrives),
 drawn uniformly or, with `skew_alpha` < 0 (Skew-Fit), by weight ~ p(z)^alpha over the kept
-latents' density, so rare scenes are imagined more. With `frame_goals_hand_box` set, only
-frames taken with the hand inside that box are kept: the hand of a frame is the `robot/state`
-(geometry_msgs/PointStamped, the driver's or the sim's) nearest to the latent's stamp within
-`hand_stamp_tolerance_s`; frames without one are left out, counted in the waiting log.
+latents' density (refitted every `skew_refit_every` frames), so rare scenes are imagined more.
+With `frame_goals_hand_box` set, only frames taken with the hand inside that box are kept: the
+hand of a frame is the `robot/state` (geometry_msgs/PointStamped, the driver's or the sim's)
+nearest to the latent's stamp within `hand_stamp_tolerance_s`; frames without one are left
+out, counted in the waiting log.
 
 Exploration (`goal_source: prior`, `explore: true`, no VAE yet): the learner's latched
 `rig/learner_status` (std_msgs/String JSON; the graph remaps it to the fleet's) gives its

@@ -82,6 +82,30 @@ def test_a_skewed_pool_draws_rare_latents_more():
     assert np.mean(uniform > 1.0) < 0.2 and np.mean(skewed > 1.0) > 0.4
 
 
+def test_a_skewed_pool_refits_its_density_only_after_enough_new_frames():
+    pool = FramePool(50, np.random.default_rng(0), refit_every=20)
+    rng = np.random.default_rng(1)
+
+    def offer(count: int, version: int = 1) -> None:
+        for _ in range(count):
+            pool.add(rng.normal(size=4), version)
+
+    offer(60)
+    for _ in range(10):  # ten episodes' goals from one fit
+        pool.draw(-1.0)
+    assert pool.fits == 1
+    offer(19)
+    pool.draw(-1.0)
+    assert pool.fits == 1
+    offer(1)  # the twentieth frame since the fit
+    pool.draw(-1.0)
+    assert pool.fits == 2
+    pool.draw(-0.5)  # another skew is another density weighting
+    assert pool.fits == 3
+    offer(5, version=2)  # a new VAE empties the pool: its five latents are weighed afresh
+    assert pool.draw(-0.5).shape == (4,) and pool.fits == 4
+
+
 def test_a_skewed_scheduler_imagines_from_its_pool_by_weight():
     scheduler = GoalScheduler(GoalSchedulerConfig(imagined_goals='frames', skew_alpha=-1.0,
                                                   skew_max_weight_ratio=50.0))
@@ -97,6 +121,7 @@ def test_a_skewed_scheduler_imagines_from_its_pool_by_weight():
     ({'imagined_goals': 'frames', 'skew_alpha': float('nan')}, 'skew_alpha'),
     ({'skew_alpha': -1.0}, "imagined_goals 'frames'"),
     ({'imagined_goals': 'frames', 'skew_max_weight_ratio': 0.5}, 'skew_max_weight_ratio'),
+    ({'imagined_goals': 'frames', 'skew_refit_every': 0}, 'skew_refit_every'),
     ({'frame_goals_hand_box': HandBox((0.0, 0.5), (0.1, 0.7))}, "imagined_goals 'frames'"),
     ({'imagined_goals': 'frames', 'hand_stamp_tolerance_s': 0.0}, 'hand_stamp_tolerance_s')])
 def test_bad_skew_settings_name_the_field(values, field):
