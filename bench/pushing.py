@@ -18,9 +18,9 @@ wall time per seed. Resumable: each (task, variant, seed) keeps its run director
 finished one is read back and an interrupted one resumes from its checkpoint (the oracle's
 training too), both only with the configuration they were run with (another is refused).
 `--jobs N` runs N of them at once, one process each (the seeds of a machine with more cores);
-`--image-size` / `--latent-dim` / `--beta` change the VAE and `--imagined-goals frames` RIG's
-goals (their runs get their own folder; the
-baselines, which see no VAE, are shared); `--episode-length` the practice and evaluation episodes
+`--image-size` / `--latent-dim` / `--beta` / `--vae-steps` change the VAE and `--imagined-goals
+frames` RIG's goals (their runs get their own folder; the baselines, which see no VAE, are
+shared); `--episode-length` the practice and evaluation episodes
 of RIG and the oracle alike, `--relabel` where sampled transitions' goals come from and
 `--updates-per-step` TD3's updates per transition, `--batch-size`, `--learning-rate` and
 `--hidden-sizes` its batch, Adam rate and layer widths (all of them get their own folders, the
@@ -125,6 +125,7 @@ class RunSettings:
     episode_length: int | None = None  # practice and evaluation episodes, RIG and the oracle
     relabel: tuple[float, float, float] | None = None  # RelabelConfig's fractions, both too
     beta: float | None = None  # VAEConfig.beta (None: RIG's 10/128)
+    vae_steps: int | None = None  # PipelineConfig.vae_steps, pretraining minibatches (None: 5,000)
     updates_per_step: int | None = None  # TD3 updates per stored transition, RIG and the oracle
     batch_size: int | None = None  # TD3's replay batch, RIG and the oracle (None: 128)
     learning_rate: float | None = None  # TD3's actor and critic Adam rate, both (None: 1e-3)
@@ -161,6 +162,7 @@ class RunSettings:
                            ('aim', self.aimed_pushes), ('track', self.push_tracking),
                            ('finetune', self.fine_tune_vae_every),
                            ('until', self.fine_tune_vae_until), ('beta', self.beta),
+                           ('vaesteps', self.vae_steps),
                            ('from', 'replay' if self.frame_goals_from_replay else None),
                            ('hand', 'box' if self.frame_goals_hand_box else None),
                            ('goalstates', self.frame_goals_goal_states),
@@ -225,6 +227,8 @@ def pushing_config(task: str, variant: str, seed: int, quick: bool, rl_steps: in
     if settings.latent_dim is not None:
         config = dataclasses.replace(config, vae=dataclasses.replace(
             config.vae, latent_dim=settings.latent_dim))
+    if settings.vae_steps is not None:
+        config = dataclasses.replace(config, vae_steps=settings.vae_steps)
     if settings.beta is not None:
         config = dataclasses.replace(config, vae=dataclasses.replace(config.vae,
                                                                      beta=settings.beta))
@@ -543,6 +547,9 @@ def main() -> int:
                         help="the VAE's latent size (default: the learning benchmark's, 4)")
     parser.add_argument('--beta', type=float, default=None,
                         help="the VAE's KL weight (default: RIG's, 10/128 = 0.078125)")
+    parser.add_argument('--vae-steps', type=int, default=None,
+                        help="the VAE's pretraining minibatches (default: the learning "
+                             "benchmark's, 5,000)")
     parser.add_argument('--imagined-goals', choices=IMAGINED_GOALS, default=None,
                         help="RIG's imagined goals: the VAE prior (default) or the latents of "
                              "the VAE's frames (Skew-Fit's source; skewfit always uses these)")
@@ -660,6 +667,8 @@ def main() -> int:
         parser.error('--frames-from and --continue-from exclude each other')
     if args.jobs < 1:
         parser.error(f'--jobs must be at least 1, got {args.jobs}')
+    if args.vae_steps is not None and args.vae_steps < 1:  # 0 would leave the VAE untrained
+        parser.error(f'--vae-steps (vae_steps) must be at least 1, got {args.vae_steps}')
     if args.first_seed < 0 or args.seeds < 1:
         parser.error(f'--first-seed must be >= 0 and --seeds >= 1, got {args.first_seed} and '
                      f'{args.seeds}')
@@ -670,6 +679,7 @@ def main() -> int:
         fine_tune_vae_every=args.fine_tune_vae_every,
         fine_tune_vae_until=args.fine_tune_vae_until, episode_length=args.episode_length,
         relabel=None if args.relabel is None else tuple(args.relabel), beta=args.beta,
+        vae_steps=args.vae_steps,
         updates_per_step=args.updates_per_step, batch_size=args.batch_size,
         learning_rate=args.learning_rate,
         hidden_sizes=None if args.hidden_sizes is None else tuple(args.hidden_sizes),

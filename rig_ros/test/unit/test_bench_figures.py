@@ -148,12 +148,16 @@ def test_episode_length_reaches_rig_and_the_oracle_and_names_both_folders(
     assert both.baselines_tag() == '_replay100000_episode100'
 
 
-def test_beta_reaches_the_vae_and_names_only_rigs_folder(pushing: ModuleType) -> None:
+def test_beta_and_vae_steps_reach_the_vae_and_name_only_rigs_folder(pushing: ModuleType) -> None:
     settings = pushing.RunSettings(latent_dim=16, beta=0.3125)
     config = pushing.pushing_config('pusher', 'rig', 0, False, 50_000, 20, settings)
     assert (config.vae.beta, config.vae.latent_dim) == (0.3125, 16)
     assert settings.tag() == '_latent16_beta0.3125'
     assert settings.baselines_tag() == ''  # the oracle sees no VAE
+    longer = pushing.RunSettings(image_size=84, vae_steps=20_000)
+    config = pushing.pushing_config('pusher', 'rig', 0, False, 50_000, 20, longer)
+    assert config.vae_steps == 20_000
+    assert longer.tag() == '_image84_vaesteps20000' and longer.baselines_tag() == ''
 
 
 def test_camera_elevation_reaches_rigs_sim_and_names_only_rigs_folder(
@@ -348,6 +352,7 @@ def test_position_probe_observation_names_rigs_folder_and_reaches_the_config(
 @pytest.mark.parametrize('flags, field', [
     (['--reset-to-goal', '1.5'], 'collect_reset_to_goal_probability'),
     (['--beta', '-1'], 'beta'), (['--episode-length', '0'], 'episode_length'),
+    (['--vae-steps', '0'], 'vae_steps'),
     (['--fine-tune-vae-until', '100'], 'fine_tune_vae_until'),
     (['--relabel', '0.5', '0.5', '0.5'], 'relabel'), (['--replay-capacity', '0'], 'replay'),
     (['--updates-per-step', '0'], 'updates_per_step'),
