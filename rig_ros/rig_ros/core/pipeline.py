@@ -619,9 +619,9 @@ def restore_practice(trainer: RigTrainer, rl_path: pathlib.Path, replay_path: pa
                      ) -> Optional[tuple[int, dict[str, Any], dict[str, Any]]]:
     """Load what `save_practice` wrote into `trainer`; None when nothing was saved.
 
-    Returns (step, metadata, the `extra` modules' state dicts found). Raises
-    `checkpoints.CheckpointError` for an unusable file: a corrupt checkpoint is never guessed
-    around.
+    Returns (step, metadata, the `extra` modules' state dicts found). An unusable file raises
+    (`checkpoints.CheckpointError` for the networks, numpy's error for the replay): a corrupt
+    checkpoint is never guessed around.
     """
     if not (rl_path.exists() and replay_path.exists()):
         return None
