@@ -17,6 +17,7 @@ import numpy as np
 
 from rig_ros.core.actor import GoalPolicy
 from rig_ros.core.evaluation import Evaluation
+from rig_ros.core.files import hold_run_directory
 from rig_ros.core.pipeline import (
     GoalEnv, make_trainer, PipelineConfig, practice_loop, restore_practice, rollout_to_goal,
     sampled_goal_states, save_practice, saved_form)
@@ -57,7 +58,8 @@ def train_oracle(env: GoalEnv, config: PipelineConfig, scaler: StateScaler,
     practice and imagined goals uniformly from these instead (the states random exploration
     saw are the oracle's counterpart of RIG's frames' goals). `checkpoint_dir`: checkpoint there
     every `config.checkpoint_every` steps and resume from it, as RIG's runs do (the wall time
-    returned is summed over the sessions); a checkpoint of another configuration is refused.
+    returned is summed over the sessions); a checkpoint of another configuration is refused,
+    and so is a folder another process holds (`files.RunDirectoryInUse`).
     """
     state_dim = env.state_vector().shape[0]
     if goal_states is not None and (goal_states.ndim != 2 or len(goal_states) == 0
@@ -78,7 +80,7 @@ def train_oracle(env: GoalEnv, config: PipelineConfig, scaler: StateScaler,
     settings = {'config': saved_form(config), 'scale': scaler.scale.tolist(),
                 'goal_states': None if goal_states is None else len(goal_states)}
     if checkpoint_dir is not None:
-        checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        hold_run_directory(checkpoint_dir)  # a second oracle on it would overwrite this one's
         rl_path = checkpoint_dir / 'oracle_rl.safetensors'
         replay_path = checkpoint_dir / 'oracle_replay.npz'
         restored = restore_practice(trainer, rl_path, replay_path)

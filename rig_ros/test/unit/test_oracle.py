@@ -1,6 +1,9 @@
 """The state-based oracle: standardised states and a short end-to-end run on the reacher."""
 
+import os
 import pathlib
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -99,6 +102,14 @@ def test_an_interrupted_oracle_resumes_from_its_checkpoint(tmp_path, monkeypatch
         steps.clear()
         _, again_s = train_oracle(sim, config, scaler, progress=False, checkpoint_dir=folder)
         assert not steps and again_s >= saved()['train_s']
+        # The oracle holds its folder: a second process (a second oracle) is refused it.
+        second = subprocess.run(
+            [sys.executable, '-c', 'import sys\nfrom rig_ros.core.files import '
+             'hold_run_directory, RunDirectoryInUse\ntry:\n    hold_run_directory(sys.argv[1])'
+             '\nexcept RunDirectoryInUse:\n    print("in use")', str(folder)],
+            capture_output=True, text=True, timeout=60,
+            env={**os.environ, 'PYTHONPATH': os.pathsep.join(sys.path)})
+        assert second.stdout.strip() == 'in use'
         with pytest.raises(ValueError, match='another configuration'):
             train_oracle(sim, PipelineConfig(**{**config.__dict__, 'rl_steps': 120}), scaler,
                          progress=False, checkpoint_dir=folder)
