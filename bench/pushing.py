@@ -18,16 +18,17 @@ wall time per seed. Resumable: each (task, variant, seed) keeps its run director
 finished one is read back and an interrupted one resumes from its checkpoint (the oracle's
 training too), both only with the configuration they were run with (another is refused).
 `--jobs N` runs N of them at once, one process each (the seeds of a machine with more cores);
-`--image-size` / `--latent-dim` / `--beta` / `--vae-steps` change the VAE and `--imagined-goals
-frames` RIG's goals (their runs get their own folder; the baselines, which see no VAE, are
-shared); `--episode-length` the practice and evaluation episodes
-of RIG and the oracle alike, `--relabel` where sampled transitions' goals come from and
-`--updates-per-step` TD3's updates per transition, `--batch-size`, `--learning-rate` and
-`--hidden-sizes` its batch, Adam rate and layer widths (all of them get their own folders, the
-oracle's too); `--frame-goals-from-replay` draws the frames' goals from the replay, as the
-graph does, and `--frame-goals-hand-box` from the frames whose hand lies in the hand-goal box;
-`--frame-goals-goal-states N` makes RIG's goals the frames of N rendered goal states (what the
-oracle practises on; a simulator diagnostic that separates RIG's goals from its latent);
+`--image-size` / `--latent-dim` / `--beta` / `--vae-steps` change the VAE, `--crop` the window
+of the camera frame it sees, and `--imagined-goals frames` RIG's goals (their runs get their
+own folder; the baselines, which see no VAE, are shared); `--episode-length` the practice and
+evaluation episodes of RIG and the oracle alike, `--relabel` where sampled transitions' goals
+come from and `--updates-per-step` TD3's updates per transition, `--batch-size`,
+`--learning-rate` and `--hidden-sizes` its batch, Adam rate and layer widths (all of them get
+their own folders, the oracle's too); `--frame-goals-from-replay` draws the frames' goals from
+the replay, as the graph does, and `--frame-goals-hand-box` from the frames whose hand lies in
+the hand-goal box; `--frame-goals-goal-states N` makes RIG's goals the frames of N rendered
+goal states (what the oracle practises on; a simulator diagnostic that separates RIG's goals
+from its latent);
 `--reward-position-probe` measures RIG's reward between the hand and puck positions a probe
 reads from the latents (a simulator diagnostic: the probe is fitted on true states) and
 `--observe-position-probe` makes those positions RIG's observation and goals too (its reward
@@ -145,6 +146,7 @@ class RunSettings:
     observe_position_probe: bool | None = None  # PipelineConfig.observe_position_probe
     camera_elevation: float | None = None  # PipelineConfig.sim_camera_elevation_deg (None: -65)
     hide_arm: bool | None = None  # PipelineConfig.sim_hide_arm: frames without the arm's links
+    crop: tuple[int, int, int, int] | None = None  # PipelineConfig.crop (top, left, height, width)
 
     def tag(self) -> str:
         """Return a suffix naming the settings that differ ('' for none)."""
@@ -152,6 +154,8 @@ class RunSettings:
                        for name, value in (
                            ('image', self.image_size), ('latent', self.latent_dim),
                            ('elevation', self.camera_elevation),
+                           ('crop', None if self.crop is None
+                            else '{}-{}-{}x{}'.format(*self.crop)),
                            ('ghost', 'arm' if self.hide_arm else None),
                            ('goals', self.imagined_goals),
                            ('reset', self.reset_to_goal_probability),
@@ -242,6 +246,8 @@ def pushing_config(task: str, variant: str, seed: int, quick: bool, rl_steps: in
         config = dataclasses.replace(config, sim_hide_arm=True)
     if settings.camera_elevation is not None:
         config = dataclasses.replace(config, sim_camera_elevation_deg=settings.camera_elevation)
+    if settings.crop is not None:
+        config = dataclasses.replace(config, crop=settings.crop)
     if settings.collect_images is not None:
         config = dataclasses.replace(config, collect_images=settings.collect_images)
     if settings.keep_objects:
@@ -612,6 +618,11 @@ def main() -> int:
     parser.add_argument('--camera-elevation', type=float, default=None,
                         help="the simulator camera's elevation in degrees, RIG's frames only "
                              "(default: the simulator's, -65; flatter sees behind the hand)")
+    parser.add_argument('--crop', type=int, nargs=4, default=None,
+                        metavar=('TOP', 'LEFT', 'HEIGHT', 'WIDTH'),
+                        help="the window of the 84x84 camera frame RIG's VAE sees, resized to "
+                             "--image-size (camera_pipeline's crop; default: the whole frame); "
+                             '10 3 60 78 keeps the pusher workspace: hand and puck larger')
     parser.add_argument('--hide-arm', action='store_true',
                         help="simulator diagnostic: RIG's frames show the hand but not the "
                              "arm's links, which hide the puck behind the hand")
@@ -686,7 +697,7 @@ def main() -> int:
         frame_goals_from_replay=args.frame_goals_from_replay or None,
         oracle_goals=args.oracle_goals, collect_hold_steps=args.collect_hold_steps,
         collect_images=args.collect_images, camera_elevation=args.camera_elevation,
-        hide_arm=args.hide_arm or None,
+        hide_arm=args.hide_arm or None, crop=None if args.crop is None else tuple(args.crop),
         keep_objects=args.keep_objects or None,
         hand_to_goal_box=args.hand_to_goal_box or None, aimed_pushes=args.aimed_pushes,
         push_tracking=args.push_tracking,

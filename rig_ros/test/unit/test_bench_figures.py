@@ -15,6 +15,7 @@ import pytest
 
 from rig_ros.core import oracle
 from rig_ros.core.oracle import GOAL_PARTS
+from rig_ros.core.preprocessing import CropBox, PreprocessConfig
 
 BENCH = pathlib.Path(__file__).resolve().parents[3] / 'bench'
 
@@ -171,6 +172,10 @@ def test_camera_elevation_reaches_rigs_sim_and_names_only_rigs_folder(
     config = pushing.pushing_config('pusher', 'rig', 0, False, 50_000, 20, ghost)
     assert config.sim_options()['hide_arm'] is True
     assert (ghost.tag(), ghost.baselines_tag()) == ('_latent16_ghostarm', '')
+    cropped = pushing.RunSettings(latent_dim=16, crop=(10, 3, 60, 78))
+    config = pushing.pushing_config('pusher', 'rig', 0, False, 50_000, 20, cropped)
+    assert config.preprocess_config == PreprocessConfig(CropBox(10, 3, 60, 78), 48)
+    assert (cropped.tag(), cropped.baselines_tag()) == ('_latent16_crop10-3-60x78', '')
 
 
 def test_puck_visibility_shares_and_pushing_states() -> None:

@@ -132,7 +132,9 @@ def test_runs_saved_before_the_td3_split_still_resume(sim, tmp_path):
                                           ('reward', 'manhattan'), ('eval_goals', 0),
                                           ('imagined_goals', 'replay'),
                                           ('sim_camera_elevation_deg', 10.0),
-                                          ('sim_camera_elevation_deg', -120.0)])
+                                          ('sim_camera_elevation_deg', -120.0),
+                                          ('crop', (14, 3, 56, 82)), ('crop', (0, 0, 0, 10)),
+                                          ('crop', (0, 0, 10.5, 10))])
 def test_bad_config_names_the_field(field, value):
     with pytest.raises(ValueError, match=field):
         tiny_config(**{field: value})
