@@ -212,15 +212,15 @@ class PipelineConfig:
                 -90.0 <= self.sim_camera_elevation_deg < 0.0):
             raise ValueError('sim_camera_elevation_deg must be in [-90, 0) or None, got '
                              f'{self.sim_camera_elevation_deg!r}')
+        if self.image_size not in (48, 84):
+            raise ValueError(f'image_size must be 48 or 84, got {self.image_size!r}')
         if self.crop is not None:  # a crop outside the frame fails here, not at the first frame
             try:
-                CropBox(*self.crop).pixels(int(self.raw_height), int(self.raw_width))
+                self.preprocess_config.crop.pixels(int(self.raw_height), int(self.raw_width))
             except (TypeError, ValueError) as error:
                 raise ValueError(f'crop {self.crop!r} (top, left, height, width) does not fit '
                                  f'the {self.raw_height}x{self.raw_width} frame: {error}'
                                  ) from None
-        if self.image_size not in (48, 84):
-            raise ValueError(f'image_size must be 48 or 84, got {self.image_size!r}')
         for name in ('collect_reset_to_goal_probability', 'collect_aimed_pushes'):
             probability = getattr(self, name)
             if (isinstance(probability, bool) or not isinstance(probability, (int, float))

@@ -161,7 +161,7 @@ def test_beta_and_vae_steps_reach_the_vae_and_name_only_rigs_folder(pushing: Mod
     assert longer.tag() == '_image84_vaesteps20000' and longer.baselines_tag() == ''
 
 
-def test_camera_elevation_reaches_rigs_sim_and_names_only_rigs_folder(
+def test_camera_settings_reach_rigs_frames_and_name_only_rigs_folder(
         pushing: ModuleType) -> None:
     settings = pushing.RunSettings(latent_dim=16, camera_elevation=-45.0)
     config = pushing.pushing_config('pusher', 'rig', 0, False, 50_000, 20, settings)
